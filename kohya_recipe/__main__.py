@@ -1,0 +1,3 @@
+from kohya_recipe.cli import main
+
+main()
