@@ -420,27 +420,21 @@ def build_project(
     recipe = recipe_from_dict(data, source="recipe")
     result = render_project(recipe, out_dir, force=force, dry_run=dry_run, copy_images=copy_images)
     result.plan = plan_recipe(recipe)
-    result.warnings += result.plan.warnings
     return result
 
 
 def plan_recipe(recipe: Recipe, images: str | Path | None = None) -> Any:
     """The bucket-aware step plan for the recipe's images (``images`` overrides ``dataset.images``)."""
-    from kohya_recipe.images import image_size, list_trainer_images
-    from kohya_recipe.plan import plan_from_recipe
+    from kohya_recipe.plan import plan_from_recipe, subset_from_folder
 
-    folder = Path(images) if images is not None else Path(recipe.dataset.images or "")
-    if not recipe.dataset.images and images is None:
+    if images is None and not recipe.dataset.images:
         raise RecipeError("no image folder: set dataset.images or pass --images", field="dataset.images")
-    if not folder.is_dir():
-        raise DatasetError("image folder not found", source=str(folder))
-    sizes = []
-    for p in list_trainer_images(folder):
-        try:
-            sizes.append((p.name, image_size(p)))
-        except OSError as exc:
-            raise DatasetError(f"cannot read the image size ({exc}); run `kohya-recipe check`", source=str(p)) from None
-    return plan_from_recipe(recipe, sizes)
+    folder = Path(images) if images is not None else Path(str(recipe.dataset.images))
+    subsets = [subset_from_folder(folder, recipe.dataset.repeats, name=recipe.subset_folder_name)]
+    if recipe.dataset.regularization:
+        subsets.append(subset_from_folder(Path(recipe.dataset.regularization), recipe.dataset.reg_repeats,
+                                          is_reg=True, name="reg"))
+    return plan_from_recipe(recipe, subsets)
 
 
 def plan_project(path: str | Path) -> Any:
