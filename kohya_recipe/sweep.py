@@ -225,6 +225,7 @@ class Sweep:
     base_output_name: str
     created: datetime | None = None
     recipe_file: str | None = None
+    warnings: list[str] = field(default_factory=list)  # from rendering; not written to the manifest
 
     @property
     def root(self) -> Path:
@@ -328,6 +329,13 @@ def load_sweep(path: str | Path) -> Sweep:
     )
 
 
+def _collect_warnings(sweep: Sweep, result: Any) -> None:
+    # Every run renders the same images, so the render's warnings (missing captions, skipped files) repeat.
+    for warning in getattr(result, "warnings", None) or []:
+        if warning not in sweep.warnings:
+            sweep.warnings.append(warning)
+
+
 def _same_runs(a: list[SweepRun], b: list[SweepRun]) -> bool:
     return [(r.folder, r.settings) for r in a] == [(r.folder, r.settings) for r in b]
 
@@ -341,13 +349,14 @@ def write_sweep(
     recipe_file: str | Path | None = None,
     render: Callable[..., Any] | None = None,
     progress: Callable[[SweepRun], None] | None = None,
+    dry_run: bool = False,
 ) -> Sweep:
     """Expand ``grid`` and render each run into ``out_dir/<output name>/`` plus ``out_dir/sweep.toml``.
 
     Never clobbers: a run folder that exists but is not listed in ``out_dir/sweep.toml``, or a ``sweep.toml``
     that is not a sweep manifest or lists a different sweep, is refused unless ``force``. Running the same
     sweep again re-renders its projects (each project's own no-clobber rules apply). On failure only the
-    folders created by this call are removed.
+    folders created by this call are removed. ``dry_run`` makes every check and writes nothing.
     """
     if render is None:
         from kohya_recipe.project import render_project
@@ -387,6 +396,18 @@ def write_sweep(
                     source=str(target),
                 )
 
+    sweep = Sweep(
+        path=manifest_path.absolute(),
+        runs=runs,
+        grid={k: list(v) for k, v in grid.items()},
+        base_output_name=recipe.output.output_name,
+        created=datetime.now().astimezone().replace(microsecond=0),
+        recipe_file=str(Path(recipe_file).absolute()) if recipe_file else None,
+    )
+    if dry_run:
+        for run in runs:
+            _collect_warnings(sweep, render(run.recipe, out / run.folder, force=force, dry_run=True))
+        return sweep
     created_out = not out.exists()
     created: list[Path] = []
     try:
@@ -395,17 +416,9 @@ def write_sweep(
             target = out / run.folder
             if not target.exists():
                 created.append(target)
-            render(run.recipe, target, force=force)
+            _collect_warnings(sweep, render(run.recipe, target, force=force))
             if progress is not None:
                 progress(run)
-        sweep = Sweep(
-            path=manifest_path.absolute(),
-            runs=runs,
-            grid={k: list(v) for k, v in grid.items()},
-            base_output_name=recipe.output.output_name,
-            created=datetime.now().astimezone().replace(microsecond=0),
-            recipe_file=str(Path(recipe_file).absolute()) if recipe_file else None,
-        )
         import tomli_w
 
         from kohya_recipe.fsutil import atomic_write_text
