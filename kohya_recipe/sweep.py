@@ -348,7 +348,7 @@ def write_sweep(
     *,
     recipe_file: str | Path | None = None,
     render: Callable[..., Any] | None = None,
-    progress: Callable[[SweepRun], None] | None = None,
+    progress: Callable[[SweepRun, int, int], None] | None = None,
     dry_run: bool = False,
 ) -> Sweep:
     """Expand ``grid`` and render each run into ``out_dir/<output name>/`` plus ``out_dir/sweep.toml``.
@@ -404,6 +404,12 @@ def write_sweep(
         created=datetime.now().astimezone().replace(microsecond=0),
         recipe_file=str(Path(recipe_file).absolute()) if recipe_file else None,
     )
+    from kohya_recipe.recipe import recipe_warnings
+
+    for run in runs:
+        for warning in recipe_warnings(run.recipe):
+            if warning not in sweep.warnings:
+                sweep.warnings.append(f"{warning}")
     if dry_run:
         for run in runs:
             _collect_warnings(sweep, render(run.recipe, out / run.folder, force=force, dry_run=True))
@@ -412,13 +418,13 @@ def write_sweep(
     created: list[Path] = []
     try:
         out.mkdir(parents=True, exist_ok=True)
-        for run in runs:
+        for i, run in enumerate(runs, 1):
             target = out / run.folder
             if not target.exists():
                 created.append(target)
             _collect_warnings(sweep, render(run.recipe, target, force=force))
             if progress is not None:
-                progress(run)
+                progress(run, i, len(runs))
         import tomli_w
 
         from kohya_recipe.fsutil import atomic_write_text
@@ -433,3 +439,29 @@ def write_sweep(
             shutil.rmtree(out, ignore_errors=True)
         raise
     return sweep
+
+
+def default_sweep_dir(recipe: Recipe) -> Path:
+    """``./<name>-<major>-sweep``: the runs share name and major version, only the letter differs."""
+    return Path(f"{recipe.output.name}-{recipe.output.major}-sweep")
+
+
+def sweep_recipe_file(
+    recipe_path: str | Path,
+    grid_items: Iterable[str],
+    out_dir: str | Path | None = None,
+    *,
+    sets: Iterable[str] = (),
+    force: bool = False,
+    dry_run: bool = False,
+    progress: Callable[[SweepRun, int, int], None] | None = None,
+) -> Sweep:
+    """``kohya-recipe sweep``: load the recipe (preset + ``--set``), parse the ``--grid`` items, write."""
+    from kohya_recipe.recipe import load_recipe
+
+    grid = parse_grid(grid_items)
+    recipe = load_recipe(recipe_path, tuple(sets))
+    out = Path(out_dir) if out_dir is not None else default_sweep_dir(recipe)
+    return write_sweep(
+        recipe, grid, out, force=force, recipe_file=recipe_path, progress=progress, dry_run=dry_run
+    )
