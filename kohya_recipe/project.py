@@ -285,7 +285,7 @@ def render_project(
     if sync_images and recipe.dataset.images:
         src = Path(recipe.dataset.images)
         dest = f"{IMG_DIR}/{recipe.subset_folder_name}"
-        if not (root / dest).exists() or not src.resolve() == (root / dest).resolve():
+        if not (root / dest).exists() or src.resolve() != (root / dest).resolve():
             items += _source_items(recipe, src, dest, result.warnings)
     if recipe.dataset.regularization:
         from kohya_recipe.render_dataset import reg_folder_name
@@ -332,8 +332,16 @@ def render_project(
         )
     result.folders = [f for f in folders if not (root / f).is_dir()]
     result.written = [i.rel for i in todo]
-    result.images = sum(1 for i in items if i.kind == "data" and i.source is not None and i.source.suffix != recipe.dataset.caption_extension)
-    result.captions = sum(1 for i in items if i.kind == "data" and i.source is not None and i.source.suffix == recipe.dataset.caption_extension)
+    result.images = sum(
+        1
+        for i in items
+        if i.kind == "data" and i.source is not None and i.source.suffix != recipe.dataset.caption_extension
+    )
+    result.captions = sum(
+        1
+        for i in items
+        if i.kind == "data" and i.source is not None and i.source.suffix == recipe.dataset.caption_extension
+    )
     if dry_run:
         return result
     _write(root, folders, todo, manifest, copy_images)
@@ -368,8 +376,9 @@ def _write(root: Path, folders: list[str], todo: list[_Item], manifest: dict[str
                 _link_or_copy(item.source, target, copy_images)
             if not existed:
                 created_files.append(target)
-        atomic_write_bytes(root / MANIFEST, (json.dumps({"version": 1, "files": manifest}, indent=2,
-                                                        sort_keys=True) + "\n").encode())
+        atomic_write_bytes(
+            root / MANIFEST, (json.dumps({"version": 1, "files": manifest}, indent=2, sort_keys=True) + "\n").encode()
+        )
     except OSError as exc:
         # Remove only what this call created; never anything that was there before.
         for f in reversed(created_files):
@@ -432,8 +441,9 @@ def plan_recipe(recipe: Recipe, images: str | Path | None = None) -> Any:
     folder = Path(images) if images is not None else Path(str(recipe.dataset.images))
     subsets = [subset_from_folder(folder, recipe.dataset.repeats, name=recipe.subset_folder_name)]
     if recipe.dataset.regularization:
-        subsets.append(subset_from_folder(Path(recipe.dataset.regularization), recipe.dataset.reg_repeats,
-                                          is_reg=True, name="reg"))
+        subsets.append(
+            subset_from_folder(Path(recipe.dataset.regularization), recipe.dataset.reg_repeats, is_reg=True, name="reg")
+        )
     return plan_from_recipe(recipe, subsets)
 
 

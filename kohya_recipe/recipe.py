@@ -115,9 +115,7 @@ class Model(_Strict):
         "Train against the base Stable Diffusion 1.5 model: every fine-tune is based on it.",
         default="stable-diffusion-v1-5/stable-diffusion-v1-5",
     )
-    family: Family = _doc(
-        "Model family: sd15, sd2 (written as --v2) or sdxl (sdxl_train_network.py).", default="sd15"
-    )
+    family: Family = _doc("Model family: sd15, sd2 (written as --v2) or sdxl (sdxl_train_network.py).", default="sd15")
     v_parameterization: bool = _doc("v-prediction model (SD 2.x 768-v).", default=False)
     vae: str | None = _doc("Replacement VAE file or folder.", default=None)
 
@@ -168,9 +166,7 @@ class Optimizer(_Strict):
     )
     unet_lr: float | None = _doc("U-Net learning rate.", default=None, ge=0)
     text_encoder_lr: float | None = _doc("Text-encoder learning rate.", default=None, ge=0)
-    scheduler: str = _doc(
-        "Learning-rate scheduler.", "adafactor, matching the optimizer.", default="constant"
-    )
+    scheduler: str = _doc("Learning-rate scheduler.", "adafactor, matching the optimizer.", default="constant")
     scheduler_args: list[str] = _doc("Scheduler arguments, `key=value`.", default_factory=list)
     warmup_steps: int | float = _doc(
         "Warmup: an integer number of steps, or a float below 1 as a share of all steps.", default=0, ge=0
@@ -382,7 +378,7 @@ class Output(_Strict):
 class Accelerate(_Strict):
     num_processes: int = _doc("Processes (GPUs) for accelerate launch.", default=1, ge=1)
     num_machines: int = _doc("Machines.", default=1, ge=1)
-    gpu_ids: list[str] = _doc("GPU ids for a multi-GPU run (e.g. [\"0\", \"1\"]).", default_factory=list)
+    gpu_ids: list[str] = _doc('GPU ids for a multi-GPU run (e.g. ["0", "1"]).', default_factory=list)
     mixed_precision: MixedPrecision | None = _doc(
         "accelerate's mixed precision (none = training.mixed_precision).", default=None
     )
@@ -404,8 +400,9 @@ class Recipe(_Strict):
     samples: Samples = Field(default_factory=Samples)
     output: Output = Field(default_factory=Output)
     accelerate: Accelerate = Field(default_factory=Accelerate)
-    extra: dict[str, Any] = _doc("Any other sd-scripts option (dest name = value), checked against the spec.",
-                                 default_factory=dict)
+    extra: dict[str, Any] = _doc(
+        "Any other sd-scripts option (dest name = value), checked against the spec.", default_factory=dict
+    )
     gui: dict[str, Any] = _doc("kohya_ss GUI-only settings kept for the GUI JSON.", default_factory=dict)
 
     @model_validator(mode="after")
@@ -426,7 +423,9 @@ class Recipe(_Strict):
                 "e.g. constant_with_warmup"
             )
         if opt.scheduler == "constant" and opt.warmup_steps != 0:
-            raise ValueError("optimizer.warmup_steps: the constant scheduler requires 0 warmup (use constant_with_warmup)")
+            raise ValueError(
+                "optimizer.warmup_steps: the constant scheduler requires 0 warmup (use constant_with_warmup)"
+            )
         if self.augmentation.color and (tr.cache_latents or tr.cache_latents_to_disk):
             # sd-scripts stops: "when caching latents, either color_aug or random_crop cannot be used".
             raise ValueError(
@@ -642,7 +641,12 @@ def _loc(parts: tuple[Any, ...]) -> str:
     """``("samples", "prompts", 0, "prompt")`` -> ``samples.prompts[0].prompt``."""
     out = ""
     for p in parts:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+        if isinstance(p, int):
+            out += f"[{p}]"
+        elif not re.fullmatch(r"[A-Za-z0-9_-]+", str(p)):
+            out += f"[{str(p)!r}]"  # a key with spaces or control characters stays on one line
+        else:
+            out += f".{p}" if out else str(p)
     return out
 
 
@@ -671,11 +675,13 @@ def _format_validation_error(exc: ValidationError, source: str) -> RecipeError:
             args = [a for a in getattr(ann, "__args__", ()) if isinstance(a, type) and issubclass(a, BaseModel)]
             model = args[0] if args else ann
         known = model.model_fields if isinstance(model, type) and issubclass(model, BaseModel) else {}
-        msg = f"unknown key{did_you_mean(str(err['loc'][-1]), known)}"
+        msg = f"unknown key{did_you_mean(str(err['loc'][-1]), known)}".replace("\n", "\\n")
     for old, new in _PYDANTIC_WORDING:
         msg = msg.replace(old, new)
-    if err["type"] not in ("extra_forbidden", "value_error") and "input" in err and not isinstance(
-        err["input"], (dict, list)
+    if (
+        err["type"] not in ("extra_forbidden", "value_error")
+        and "input" in err
+        and not isinstance(err["input"], (dict, list))
     ):
         msg += f", got {err['input']!r}"
     more = len(exc.errors()) - 1
@@ -686,9 +692,11 @@ def _format_validation_error(exc: ValidationError, source: str) -> RecipeError:
 
 def _substitute(data: dict[str, Any]) -> dict[str, Any]:
     """Replace ``{trigger}``/``{class}`` in sample prompts with the subject's words."""
-    subject = data.get("subject") or {}
+    subject = data.get("subject")
+    subject = subject if isinstance(subject, dict) else {}
+    samples = data.get("samples")
     words = {"{trigger}": str(subject.get("trigger", "")), "{class}": str(subject.get("class_token", "woman"))}
-    prompts = (data.get("samples") or {}).get("prompts")
+    prompts = samples.get("prompts") if isinstance(samples, dict) else None
     if isinstance(prompts, list):
         for p in prompts:
             if isinstance(p, dict):
@@ -719,15 +727,18 @@ def check_extra(recipe: Recipe, *, source: str = "recipe") -> None:
         if key in SDSCRIPTS_FIELDS:
             raise RecipeError(f"set it as {SDSCRIPTS_FIELDS[key]} instead", source=source, field=field)
         if key in DERIVED_OPTIONS:
-            raise RecipeError("is derived from the recipe and the project layout; it cannot be set", source=source,
-                              field=field)
+            raise RecipeError(
+                "is derived from the recipe and the project layout; it cannot be set", source=source, field=field
+            )
         try:
             check_option(key, value, sdxl=recipe.model.family == "sdxl", source=source)
         except RecipeError as exc:
             raise RecipeError(exc.message, source=source, field=field) from None
 
 
-def load_recipe_data(path: Path, sets: list[str] | tuple[str, ...] = (), *, preset: str | None = None) -> dict[str, Any]:
+def load_recipe_data(
+    path: Path, sets: list[str] | tuple[str, ...] = (), *, preset: str | None = None
+) -> dict[str, Any]:
     """Raw, layered recipe data: preset (from the file's ``preset`` key or ``preset``) + file + ``--set``."""
     from kohya_recipe.presets import load_preset
 

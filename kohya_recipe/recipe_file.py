@@ -54,7 +54,7 @@ def commented_recipe_toml(recipe: Recipe, *, preset: str | None = None) -> str:
         _value_line("schema_version", data["schema_version"]),
         "",
     ]
-    for name, info in Recipe.model_fields.items():
+    for name in Recipe.model_fields:
         sub = getattr(recipe, name)
         if not isinstance(sub, BaseModel):
             continue

@@ -93,7 +93,9 @@ def render_config(recipe: Recipe) -> dict[str, dict[str, Any]]:
     sections: dict[str, dict[str, Any]] = {name: {} for name in _SECTION_ORDER}
     for dest, value in flat.items():
         source = specs[dest].source
-        section = "sample_prompt_arguments" if dest.startswith("sample_") else _SECTIONS.get(source, "additional_arguments")
+        section = (
+            "sample_prompt_arguments" if dest.startswith("sample_") else _SECTIONS.get(source, "additional_arguments")
+        )
         sections[section][dest] = value
     return {name: dict(sorted(body.items())) for name, body in sections.items() if body}
 

@@ -28,10 +28,18 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "check": ("kohya_recipe.cli.dataset", "check_cmd", "Check a dataset and its captions against the recipe."),
     "caption": ("kohya_recipe.cli.dataset", "caption_group", "Edit caption files safely (init/add/remove/set/show)."),
     "train": ("kohya_recipe.cli.train", "train_cmd", "Train a rendered project headless with sd-scripts."),
-    "doctor": ("kohya_recipe.cli.train", "doctor_cmd", "Compare the installed sd-scripts with the bundled option spec."),
+    "doctor": (
+        "kohya_recipe.cli.train",
+        "doctor_cmd",
+        "Compare the installed sd-scripts with the bundled option spec.",
+    ),
     "sweep": ("kohya_recipe.cli.train", "sweep_cmd", "Expand a recipe into a grid of versioned runs."),
     "queue": ("kohya_recipe.cli.train", "queue_group", "Queue training runs and run them one after another."),
-    "report": ("kohya_recipe.cli.report", "report_cmd", "Rank epochs from TensorBoard logs and map them to checkpoints."),
+    "report": (
+        "kohya_recipe.cli.report",
+        "report_cmd",
+        "Rank epochs from TensorBoard logs and map them to checkpoints.",
+    ),
     "inspect": ("kohya_recipe.cli.report", "inspect_cmd", "Print a LoRA file's training metadata (no torch)."),
 }
 

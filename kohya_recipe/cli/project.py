@@ -61,8 +61,9 @@ def init_cmd(preset: str, trigger: str, class_token: str | None, images: str | N
     """Write a commented recipe.toml from a preset."""
     from kohya_recipe.recipe_file import write_recipe_file
 
-    path = write_recipe_file(Path(output), preset=preset, trigger=trigger, class_token=class_token,
-                             images=images, force=force)
+    path = write_recipe_file(
+        Path(output), preset=preset, trigger=trigger, class_token=class_token, images=images, force=force
+    )
     click.echo(f"Wrote {path} from preset {preset}. Edit it, then: kohya-recipe render {path} --out <project>")
 
 
@@ -83,7 +84,9 @@ Examples:
 """
 )
 @click.argument("target", type=click.Path(exists=True))
-@click.option("--images", type=click.Path(file_okay=False), default=None, help="Image folder (overrides dataset.images).")
+@click.option(
+    "--images", type=click.Path(file_okay=False), default=None, help="Image folder (overrides dataset.images)."
+)
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def plan_cmd(target: str, images: str | None, sets: tuple[str, ...], as_json: bool) -> None:
@@ -122,7 +125,9 @@ def _print_result(result: Any, verb: str) -> None:
         for rel in result.written:
             click.echo(f"  write {rel}")
     if result.images:
-        click.echo(f"  {result.images} image(s), {result.captions} caption(s) in img/{result.recipe.subset_folder_name}/")
+        click.echo(
+            f"  {result.images} image(s), {result.captions} caption(s) in img/{result.recipe.subset_folder_name}/"
+        )
     if result.plan is not None:
         from kohya_recipe.plan import format_plan
 
@@ -149,14 +154,28 @@ Examples:
 @click.argument("recipe_file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, help="Project folder to render into.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
-@click.option("--gui-json", type=click.Path(dir_okay=False), default=None,
-              help="Write only the kohya_ss GUI JSON config to this file.")
-@click.option("--preset-only", is_flag=True, help="With --gui-json: a shareable GUI preset (no folders, model, names, samples).")
+@click.option(
+    "--gui-json",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write only the kohya_ss GUI JSON config to this file.",
+)
+@click.option(
+    "--preset-only", is_flag=True, help="With --gui-json: a shareable GUI preset (no folders, model, names, samples)."
+)
 @click.option("--force", is_flag=True, help="Overwrite files kohya-recipe did not write.")
 @click.option("--dry-run", is_flag=True, help="Show what would be written; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-def render_cmd(recipe_file: str, out_dir: str | None, sets: tuple[str, ...], gui_json: str | None,
-               preset_only: bool, force: bool, dry_run: bool, as_json: bool) -> None:
+def render_cmd(
+    recipe_file: str,
+    out_dir: str | None,
+    sets: tuple[str, ...],
+    gui_json: str | None,
+    preset_only: bool,
+    force: bool,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
     """Render the trainer's config files from a recipe.
 
     Writes resolved-recipe.toml, config.toml (--config_file), dataset.toml (--dataset_config),
@@ -193,9 +212,16 @@ Examples:
 """
 )
 @click.argument("images", type=click.Path(file_okay=False))
-@click.option("--preset", default=None, help="Preset to layer under the recipe (default: likeness-sd15 without --recipe).")
-@click.option("--recipe", "recipe_file", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="A recipe file to start from.")
+@click.option(
+    "--preset", default=None, help="Preset to layer under the recipe (default: likeness-sd15 without --recipe)."
+)
+@click.option(
+    "--recipe",
+    "recipe_file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="A recipe file to start from.",
+)
 @click.option("--trigger", default=None, help="Trigger word (subject.trigger).")
 @click.option("--class", "class_token", default=None, help="Class token (subject.class_token).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Project folder to create.")
@@ -204,9 +230,19 @@ Examples:
 @click.option("--force", is_flag=True, help="Overwrite files kohya-recipe did not write.")
 @click.option("--dry-run", is_flag=True, help="Show the plan and what would be written; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-def build_cmd(images: str, preset: str | None, recipe_file: str | None, trigger: str | None, class_token: str | None,
-              out_dir: str, sets: tuple[str, ...], copy_images: bool, force: bool, dry_run: bool,
-              as_json: bool) -> None:
+def build_cmd(
+    images: str,
+    preset: str | None,
+    recipe_file: str | None,
+    trigger: str | None,
+    class_token: str | None,
+    out_dir: str,
+    sets: tuple[str, ...],
+    copy_images: bool,
+    force: bool,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
     """Build a ready training project from a folder of images.
 
     Writes the folder layout, the sd-scripts configs, the sample-prompt file and the resolved recipe, prints

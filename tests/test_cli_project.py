@@ -1,0 +1,104 @@
+"""CLI: presets, init, plan, render, build — exit codes and messages."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from kohya_recipe.cli import cli, main
+from tests._project_util import make_images
+
+SMALL = ["--set", "training.resolution=64", "--set", "training.min_bucket_reso=64"]
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False, standalone_mode=False)
+
+
+def run_main(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kohya_recipe", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_presets_lists_the_bundled_presets() -> None:
+    out = run("presets").output
+    assert "likeness-sd15" in out and "likeness-sdxl" in out and "style-sd15" in out
+    data = json.loads(run("presets", "--json").output)
+    assert [p["name"] for p in data] == ["likeness-sd15", "likeness-sdxl", "style-sd15"]
+
+
+def test_build_prints_plan_and_command(tmp_path) -> None:
+    images = make_images(tmp_path / "imgs", [(64, 64), (64, 64), (64, 80)])
+    result = run("build", str(images), "--preset", "likeness-sd15", "--trigger", "CharacterAI", "--class", "woman",
+                 "--out", str(tmp_path / "CharacterAI"), *SMALL)
+    assert "3 images × 10 repeats × 8 epochs / batch 1 = 240 steps" in result.output
+    assert "accelerate launch --num_processes 1 --num_machines 1 --mixed_precision fp16 --dynamo_backend no" in result.output
+    assert "--config_file config.toml --dataset_config dataset.toml" in result.output
+    assert (tmp_path / "CharacterAI" / "img" / "10_CharacterAI woman" / "img02.png").exists()
+
+
+def test_build_json(tmp_path) -> None:
+    images = make_images(tmp_path / "imgs", [(64, 64)])
+    result = run("build", str(images), "--trigger", "Zed", "--out", str(tmp_path / "p"), "--json", *SMALL)
+    data = json.loads(result.output)
+    assert data["output_name"] == "Zed-1-A" and data["plan"]["max_train_steps"] == 80
+    assert data["command"][:2] == ["accelerate", "launch"]
+
+
+def test_user_errors_are_one_line_exit_1(tmp_path) -> None:
+    images = make_images(tmp_path / "imgs", [(64, 64)])
+    cases = [
+        (["build", str(images), "--preset", "nope", "--out", str(tmp_path / "p")], "Error: preset: unknown preset"),
+        (["build", str(tmp_path / "missing"), "--trigger", "x", "--out", str(tmp_path / "p")], "image folder not found"),
+        (["build", str(images), "--trigger", "x", "--out", str(tmp_path / "p"), "--set", "output.name=../x"],
+         "output.name"),
+        (["build", str(images), "--trigger", "x", "--out", str(tmp_path / "p"), "--set", "trainig.x=1"],
+         "unknown recipe key"),
+    ]
+    for args, message in cases:
+        proc = run_main(*args)
+        assert proc.returncode == 1, proc.stderr
+        assert message in proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert proc.stderr.startswith("Error: ")
+    assert not (tmp_path / "p").exists()
+
+
+def test_init_render_plan_round(tmp_path) -> None:
+    images = make_images(tmp_path / "imgs", [(64, 64), (64, 64)])
+    recipe = tmp_path / "recipe.toml"
+    out = run("init", "--trigger", "CharacterAI", "--images", str(images), "-o", str(recipe)).output
+    assert "Wrote" in out and recipe.exists()
+    assert "# Article:" in recipe.read_text()
+    proc = run_main("init", "-o", str(recipe))
+    assert proc.returncode == 1 and "already exists (use --force to overwrite)" in proc.stderr
+    rendered = run("render", str(recipe), "--out", str(tmp_path / "p"), *SMALL).output
+    assert "Wrote" in rendered
+    plan = run("plan", str(tmp_path / "p"), "--json").output
+    assert json.loads(plan)["max_train_steps"] == 160
+    dry = run("render", str(recipe), "--out", str(tmp_path / "p2"), "--dry-run", *SMALL).output
+    assert "write config.toml" in dry and not (tmp_path / "p2").exists()
+
+
+def test_malformed_recipe_file(tmp_path) -> None:
+    bad = tmp_path / "recipe.toml"
+    bad.write_text("[training]\nmax_train_epochs = 'eight'\n")
+    proc = run_main("render", str(bad), "--out", str(tmp_path / "p"))
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == f"Error: {bad}: training.max_train_epochs: must be a valid integer, unable to parse string as an integer, got 'eight'"
+
+
+def test_main_usage_error_exit_2() -> None:
+    proc = run_main("build")
+    assert proc.returncode == 2 and "Missing argument" in proc.stderr
+
+
+def test_main_function_exit_codes(tmp_path, capsys) -> None:
+    try:
+        main(["plan", str(tmp_path)])
+    except SystemExit as exc:
+        assert exc.code == 1
+    assert "not a kohya-recipe project" in capsys.readouterr().err

@@ -1,0 +1,175 @@
+"""Rendering a project: layout, golden files (byte for byte), no-clobber, atomic writes, rollback, dry run.
+
+Golden files live in tests/golden/article/; regenerate them only on purpose with KOHYA_RECIPE_REGEN_GOLDEN=1.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from kohya_recipe.errors import DatasetError, RenderError
+from kohya_recipe.plan import format_plan
+from kohya_recipe.project import build_project, load_project, plan_project
+from tests._project_util import article_recipe, make_images
+
+GOLDEN = Path(__file__).parent / "golden" / "article"
+REGEN = os.environ.get("KOHYA_RECIPE_REGEN_GOLDEN") == "1"
+# The article's mix: mostly 640x768 portraits, the rest square (42 images).
+ARTICLE_SIZES = [(640, 768)] * 30 + [(768, 768)] * 12
+
+
+def _tree(root: Path) -> str:
+    lines = []
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root).as_posix()
+        lines.append(rel + ("/" if p.is_dir() else ""))
+    return "\n".join(lines) + "\n"
+
+
+def _golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if REGEN:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    assert path.exists(), f"missing golden file {path}; run with KOHYA_RECIPE_REGEN_GOLDEN=1"
+    assert text == path.read_text(encoding="utf-8"), f"{name} differs from {path}"
+
+
+@pytest.fixture(scope="module")
+def article_project(tmp_path_factory) -> tuple[Path, Path]:
+    base = tmp_path_factory.mktemp("article")
+    images = make_images(base / "my-images", ARTICLE_SIZES)
+    result = build_project(images, base / "CharacterAI", article_recipe())
+    assert result.plan.max_train_steps == 3360
+    return base, result.root
+
+
+@pytest.mark.parametrize(
+    "name", ["config.toml", "dataset.toml", "sample-prompts.txt", "resolved-recipe.toml", "train.sh"]
+)
+def test_golden_rendered_files(article_project, name: str) -> None:
+    base, root = article_project
+    text = (root / name).read_text(encoding="utf-8").replace(str(base), "<tmp>")
+    _golden(name, text)
+
+
+def test_golden_layout_and_plan(article_project) -> None:
+    _, root = article_project
+    tree = "\n".join(
+        line for line in _tree(root).splitlines() if not line.startswith("img/10_CharacterAI woman/img")
+    ) + "\n"
+    _golden("tree.txt", tree)
+    _golden("plan.txt", format_plan(plan_project(root)) + "\n")
+
+
+def test_article_plan_and_images(article_project) -> None:
+    _, root = article_project
+    subset = root / "img" / "10_CharacterAI woman"
+    assert len(list(subset.glob("*.png"))) == 42 and len(list(subset.glob("*.txt"))) == 42
+    plan = plan_project(root)
+    assert plan.max_train_steps == 3360 and plan.batches_per_epoch == 420
+    assert "42 images × 10 repeats × 8 epochs / batch 1 = 3360 steps" in plan.formula
+    assert not (root / "reg").exists()
+
+
+def test_images_are_linked_never_moved(tmp_path) -> None:
+    images = make_images(tmp_path / "src", [(64, 64), (64, 80)])
+    before = sorted(p.name for p in images.iterdir())
+    result = build_project(images, tmp_path / "p", article_recipe("training.resolution=64", "training.min_bucket_reso=64"))
+    assert sorted(p.name for p in images.iterdir()) == before
+    target = result.root / "img" / "10_CharacterAI woman" / "img00.png"
+    assert target.samefile(images / "img00.png")
+    copied = build_project(images, tmp_path / "q", result.recipe, copy_images=True)
+    assert not (copied.root / "img" / "10_CharacterAI woman" / "img00.png").samefile(images / "img00.png")
+
+
+def test_rerender_is_idempotent_and_never_clobbers(tmp_path) -> None:
+    images = make_images(tmp_path / "src", [(64, 64)])
+    recipe = article_recipe("training.resolution=64", "training.min_bucket_reso=64")
+    build_project(images, tmp_path / "p", recipe)
+    again = build_project(images, tmp_path / "p", recipe)
+    assert again.written == []
+    # A changed recipe rewrites our own untouched files.
+    changed = build_project(images, tmp_path / "p", article_recipe("training.resolution=64", "training.min_bucket_reso=64", "network.rank=8"))
+    assert "config.toml" in changed.written
+    # A file the user edited is never overwritten without force.
+    cfg = tmp_path / "p" / "config.toml"
+    cfg.write_text(cfg.read_text() + "# my note\n")
+    with pytest.raises(RenderError, match="would overwrite 1 file\\(s\\).*config.toml.*--force"):
+        build_project(images, tmp_path / "p", recipe)
+    assert cfg.read_text().endswith("# my note\n")
+    build_project(images, tmp_path / "p", recipe, force=True)
+    assert not cfg.read_text().endswith("# my note\n")
+
+
+def test_foreign_file_in_output_is_not_overwritten(tmp_path) -> None:
+    images = make_images(tmp_path / "src", [(64, 64)])
+    out = tmp_path / "p"
+    out.mkdir()
+    (out / "dataset.toml").write_text("mine\n")
+    with pytest.raises(RenderError, match="dataset.toml"):
+        build_project(images, out, article_recipe("training.resolution=64", "training.min_bucket_reso=64"))
+    assert (out / "dataset.toml").read_text() == "mine\n"
+    assert sorted(p.name for p in out.iterdir()) == ["dataset.toml"]  # nothing half-written
+
+
+def test_dry_run_writes_nothing(tmp_path) -> None:
+    images = make_images(tmp_path / "src", [(64, 64)])
+    result = build_project(images, tmp_path / "p", article_recipe("training.resolution=64", "training.min_bucket_reso=64"),
+                           dry_run=True)
+    assert "config.toml" in result.written and "img" in result.folders
+    assert not (tmp_path / "p").exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_unwritable_output_folder(tmp_path) -> None:
+    images = make_images(tmp_path / "src", [(64, 64)])
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        with pytest.raises(RenderError, match="cannot write"):
+            build_project(images, locked / "p", article_recipe())
+    finally:
+        locked.chmod(0o700)
+
+
+def test_failed_write_removes_only_what_it_created(tmp_path, monkeypatch) -> None:
+    images = make_images(tmp_path / "src", [(64, 64), (64, 64)])
+    out = tmp_path / "p"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    import kohya_recipe.project as project
+
+    calls = {"n": 0}
+    real = project._link_or_copy
+
+    def flaky(src, dst, copy):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError(28, "No space left on device", str(dst))
+        real(src, dst, copy)
+
+    monkeypatch.setattr(project, "_link_or_copy", flaky)
+    with pytest.raises(RenderError, match="No space left on device"):
+        build_project(images, out, article_recipe("training.resolution=64", "training.min_bucket_reso=64"))
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    assert sorted(p.name for p in images.iterdir()) == ["img00.png", "img00.txt", "img01.png", "img01.txt"]
+
+
+def test_bad_image_folders(tmp_path) -> None:
+    with pytest.raises(DatasetError, match="image folder not found"):
+        build_project(tmp_path / "nope", tmp_path / "p", article_recipe())
+    (tmp_path / "parent" / "10_x").mkdir(parents=True)
+    with pytest.raises(DatasetError, match="no images sd-scripts would read.*10_x"):
+        build_project(tmp_path / "parent", tmp_path / "p", article_recipe())
+
+
+def test_load_project_errors(tmp_path) -> None:
+    with pytest.raises(RenderError, match="not a kohya-recipe project"):
+        load_project(tmp_path)
+    with pytest.raises(RenderError, match="project folder not found"):
+        load_project(tmp_path / "missing")

@@ -1,0 +1,184 @@
+"""The recipe model: strict keys, presets, --set, the trainer rules of reference/sd_scripts.md §3, §5, §10."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kohya_recipe.errors import RecipeError
+from kohya_recipe.presets import list_presets, load_preset
+from kohya_recipe.recipe import (
+    Recipe,
+    apply_sets,
+    load_recipe,
+    read_toml,
+    recipe_from_dict,
+    recipe_to_toml,
+    recipe_warnings,
+)
+from tests._project_util import article_recipe
+
+
+def test_article_preset_has_every_article_setting() -> None:
+    r = article_recipe()
+    assert r.model.family == "sd15"
+    assert (r.training.batch_size, r.training.max_train_epochs, r.dataset.repeats) == (1, 8, 10)
+    assert (r.optimizer.type, r.optimizer.scheduler) == ("Adafactor", "adafactor")
+    assert r.training.resolution == (768, 768)
+    assert (r.network.rank, r.network.alpha) == (96, 72.0)
+    assert r.dataset.regularization is None
+    assert (r.augmentation.shuffle_caption, r.augmentation.color, r.augmentation.flip) == (False, True, True)
+    assert r.training.save_every_n_epochs == 1
+    assert r.training.cache_latents is False
+    p = r.samples.prompts[0]
+    assert (p.width, p.height, p.steps) == (512, 512, 35)
+    assert "CharacterAI" in p.prompt and "3D render" in p.negative
+    assert r.output.output_name == "CharacterAI-1-A"
+    assert r.dataset.caption_extension == ".txt"
+    assert recipe_warnings(r) == []
+
+
+def test_presets_listed_and_all_valid() -> None:
+    names = [p.name for p in list_presets()]
+    assert names == ["likeness-sd15", "likeness-sdxl", "style-sd15"]
+    for name in names:
+        r = recipe_from_dict(apply_sets(load_preset(name), ["subject.trigger=X"]), source=name)
+        assert r.training.max_train_epochs >= 1
+    assert article_recipe(preset="likeness-sdxl").script_name == "sdxl_train_network.py"
+    assert article_recipe(preset="style-sd15").training.batch_size > 1
+
+
+def test_unknown_preset_names_the_known_ones() -> None:
+    with pytest.raises(RecipeError, match="unknown preset \\(did you mean 'likeness-sd15'\\?\\); known presets"):
+        load_preset("likeness-sd1")
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"trainig": {}}, "recipe.toml: trainig: unknown key (did you mean 'training'?)"),
+        ({"training": {"max_train_epoch": 3}}, "training.max_train_epoch: unknown key (did you mean 'max_train_epochs'?)"),
+        ({"training": {"max_train_epochs": 0}}, "recipe.toml: training.max_train_epochs: must be >= 1, got 0"),
+        ({"samples": {"prompts": [{"prompt": "a", "widht": 8}]}}, "samples.prompts[0].widht: unknown key"),
+        ({"samples": {"prompts": [{"prompt": "a --w 3"}]}}, "splits prompt lines on ' --'"),
+        ({"samples": {"prompts": [{"prompt": "a", "width": 500}]}}, "not a multiple of 8"),
+        ({"optimizer": {"args": ["relative_step=false"]}}, "not a Python literal (write False)"),
+        ({"optimizer": {"type": "AdamW", "scheduler": "adafactor"}}, "'adafactor' needs optimizer.type = 'Adafactor'"),
+        ({"optimizer": {"type": "Adafactor", "scheduler": "adafactor", "warmup_steps": 10}}, "requires 0 warmup"),
+        (
+            {"optimizer": {"type": "Adafactor", "args": ["relative_step=False"], "scheduler": "adafactor"}},
+            "needs relative-step mode",
+        ),
+        ({"optimizer": {"warmup_steps": 100.0, "scheduler": "cosine"}}, "must be below 1"),
+        ({"optimizer": {"scheduler": "reduce_lr_on_plateau"}}, "not a scheduler train_network runs"),
+        ({"optimizer": {"scheduler": "constant", "warmup_steps": 5}}, "constant scheduler requires 0 warmup"),
+        ({"augmentation": {"color": True}, "training": {"cache_latents": True}}, "cannot be combined with augmentation.color"),
+        ({"output": {"name": "../evil"}}, "output.name"),
+        ({"output": {"name": "a;rm -rf"}}, "no '/', '..', spaces or shell characters"),
+        ({"output": {"letter": "a"}}, "upper-case letters"),
+        ({"subject": {"trigger": "a, b"}}, "must be a single tag"),
+        ({"training": {"resolution": [768, 768], "min_bucket_reso": 1024, "max_bucket_reso": 2048}}, "min_bucket_reso"),
+        ({"extra": {"networkdim": 3}}, "extra.networkdim: unknown sd-scripts option for train_network.py"),
+        ({"extra": {"network_dim": 3}}, "extra.network_dim: set it as network.rank instead"),
+        ({"extra": {"noise_offset_random_strength": "yes"}}, "must be a boolean"),
+        ({"extra": {"output_dir": "x"}}, "is derived from the recipe"),
+        ({"extra": {"loss_type": "l3"}}, "'l3' is not one of: l1, l2, huber, smooth_l1"),
+        ({"schema_version": 99}, "schema_version 99 is not supported"),
+    ],
+)
+def test_bad_recipes_give_one_line_errors(data: dict, message: str) -> None:
+    with pytest.raises(RecipeError) as info:
+        recipe_from_dict(data, source="recipe.toml")
+    text = str(info.value)
+    assert message in text
+    assert "\n" not in text
+
+
+def test_extra_accepts_real_options_and_sdxl_only_options() -> None:
+    r = recipe_from_dict({"extra": {"noise_offset_random_strength": True, "loss_type": "huber"}})
+    assert r.extra["loss_type"] == "huber"
+    with pytest.raises(RecipeError, match="unknown sd-scripts option for train_network.py"):
+        recipe_from_dict({"extra": {"cache_text_encoder_outputs": True}})
+    sdxl = recipe_from_dict({"model": {"family": "sdxl"}, "extra": {"cache_text_encoder_outputs": True}})
+    assert sdxl.extra == {"cache_text_encoder_outputs": True}
+
+
+def test_adafactor_learning_rate_is_a_warning_not_an_error() -> None:
+    r = article_recipe("optimizer.learning_rate=1e-4", "optimizer.scheduler='cosine'")
+    warnings = recipe_warnings(r)
+    assert any("ignores learning_rate" in w for w in warnings)
+    assert any("replaced by 'adafactor'" in w for w in warnings)
+
+
+def test_set_accepts_dotted_keys_and_sdscripts_names() -> None:
+    data = apply_sets({}, ["network_alpha=48", "training.max_train_epochs=10", "resolution=640,768", "output.letter=B"])
+    r = recipe_from_dict(data)
+    assert (r.network.alpha, r.training.max_train_epochs, r.training.resolution) == (48, 10, (640, 768))
+    assert r.output.letter == "B"
+    with pytest.raises(RecipeError, match="unknown recipe key \\(did you mean 'network.alpha'\\?\\)"):
+        apply_sets({}, ["network.alpah=3"])
+    with pytest.raises(RecipeError, match="must be key=value"):
+        apply_sets({}, ["network.alpha"])
+
+
+def test_recipe_file_round_trip(tmp_path) -> None:
+    r = article_recipe()
+    path = tmp_path / "recipe.toml"
+    path.write_text(recipe_to_toml(r), encoding="utf-8")
+    assert load_recipe(path) == r
+
+
+def test_recipe_file_layers_preset_and_resolves_relative_images(tmp_path) -> None:
+    (tmp_path / "imgs").mkdir()
+    path = tmp_path / "recipe.toml"
+    path.write_text('preset = "likeness-sd15"\n[subject]\ntrigger = "Zed"\n[dataset]\nimages = "imgs"\n', encoding="utf-8")
+    r = load_recipe(path, ["network.rank=64"])
+    assert (r.network.rank, r.network.alpha, r.preset) == (64, 72.0, "likeness-sd15")
+    assert r.dataset.images == str((tmp_path / "imgs").resolve())
+    assert r.output.output_name == "Zed-1-A"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"[training\n", "invalid TOML"),
+        (b"\xff\xfe[x]", "not UTF-8"),
+    ],
+)
+def test_malformed_files(tmp_path, content: bytes, message: str) -> None:
+    path = tmp_path / "recipe.toml"
+    path.write_bytes(content)
+    with pytest.raises(RecipeError, match=message):
+        read_toml(path)
+    with pytest.raises(RecipeError, match="file not found"):
+        read_toml(tmp_path / "missing.toml")
+
+
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 5000), st.floats(allow_nan=True), st.text(max_size=12))
+_values = st.recursive(_scalars, lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=10), c, max_size=3), max_leaves=8)
+_sections = st.sampled_from(list(Recipe.model_fields))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(st.one_of(_sections, st.text(max_size=8)), st.one_of(_values, st.dictionaries(st.text(max_size=16), _values, max_size=4)), max_size=4))
+def test_fuzz_recipe_loader_only_raises_recipe_errors(data: dict) -> None:
+    try:
+        r = recipe_from_dict(data, source="fuzz.toml")
+    except RecipeError as exc:
+        assert str(exc).startswith("fuzz.toml")
+        assert "\n" not in str(exc)
+    else:
+        assert isinstance(r, Recipe)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=200))
+def test_fuzz_toml_reader_only_raises_recipe_errors(tmp_path_factory, blob: bytes) -> None:
+    path = tmp_path_factory.mktemp("fuzz") / "r.toml"
+    path.write_bytes(blob)
+    try:
+        data = read_toml(path)
+        recipe_from_dict(data, source="r.toml")
+    except RecipeError:
+        pass
