@@ -611,6 +611,13 @@ def _runner_alive(queue: Queue, entry: QueueEntry) -> bool:
 TrainFn = Callable[..., Any]
 
 
+def default_train() -> TrainFn:
+    """The training verb ``queue run`` calls: :func:`kohya_recipe.train.train_project`."""
+    from kohya_recipe.train import train_project
+
+    return train_project
+
+
 @dataclass
 class QueueRunResult:
     """What one ``run_queue`` call did: the entries it finished, in order (their final state)."""
@@ -738,9 +745,7 @@ def run_queue(
     ``outcome`` (success/failed/interrupted), ``exit_code`` and ``path``, or raises.
     """
     if train is None:
-        from kohya_recipe.train import train_project
-
-        train = train_project
+        train = default_train()
     say = log or (lambda _msg: None)
     queue = Queue(queue_file)
     options: dict[str, Any] = {}

@@ -409,7 +409,7 @@ def write_sweep(
     for run in runs:
         for warning in recipe_warnings(run.recipe):
             if warning not in sweep.warnings:
-                sweep.warnings.append(f"{warning}")
+                sweep.warnings.append(warning)
     if dry_run:
         for run in runs:
             _collect_warnings(sweep, render(run.recipe, out / run.folder, force=force, dry_run=True))
