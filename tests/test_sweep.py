@@ -6,11 +6,11 @@ Recipes and images are made on the fly (tests/_queue_util.py); the naming follow
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 import toml
-import tomllib
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -28,6 +28,11 @@ from kohya_recipe.sweep import (
     write_sweep,
 )
 from tests._queue_util import write_recipe
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 GRID = ["network_alpha=48,72,96", "max_train_epochs=8,10"]
 
