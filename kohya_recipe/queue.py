@@ -744,8 +744,6 @@ def run_queue(
     ``train(project_dir, resume=..., quiet=..., [sd_scripts=..., python=...])`` and returns a run record with
     ``outcome`` (success/failed/interrupted), ``exit_code`` and ``path``, or raises.
     """
-    if train is None:
-        train = default_train()
     say = log or (lambda _msg: None)
     queue = Queue(queue_file)
     options: dict[str, Any] = {}
@@ -762,6 +760,9 @@ def run_queue(
             return result
         entry = pick.entry
         try:
+            if train is None:
+                # Imported only when there is something to train, so list-like uses need no trainer module.
+                train = default_train()
             if pick.recovered:
                 how = (
                     "resuming from its newest state folder" if pick.resume else "restarting (no state folder)"

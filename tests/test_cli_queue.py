@@ -1,0 +1,339 @@
+"""``kohya-recipe sweep`` and ``kohya-recipe queue add/list/run/remove`` through the real CLI entry point
+(``kohya_recipe.cli.main``: errors become one ``Error: ...`` line and an exit code), plus ``python -m kohya_recipe
+queue run`` killed mid-run in a subprocess and started again.
+
+Training is the fake from tests/_queue_util.py, swapped in for ``kohya_recipe.train.train_project`` through
+``kohya_recipe.queue.default_train``.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+from click.testing import CliRunner
+
+import kohya_recipe.queue as queue_module
+from kohya_recipe.cli import COMMANDS, cli, main
+from kohya_recipe.cli.queue import queue_group, sweep_cmd
+from kohya_recipe.queue import DONE, INTERRUPTED, PENDING, RUNNING, add_to_queue, list_queue
+from tests._queue_util import PYTHON, FakeTrain, make_project, subprocess_env, wait_for, write_recipe
+
+GRID = ["--grid", "network_alpha=48,72,96", "--grid", "max_train_epochs=8,10"]
+
+
+@pytest.fixture(autouse=True)
+def _route_commands(monkeypatch: pytest.MonkeyPatch) -> None:
+    # COMMANDS routes "sweep" and "queue" through kohya_recipe.cli.train, which re-exports them from
+    # kohya_recipe.cli.queue; test_commands_are_wired_into_the_cli checks that route on its own.
+    monkeypatch.setitem(COMMANDS, "sweep", ("kohya_recipe.cli.queue", "sweep_cmd", COMMANDS["sweep"][2]))
+    monkeypatch.setitem(COMMANDS, "queue", ("kohya_recipe.cli.queue", "queue_group", COMMANDS["queue"][2]))
+
+
+def run_cli(*args: str | Path, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """Run ``kohya-recipe ARGS`` through ``main`` (which turns errors into ``Error:`` lines and exit codes)."""
+    runner = CliRunner()
+    with runner.isolation(env=env) as (out, err, _):
+        try:
+            main([str(a) for a in args])
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        else:  # pragma: no cover - main always exits
+            code = 0
+        return code, out.getvalue().decode(), err.getvalue().decode()
+
+
+@pytest.fixture
+def recipe_file(tmp_path: Path) -> Path:
+    return write_recipe(tmp_path)
+
+
+@pytest.fixture
+def qfile(tmp_path: Path) -> Path:
+    return tmp_path / "queue.toml"
+
+
+@pytest.fixture
+def fake_train(monkeypatch: pytest.MonkeyPatch) -> FakeTrain:
+    train = FakeTrain()
+    monkeypatch.setattr(queue_module, "default_train", lambda: train)
+    return train
+
+
+def test_commands_are_wired_into_the_cli(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.undo()  # the real table, not this module's routing
+    ctx = click.Context(cli)
+    assert cli.get_command(ctx, "sweep") is sweep_cmd
+    assert cli.get_command(ctx, "queue") is queue_group
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["sweep"], ["queue"], ["queue", "add"], ["queue", "list"], ["queue", "run"], ["queue", "remove"]],
+)
+def test_every_command_has_help_with_examples(args: list[str]) -> None:
+    code, out, _ = run_cli(*args, "--help")
+    assert code == 0
+    assert "Examples:" in out
+    assert f"kohya-recipe {' '.join(args)}" in out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# sweep
+
+
+def test_sweep_writes_runs_and_prints_them(recipe_file: Path, tmp_path: Path) -> None:
+    out_dir = tmp_path / "sw"
+    code, out, err = run_cli("sweep", recipe_file, *GRID, "--out", out_dir)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == f"Wrote 6 runs of CharacterAI-1-A to {out_dir.absolute()}/ (sweep.toml):"
+    assert lines[1].split() == ["RUN", "network.alpha", "training.max_train_epochs"]
+    assert lines[2].split() == ["CharacterAI-1-A", "48", "8"]
+    assert lines[7].split() == ["CharacterAI-1-F", "96", "10"]
+    assert lines[8] == (f"Next: kohya-recipe queue add {out_dir.absolute() / 'sweep.toml'} && kohya-recipe queue run")
+    assert (out_dir / "CharacterAI-1-F" / "config.toml").is_file()
+
+
+def test_sweep_json(recipe_file: Path, tmp_path: Path) -> None:
+    code, out, _ = run_cli("sweep", recipe_file, *GRID, "--out", tmp_path / "sw", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["dry_run"] is False
+    assert [r["name"] for r in data["runs"]] == [f"CharacterAI-1-{c}" for c in "ABCDEF"]
+    assert data["runs"][4]["settings"] == {"network.alpha": 96.0, "training.max_train_epochs": 8}
+    assert data["runs"][4]["project"] == str((tmp_path / "sw" / "CharacterAI-1-E").absolute())
+
+
+def test_sweep_dry_run_writes_nothing(recipe_file: Path, tmp_path: Path) -> None:
+    code, out, _ = run_cli("sweep", recipe_file, *GRID, "--out", tmp_path / "sw", "--dry-run")
+    assert code == 0
+    assert out.startswith("Would write 6 runs of CharacterAI-1-A")
+    assert "Next:" not in out
+    assert not (tmp_path / "sw").exists()
+
+
+def test_sweep_set_applies_to_every_run(recipe_file: Path, tmp_path: Path) -> None:
+    code, _, err = run_cli(
+        "sweep", recipe_file, "--grid", "network_alpha=48,72", "--set", "training.seed=1234", "--out", tmp_path / "s"
+    )
+    assert code == 0, err
+    for letter in "AB":
+        assert "seed = 1234" in (tmp_path / "s" / f"CharacterAI-1-{letter}" / "config.toml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("grid", "message"),
+    [
+        ("network_alhpa=48,72", "Error: --grid: network_alhpa: unknown recipe key (did you mean 'network_alpha'?)"),
+        ("network_alpha=", "Error: --grid: network_alpha: empty value; give KEY=VALUE1,VALUE2,... with no empty item"),
+        ("network_alpha=48,,72", "Error: --grid: network_alpha: empty value; give KEY=VALUE1,VALUE2,... with no "
+                                 "empty item"),
+        ("network_alpha", "Error: --grid: 'network_alpha' must be KEY=VALUE1,VALUE2,... (e.g. network_alpha=48,72,96)"),
+        ("output.letter=B,C", "Error: --grid: output.letter: cannot be swept: the sweep hands out the letters itself"),
+    ],
+)  # fmt: skip
+def test_sweep_bad_grid_is_one_line(recipe_file: Path, tmp_path: Path, grid: str, message: str) -> None:
+    code, out, err = run_cli("sweep", recipe_file, "--grid", grid, "--out", tmp_path / "sw")
+    assert code == 1
+    assert err == message + "\n"
+    assert out == ""
+    assert not (tmp_path / "sw").exists()
+
+
+def test_sweep_needs_a_grid(recipe_file: Path) -> None:
+    code, _, err = run_cli("sweep", recipe_file)
+    assert code == 2
+    assert "Error: Missing option '--grid'." in err
+
+
+def test_sweep_refuses_a_folder_it_did_not_write(recipe_file: Path, tmp_path: Path) -> None:
+    (tmp_path / "sw" / "CharacterAI-1-B").mkdir(parents=True)
+    code, _, err = run_cli("sweep", recipe_file, *GRID, "--out", tmp_path / "sw")
+    assert code == 1
+    assert err == (
+        f"Error: {tmp_path / 'sw' / 'CharacterAI-1-B'}: exists and was not written by this sweep; use another "
+        "--out, or --force\n"
+    )
+    code, _, err = run_cli("sweep", recipe_file, *GRID, "--out", tmp_path / "sw", "--force")
+    assert code == 0, err
+
+
+def test_sweep_missing_recipe(tmp_path: Path) -> None:
+    code, _, err = run_cli("sweep", tmp_path / "nope.toml", "--grid", "network_alpha=1,2")
+    assert code == 1
+    assert err == f"Error: {tmp_path / 'nope.toml'}: file not found\n"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# queue add / list / remove
+
+
+def test_queue_add_list_remove(tmp_path: Path, qfile: Path) -> None:
+    write_recipe(tmp_path)
+    a, b = make_project(tmp_path, "A"), make_project(tmp_path, "B")
+    code, out, err = run_cli("queue", "add", a, b, "--queue-file", qfile)
+    assert code == 0, err
+    assert out.splitlines() == [f"Queued #1 CharacterAI-1-A  {a}", f"Queued #2 CharacterAI-1-B  {b}"]
+
+    code, out, err = run_cli("queue", "add", a, "--queue-file", qfile)
+    assert (code, out) == (0, "")
+    assert err == f"Already queued as #1 (pending): {a}\n"
+
+    code, out, _ = run_cli("queue", "list", "--queue-file", qfile)
+    lines = out.splitlines()
+    assert lines[0] == f"Queue {qfile}: 2 entries"
+    assert lines[1].split() == ["ID", "STATUS", "TRIES", "RUN", "PROJECT", "LAST"]
+    assert lines[2].split() == ["1", "pending", "0", "CharacterAI-1-A", str(a)]
+
+    code, out, _ = run_cli("queue", "list", "--queue-file", qfile, "--json")
+    data = json.loads(out)
+    assert data["queue_file"] == str(qfile)
+    assert [(e["id"], e["status"], e["project"]) for e in data["entries"]] == [
+        (1, PENDING, str(a)),
+        (2, PENDING, str(b)),
+    ]
+
+    code, out, _ = run_cli("queue", "remove", "1", "--queue-file", qfile)
+    assert (code, out) == (0, "Removed #1 CharacterAI-1-A (pending)\n")
+    assert [e.id for e in list_queue(qfile)] == [2]
+
+
+def test_queue_file_from_the_environment(tmp_path: Path, qfile: Path) -> None:
+    write_recipe(tmp_path)
+    a = make_project(tmp_path, "A")
+    code, _, err = run_cli("queue", "add", a, env={"KOHYA_RECIPE_QUEUE": str(qfile)})
+    assert code == 0, err
+    assert [e.project for e in list_queue(qfile)] == [str(a)]
+
+
+def test_queue_list_empty(qfile: Path) -> None:
+    code, out, _ = run_cli("queue", "list", "--queue-file", qfile)
+    assert (code, out) == (0, f"The queue is empty ({qfile}).\n")
+    assert not qfile.exists()  # reading never creates the file
+
+
+def test_queue_add_bad_path(tmp_path: Path, qfile: Path) -> None:
+    code, _, err = run_cli("queue", "add", tmp_path / "missing", "--queue-file", qfile)
+    assert code == 1
+    assert err == f"Error: {tmp_path / 'missing'}: no such project folder or sweep manifest\n"
+
+
+def test_queue_remove_unknown_id(tmp_path: Path, qfile: Path) -> None:
+    code, _, err = run_cli("queue", "remove", "4", "--queue-file", qfile)
+    assert code == 1
+    assert err == f"Error: {qfile}: no entry #4 (ids in the queue: none)\n"
+    code, _, err = run_cli("queue", "remove", "x", "--queue-file", qfile)
+    assert code == 2
+    assert "'x' is not a valid integer" in err
+
+
+def test_hand_edited_invalid_queue_file(tmp_path: Path, qfile: Path) -> None:
+    write_recipe(tmp_path)
+    add_to_queue([make_project(tmp_path, "A")], qfile)
+    text = qfile.read_text(encoding="utf-8").replace("attempts = 0", "attempts = ", 1)
+    qfile.write_text(text, encoding="utf-8")
+    for args in (["list"], ["remove", "1"], ["run"], ["add", tmp_path / "CharacterAI-1-A"]):
+        code, out, err = run_cli("queue", *args, "--queue-file", qfile)
+        assert (code, out) == (1, "")
+        assert err.startswith(f"Error: {qfile}: not valid TOML (")
+        assert err.endswith("the file was not changed, fix it by hand or move it away\n")
+        assert err.count("\n") == 1 and "Traceback" not in err
+        assert qfile.read_text(encoding="utf-8") == text
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# queue run
+
+
+def _queue_two(tmp_path: Path, qfile: Path) -> tuple[Path, Path]:
+    write_recipe(tmp_path)
+    a, b = make_project(tmp_path, "A"), make_project(tmp_path, "B")
+    add_to_queue([a, b], qfile)
+    return a, b
+
+
+def test_queue_run_all_done(tmp_path: Path, qfile: Path, fake_train: FakeTrain) -> None:
+    _queue_two(tmp_path, qfile)
+    code, out, err = run_cli("queue", "run", "--queue-file", qfile, "--quiet", "--python", "/usr/bin/python3")
+    assert code == 0, err
+    assert out == ""
+    assert err.splitlines()[0] == "queue: #1 CharacterAI-1-A: starting on all GPUs (attempt 1)"
+    assert err.splitlines()[-1] == "Queue finished: 2 done, 0 failed."
+    assert fake_train.kwargs[0] == {"quiet": True, "python": "/usr/bin/python3"}
+    code, _, err = run_cli("queue", "run", "--queue-file", qfile)
+    assert (code, err) == (0, "Nothing to run.\n")
+
+
+def test_queue_run_failure_exits_4_after_running_the_rest(tmp_path: Path, qfile: Path, fake_train: FakeTrain) -> None:
+    a, _ = _queue_two(tmp_path, qfile)
+    fake_train.behaviour["CharacterAI-1-A"] = "raise"
+    code, out, err = run_cli("queue", "run", "--queue-file", qfile, "--json")
+    assert code == 4
+    data = json.loads(out)
+    assert data["failed"] == [1]
+    assert [(e["id"], e["status"]) for e in data["ran"]] == [(1, "failed"), (2, DONE)]
+    assert f"queue: #1 CharacterAI-1-A: failed: {a}: the trainer exited 0 without writing the final checkpoint" in err
+
+
+def test_queue_run_ctrl_c_exits_130(tmp_path: Path, qfile: Path, fake_train: FakeTrain) -> None:
+    _queue_two(tmp_path, qfile)
+    fake_train.behaviour["CharacterAI-1-A"] = "interrupt"
+    code, _, err = run_cli("queue", "run", "--queue-file", qfile)
+    assert code == 130
+    assert err.splitlines()[-1] == (
+        "Error: queue stopped; entry #1 CharacterAI-1-A is interrupted and continues on the next "
+        "`kohya-recipe queue run`"
+    )
+    assert [e.status for e in list_queue(qfile)] == [INTERRUPTED, PENDING]
+    code, out, _ = run_cli("queue", "list", "--queue-file", qfile)
+    assert out.splitlines()[2].split()[:3] == ["1", "interrupted", "1"]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# `python -m kohya_recipe queue run`, killed and started again
+
+
+def _runner_script(queue_file: Path) -> list[str]:
+    # The real entry point (`python -m kohya_recipe`), with the slow fake training swapped in.
+    code = (
+        "import runpy, sys\n"
+        "import kohya_recipe.queue as q\n"
+        "from kohya_recipe.cli import COMMANDS\n"
+        "from tests._queue_util import slow_train\n"
+        "q.default_train = lambda: slow_train\n"
+        "COMMANDS['queue'] = ('kohya_recipe.cli.queue', 'queue_group', '')\n"
+        f"sys.argv = ['kohya-recipe', 'queue', 'run', '--queue-file', {str(queue_file)!r}]\n"
+        "runpy.run_module('kohya_recipe', run_name='__main__', alter_sys=True)\n"
+    )
+    return [PYTHON, "-c", code]
+
+
+def test_killed_queue_run_continues_where_it_stopped(tmp_path: Path, qfile: Path, fake_train: FakeTrain) -> None:
+    a, _ = _queue_two(tmp_path, qfile)
+    proc = subprocess.Popen(_runner_script(qfile), env=subprocess_env(), stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: (a / f"started-{proc.pid}").exists()), "queue run never started training"
+        assert list_queue(qfile)[0].status == RUNNING
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.stderr is not None
+    assert "queue: #1 CharacterAI-1-A: starting on all GPUs (attempt 1)" in proc.stderr.read()
+    code, _, err = run_cli("queue", "run", "--queue-file", qfile)
+    assert code == 0, err
+    lines = err.splitlines()
+    assert lines[0].startswith("queue: #1 CharacterAI-1-A: left running by a runner that is gone (pid ")
+    assert lines[0].endswith("resuming from its newest state folder")
+    assert fake_train.calls == [("CharacterAI-1-A", True), ("CharacterAI-1-B", False)]
+    code, out, _ = run_cli("queue", "list", "--queue-file", qfile, "--json")
+    entries: list[dict[str, Any]] = json.loads(out)["entries"]
+    assert [(e["status"], e["attempts"], e.get("resumed")) for e in entries] == [(DONE, 2, True), (DONE, 1, False)]
