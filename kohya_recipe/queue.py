@@ -153,9 +153,7 @@ def default_queue_file() -> Path:
         return Path(env).expanduser()
     data_home = os.environ.get("XDG_DATA_HOME")
     # The XDG spec says a relative XDG_DATA_HOME is invalid and must be ignored.
-    base = (
-        Path(data_home) if data_home and Path(data_home).is_absolute() else Path.home() / ".local" / "share"
-    )
+    base = Path(data_home) if data_home and Path(data_home).is_absolute() else Path.home() / ".local" / "share"
     return base / "kohya-recipe" / "queue.toml"
 
 
@@ -354,9 +352,7 @@ class Queue:
         try:
             self._edit_lock.acquire()
         except OSError as exc:
-            raise QueueError(
-                f"cannot create the lock file: {exc.strerror}", source=f"{self.path}.lock"
-            ) from None
+            raise QueueError(f"cannot create the lock file: {exc.strerror}", source=f"{self.path}.lock") from None
         try:
             state = self.read()
             before = state.to_dict()
@@ -424,10 +420,7 @@ def has_resume_state(info: ProjectInfo) -> bool:
         return False
     prefix = info.output_name + "-"
     return any(
-        p.is_dir()
-        and p.name.startswith(prefix)
-        and p.name.endswith("-state")
-        and (p / "train_state.json").is_file()
+        p.is_dir() and p.name.startswith(prefix) and p.name.endswith("-state") and (p / "train_state.json").is_file()
         for p in info.model_dir.iterdir()
     )
 
@@ -473,12 +466,7 @@ def _pid_alive(pid: int) -> bool:
 
 def entry_state(entry: QueueEntry) -> str:
     """The status to show: a ``running`` entry whose runner is gone from this host is ``running (stale)``."""
-    if (
-        entry.status == RUNNING
-        and entry.pid
-        and entry.host == socket.gethostname()
-        and not _pid_alive(entry.pid)
-    ):
+    if entry.status == RUNNING and entry.pid and entry.host == socket.gethostname() and not _pid_alive(entry.pid):
         return "running (stale)"
     return entry.status
 
@@ -543,19 +531,13 @@ def add_to_queue(
         for info, sweep in targets:
             project = str(info.root)
             holder = next(
-                (
-                    e
-                    for e in [*state.entries, *result.added]
-                    if e.project == project and e.status in ACTIVE_STATUSES
-                ),
+                (e for e in [*state.entries, *result.added] if e.project == project and e.status in ACTIVE_STATUSES),
                 None,
             )
             if holder is not None:
                 result.skipped.append((project, holder))
                 continue
-            entry = QueueEntry(
-                id=state.next_id, project=project, added=_now(), name=info.output_name, sweep=sweep
-            )
+            entry = QueueEntry(id=state.next_id, project=project, added=_now(), name=info.output_name, sweep=sweep)
             state.next_id += 1
             state.entries.append(entry)
             result.added.append(entry)
@@ -567,9 +549,7 @@ def list_queue(queue_file: str | os.PathLike[str] | None = None) -> list[QueueEn
     return Queue(queue_file).read().entries
 
 
-def remove_from_queue(
-    ids: Iterable[int], queue_file: str | os.PathLike[str] | None = None
-) -> list[QueueEntry]:
+def remove_from_queue(ids: Iterable[int], queue_file: str | os.PathLike[str] | None = None) -> list[QueueEntry]:
     """Remove entries by id. An entry that a live ``queue run`` is training cannot be removed."""
     ids = list(ids)
     if not ids:
@@ -584,8 +564,7 @@ def remove_from_queue(
                 raise QueueError(f"no entry #{entry_id} (ids in the queue: {known})", source=str(queue.path))
             if entry.status == RUNNING and _runner_alive(queue, entry):
                 raise QueueError(
-                    f"entry {entry.label} is being trained by `queue run` (pid {entry.pid}); "
-                    "stop it with Ctrl-C first",
+                    f"entry {entry.label} is being trained by `queue run` (pid {entry.pid}); stop it with Ctrl-C first",
                     source=str(queue.path),
                 )
             chosen.append(entry)
@@ -609,6 +588,15 @@ def _runner_alive(queue: Queue, entry: QueueEntry) -> bool:
 
 
 TrainFn = Callable[..., Any]
+
+
+def _setup_errors() -> tuple[type[BaseException], ...]:
+    """Errors of the training verb that mean "the trainer could not be launched at all" (not "this run failed")."""
+    try:
+        from kohya_recipe.launch import TrainerSetupError
+    except ImportError:  # pragma: no cover - the launcher module is part of the package
+        return ()
+    return (TrainerSetupError,)
 
 
 def default_train() -> TrainFn:
@@ -642,11 +630,10 @@ class _Pick:
     resume: bool
     recovered: bool  # left `running` by a dead runner
     previous_pid: int | None
+    before: dict[str, Any]  # the entry's fields before it was marked running (restored on a setup error)
 
 
-def _pick_next(
-    queue: Queue, state: QueueState, log: Callable[[str], None]
-) -> tuple[_Pick | None, list[QueueEntry]]:
+def _pick_next(queue: Queue, state: QueueState, log: Callable[[str], None]) -> tuple[_Pick | None, list[QueueEntry]]:
     """Under the edit lock: the first runnable entry whose GPU set is free, marked running by us."""
     waiting: list[QueueEntry] = []
     for entry in state.entries:
@@ -672,7 +659,10 @@ def _pick_next(
             waiting.append(entry)
             continue
         resume = entry.status in (RUNNING, INTERRUPTED) and has_resume_state(info)
-        pick = _Pick(entry, lock, info, resume, recovered, entry.pid)
+        before = {k: getattr(entry, k) for k in ("status", "attempts", "started", "finished", "resumed")}
+        if recovered:
+            before["status"] = INTERRUPTED  # it was mid-run when its runner died
+        pick = _Pick(entry, lock, info, resume, recovered, entry.pid, before)
         entry.status = RUNNING
         entry.attempts += 1
         entry.started = _now()
@@ -764,21 +754,13 @@ def run_queue(
                 # Imported only when there is something to train, so list-like uses need no trainer module.
                 train = default_train()
             if pick.recovered:
-                how = (
-                    "resuming from its newest state folder" if pick.resume else "restarting (no state folder)"
-                )
-                say(
-                    f"queue: {entry.label}: left running by a runner that is gone (pid {pick.previous_pid}); "
-                    f"{how}"
-                )
+                how = "resuming from its newest state folder" if pick.resume else "restarting (no state folder)"
+                say(f"queue: {entry.label}: left running by a runner that is gone (pid {pick.previous_pid}); {how}")
                 _wait_for_orphans(pick, say, orphan_poll)
             elif pick.resume:
                 say(f"queue: {entry.label}: resuming the interrupted run from its newest state folder")
             else:
-                say(
-                    f"queue: {entry.label}: starting on {describe_gpus(pick.info.gpus)} "
-                    f"(attempt {entry.attempts})"
-                )
+                say(f"queue: {entry.label}: starting on {describe_gpus(pick.info.gpus)} (attempt {entry.attempts})")
             record = train(Path(entry.project), resume=pick.resume, quiet=quiet, **options)
         except (TrainingInterrupted, KeyboardInterrupt) as exc:
             rec = getattr(exc, "record", None)
@@ -794,10 +776,16 @@ def run_queue(
             )
             result.ran.append(done)
             raise TrainingInterrupted(
-                f"queue stopped; entry {done.label} is interrupted and continues on the next "
-                "`kohya-recipe queue run`"
+                f"queue stopped; entry {done.label} is interrupted and continues on the next `kohya-recipe queue run`"
             ) from None
         except KohyaRecipeError as exc:
+            if isinstance(exc, _setup_errors()):
+                # sd-scripts, the Python or accelerate is missing: nothing was launched, and every other entry
+                # would fail the same way. Stop instead of burning through the queue; the entry keeps its place.
+                kept = _finish(queue, pick, **pick.before)
+                raise QueueError(
+                    f"{exc} (nothing was launched; the queue stopped and {kept.label} is still {kept.status})"
+                ) from None
             rec = getattr(exc, "record", None)
             _, code, run_path = _record_fields(rec)
             done = _finish(
@@ -815,9 +803,7 @@ def run_queue(
         except BaseException as exc:
             # Not a user-facing error (a bug, or SystemExit): record it so the entry is not left `running`,
             # and let it propagate with its traceback.
-            _finish(
-                queue, pick, status=FAILED, last_outcome=FAILED, last_error=f"{type(exc).__name__}: {exc}"
-            )
+            _finish(queue, pick, status=FAILED, last_outcome=FAILED, last_error=f"{type(exc).__name__}: {exc}")
             raise
         outcome, code, run_path = _record_fields(record)
         if outcome == "interrupted":
@@ -832,8 +818,7 @@ def run_queue(
             )
             result.ran.append(done)
             raise TrainingInterrupted(
-                f"queue stopped; entry {done.label} is interrupted and continues on the next "
-                "`kohya-recipe queue run`"
+                f"queue stopped; entry {done.label} is interrupted and continues on the next `kohya-recipe queue run`"
             )
         status = DONE if outcome == "success" else FAILED
         done = _finish(
@@ -843,12 +828,7 @@ def run_queue(
             last_outcome=outcome,
             last_exit_code=code,
             last_run=run_path,
-            last_error=None
-            if status == DONE
-            else getattr(record, "error", None) or f"trainer outcome: {outcome}",
+            last_error=None if status == DONE else getattr(record, "error", None) or f"trainer outcome: {outcome}",
         )
-        say(
-            f"queue: {done.label}: {'done' if status == DONE else 'failed'}"
-            + (f" ({run_path})" if run_path else "")
-        )
+        say(f"queue: {done.label}: {'done' if status == DONE else 'failed'}" + (f" ({run_path})" if run_path else ""))
         result.ran.append(done)

@@ -324,6 +324,30 @@ def test_keyboard_interrupt_outside_the_trainer_is_handled_the_same(projects: li
     assert list_queue(qfile)[0].status == INTERRUPTED
 
 
+def test_a_missing_trainer_stops_the_queue_without_using_up_entries(projects: list[Path], qfile: Path) -> None:
+    from kohya_recipe.launch import TrainerSetupError
+
+    add_to_queue(projects[:2], qfile)
+
+    def no_sd_scripts(_project: Path) -> str:
+        raise TrainerSetupError("sd-scripts not found; looked at $KOHYA_RECIPE_SD_SCRIPTS (unset)")
+
+    train = FakeTrain({"CharacterAI-1-A": no_sd_scripts})
+    with pytest.raises(QueueError) as exc:
+        run_queue(qfile, train=train)
+    assert str(exc.value) == (
+        "sd-scripts not found; looked at $KOHYA_RECIPE_SD_SCRIPTS (unset) (nothing was launched; the queue "
+        "stopped and #1 CharacterAI-1-A is still pending)"
+    )
+    assert train.calls == [("CharacterAI-1-A", False)]
+    a, b = list_queue(qfile)
+    assert (a.status, a.attempts, a.started, a.finished, a.pid) == (PENDING, 0, None, None, None)
+    assert b.status == PENDING
+    # Once the trainer is found, the queue runs as if nothing happened.
+    run_queue(qfile, train=FakeTrain())
+    assert [(e.status, e.attempts) for e in list_queue(qfile)] == [(DONE, 1), (DONE, 1)]
+
+
 def test_a_bug_in_training_is_recorded_and_propagates(projects: list[Path], qfile: Path) -> None:
     add_to_queue(projects[:1], qfile)
 
