@@ -388,7 +388,7 @@ def inspect_project(path: str | os.PathLike[str]) -> ProjectInfo:
     """Load a rendered project (raises the project loader's error when it is not one)."""
     from kohya_recipe.project import load_project
 
-    project = load_project(path)
+    project = load_project(Path(path))
     gpu_ids = list(project.recipe.accelerate.gpu_ids or [])
     return ProjectInfo(
         root=Path(project.root).absolute(),

@@ -329,6 +329,13 @@ def load_sweep(path: str | Path) -> Sweep:
     )
 
 
+def _recipe_of(run: SweepRun) -> Recipe:
+    # Runs from expand_grid carry their recipe; runs read back from a manifest do not (and are never rendered).
+    if run.recipe is None:
+        raise RenderError("has no recipe to render (it was read from a manifest)", source=run.name)
+    return run.recipe
+
+
 def _collect_warnings(sweep: Sweep, result: Any) -> None:
     # Every run renders the same images, so the render's warnings (missing captions, skipped files) repeat.
     for warning in getattr(result, "warnings", None) or []:
@@ -407,12 +414,12 @@ def write_sweep(
     from kohya_recipe.recipe import recipe_warnings
 
     for run in runs:
-        for warning in recipe_warnings(run.recipe):
+        for warning in recipe_warnings(_recipe_of(run)):
             if warning not in sweep.warnings:
                 sweep.warnings.append(warning)
     if dry_run:
         for run in runs:
-            _collect_warnings(sweep, render(run.recipe, out / run.folder, force=force, dry_run=True))
+            _collect_warnings(sweep, render(_recipe_of(run), out / run.folder, force=force, dry_run=True))
         return sweep
     created_out = not out.exists()
     created: list[Path] = []
@@ -422,7 +429,7 @@ def write_sweep(
             target = out / run.folder
             if not target.exists():
                 created.append(target)
-            _collect_warnings(sweep, render(run.recipe, target, force=force))
+            _collect_warnings(sweep, render(_recipe_of(run), target, force=force))
             if progress is not None:
                 progress(run, i, len(runs))
         import tomli_w
