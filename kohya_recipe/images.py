@@ -75,9 +75,7 @@ def list_trainer_images(folder: Path) -> list[Path]:
     sd-scripts globs ``*<ext>`` per extension, and a glob ``*`` never matches a name starting with a dot, so
     hidden files are skipped too.
     """
-    return sorted(
-        p for p in folder.iterdir() if not p.name.startswith(".") and p.is_file() and is_trainer_image(p)
-    )
+    return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and p.is_file() and is_trainer_image(p))
 
 
 def image_size(path: Path) -> tuple[int, int]:
@@ -171,9 +169,7 @@ def read_header(path: Path | str) -> ImageHeader:
             raise ImageReadError("empty file (0 bytes)", source=name)
         header = _pillow_header(name, size)
     if header.width <= 0 or header.height <= 0:
-        raise ImageReadError(
-            f"{header.format} header gives a size of {header.width}x{header.height}", source=name
-        )
+        raise ImageReadError(f"{header.format} header gives a size of {header.width}x{header.height}", source=name)
     expected = _EXTENSION_FORMAT.get(Path(name).suffix.lower())
     if expected is not None and expected != header.format:
         reasons = (*header.suspicious, f"the file is {header.format}, not {expected} as its extension says")
@@ -245,9 +241,7 @@ def _png(fd: int, head: bytes, tail: bytes, size: int) -> ImageHeader:
         suspicious.append("no image data (IDAT) before the end of the file")
     if not tail.endswith(_PNG_IEND):
         suspicious.append("does not end with the PNG IEND chunk (truncated or trailing data)")
-    return ImageHeader(
-        "PNG", width, height, size, orientation, has_alpha, grayscale, animated, tuple(suspicious)
-    )
+    return ImageHeader("PNG", width, height, size, orientation, has_alpha, grayscale, animated, tuple(suspicious))
 
 
 def _jpeg(fd: int, head: bytes, tail: bytes, size: int) -> ImageHeader:
@@ -361,9 +355,7 @@ def _bmp(fd: int, head: bytes, tail: bytes, size: int) -> ImageHeader:
     if compression in (0, 3, 6) and bpp in (1, 4, 8, 16, 24, 32):
         row = ((bpp * width + 31) // 32) * 4
         if pixel_offset + row * height > size:
-            suspicious.append(
-                f"pixel data needs {pixel_offset + row * height} bytes, the file has {size} (truncated)"
-            )
+            suspicious.append(f"pixel data needs {pixel_offset + row * height} bytes, the file has {size} (truncated)")
     has_alpha = False
     # 32-bit BMPs carry alpha only with BI_BITFIELDS/BI_ALPHABITFIELDS and a non-zero alpha mask (V4/V5
     # headers), which is when Pillow opens them as RGBA.
