@@ -1,0 +1,347 @@
+"""CLI adapters for the dataset doctor (``check``) and the caption editor (``caption ...``).
+
+Thin by design: each command parses its options, calls one function of :mod:`kohya_recipe.dataset_check` or
+:mod:`kohya_recipe.captions` (imported when the command runs, so ``kohya-recipe --help`` stays light) and
+prints the result.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from kohya_recipe.errors import ExitCode
+
+# Below this many images the scan is over before a progress bar would be readable.
+PROGRESS_MIN_IMAGES = 500
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+class _ProgressBar:
+    """A ``progress(done, total)`` callback that shows a bar on stderr for large folders, on a TTY only."""
+
+    def __init__(self, label: str, enabled: bool) -> None:
+        self.label = label
+        self.enabled = enabled
+        self.bar: Any = None
+        self.shown = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            if total < PROGRESS_MIN_IMAGES:
+                self.enabled = False
+                return
+            self.bar = click.progressbar(length=total, label=self.label, file=sys.stderr)
+            self.bar.__enter__()
+        # Redrawing per image would cost more than reading the header; every 64th image is smooth enough.
+        if done - self.shown >= 64 or done == total:
+            self.bar.update(done - self.shown)
+            self.shown = done
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  kohya-recipe check ./my-images
+  kohya-recipe check ./CharacterAI                      # a project: uses its resolved-recipe.toml
+  kohya-recipe check ./CharacterAI/img --recipe recipe.toml
+  kohya-recipe check ./img --trigger CharacterAI --decode
+  kohya-recipe check ./img --rules my-rules.toml --fail-on warning
+  kohya-recipe check ./img --json > report.json
+
+\b
+Exit codes: 0 no errors, 3 errors found (or warnings with --fail-on warning),
+1 the folder, recipe or rules file cannot be used.
+""",
+)
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option(
+    "--recipe",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Recipe TOML whose thresholds to use (default: the project's resolved-recipe.toml, else the article's).",
+)
+@click.option("--trigger", help="Trigger word every caption must contain (overrides the recipe's).")
+@click.option(
+    "--rules",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Rules TOML: counts, shot list, contradictions (see docs/dataset-checks.md).",
+)
+@click.option(
+    "--decode",
+    is_flag=True,
+    help="Decode every image: verify all pixels, measure alpha use, find near-duplicates (slower).",
+)
+@click.option(
+    "--table",
+    type=click.Choice(["auto", "all", "problems", "none"]),
+    default="auto",
+    show_default=True,
+    help="Per-image table: every image, only those with notes, or none (auto: all up to 60 images).",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(["error", "warning"]),
+    default="error",
+    show_default=True,
+    help="Lowest severity that makes the exit code non-zero.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON.")
+@click.pass_context
+def check_cmd(
+    ctx: click.Context,
+    directory: Path,
+    recipe: Path | None,
+    trigger: str | None,
+    rules: Path | None,
+    decode: bool,
+    table: str,
+    fail_on: str,
+    as_json: bool,
+) -> None:
+    """Check a dataset and its captions against the recipe; never modifies anything.
+
+    DIRECTORY is a folder of images, a train_data_dir (img/N_name/...), one N_name folder or a rendered
+    project. Reports layout mistakes, files sd-scripts skips, small/upscaled/corrupt/rotated/transparent
+    images, duplicates, caption problems, the trigger word, shot coverage and contradicting tags.
+    """
+    from kohya_recipe.dataset_check import check_dataset, format_report
+
+    bar = _ProgressBar("Checking images", enabled=not as_json and sys.stderr.isatty())
+    try:
+        result = check_dataset(directory, recipe=recipe, rules=rules, trigger=trigger, decode=decode, progress=bar)
+    finally:
+        bar.close()
+    if as_json:
+        _echo_json(result.to_dict())
+    else:
+        click.echo(format_report(result, table=table, color=True))
+    ctx.exit(result.exit_code(fail_on))  # type: ignore[arg-type]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# caption
+
+
+def _print_report(report: Any, as_json: bool) -> None:
+    """Per-file lines (diffs in a dry run), a summary, and exit code 1 when a file failed."""
+    if as_json:
+        _echo_json(report.to_dict())
+    else:
+        for change in report.changes:
+            if report.dry_run and change.changed:
+                click.echo(change.diff(), nl=False)
+            elif change.action != "unchanged":
+                verb = f"would be {change.action}" if report.dry_run and change.changed else change.action
+                click.echo(f"{verb:<9} {change.path}" + (f": {change.reason}" if change.reason else ""))
+        click.echo(("Dry run: " if report.dry_run else "") + report.summary(), err=report.dry_run)
+    if not report.ok:
+        click.get_current_context().exit(int(ExitCode.ERROR))
+
+
+_dry_run = click.option("--dry-run", is_flag=True, help="Write nothing; print a unified diff of each change.")
+_ext = click.option(
+    "--ext",
+    "extension",
+    help="Caption extension (default: the project's recipe, else .txt; sd-scripts' own default is .caption).",
+)
+_json = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+
+
+@click.group(
+    epilog="""\b
+Examples:
+  kohya-recipe caption init ./img/10_CharacterAI\\ woman \\
+      --base "1girl, CharacterAI, dark skin, braided hair, earrings, 3D render, UHD, 4K"
+  kohya-recipe caption add "from behind" --match "img/*/back_*.png" --dry-run
+  kohya-recipe caption remove earrings --match "img/*/back_*.png"
+  kohya-recipe caption set img/10_CharacterAI\\ woman/07.png "1girl, CharacterAI, from side" --force
+  kohya-recipe caption show ./CharacterAI
+"""
+)
+def caption_group() -> None:
+    """Edit caption files safely (init/add/remove/set/show).
+
+    Writes are atomic (temp file + rename), keep tag order and each file's style (separator, line ending,
+    trailing newline, extra lines); an existing caption is never overwritten without --force, a caption that
+    is not UTF-8 text is reported and left untouched. Nothing but caption files is ever written.
+    """
+
+
+@caption_group.command(
+    "init",
+    epilog="""\b
+Examples:
+  kohya-recipe caption init ./my-images --base "1girl, CharacterAI, dark skin, braided hair, 3D render"
+  kohya-recipe caption init ./CharacterAI --base "1girl, CharacterAI" --dry-run
+  kohya-recipe caption init ./my-images --base "1girl, CharacterAI" --ext .caption --force
+""",
+)
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--base", required=True, help="The base caption (Danbooru tags) for images that have none.")
+@click.option("--force", is_flag=True, help="Replace existing captions with the base caption too.")
+@_ext
+@_dry_run
+@_json
+def caption_init_cmd(
+    directory: Path, base: str, force: bool, extension: str | None, dry_run: bool, as_json: bool
+) -> None:
+    """Write the base caption for every image in DIRECTORY that has none."""
+    from kohya_recipe.captions import init_captions
+
+    _print_report(init_captions(directory, base, extension=extension, force=force, dry_run=dry_run), as_json)
+
+
+_match = click.option(
+    "--match",
+    "match",
+    multiple=True,
+    required=True,
+    help="Glob of images or caption files, relative to --dir (repeatable; ** recurses).",
+)
+_dir = click.option(
+    "--dir",
+    "root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(),
+    show_default=True,
+    help="Folder the --match globs are relative to.",
+)
+_where = click.option(
+    "--where", multiple=True, help="Only edit captions that already contain this tag (repeatable; globs allowed)."
+)
+
+
+@caption_group.command(
+    "add",
+    epilog="""\b
+Examples:
+  kohya-recipe caption add "from behind" --match "back_*.png" --dir "img/10_CharacterAI woman"
+  kohya-recipe caption add "from side" --match "img/*/side_*.txt" --dry-run
+  kohya-recipe caption add CharacterAI --front --match "img/*/*.png"
+""",
+)
+@click.argument("tags", nargs=-1, required=True)
+@_match
+@_dir
+@_where
+@click.option("--front", is_flag=True, help="Insert the tags at the front instead of the end.")
+@_ext
+@_dry_run
+@_json
+def caption_add_cmd(
+    tags: tuple[str, ...],
+    match: tuple[str, ...],
+    root: Path,
+    where: tuple[str, ...],
+    front: bool,
+    extension: str | None,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Add TAGS to the matched captions that lack them (order and style kept)."""
+    from kohya_recipe.captions import add_tags
+
+    report = add_tags(tags, match=match, root=root, extension=extension, front=front, where=where, dry_run=dry_run)
+    _print_report(report, as_json)
+
+
+@caption_group.command(
+    "remove",
+    epilog="""\b
+Examples:
+  kohya-recipe caption remove earrings --match "back_*.png" --dir "img/10_CharacterAI woman"
+  kohya-recipe caption remove earrings "* eyes" --where "from behind" --match "img/**/*.txt"
+""",
+)
+@click.argument("tags", nargs=-1, required=True)
+@_match
+@_dir
+@_where
+@_ext
+@_dry_run
+@_json
+def caption_remove_cmd(
+    tags: tuple[str, ...],
+    match: tuple[str, ...],
+    root: Path,
+    where: tuple[str, ...],
+    extension: str | None,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Remove TAGS (globs allowed, e.g. "* eyes") from the matched captions."""
+    from kohya_recipe.captions import remove_tags
+
+    _print_report(remove_tags(tags, match=match, root=root, extension=extension, where=where, dry_run=dry_run), as_json)
+
+
+@caption_group.command(
+    "set",
+    epilog="""\b
+Examples:
+  kohya-recipe caption set img/10_CharacterAI\\ woman/07.png "1girl, CharacterAI, from side"
+  kohya-recipe caption set img/10_CharacterAI\\ woman/07.txt "1girl, CharacterAI, profile" --force --dry-run
+""",
+)
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("caption")
+@click.option("--force", is_flag=True, help="Replace a caption that exists with other tags.")
+@_ext
+@_dry_run
+@_json
+def caption_set_cmd(file: Path, caption: str, force: bool, extension: str | None, dry_run: bool, as_json: bool) -> None:
+    """Set the caption of FILE (an image or its caption file) to CAPTION."""
+    from kohya_recipe.captions import set_caption
+
+    _print_report(set_caption(file, caption, extension=extension, force=force, dry_run=dry_run), as_json)
+
+
+@caption_group.command(
+    "show",
+    epilog="""\b
+Examples:
+  kohya-recipe caption show ./CharacterAI
+  kohya-recipe caption show ./img --top 10
+  kohya-recipe caption show ./img --json
+""",
+)
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--top", type=click.IntRange(min=1), default=None, help="Show only the N most frequent tags.")
+@_ext
+@_json
+def caption_show_cmd(directory: Path, top: int | None, extension: str | None, as_json: bool) -> None:
+    """Show the tag frequency table of the captions in DIRECTORY."""
+    from kohya_recipe.captions import tag_stats
+
+    stats = tag_stats(directory, extension=extension)
+    if as_json:
+        _echo_json(stats.to_dict())
+        return
+    rows = stats.rows()[:top] if top else stats.rows()
+    mean = sum(stats.tag_totals) / len(stats.tag_totals) if stats.tag_totals else 0.0
+    click.echo(
+        f"{stats.captions} captions ({stats.extension}) for {stats.images} images, {len(stats.counts)} distinct "
+        f"tags, {mean:.1f} tags per caption"
+    )
+    if rows:
+        width = max(len(t) for t, _c, _s in rows)
+        for tag, count, share in rows:
+            click.echo(f"  {tag:<{width}}  {count:>5}  {share:>4.0%}")
+    for path in stats.missing:
+        click.echo(f"no caption: {path}")
+    for path, reason in stats.unreadable:
+        click.echo(f"unreadable: {path}: {reason}")
