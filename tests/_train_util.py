@@ -1,0 +1,148 @@
+"""Helpers for the launcher tests: tiny rendered projects and the fake sd-scripts in tests/fake_sd_scripts/."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import zlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+FAKE_SD_SCRIPTS = Path(__file__).parent / "fake_sd_scripts"
+#: holds a fake `accelerate` package (python -m accelerate.commands.launch); put it on PYTHONPATH
+FAKE_SITE = FAKE_SD_SCRIPTS / "site"
+KNOBS = ("FAKE_SD_SCRIPTS_STEP_SECONDS", "FAKE_SD_SCRIPTS_STARTUP_SECONDS", "FAKE_SD_SCRIPTS_IGNORE_SIGNALS",
+         "FAKE_SD_SCRIPTS_JUNK", "FAKE_SD_SCRIPTS_FLOOD_BYTES")  # fmt: skip
+
+
+def png(width: int, height: int) -> bytes:
+    """A valid grey PNG (no Pillow needed)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    raw = b"".join(b"\x00" + b"\x80" * 3 * width for _ in range(height))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
+
+
+def make_images(folder: Path, count: int = 3) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        (folder / f"img{i:02d}.png").write_bytes(png(64, 64))
+        (folder / f"img{i:02d}.txt").write_text("1girl, testchar, from side\n", encoding="utf-8")
+    return folder
+
+
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def recipe_data(images: Path, **sections: dict[str, Any]) -> dict[str, Any]:
+    """A small likeness-sd15 recipe: 3 images x 2 repeats, 64 px, 3 epochs -> 6 steps per epoch."""
+    data: dict[str, Any] = {
+        "preset": "likeness-sd15",
+        "subject": {"trigger": "testchar", "class_token": "woman"},
+        "dataset": {"images": str(images), "repeats": 2},
+        "model": {"base": "models/sd15", "family": "sd15"},
+        "network": {"rank": 4, "alpha": 2.0},
+        "training": {"max_train_epochs": 3, "resolution": [64, 64], "min_bucket_reso": 64, "max_bucket_reso": 128},
+        "samples": {"every_n_epochs": None, "prompts": []},
+    }
+    return _merge(data, sections)
+
+
+def make_project(tmp_path: Path, name: str = "proj", **sections: dict[str, Any]) -> Path:
+    """Render a project with kohya_recipe.project.render_project (the real renderer)."""
+    from kohya_recipe.project import render_project
+    from kohya_recipe.recipe import recipe_from_dict
+
+    images = make_images(tmp_path / f"{name}-images")
+    recipe = recipe_from_dict(recipe_data(images, **sections), source="test recipe")
+    root = tmp_path / name
+    render_project(recipe, root)
+    (root / "models" / "sd15").mkdir(parents=True)  # the base model path exists (a diffusers folder)
+    return root
+
+
+def fake_env(monkeypatch: pytest.MonkeyPatch, *, step_seconds: float = 0.0, **knobs: str) -> None:
+    """Make the fake accelerate importable and set the fake trainer's knobs for child processes."""
+    existing = os.environ.get("PYTHONPATH", "")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(FAKE_SITE), *([existing] if existing else [])]))
+    for key in KNOBS:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("FAKE_SD_SCRIPTS_STEP_SECONDS", str(step_seconds))
+    for key, value in knobs.items():
+        monkeypatch.setenv(f"FAKE_SD_SCRIPTS_{key.upper()}", value)
+    for var in ("KOHYA_RECIPE_SD_SCRIPTS", "SD_SCRIPTS", "KOHYA_SS_DIR"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def safetensors_metadata(path: Path) -> dict[str, str]:
+    raw = path.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    return json.loads(raw[8 : 8 + n]).get("__metadata__", {})
+
+
+def _varint(buf: bytes, i: int) -> tuple[int, int]:
+    shift = result = 0
+    while True:
+        b = buf[i]
+        i += 1
+        result |= (b & 0x7F) << shift
+        shift += 7
+        if b < 0x80:
+            return result, i
+
+
+def _fields(buf: bytes) -> list[tuple[int, Any]]:
+    out, i = [], 0
+    while i < len(buf):
+        key, i = _varint(buf, i)
+        num, wire = key >> 3, key & 7
+        if wire == 0:
+            value, i = _varint(buf, i)
+        elif wire == 1:
+            value, i = buf[i : i + 8], i + 8
+        elif wire == 5:
+            value, i = buf[i : i + 4], i + 4
+        else:
+            size, i = _varint(buf, i)
+            value, i = buf[i : i + size], i + size
+        out.append((num, value))
+    return out
+
+
+def read_scalars(path: Path) -> list[tuple[int, str, float]]:
+    """(step, tag, value) of every scalar in a TensorBoard event file; checks both masked CRC-32Cs per record."""
+    import google_crc32c
+
+    def masked(data: bytes) -> int:
+        crc = int(google_crc32c.value(data))
+        return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+    data = path.read_bytes()
+    out: list[tuple[int, str, float]] = []
+    i = 0
+    while i < len(data):
+        header = data[i : i + 8]
+        (length,) = struct.unpack("<Q", header)
+        assert struct.unpack("<I", data[i + 8 : i + 12])[0] == masked(header)
+        event = data[i + 12 : i + 12 + length]
+        assert struct.unpack("<I", data[i + 12 + length : i + 16 + length])[0] == masked(event)
+        i += 16 + length
+        fields = dict(_fields(event))
+        if 5 in fields:
+            value = dict(_fields(dict(_fields(fields[5]))[1]))
+            out.append((fields.get(2, 0), value[1].decode(), struct.unpack("<f", value[2])[0]))
+    return out
