@@ -336,7 +336,7 @@ def _sections() -> list[_Section]:
             top.append(name)
     sections.append(_Section("Top level", "", Recipe, top, ()))  # schema_version, preset, [extra], [gui]
     for name in tables:
-        model = Recipe.model_fields[name].annotation
+        model: Any = Recipe.model_fields[name].annotation
         sections.append(_Section(f"[{name}]", f"{name}.", model, list(model.model_fields), (name,)))
         for sub, field in model.model_fields.items():
             args = typing.get_args(field.annotation)
