@@ -29,8 +29,10 @@ BASELINES = [
     ("python -c 'import matplotlib.pyplot'", [sys.executable, "-c", "import matplotlib.pyplot"]),
     # A bare `import tensorboard` is lazy and nearly free; the event-file reader is what a report would load.
     ("python -c 'import tensorboard'", [sys.executable, "-c", "import tensorboard"]),
-    ("python -c 'import ...event_accumulator'",
-     [sys.executable, "-c", "from tensorboard.backend.event_processing import event_accumulator"]),
+    (
+        "python -c 'import ...event_accumulator'",
+        [sys.executable, "-c", "from tensorboard.backend.event_processing import event_accumulator"],
+    ),
 ]
 
 
@@ -114,8 +116,10 @@ def print_table(result: dict[str, object]) -> None:
     for r in rows:
         ratio = f"{r['x_python_pass']:.2f}" if "x_python_pass" in r else "-"
         over = f"{r['over_python_pass_s'] * 1000:+.0f} ms" if "over_python_pass_s" in r else "-"
-        print(f"{r['case']:<{width}}  {r['median_s'] * 1000:>6.0f} ms  {r['min_s'] * 1000:>5.0f} ms  "
-              f"{ratio:>16}  {over:>9}")
+        print(
+            f"{r['case']:<{width}}  {r['median_s'] * 1000:>6.0f} ms  {r['min_s'] * 1000:>5.0f} ms  "
+            f"{ratio:>16}  {over:>9}"
+        )
     print()
     for r in rows:
         if r.get("x_baselines"):
@@ -127,8 +131,13 @@ def print_table(result: dict[str, object]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15, help="timed runs per case (default 15)")
-    parser.add_argument("--sub", action="append", default=None, metavar="COMMAND",
-                        help="sub-command whose --help to time (repeatable; default: build, report)")
+    parser.add_argument(
+        "--sub",
+        action="append",
+        default=None,
+        metavar="COMMAND",
+        help="sub-command whose --help to time (repeatable; default: build, report)",
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args(argv)
     tool = cases(args.sub or ["build", "report"])

@@ -131,33 +131,55 @@ def _cornrows(d: ImageDraw.ImageDraw, cx: float, top: float, bottom: float, rx: 
     """Cornrow lines running back over the hair cap."""
     for k in range(n):
         x = cx - rx * 0.8 + (2 * rx * 0.8) * k / max(n - 1, 1)
-        d.line([(round(x), round(top)), (round(cx + (x - cx) * 0.6), round(bottom))], fill=HAIR_LIGHT,
-               width=max(1, round(rx / 30)))
+        d.line(
+            [(round(x), round(top)), (round(cx + (x - cx) * 0.6), round(bottom))],
+            fill=HAIR_LIGHT,
+            width=max(1, round(rx / 30)),
+        )
 
 
 def _body(d: ImageDraw.ImageDraw, cx: float, neck_y: float, r: float, framing: str, bottom: float) -> None:
     """Neck, shoulders and, for the wider framings, torso, arms and legs in plain clothing."""
-    d.rectangle([round(cx - 0.35 * r), round(neck_y - 0.3 * r), round(cx + 0.35 * r), round(neck_y + 0.6 * r)],
-                fill=SKIN_SHADE)
+    d.rectangle(
+        [round(cx - 0.35 * r), round(neck_y - 0.3 * r), round(cx + 0.35 * r), round(neck_y + 0.6 * r)], fill=SKIN_SHADE
+    )
     shoulder_y = neck_y + 0.5 * r
     if framing == "head":
         _ellipse(d, cx, shoulder_y + 1.2 * r, 1.9 * r, 1.3 * r, SKIN)
         return
     torso_h = 3.2 * r
-    d.polygon([(cx - 1.6 * r, shoulder_y), (cx + 1.6 * r, shoulder_y), (cx + 1.2 * r, shoulder_y + torso_h),
-               (cx - 1.2 * r, shoulder_y + torso_h)], fill=CLOTH)
+    d.polygon(
+        [
+            (cx - 1.6 * r, shoulder_y),
+            (cx + 1.6 * r, shoulder_y),
+            (cx + 1.2 * r, shoulder_y + torso_h),
+            (cx - 1.2 * r, shoulder_y + torso_h),
+        ],
+        fill=CLOTH,
+    )
     for side in (-1, 1):  # arms
-        d.polygon([(cx + side * 1.6 * r, shoulder_y), (cx + side * 2.0 * r, shoulder_y + 0.3 * r),
-                   (cx + side * 1.8 * r, shoulder_y + torso_h), (cx + side * 1.4 * r, shoulder_y + torso_h)],
-                  fill=SKIN)
+        d.polygon(
+            [
+                (cx + side * 1.6 * r, shoulder_y),
+                (cx + side * 2.0 * r, shoulder_y + 0.3 * r),
+                (cx + side * 1.8 * r, shoulder_y + torso_h),
+                (cx + side * 1.4 * r, shoulder_y + torso_h),
+            ],
+            fill=SKIN,
+        )
     if framing == "full":
         hip = shoulder_y + torso_h
         for side in (-1, 1):  # legs down to the feet
-            d.rectangle([round(cx + side * 0.15 * r + min(side, 0) * 0.9 * r), round(hip),
-                         round(cx + side * 0.15 * r + max(side, 0) * 0.9 * r), round(min(bottom, hip + 4.6 * r))],
-                        fill=SKIN)
-        d.rectangle([round(cx - 1.2 * r), round(hip - 0.2 * r), round(cx + 1.2 * r), round(hip + 0.9 * r)],
-                    fill=CLOTH)
+            d.rectangle(
+                [
+                    round(cx + side * 0.15 * r + min(side, 0) * 0.9 * r),
+                    round(hip),
+                    round(cx + side * 0.15 * r + max(side, 0) * 0.9 * r),
+                    round(min(bottom, hip + 4.6 * r)),
+                ],
+                fill=SKIN,
+            )
+        d.rectangle([round(cx - 1.2 * r), round(hip - 0.2 * r), round(cx + 1.2 * r), round(hip + 0.9 * r)], fill=CLOTH)
 
 
 def _face(d: ImageDraw.ImageDraw, cx: float, cy: float, r: float, hh: float, shift: float, squash: float) -> None:
@@ -204,20 +226,37 @@ def draw_shot(shot: Shot, index: int) -> object:
         _ellipse(d, cx, cy, r * 1.05, hh * 1.02, HAIR)
         for k in range(5):  # cornrows seen from behind run down to the nape
             x = cx - 0.7 * r + 1.4 * r * k / 4
-            d.line([(round(x), round(cy - hh * 0.9)), (round(cx + (x - cx) * 0.7), round(cy + hh * 0.9))],
-                   fill=HAIR_LIGHT, width=max(1, round(r / 30)))
+            d.line(
+                [(round(x), round(cy - hh * 0.9)), (round(cx + (x - cx) * 0.7), round(cy + hh * 0.9))],
+                fill=HAIR_LIGHT,
+                width=max(1, round(r / 30)),
+            )
         return img
 
     if shot.view == "profile":
         back = cx - f * 0.7 * r
         _braid(d, back, cy + 0.2 * hh, cy + 2.8 * hh, 0.34 * r)
         _ellipse(d, cx, cy, r * 0.95, hh, SKIN)
-        d.polygon([(cx + f * 0.85 * r, cy - 0.05 * hh), (cx + f * 1.18 * r, cy + 0.3 * hh),
-                   (cx + f * 0.9 * r, cy + 0.38 * hh)], fill=SKIN)  # nose
-        d.pieslice([round(cx - 1.02 * r), round(cy - 1.06 * hh), round(cx + 1.02 * r), round(cy + 1.06 * hh)],
-                   start=180, end=360, fill=HAIR)  # hair over the top ...
-        d.pieslice([round(cx - 1.02 * r), round(cy - 1.06 * hh), round(cx + 1.02 * r), round(cy + 1.06 * hh)],
-                   start=90 if f > 0 else 0, end=180 if f > 0 else 90, fill=HAIR)  # ... and the back of the head
+        d.polygon(
+            [
+                (cx + f * 0.85 * r, cy - 0.05 * hh),
+                (cx + f * 1.18 * r, cy + 0.3 * hh),
+                (cx + f * 0.9 * r, cy + 0.38 * hh),
+            ],
+            fill=SKIN,
+        )  # nose
+        d.pieslice(
+            [round(cx - 1.02 * r), round(cy - 1.06 * hh), round(cx + 1.02 * r), round(cy + 1.06 * hh)],
+            start=180,
+            end=360,
+            fill=HAIR,
+        )  # hair over the top ...
+        d.pieslice(
+            [round(cx - 1.02 * r), round(cy - 1.06 * hh), round(cx + 1.02 * r), round(cy + 1.06 * hh)],
+            start=90 if f > 0 else 0,
+            end=180 if f > 0 else 90,
+            fill=HAIR,
+        )  # ... and the back of the head
         _ellipse(d, cx + f * 0.6 * r, cy + 0.02 * hh, 0.14 * r, 0.1 * r, EYE_WHITE)
         _ellipse(d, cx + f * 0.66 * r, cy + 0.02 * hh, 0.06 * r, 0.08 * r, IRIS)
         _ellipse(d, cx + f * 0.7 * r, cy + 0.58 * hh, 0.16 * r, 0.07 * r, LIPS)
@@ -240,8 +279,12 @@ def draw_shot(shot: Shot, index: int) -> object:
     _ellipse(d, cx, cy, r, hh, SKIN)
     cap_bottom = cy - hh * (0.25 - squash * 1.2)
     cap_top = cy - 1.08 * hh
-    d.chord([round(cx - 1.04 * r), round(cap_top), round(cx + 1.04 * r), round(2 * cap_bottom - cap_top)],
-            start=180, end=360, fill=HAIR)
+    d.chord(
+        [round(cx - 1.04 * r), round(cap_top), round(cx + 1.04 * r), round(2 * cap_bottom - cap_top)],
+        start=180,
+        end=360,
+        fill=HAIR,
+    )
     _cornrows(d, cx + shift * r * 0.3, cy - hh * 1.0, cap_bottom, r, 6)
     _face(d, cx, cy, r, hh, shift, squash)
     for side in (-1, 1):  # earrings: gold dots below the visible ears

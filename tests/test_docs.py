@@ -71,8 +71,9 @@ def test_cli_doc_does_not_depend_on_the_terminal(monkeypatch: pytest.MonkeyPatch
     assert docgen.render_cli_md() == narrow
 
 
-def test_missing_command_module_is_skipped_with_a_note(monkeypatch: pytest.MonkeyPatch,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_command_module_is_skipped_with_a_note(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setitem(COMMANDS, "ghost", ("kohya_recipe.cli.no_such_module", "ghost_cmd", "Not written yet."))
     text = docgen.render_cli_md()
     assert "## `kohya-recipe ghost`" in text
@@ -101,8 +102,11 @@ def test_check_mode_reports_stale_docs(tmp_path: Path, capsys: pytest.CaptureFix
 
 
 def _models() -> list[type[BaseModel]]:
-    return [obj for obj in vars(recipe).values()
-            if isinstance(obj, type) and issubclass(obj, BaseModel) and obj.__module__ == recipe.__name__]
+    return [
+        obj
+        for obj in vars(recipe).values()
+        if isinstance(obj, type) and issubclass(obj, BaseModel) and obj.__module__ == recipe.__name__
+    ]
 
 
 def _field_paths(model: type[BaseModel], prefix: str = "") -> list[str]:
@@ -131,8 +135,10 @@ def test_recipe_doc_has_every_field_with_its_article_words() -> None:
 def test_recipe_doc_shows_each_presets_value() -> None:
     text = (DOCS / "recipe.md").read_text(encoding="utf-8")
     assert "| [`batch_size`](#field-training-batch_size) | `int` | `1` | `1` | `1` | `4` |" in text
-    assert "- **Presets:** `likeness-sd15` `[768, 768]` · `likeness-sdxl` `[1024, 1024]` · `style-sd15` `[768, 768]`" \
+    assert (
+        "- **Presets:** `likeness-sd15` `[768, 768]` · `likeness-sdxl` `[1024, 1024]` · `style-sd15` `[768, 768]`"
         in text
+    )
 
 
 def test_rules_name_every_validator() -> None:
@@ -156,6 +162,14 @@ def test_rules_name_every_validator() -> None:
 
 def test_index_maps_the_docs_folder() -> None:
     text = (DOCS / "index.md").read_text(encoding="utf-8")
-    for name in ("recipe.md", "cli.md", "gui.md", "dataset-checks.md", "training.md", "queue-and-sweeps.md",
-                 "report.md", "exit-codes.md"):
+    for name in (
+        "recipe.md",
+        "cli.md",
+        "gui.md",
+        "dataset-checks.md",
+        "training.md",
+        "queue-and-sweeps.md",
+        "report.md",
+        "exit-codes.md",
+    ):
         assert f"]({name})" in text, f"docs/index.md does not link {name}"

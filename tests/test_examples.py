@@ -66,8 +66,10 @@ def test_shot_list_follows_the_article() -> None:
     assert all(min(s) >= 640 and max(s) >= 768 for s in sizes)  # "a minimum resolution of 768px on a side"
 
     tags = {name: [t.strip() for t in caption.split(",")] for name, (_, caption) in shipped.items()}
-    count = {t: sum(t in v for v in tags.values()) for t in ("from side", "from behind", "from above",
-                                                            "upper body", "full body")}
+    count = {
+        t: sum(t in v for v in tags.values())
+        for t in ("from side", "from behind", "from above", "upper body", "full body")
+    }
     # 2-3 slightly from each side + one 90° each side; one from above; two from behind; torso and full body.
     assert count == {"from side": 8, "from behind": 2, "from above": 1, "upper body": 2, "full body": 1}
     fronts = [n for n, t in tags.items() if not set(t) & set(count)]
@@ -88,8 +90,18 @@ def test_caption_is_the_articles_danbooru_line(name: str) -> None:
 
 def test_build_with_the_article_preset(tmp_path: Path) -> None:
     out = tmp_path / "CharacterAI"
-    args = ["build", str(EXAMPLE), "--preset", "likeness-sd15", "--trigger", "CharacterAI", "--class", "woman",
-            "--out", str(out)]
+    args = [
+        "build",
+        str(EXAMPLE),
+        "--preset",
+        "likeness-sd15",
+        "--trigger",
+        "CharacterAI",
+        "--class",
+        "woman",
+        "--out",
+        str(out),
+    ]
     result = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "42 images × 10 repeats × 8 epochs / batch 1 = 3360 steps" in result.output

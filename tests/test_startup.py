@@ -41,8 +41,9 @@ def test_importtime_parser_reads_nested_imports() -> None:
 
 @pytest.mark.parametrize("argv", [["--help"], ["-h"]], ids=["--help", "-h"])
 def test_group_help_imports_nothing_heavy(argv: list[str]) -> None:
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "kohya_recipe", *argv],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "kohya_recipe", *argv], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.startswith("Usage: kohya-recipe [OPTIONS] COMMAND [ARGS]...")
     imported = _imported_by_importtime(proc.stderr)
@@ -75,8 +76,9 @@ def test_command_modules_import_nothing_heavy() -> None:
     # One fresh interpreter imports the command modules one after another; a heavy module showing up after a
     # command module names the module that pulled it in.
     modules = sorted({module for module, _, _ in COMMANDS.values()})
-    proc = subprocess.run([sys.executable, "-c", _PROBE, ",".join(HEAVY), *modules],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", _PROBE, ",".join(HEAVY), *modules], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout)
     existing = [m for m in modules if result[m] is not None]
