@@ -1,0 +1,197 @@
+"""The runner against the fake sd-scripts (tests/fake_sd_scripts): log tee, progress, Ctrl-C, hung trainers."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from _train_util import FAKE_SD_SCRIPTS, fake_env, make_project
+
+from kohya_recipe.launch import TrainerSetupError, build_launch
+from kohya_recipe.project import load_project
+from kohya_recipe.runner import EpochLines, LiveBar, Passthrough, choose_display, open_log, run_launch
+
+posix_only = pytest.mark.skipif(os.name == "nt", reason="process groups and signals are POSIX here")
+
+
+def _command(tmp_path: Path, **sections):
+    project = load_project(make_project(tmp_path, **sections))
+    return project, build_launch(project, FAKE_SD_SCRIPTS, sys.executable)
+
+
+def _interrupt_when(path: Path, timeout: float = 20.0) -> threading.Thread:
+    """Send SIGINT to this process (as a terminal's Ctrl-C would) once ``path`` exists."""
+
+    def wait_and_kill() -> None:
+        deadline = time.monotonic() + timeout
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    t = threading.Thread(target=wait_and_kill, daemon=True)
+    t.start()
+    return t
+
+
+def _group_gone(pid: int) -> bool:
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_successful_run_tees_raw_output_and_parses_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_env(monkeypatch)
+    project, cmd = _command(tmp_path)
+    out = io.StringIO()
+    result = run_launch(cmd, project.log_dir / "train-x.log", display=EpochLines(out))
+    assert result.exit_code == 0 and not result.interrupted and result.signals_sent == []
+    st = result.state
+    assert (st.epoch, st.epochs, st.step, st.total_steps) == (3, 3, 18, 18)
+    assert st.checkpoints_saved == [
+        "model/testchar-1-A-000001.safetensors", "model/testchar-1-A-000002.safetensors", "model/testchar-1-A.safetensors"
+    ]  # fmt: skip
+    raw = result.log_file.read_bytes()
+    # the log holds both streams unchanged: stdout lines and the \r-separated bar
+    assert b"\nsaving checkpoint: model/testchar-1-A.safetensors\n" in raw
+    assert b"\rsteps: 100%|\xe2\x96\x88" in raw and b"INFO     model saved." in raw
+    assert len(raw) == st.bytes_seen
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("epoch 1/3  step 6/18  avr_loss ")
+    assert lines[0].endswith("saved model/testchar-1-A-000001.safetensors")
+    assert lines[2].endswith("saved model/testchar-1-A.safetensors") and len(lines) == 3
+
+
+@posix_only
+def test_ctrl_c_is_forwarded_to_the_group_and_keeps_checkpoints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_env(monkeypatch, step_seconds=0.02)
+    project, cmd = _command(tmp_path, training={"max_train_epochs": 20})
+    _interrupt_when(project.model_dir / "testchar-1-A-000002.safetensors")
+    notes = io.StringIO()
+    result = run_launch(cmd, project.log_dir / "train-x.log", display=EpochLines(notes))
+    # accelerate died of the forwarded SIGINT with a KeyboardInterrupt traceback, like the real launcher
+    assert result.interrupted and result.signals_sent == ["SIGINT"]
+    assert result.exit_code == -signal.SIGINT
+    assert list(result.state.exceptions)[-1] == "KeyboardInterrupt"
+    assert "stopping the trainer" in notes.getvalue()
+    saved = sorted(p.name for p in project.model_dir.glob("*.safetensors"))
+    assert saved[:2] == ["testchar-1-A-000001.safetensors", "testchar-1-A-000002.safetensors"]
+    assert "testchar-1-A.safetensors" not in saved
+    assert result.state.epoch is not None and result.state.epoch < 20
+
+
+@posix_only
+def test_hung_trainer_gets_sigterm_then_sigkill(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_env(monkeypatch, step_seconds=0.02, ignore_signals="int,term")
+    project, cmd = _command(tmp_path, training={"max_train_epochs": 200})
+    _interrupt_when(project.model_dir / "testchar-1-A-000001.safetensors")
+    t0 = time.monotonic()
+    result = run_launch(
+        cmd, project.log_dir / "t.log", display=EpochLines(io.StringIO()), interrupt_grace=0.3, terminate_grace=0.3
+    )
+    # accelerate dies at SIGINT, but the trainer ignores SIGINT and SIGTERM and keeps the pipes open
+    assert result.interrupted
+    assert result.signals_sent == ["SIGINT", "SIGTERM", "SIGKILL"]
+    assert time.monotonic() - t0 < 30
+    assert "testchar-1-A.safetensors" not in {p.name for p in project.model_dir.iterdir()}
+
+
+@posix_only
+def test_no_process_left_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_env(monkeypatch, step_seconds=0.02)
+    project, cmd = _command(tmp_path, training={"max_train_epochs": 20})
+    started: list[int] = []
+    real_popen = __import__("subprocess").Popen
+
+    def spy_popen(*args, **kwargs):
+        proc = real_popen(*args, **kwargs)
+        started.append(proc.pid)
+        return proc
+
+    monkeypatch.setattr("kohya_recipe.runner.subprocess.Popen", spy_popen)
+    _interrupt_when(project.model_dir / "testchar-1-A-000001.safetensors")
+    run_launch(cmd, project.log_dir / "t.log")
+    assert started and _group_gone(started[0])
+
+
+def test_binary_junk_and_a_flood_do_not_break_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_env(monkeypatch, junk="binary")
+    project, cmd = _command(tmp_path)
+    result = run_launch(cmd, project.log_dir / "junk.log")
+    assert result.exit_code == 0 and result.state.step == 18
+    assert result.log_file.stat().st_size > 64 * 1024
+
+    fake_env(monkeypatch, junk="flood", flood_bytes=str(4 * 1024 * 1024))
+    cmd = build_launch(project, FAKE_SD_SCRIPTS, sys.executable)  # the environment is taken when building
+    result = run_launch(cmd, project.log_dir / "flood.log", log_limit=1024 * 1024)
+    assert result.exit_code == 0 and result.state.step == 18  # parsing went on after the flood
+    assert result.log_truncated
+    assert result.state.dropped_bytes > 3 * 1024 * 1024
+    size = result.log_file.stat().st_size
+    assert 1024 * 1024 <= size < 1024 * 1024 + 200
+    assert result.log_file.read_bytes().endswith(b"[kohya-recipe: log truncated here; the trainer kept printing]\n")
+
+
+def test_log_errors_are_one_line(tmp_path: Path) -> None:
+    (tmp_path / "log").write_text("a file where the log folder should be")
+    with pytest.raises(TrainerSetupError) as exc:
+        open_log(tmp_path / "log" / "train.log")
+    assert str(exc.value) == f"{tmp_path / 'log'}: cannot write the training log: not a folder"
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "train.log").write_bytes(b"old")
+    with pytest.raises(TrainerSetupError, match="log file already exists"):
+        open_log(tmp_path / "logs" / "train.log")
+    assert (tmp_path / "logs" / "train.log").read_bytes() == b"old"
+
+
+@pytest.mark.skipif(os.name == "nt" or os.geteuid() == 0, reason="root ignores folder permissions")
+def test_unwritable_log_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        with pytest.raises(TrainerSetupError, match=r"cannot write the training log: Permission denied"):
+            open_log(folder / "train.log")
+    finally:
+        folder.chmod(0o700)
+
+
+def test_missing_interpreter_is_a_setup_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_env(monkeypatch)
+    project = load_project(make_project(tmp_path))
+    cmd = build_launch(project, FAKE_SD_SCRIPTS, str(tmp_path / "no-python"))
+    with pytest.raises(TrainerSetupError, match=r"no-python: cannot start the trainer: No such file or directory"):
+        run_launch(cmd, project.log_dir / "t.log")
+
+
+def test_live_bar_on_a_tty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_env(monkeypatch)
+    project, cmd = _command(tmp_path)
+    tty = _Tty()
+    bar = choose_display(stream=tty)
+    assert isinstance(bar, LiveBar)
+    run_launch(cmd, project.log_dir / "t.log", display=bar)
+    text = tty.getvalue()
+    assert "\r" in text and "\x1b[K" in text
+    assert "epoch 1/3  step 6/18" in text and "saved model/testchar-1-A.safetensors" in text
+    assert text.count("\n") == 3  # one permanent line per epoch; the live line is cleared at the end
+
+
+def test_choose_display() -> None:
+    assert type(choose_display(stream=io.StringIO())) is EpochLines  # not a TTY
+    assert type(choose_display(quiet=True, stream=_Tty())) is EpochLines
+    assert isinstance(choose_display(verbose=True), Passthrough)
