@@ -55,9 +55,10 @@ class CaptionError(DatasetError):
 class Caption:
     """A caption file split into the parts that must survive an edit.
 
-    The file is ``bom + lead + sep.join(tags) + trail + eol + rest``: ``lead``/``trail`` are whatever stood
-    before the first and after the last tag on the first line (spaces, a trailing comma), ``eol`` the line
-    ending of the first line (``""`` when the file has no newline), ``rest`` every further line, verbatim.
+    The file is ``bom + line + eol + rest``, where the first ``line`` is ``lead + sep.join(tags) + trail``:
+    ``lead``/``trail`` are whatever stood before the first and after the last tag (spaces, a trailing comma),
+    ``eol`` the line ending of the first line (``""`` when the file has no newline), ``rest`` every further
+    line, verbatim. ``line`` is the first line exactly as read (``None`` once the tags were changed).
     """
 
     path: Path | None
@@ -69,10 +70,13 @@ class Caption:
     eol: str
     rest: str
     raw: bytes = b""
+    line: str | None = None
 
     @property
     def first_line(self) -> str:
-        """What sd-scripts uses as the caption (before its ``strip()``)."""
+        """The first line: as read, or rebuilt in the file's style after an edit."""
+        if self.line is not None:
+            return self.line
         return self.lead + self.separator.join(self.tags) + self.trail
 
     @property
@@ -120,7 +124,7 @@ def parse_caption(raw: bytes, path: Path | None = None) -> Caption:
         text = text[1:]
     first, eol, rest = _split_first_line(text)
     tags, separator, lead, trail = split_tags_with_style(first)
-    return Caption(path, bom, lead, tuple(tags), separator, trail, eol, rest, raw)
+    return Caption(path, bom, lead, tuple(tags), separator, trail, eol, rest, raw, first)
 
 
 def read_caption(path: Path) -> Caption:
