@@ -24,7 +24,6 @@ import itertools
 import math
 from bisect import bisect_left
 from dataclasses import dataclass, field
-from statistics import median
 
 from kohya_recipe.events import (
     TAG_CURRENT,
@@ -245,9 +244,10 @@ def _segment_epochs(ef: EventFile, name: str) -> _SegEpochs:
             cur_row.notes.append(f"step statistics unavailable: epoch {missing} has no epoch record")
     for e, (vals, steps) in points.items():
         rows[e].steps = step_stats(vals, steps)
-    counts = [r.steps.n for r in rows.values() if r.steps is not None]
+    counts = sorted(r.steps.n for r in rows.values() if r.steps is not None)
     if len(counts) >= 3:
-        usual = median(counts)
+        mid = len(counts) // 2
+        usual = counts[mid] if len(counts) % 2 else (counts[mid - 1] + counts[mid]) / 2
         for r in rows.values():
             if r.steps is not None and r.steps.n > 1.5 * usual:
                 r.notes.append(f"{r.steps.n} loss/current points where epochs usually have {usual:g}: an epoch "
@@ -408,6 +408,13 @@ def rank_rows(
         if missing:
             warnings.append(f"epoch{'s' if len(missing) > 1 else ''} {_span(missing)} had no validation "
                             "(validate_every_n_epochs?) and are not ranked")
+    for r in rows:
+        if r.metric is not None and not math.isfinite(r.metric):
+            # A NaN/inf loss (training diverged, e.g. fp16 overflow) cannot be ordered: leave it unranked.
+            r.notes.append(f"loss is {r.metric}: training diverged; not ranked")
+            warnings.append(f"epoch {r.epoch}: loss is {r.metric} (training diverged?); not ranked")
+            r.metric = None
+            r.se = None
     ranks = rank_values([r.metric for r in rows], tie_rtol)
     for r, k in zip(rows, ranks, strict=True):
         r.rank = k

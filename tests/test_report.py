@@ -1,0 +1,493 @@
+"""The assembled report: real runs (tests/data/runs, from shared/fixtures/sd-scripts-runs), a real kohya-recipe
+project around them, generated runs for the cases the fixtures lack, bad input, sweeps, copies and HTML."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from _report_util import materialise_run, record_offsets, synthetic_rows, write_run, write_safetensors
+
+from kohya_recipe.errors import EventsError
+from kohya_recipe.events import write_scalars
+from kohya_recipe.report import (
+    SCHEMA,
+    ReportError,
+    RunReport,
+    SamplePrompt,
+    SweepReport,
+    a1111_snippet,
+    build_report,
+    copy_picks,
+    format_report,
+    locate_run,
+    parse_prompt_line,
+    render_html,
+    report_run,
+    report_to_dict,
+    report_to_json,
+)
+
+ARTICLE_PROMPT = "1girl, testchar, braided hair, photo, realistic, 8K, HDR"  # tests/data/runs/article-mini/prompt.txt
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("runs")
+    for name in ("article-mini", "interrupted", "validation", "resume"):
+        materialise_run(name, root)
+    return root
+
+
+def picks(rep: RunReport) -> list[tuple[int, list[str], str | None]]:
+    return [(p.epoch, p.reasons, p.checkpoint.path.name if p.checkpoint else None) for p in rep.picks]
+
+
+# --- the real runs ------------------------------------------------------------------------------------------------
+
+def test_article_mini(runs: Path) -> None:
+    rep = report_run(runs / "article-mini")
+    assert rep.source.kind == "sd-scripts run" and rep.name == "testchar-1-A"
+    assert picks(rep) == [(1, ["best"], "testchar-1-A-000001.safetensors"),
+                          (4, ["final"], "testchar-1-A.safetensors")]  # the unnumbered final file = epoch 4
+    assert rep.confirmed == {1: True, 2: True, 3: True, 4: True}
+    assert rep.finished and rep.num_epochs == 4 and rep.warnings == []
+    best = rep.picks[0]
+    assert best.a1111 == (f"{ARTICLE_PROMPT}, <lora:testchar-1-A-000001:0.8>\n"
+                          "Negative prompt: Anime, Cartoon, Fake, 3D render\n"
+                          "Steps: 2, Sampler: Euler a, Seed: 42, Size: 64x64")
+    assert rep.settings["network_dim"] == 1 and rep.settings["network_alpha"] == 0.75
+
+
+def test_pick_best_two(runs: Path) -> None:
+    rep = report_run(runs / "article-mini", pick_best=2)
+    assert picks(rep) == [(1, ["best"], "testchar-1-A-000001.safetensors"),
+                          (4, ["rank 2", "final"], "testchar-1-A.safetensors")]
+    assert [p.epoch for p in report_run(runs / "article-mini", pick_best=0).picks] == [4]
+
+
+def test_interrupted(runs: Path) -> None:
+    rep = report_run(runs / "interrupted")
+    assert not rep.finished and rep.num_epochs == 20
+    assert picks(rep) == [(1, ["best"], "testchar-1-A-000001.safetensors"),
+                          (3, ["last saved (no final file: the run did not finish)"],
+                           "testchar-1-A-000003.safetensors")]
+    text = "\n".join(rep.warnings)
+    assert "epoch 4 did not finish: 7 steps logged (steps 37-43)" in text
+    assert "no final testchar-1-A.safetensors: the run did not finish (3 epoch files of 20 saved)" in text
+
+
+def test_validation_ties(runs: Path) -> None:
+    rep = report_run(runs / "validation")
+    assert rep.ranking.metric == "validation"
+    (p,) = rep.picks
+    assert (p.epoch, p.reasons, p.tied_with) == (3, ["best", "final"], [1, 2])
+    assert "tied with epochs 1, 2" in format_report(rep)
+    assert "=1" in format_report(rep)
+
+
+def test_resume(runs: Path) -> None:
+    rep = report_run(runs / "resume")
+    assert [r.epoch for r in rep.ranking.rows] == [3]
+    assert picks(rep) == [(3, ["best", "final"], "testchar-1-B.safetensors")]
+    assert rep.confirmed == {3: True}  # ss_steps 8 = the resumed segment's own last step
+
+
+def test_json_schema(runs: Path) -> None:
+    data = json.loads(report_to_json(report_run(runs / "article-mini")))
+    assert data["schema"] == SCHEMA and data["kind"] == "run"
+    assert set(data) >= {"name", "path", "log_dir", "model_dir", "output_name", "metric", "num_epochs", "finished",
+                         "epochs", "incomplete", "picks", "checkpoints", "sample_prompt", "settings", "segments",
+                         "tags", "warnings"}
+    assert data["metric"] == {"kind": "train", "tag": "loss/epoch_average",
+                              "label": "training loss (loss/epoch_average)", "lower_is_better": True, "z": 2.0,
+                              "tie_rtol": 1e-05}
+    e1 = data["epochs"][0]
+    assert set(e1) == {"epoch", "metric", "se", "rank", "tied", "indistinguishable_from_best", "best", "train_loss",
+                       "validation_loss", "validation_divergence", "steps", "segment", "end_wall_time", "notes",
+                       "checkpoint"}
+    assert e1["checkpoint"]["file"] == "testchar-1-A-000001.safetensors" and e1["checkpoint"]["confirmed"]
+    assert e1["steps"]["n"] == 12
+    assert data["checkpoints"]["final"]["epoch"] == 4 and data["checkpoints"]["final"]["ss_steps"] == 48
+    assert data["tags"] == {"loss/average": 48, "loss/current": 48, "loss/epoch_average": 4}  # lr/ not read
+    assert [p["lora_name"] for p in data["picks"]] == ["testchar-1-A-000001", "testchar-1-A"]
+
+
+# --- where things are ---------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def project(runs: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real kohya-recipe project (rendered by kohya_recipe.project) holding the article-mini run's outputs."""
+    from kohya_recipe.presets import load_preset
+    from kohya_recipe.project import render_project
+    from kohya_recipe.recipe import deep_merge, recipe_from_dict
+
+    data = deep_merge(load_preset("likeness-sd15"), {
+        "preset": "likeness-sd15",
+        "subject": {"trigger": "testchar", "class_token": "woman"},
+        "output": {"name": "testchar", "major": 1, "letter": "A"},
+        "samples": {"prompts": [{"prompt": "1girl, {trigger}, photo", "negative": "Fake", "steps": 35,
+                                 "cfg_scale": 5.5, "width": 640, "height": 768, "seed": 277659558}]},
+    })
+    root = tmp_path_factory.mktemp("proj") / "CharacterAI"
+    render_project(recipe_from_dict(data), root, sync_images=False)
+    shutil.copytree(runs / "article-mini" / "log", root / "log", dirs_exist_ok=True)
+    shutil.copytree(runs / "article-mini" / "model", root / "model", dirs_exist_ok=True)
+    return root
+
+
+def test_project_uses_the_recipe_prompt(project: Path) -> None:
+    rep = report_run(project)
+    assert rep.source.kind == "project" and rep.source.output_name == "testchar-1-A"
+    assert rep.picks[0].a1111 == ("1girl, testchar, photo, <lora:testchar-1-A-000001:0.8>\n"
+                                  "Negative prompt: Fake\n"
+                                  "Steps: 35, Sampler: Euler a, CFG scale: 5.5, Seed: 277659558, Size: 640x768")
+    assert rep.settings["trigger"] == "testchar" and rep.settings["preset"] == "likeness-sd15"
+
+
+def test_project_log_folder_reports_the_project(project: Path) -> None:
+    rep = report_run(project / "log")
+    assert rep.source.kind == "project" and len(rep.files) == 4
+
+
+def test_bare_log_folder_and_event_file(runs: Path, tmp_path: Path) -> None:
+    shutil.copytree(runs / "article-mini" / "log", tmp_path / "logs")
+    rep = report_run(tmp_path / "logs")
+    assert rep.source.kind == "log folder" and rep.checkpoints is None
+    assert [(p.epoch, p.reasons, p.lora_name, p.a1111) for p in rep.picks] == [
+        (1, ["best"], None, None), (4, ["final"], None, None)]
+    rep = report_run(tmp_path / "logs", model_dir=runs / "article-mini" / "model")
+    assert rep.picks[0].lora_name == "testchar-1-A-000001" and rep.confirmed[4]
+    event = next((tmp_path / "logs").rglob("events.out.tfevents.*"))
+    assert [r.epoch for r in report_run(event).ranking.rows] == [1, 2, 3, 4]
+    rep = report_run(tmp_path / "logs", output_name="mine")
+    assert rep.picks[0].lora_name == "mine-000001" and rep.picks[1].lora_name == "mine"
+
+
+def test_locate_errors(runs: Path, tmp_path: Path) -> None:
+    with pytest.raises(ReportError, match="no such file or folder"):
+        locate_run(tmp_path / "nope")
+    with pytest.raises(ReportError, match="is a checkpoint; use `kohya-recipe inspect`"):
+        locate_run(runs / "article-mini" / "model" / "testchar-1-A.safetensors")
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(ReportError, match="not a TensorBoard event file"):
+        locate_run(tmp_path / "notes.txt")
+
+
+def test_broken_config_toml_degrades(runs: Path, tmp_path: Path) -> None:
+    run = shutil.copytree(runs / "article-mini", tmp_path / "run")
+    (run / "config.toml").write_text("output_name = [unclosed")
+    rep = report_run(run)
+    assert "config.toml: cannot read" in rep.warnings[0] and "using the default layout" in rep.warnings[0]
+    assert rep.source.output_name == "testchar-1-A"  # inferred from the checkpoint names
+    assert len(rep.files) == 4
+
+
+# --- generated runs -----------------------------------------------------------------------------------------------
+
+def make_run(root: Path, *, epochs: int = 8, steps: int = 20, save_every: int = 1, epoch_tag: str = "loss/epoch",
+             name: str = "CharacterAI-1-A", means: list[float] | None = None, final: bool = True) -> Path:
+    """An sd-scripts-shaped run folder: config.toml, log/ with events, model/ with metadata-only checkpoints."""
+    rows, _ = synthetic_rows(epochs=epochs, steps_per_epoch=steps, epoch_tag=epoch_tag, epoch_means=means,
+                             noise=0.002, seed=11)
+    root.mkdir(parents=True)
+    (root / "config.toml").write_text(f'[training_arguments]\noutput_dir = "model"\nlogging_dir = "log"\n'
+                                      f'output_name = "{name}"\n')
+    write_run(root / "log", rows)
+    ends = {s: w for t, s, _v, w in rows if t == epoch_tag}
+    for e in range(1, epochs + 1):
+        last = e == epochs
+        if last and not final:
+            break
+        if not last and e % save_every:
+            continue
+        meta = {"ss_epoch": str(e), "ss_steps": str(e * steps), "ss_num_epochs": str(epochs),
+                "ss_training_finished_at": str(ends[e] + 0.5), "ss_network_dim": "96", "ss_network_alpha": "72.0"}
+        write_safetensors(root / "model" / (f"{name}.safetensors" if last else f"{name}-{e:06d}.safetensors"), meta)
+    return root
+
+
+ARTICLE_MEANS = [0.14, 0.12, 0.11, 0.105, 0.102, 0.095, 0.1, 0.099]  # lowest at epoch 6, as in the article
+
+
+def test_article_shape_old_tag_picks_six_and_eight(tmp_path: Path) -> None:
+    rep = report_run(make_run(tmp_path / "run", means=ARTICLE_MEANS))
+    assert rep.ranking.metric_tag == "loss/epoch"
+    assert picks(rep) == [(6, ["best"], "CharacterAI-1-A-000006.safetensors"),
+                          (8, ["final"], "CharacterAI-1-A.safetensors")]
+    assert rep.picks[0].a1111 == "<lora:CharacterAI-1-A-000006:0.8>"
+    assert all(rep.confirmed.values())
+
+
+def test_epochs_without_files(tmp_path: Path) -> None:
+    rep = report_run(make_run(tmp_path / "run", epochs=5, save_every=2, means=[0.2, 0.1, 0.3, 0.3, 0.3]))
+    assert sorted(rep.files) == [2, 4, 5]
+    assert "no checkpoint for epochs 1, 3 (save_every_n_epochs, save_last_n_epochs, or deleted)" in rep.warnings
+    best = rep.picks[0]
+    assert best.epoch == 2 and best.checkpoint is not None
+    text = format_report(rep)
+    assert "(no file)" in text
+
+
+def test_best_epoch_without_file_still_named(tmp_path: Path) -> None:
+    rep = report_run(make_run(tmp_path / "run", epochs=4, save_every=2, means=[0.1, 0.2, 0.3, 0.3]))
+    best = rep.picks[0]
+    assert best.epoch == 1 and best.checkpoint is None and best.lora_name == "CharacterAI-1-A-000001"
+
+
+def test_checkpoint_from_another_training(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "run", epochs=3)
+    write_safetensors(run / "model" / "CharacterAI-1-A-000002.safetensors",
+                      {"ss_epoch": "2", "ss_steps": "999", "ss_training_finished_at": "100.0"})
+    rep = report_run(run)
+    assert rep.confirmed == {1: True, 2: False, 3: True}
+    text = "\n".join(rep.warnings)
+    assert "CharacterAI-1-A-000002.safetensors: ss_steps=999 but the log's epoch 2 ends at step 40" in text
+    assert "CharacterAI-1-A-000002.safetensors: saved before epoch 2 ended in the log" in text
+    assert "[unconfirmed]" in format_report(rep)
+
+
+def test_nan_loss_is_not_ranked_and_json_stays_valid(tmp_path: Path) -> None:
+    rows, _ = synthetic_rows(epochs=3, steps_per_epoch=5)
+    rows = [(t, s, float("nan") if t == "loss/epoch_average" and s == 3 else v, w) for t, s, v, w in rows]
+    write_run(tmp_path / "log", rows)
+    rep = report_run(tmp_path / "log")
+    assert rep.ranking.row(3).rank is None  # type: ignore[union-attr]
+    assert any("epoch 3: loss is nan" in w for w in rep.warnings)
+    data = json.loads(report_to_json(rep))  # allow_nan=False inside: no NaN in the document
+    assert data["epochs"][2]["train_loss"] is None
+
+
+# --- bad input ----------------------------------------------------------------------------------------------------
+
+def test_empty_folder(tmp_path: Path) -> None:
+    with pytest.raises(EventsError, match="no TensorBoard event files"):
+        report_run(tmp_path)
+
+
+def test_zero_byte_event_file(tmp_path: Path) -> None:
+    f = tmp_path / "log" / "x" / "network_train" / "events.out.tfevents.1.h.1.0"
+    f.parent.mkdir(parents=True)
+    f.write_bytes(b"")
+    with pytest.raises(EventsError, match=r"1 event file but no scalars in them yet \(.*empty file \(0 bytes\)"):
+        report_run(tmp_path / "log")
+
+
+def test_other_program(tmp_path: Path) -> None:
+    write_scalars(tmp_path / "log" / "events.out.tfevents.1.h.1.0",
+                  [("train/accuracy", 1, 0.5, 10.0), ("eval/f1", 1, 0.4, 10.0)])
+    with pytest.raises(EventsError, match=r"no sd-scripts loss scalars \(loss/\.\.\.\); tags found: eval/f1, "
+                                          r"train/accuracy"):
+        report_run(tmp_path / "log")
+
+
+def test_truncated_and_corrupt_logs_give_partial_reports(tmp_path: Path) -> None:
+    rows, _ = synthetic_rows(epochs=8, steps_per_epoch=20)
+    path = write_run(tmp_path / "log", rows)
+    data = path.read_bytes()
+    offs = record_offsets(data)
+    mid = offs[len(offs) // 2]
+    path.write_bytes(data[:mid + 7])  # killed mid-write
+    rep = report_run(tmp_path / "log")
+    assert 1 <= len([r for r in rep.ranking.rows if r.logged]) < 8
+    assert any("file ends inside a record" in w for w in rep.warnings)
+    i = next(i for i in range(len(offs) // 2, len(offs)) if rows[i - 1][0] == "loss/current")
+    bad = bytearray(data)
+    bad[offs[i] + 20] ^= 0x10  # one flipped byte mid-file: TensorBoard's readers lose half the run here
+    path.write_bytes(bytes(bad))
+    rep = report_run(tmp_path / "log")
+    assert len(rep.ranking.rows) == 8
+    assert any("record payload fails its CRC" in w for w in rep.warnings)
+
+
+def test_bad_checkpoints(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "run", epochs=3)
+    (run / "model" / "CharacterAI-1-A-000001.safetensors").write_bytes(b"\x80\x04 a pickle, not safetensors")
+    write_safetensors(run / "model" / "CharacterAI-1-A-000002.safetensors", None)
+    rep = report_run(run)
+    text = "\n".join(rep.warnings)
+    assert "CharacterAI-1-A-000001.safetensors: not a safetensors file" in text
+    assert "CharacterAI-1-A-000002.safetensors: no ss_epoch in its metadata" in text
+    assert rep.confirmed == {1: False, 2: False, 3: True}
+
+
+def test_checkpoints_without_log(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "run", epochs=3)
+    shutil.rmtree(run / "log")
+    rep = report_run(run)
+    assert rep.ranking.metric == "none"
+    assert picks(rep) == [(3, ["final"], "CharacterAI-1-A.safetensors")]
+    assert "epochs cannot be ranked; showing the checkpoints only" in rep.warnings[0]
+    shutil.rmtree(run / "model")
+    with pytest.raises(ReportError, match="no log folder .log/. and no checkpoints: has this run been trained"):
+        report_run(run)
+
+
+# --- small pieces -------------------------------------------------------------------------------------------------
+
+def test_parse_prompt_line() -> None:
+    p = parse_prompt_line("a cat, photo --n ugly, blurry --w 640 --h 768 --s 35 --l 5.5 --d 7 --x odd")
+    assert p == SamplePrompt(prompt="a cat, photo", negative="ugly, blurry", width=640, height=768, steps=35,
+                             cfg_scale=5.5, seed=7)
+    assert parse_prompt_line("just text --w abc").width is None
+
+
+def test_a1111_snippet() -> None:
+    assert a1111_snippet("X-1-A-000006", None) == "<lora:X-1-A-000006:0.8>"
+    s = SamplePrompt(prompt="a, b, ", negative="", sampler="dpmsolver", steps=20)
+    assert a1111_snippet("n", s, 1.0) == "a, b, <lora:n:1>\nSteps: 20"  # no A1111 twin for "dpmsolver"
+
+
+# --- sweeps -------------------------------------------------------------------------------------------------------
+
+def test_sweep_of_fixture_runs(runs: Path, tmp_path: Path) -> None:
+    for name in ("article-mini", "interrupted", "validation"):
+        shutil.copytree(runs / name, tmp_path / "sweep" / name)
+    rep = build_report(tmp_path / "sweep")
+    assert isinstance(rep, SweepReport) and [r.name for r in rep.runs] == ["testchar-1-A", "testchar-1-A",
+                                                                           "testchar-1-B"]
+    rows = rep.comparison()
+    assert [r["metric"] for r in rows] == ["train", "train", "validation"]
+    assert all(r["sweep_rank"] is None for r in rows)  # training and validation losses are not comparable
+    data = report_to_dict(rep)
+    assert data["kind"] == "sweep" and len(data["runs"]) == 3
+    assert format_report(rep).startswith(f"sweep: {tmp_path / 'sweep'} (3 runs)")
+
+
+def test_sweep_manifest_settings_and_failed_run(tmp_path: Path) -> None:
+    root = tmp_path / "sweep"
+    for letter, means in (("A", [0.2, 0.15]), ("B", [0.2, 0.1]), ("C", [0.3, 0.25])):
+        make_run(root / f"X-1-{letter}", epochs=2, means=means, name=f"X-1-{letter}")
+    (root / "X-1-D").mkdir()
+    (root / "X-1-D" / "config.toml").write_text("")
+    (root / "sweep.toml").write_text(
+        'schema_version = 1\nkind = "kohya-recipe sweep"\nbase_output_name = "X-1-A"\n'
+        + "".join(f'[[runs]]\nname = "X-1-{c}"\nfolder = "X-1-{c}"\n[runs.settings]\n"network.alpha" = {a}\n'
+                  for c, a in (("A", 48), ("B", 72), ("C", 96), ("D", 128)))
+    )
+    rep = build_report(root)
+    assert isinstance(rep, SweepReport)
+    rows = {r["run"]: r for r in rep.comparison()}
+    assert {k: (r["sweep_rank"], r["best_epochs"], r["settings"]) for k, r in rows.items()} == {
+        "X-1-A": (2, [2], {"network.alpha": 48}),
+        "X-1-B": (1, [2], {"network.alpha": 72}),
+        "X-1-C": (3, [2], {"network.alpha": 96}),
+    }
+    assert rep.failed == [("X-1-D", f"{root / 'X-1-D'}: no log folder (log/) and no checkpoints: has this run "
+                                    "been trained yet?")]
+
+
+def test_sweep_settings_from_metadata(tmp_path: Path) -> None:
+    root = tmp_path / "sweep"
+    make_run(root / "a", epochs=2, name="a")
+    run_b = make_run(root / "b", epochs=2, name="b")
+    write_safetensors(run_b / "model" / "b.safetensors", {"ss_epoch": "2", "ss_steps": "40", "ss_num_epochs": "2",
+                                                          "ss_network_dim": "32", "ss_network_alpha": "72.0"})
+    rep = build_report(root)
+    assert isinstance(rep, SweepReport)
+    assert rep.settings == {"a": {"network_dim": 96}, "b": {"network_dim": 32}}
+
+
+# --- copying ------------------------------------------------------------------------------------------------------
+
+def test_copy_picks(runs: Path, tmp_path: Path) -> None:
+    rep = report_run(runs / "article-mini")
+    dest = tmp_path / "Lora"
+    done = copy_picks(rep, dest)
+    assert [(p.name, s) for p, s in done] == [("testchar-1-A-000001.safetensors", "copied"),
+                                             ("testchar-1-A.safetensors", "copied")]
+    assert (dest / "testchar-1-A.safetensors").read_bytes() == (runs / "article-mini" / "model" /
+                                                                "testchar-1-A.safetensors").read_bytes()
+    assert [s for _, s in copy_picks(rep, dest)] == ["same", "same"]
+    (dest / "testchar-1-A.safetensors").write_bytes(b"someone else's file")
+    with pytest.raises(ReportError, match="a different file is already there; not overwritten"):
+        copy_picks(rep, dest)
+    assert (dest / "testchar-1-A.safetensors").read_bytes() == b"someone else's file"
+    assert [s for _, s in copy_picks(rep, dest, force=True)] == ["same", "replaced"]
+    assert sorted(p.name for p in dest.iterdir()) == ["testchar-1-A-000001.safetensors", "testchar-1-A.safetensors"]
+
+
+def test_copy_without_files(runs: Path, tmp_path: Path) -> None:
+    shutil.copytree(runs / "article-mini" / "log", tmp_path / "logs")
+    with pytest.raises(ReportError, match="no picked epoch has a checkpoint file to copy"):
+        copy_picks(report_run(tmp_path / "logs"), tmp_path / "out")
+
+
+# --- HTML ---------------------------------------------------------------------------------------------------------
+
+class _Collector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.refs: list[tuple[str, str, str]] = []
+        self.tags: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        for key, value in attrs:
+            if key in ("src", "href", "srcset", "action", "data", "poster") and value is not None:
+                self.refs.append((tag, key, value))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def check_self_contained(html: str) -> _Collector:
+    c = _Collector()
+    c.feed(html)
+    c.close()
+    for tag, key, value in c.refs:
+        assert value.startswith(("data:image/png;base64,", "#")), (tag, key, value[:60])
+    assert "script" not in c.tags and "link" not in c.tags and "iframe" not in c.tags
+    assert "url(" not in html  # no CSS fetches either
+    return c
+
+
+def test_html_report_is_self_contained(runs: Path, tmp_path: Path) -> None:
+    rep = report_run(runs / "article-mini", with_lr=True)
+    html = render_html(rep)
+    c = check_self_contained(html)
+    images = [v for _, k, v in c.refs if k == "src"]
+    assert len(images) == 3  # steps, epoch bars, learning rate (no validation in this run)
+    text = " ".join(c.text)
+    assert "testchar-1-A-000001.safetensors" in text and "<lora:testchar-1-A-000001:0.8>" in text
+    assert "Which epoch to keep?" in text
+    (tmp_path / "r.html").write_text(html)
+    _render_in_browser(tmp_path / "r.html", tmp_path)
+
+
+def test_html_sweep_and_no_plots(runs: Path, tmp_path: Path) -> None:
+    for name in ("validation", "resume"):
+        shutil.copytree(runs / name, tmp_path / "sweep" / name)
+    rep = build_report(tmp_path / "sweep", with_lr=True)
+    c = check_self_contained(render_html(rep))
+    assert sum(1 for _, k, _ in c.refs if k == "src") >= 3
+    assert ("a", "href", "#run-testchar-1-B") in c.refs
+    bare = check_self_contained(render_html(report_run(runs / "interrupted"), plots=False))
+    assert not [r for r in bare.refs if r[1] == "src"]
+    assert "did not finish: 7 steps logged" in " ".join(" ".join(bare.text).split())
+
+
+def _render_in_browser(html_file: Path, tmp_path: Path) -> None:
+    browser = next((b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
+    if browser is None:
+        return  # parsing above is the check on machines without a browser
+    shot = tmp_path / "shot.png"
+    subprocess.run([browser, "--headless", "--disable-gpu", "--no-sandbox", f"--screenshot={shot}",
+                    "--window-size=1100,2000", html_file.as_uri()], check=True, capture_output=True, timeout=60)
+    assert shot.stat().st_size > 10_000
+
+
+@pytest.mark.skipif(not any(shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome")),
+                    reason="no headless browser on this machine")
+def test_html_renders_in_headless_browser(runs: Path, tmp_path: Path) -> None:
+    html_file = tmp_path / "r.html"
+    html_file.write_text(render_html(report_run(runs / "validation", with_lr=True)))
+    browser = next(b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b))
+    out = subprocess.run([browser, "--headless", "--disable-gpu", "--no-sandbox", "--dump-dom",
+                          html_file.as_uri()], check=True, capture_output=True, text=True, timeout=60)
+    assert "testchar-1-B.safetensors" in out.stdout and "Which epoch to keep?" in out.stdout
