@@ -464,6 +464,72 @@ def parse_resolution(text: str) -> tuple[int, int] | None:
     return None
 
 
+def cli_options(text: str) -> list[tuple[str, list[str]]]:
+    """``--opt v1 v2 --flag --k=v`` as [(opt, [values])], the way argparse reads the GUI's
+    ``additional_parameters`` (split on whitespace, quotes removed, §3)."""
+    import shlex
+
+    try:
+        tokens = shlex.split(text)
+    except ValueError:
+        tokens = text.replace('"', "").replace("'", "").split()
+    out: list[tuple[str, list[str]]] = []
+    for token in tokens:
+        if token.startswith("--") and len(token) > 2:
+            name, eq, value = token[2:].partition("=")
+            out.append((name, [value] if eq else []))
+        elif out:
+            out[-1][1].append(token)
+        else:
+            out.append(("", [token]))
+    return out
+
+
+def option_value(spec: Any, values: list[str]) -> Any:
+    """The value argparse would give an sd-scripts option for these command-line words (ValueError if none)."""
+
+    def conv(text: str, kind: str | None) -> Any:
+        if kind == "int":
+            return int(text)
+        if kind == "float":
+            return float(text)
+        if kind == "int_or_float":
+            return float(text) if "." in text or "e" in text.lower() else int(text)
+        return text
+
+    if spec.type == "bool_flag":
+        if values:
+            raise ValueError("takes no value")
+        return True
+    if spec.type == "list":
+        return [conv(v, spec.item_type) for v in values]
+    if len(values) != 1:
+        raise ValueError("needs one value")
+    return conv(values[0], spec.type)
+
+
+def split_additional(text: str, *, sdxl: bool) -> tuple[list[tuple[str, Any]], list[str]]:
+    """``additional_parameters`` as the sd-scripts options kohya-recipe can check (name, value), and the rest
+    of the text (options it does not know, or that the project layout decides) as raw pieces."""
+    from kohya_recipe.options import option_specs
+    from kohya_recipe.recipe import DERIVED_OPTIONS
+
+    specs = option_specs(sdxl)
+    known: list[tuple[str, Any]] = []
+    rest: list[str] = []
+    for name, values in cli_options(text):
+        raw = " ".join(([f"--{name}"] if name else []) + values)
+        spec = specs.get(name)
+        if spec is None or name in DERIVED_OPTIONS:
+            rest.append(raw)
+            continue
+        try:
+            known.append((name, option_value(spec, values)))
+        except ValueError:
+            rest.append(raw)
+    return known, rest
+
+
 def cli_tokens(option: str, value: Any, spec_type: str, *, where: str) -> list[str]:
     """``--option value`` tokens for the GUI's ``additional_parameters``, which it splits on whitespace and
     strips of quotes (§3): a value with spaces or quotes cannot pass through it."""
@@ -833,8 +899,17 @@ def _base_form(recipe: Recipe, project_dir: str | Path | None) -> dict[str, Any]
     # sd-scripts options the recipe keeps in `extra` (the form holds their fresh values otherwise).
     _extra_fields(recipe, form)
     tokens = _additional_parameters(recipe)
-    kept = str(gui.get("additional_parameters", "")).strip()
-    form["additional_parameters"] = " ".join([*tokens, *([kept] if kept else [])])
+    form["additional_parameters"] = " ".join(tokens)
+    spelled = str(gui.get("additional_parameters", "")).strip()
+    if spelled:
+        sdxl = model.family == "sdxl"
+        known, rest = split_additional(spelled, sdxl=sdxl)
+        mine, _ = split_additional(form["additional_parameters"], sdxl=sdxl)
+        if sorted(map(repr, known)) == sorted(map(repr, mine)):
+            form["additional_parameters"] = spelled  # the config's own text, meaning the same
+        else:
+            # The recipe changed what the checked options say; keep only the options kohya-recipe cannot check.
+            form["additional_parameters"] = " ".join([*tokens, *rest])
     return form
 
 
@@ -880,6 +955,10 @@ def _spelling_ok(key: str, value: Any, form: dict[str, Any], recipe: Recipe) -> 
     return False
 
 
+# GUI values that sd-scripts treats exactly like the option being unset.
+SDSCRIPTS_UNSET_EQUIVALENT: dict[str, Any] = {"max_timestep": 1000}  # train_util: None -> 1000 timesteps
+
+
 def inert_extra_value(key: str, value: Any, form: dict[str, Any]) -> bool:
     """Whether the GUI, given this value of an extra-backed field, trains exactly as if the option were unset:
     it does not pass a falsy value (§3 filter), passes nothing the noise_offset_type gate closes, and a value
@@ -893,6 +972,8 @@ def inert_extra_value(key: str, value: Any, form: dict[str, Any]) -> bool:
     if key in MULTIRES_NOISE_KEYS and form["noise_offset_type"] != "Multires":
         return True
     if value in ("", False, 0) and not (isinstance(value, bool) and value):
+        return True
+    if key in SDSCRIPTS_UNSET_EQUIVALENT and value == SDSCRIPTS_UNSET_EQUIVALENT[key]:
         return True
     spec = option_specs(bool(form["sdxl"])).get(EXTRA_KEYS[key])
     return spec is not None and not isinstance(value, bool) and value == spec.default
