@@ -1,0 +1,189 @@
+"""``kohya-recipe report`` and ``inspect`` end to end: exit codes and messages, on the real runs (tests/data/runs,
+from shared/fixtures/sd-scripts-runs) and on bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from _report_util import materialise_run
+from click.testing import CliRunner
+
+from kohya_recipe.cli import cli, main
+from kohya_recipe.events import write_scalars
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("runs")
+    for name in ("article-mini", "interrupted", "validation"):
+        materialise_run(name, root)
+    return root
+
+
+def run_main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Through the real entry point, which turns library errors into ``Error: ...`` and an exit code."""
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    out, err = capsys.readouterr()
+    return int(info.value.code or 0), out, err
+
+
+def test_report_table(runs: Path) -> None:
+    result = CliRunner().invoke(cli, ["report", str(runs / "article-mini")])
+    assert result.exit_code == 0, result.output
+    assert "ranked by training loss (loss/epoch_average)" in result.output
+    assert "pick: epoch 1 (best):" in result.output and "pick: epoch 4 (final):" in result.output
+    assert "<lora:testchar-1-A-000001:0.8>" in result.output
+
+
+def test_report_json_only_json_on_stdout(runs: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["report", str(runs / "article-mini"), "--json", "--pick-best", "2",
+                                      "--weight", "0.7", "--html", str(tmp_path / "r.html")])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["schema"] == "kohya-recipe/report/1"
+    assert [p["epoch"] for p in data["picks"]] == [1, 4]
+    assert data["picks"][0]["a1111"].startswith("1girl, testchar, braided hair, photo, realistic, 8K, HDR, "
+                                                "<lora:testchar-1-A-000001:0.7>")
+    assert f"Wrote {tmp_path / 'r.html'}" in result.stderr
+    assert (tmp_path / "r.html").read_text().startswith("<!DOCTYPE html>")
+
+
+def test_report_metric_and_z(runs: Path) -> None:
+    result = CliRunner().invoke(cli, ["report", str(runs / "validation"), "--metric", "train", "--json"])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["metric"]["tag"] == "loss/epoch_average"
+    result = CliRunner().invoke(cli, ["report", str(runs / "article-mini"), "--z", "0.1", "--json"])
+    assert [e["indistinguishable_from_best"] for e in json.loads(result.stdout)["epochs"]] == [
+        True, False, False, False]
+
+
+def test_report_plots_and_copy(runs: Path, tmp_path: Path) -> None:
+    args = ["report", str(runs / "article-mini"), "--plots", str(tmp_path / "plots"), "--copy-to",
+            str(tmp_path / "Lora")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert f"Wrote 3 plots to {tmp_path / 'plots'}" in result.output
+    assert f"Copied: {tmp_path / 'Lora' / 'testchar-1-A-000001.safetensors'}" in result.output
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
+        "learning_rate.png", "loss_epochs.png", "loss_steps.png"]
+    again = CliRunner().invoke(cli, args)
+    assert f"Already there: {tmp_path / 'Lora' / 'testchar-1-A.safetensors'}" in again.output
+
+
+def test_copy_refuses_to_clobber(runs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "Lora").mkdir()
+    (tmp_path / "Lora" / "testchar-1-A.safetensors").write_bytes(b"mine")
+    code, _out, err = run_main(["report", str(runs / "article-mini"), "--copy-to", str(tmp_path / "Lora")], capsys)
+    assert code == 1
+    assert err == (f"Error: {tmp_path / 'Lora' / 'testchar-1-A.safetensors'}: a different file is already there; "
+                   "not overwritten (use --force)\n")
+    assert (tmp_path / "Lora" / "testchar-1-A.safetensors").read_bytes() == b"mine"
+    code, out, _ = run_main(["report", str(runs / "article-mini"), "--copy-to", str(tmp_path / "Lora"), "--force"],
+                            capsys)
+    assert code == 0 and "Replaced:" in out
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        ("missing", "no such file or folder"),
+        ("empty", "no TensorBoard event files (events.out.tfevents.*) in this folder or below it"),
+        ("zero", "1 event file but no scalars in them yet"),
+        ("other", "no sd-scripts loss scalars (loss/...); tags found: train/accuracy"),
+        ("checkpoint", "is a checkpoint; use `kohya-recipe inspect` to read its metadata"),
+    ],
+)
+def test_report_bad_input(setup: str, message: str, runs: Path, tmp_path: Path,
+                          capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "x"
+    if setup == "empty":
+        target.mkdir()
+    elif setup == "zero":
+        target.mkdir()
+        (target / "events.out.tfevents.1.h.1.0").write_bytes(b"")
+    elif setup == "other":
+        write_scalars(target / "events.out.tfevents.1.h.1.0", [("train/accuracy", 1, 0.9, 1.0)])
+    elif setup == "checkpoint":
+        target = runs / "article-mini" / "model" / "testchar-1-A.safetensors"
+    code, out, err = run_main(["report", str(target)], capsys)
+    assert code == 1 and out == ""
+    assert err.startswith(f"Error: {target}") and message in err
+    assert "Traceback" not in err
+
+
+def test_report_truncated_log_is_partial(runs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    run = shutil.copytree(runs / "interrupted", tmp_path / "run")
+    event = next((run / "log").rglob("events.out.tfevents.*"))
+    data = event.read_bytes()
+    event.write_bytes(data[:-30])  # the writer was killed mid-record
+    code, out, _ = run_main(["report", str(run)], capsys)
+    assert code == 0
+    assert "file ends inside a record" in out and "pick: epoch 1 (best)" in out
+
+
+def test_usage_errors() -> None:
+    result = CliRunner().invoke(cli, ["report", ".", "--pick-best", "-1"])
+    assert result.exit_code == 2 and "-1 is not in the range x>=0" in result.output
+    result = CliRunner().invoke(cli, ["report", ".", "--metric", "accuracy"])
+    assert result.exit_code == 2 and "'accuracy' is not one of 'auto', 'validation', 'train'" in result.output
+
+
+def test_help_has_examples() -> None:
+    for name in ("report", "inspect"):
+        result = CliRunner().invoke(cli, [name, "--help"])
+        assert result.exit_code == 0 and "Examples:" in result.output
+    assert "kohya-recipe report ./CharacterAI --pick-best 2 --copy-to" in CliRunner().invoke(
+        cli, ["report", "--help"]).output
+
+
+def test_inspect(runs: Path) -> None:
+    f = runs / "article-mini" / "model" / "testchar-1-A-000003.safetensors"
+    result = CliRunner().invoke(cli, ["inspect", str(f)])
+    assert result.exit_code == 0
+    assert "epoch                3 of 4, step 36" in result.output and "dim / alpha          1 / 0.75" in result.output
+    assert "ss_session_id" not in result.output
+    assert "    ss_session_id = 2466932462" in CliRunner().invoke(cli, ["inspect", str(f), "--all"]).output
+    data = json.loads(CliRunner().invoke(cli, ["inspect", str(f), "--json"]).stdout)
+    assert data["summary"]["epoch"] == 3 and data["metadata"]["ss_output_name"] == "testchar-1-A"
+
+
+def test_inspect_bad_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "x.safetensors"
+    bad.write_bytes(b"\x80\x04\x95 pickle bytes of a .ckpt")
+    code, _out, err = run_main(["inspect", str(bad)], capsys)
+    assert code == 1 and err.startswith(f"Error: {bad}: not a safetensors file: the first 8 bytes give a header of")
+
+
+def test_json_path_imports_nothing_heavy(runs: Path) -> None:
+    """As a whole process, `report --json` must not load pandas, matplotlib, numpy, jinja2, pydantic or tensorboard
+    (the 0.3 s budget, issue 6)."""
+    code = (
+        "import sys\n"
+        "from kohya_recipe.cli import main\n"
+        "try:\n"
+        f"    main(['report', {str(runs / 'article-mini')!r}, '--json'])\n"
+        "except SystemExit as e:\n"
+        "    assert not e.code, e.code\n"
+        "heavy = sorted(m for m in ('pandas', 'matplotlib', 'numpy', 'jinja2', 'pydantic', 'tensorboard', 'PIL')\n"
+        "               if m in sys.modules)\n"
+        "print('HEAVY', heavy, file=sys.stderr)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["name"] == "testchar-1-A"
+    assert "HEAVY []" in out.stderr
+
+
+def test_python_dash_m_whole_process(runs: Path) -> None:
+    out = subprocess.run([sys.executable, "-m", "kohya_recipe", "report", str(runs / "validation"), "--json"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert [e["rank"] for e in data["epochs"]] == [1, 1, 1] and all(e["tied"] for e in data["epochs"])
