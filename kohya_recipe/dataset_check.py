@@ -899,18 +899,23 @@ def check_dataset(
     trigger: str | None = None,
     decode: bool = False,
     progress: Progress | None = None,
+    settings: CheckSettings | None = None,
 ) -> CheckResult:
     """Check ``path`` (images, train_data_dir, ``N_name`` folder or project) and return every finding.
 
     ``recipe``: a Recipe or a recipe TOML path; a project's ``resolved-recipe.toml`` is used when none is given.
     ``rules``: a :class:`Rules` or a rules TOML path. ``trigger`` overrides the recipe's trigger word.
+    ``settings`` replaces the recipe altogether (e.g. settings read from an sd-scripts config by a script).
     ``decode`` decodes every image (pixels verified, alpha use measured, near-duplicates searched); without
     it only images whose header looks wrong are decoded. ``progress(done, total)`` is called per image.
     Nothing is written. Raises only for an unusable input (``path`` missing, recipe or rules invalid).
     """
     layout = detect_layout(path)
     root = layout.root
-    settings = _resolve_settings(layout, recipe, trigger)
+    if settings is None:
+        settings = _resolve_settings(layout, recipe, trigger)
+    elif trigger:
+        settings = replace(settings, trigger=trigger, trigger_source="--trigger")
     the_rules = rules if isinstance(rules, Rules) else (load_rules(rules) if rules is not None else Rules())
     findings: list[Finding] = list(layout.findings)
 
