@@ -287,20 +287,18 @@ class CaptionChange:
         return self.action in ("created", "updated")
 
     def diff(self) -> str:
-        """Unified diff of the change (``/dev/null`` for a new file)."""
+        """Unified diff of the change, as ``diff -u`` writes it (``/dev/null`` for a new file)."""
         if not self.changed or self.new is None:
             return ""
         old = (self.old or b"").decode("utf-8", "replace").splitlines(keepends=True)
         new = self.new.decode("utf-8", "replace").splitlines(keepends=True)
-        lines = list(
-            difflib.unified_diff(
-                _mark_no_newline(old),
-                _mark_no_newline(new),
-                fromfile="/dev/null" if self.old is None else f"a/{self.path}",
-                tofile=f"b/{self.path}",
-            )
-        )
-        return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+        name = self.path.as_posix()
+        a, b = (name, name) if self.path.is_absolute() else (f"a/{name}", f"b/{name}")
+        out = []
+        for line in difflib.unified_diff(old, new, fromfile="/dev/null" if self.old is None else a, tofile=b):
+            # diff(1) marks a last line that has no newline; without it an added "\n" would be invisible.
+            out.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
+        return "".join(out)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -310,13 +308,6 @@ class CaptionChange:
             "old": None if self.old is None else self.old.decode("utf-8", "replace"),
             "new": None if self.new is None else self.new.decode("utf-8", "replace"),
         }
-
-
-def _mark_no_newline(lines: list[str]) -> list[str]:
-    # diff(1) marks a last line without newline; without it a style change (added "\n") would be invisible.
-    if lines and not lines[-1].endswith(("\n", "\r")):
-        lines = [*lines[:-1], lines[-1] + "\n", "\\ No newline at end of file\n"]
-    return lines
 
 
 @dataclass
