@@ -78,6 +78,7 @@ IGNORED_KNOWN_KEYS = frozenset({"save_as_bool"})
 SECRET_KEYS = frozenset({"wandb_api_key", "huggingface_token"})
 
 _SUBSET_FOLDER = re.compile(r"^(\d+)_(.+)$")
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
 @dataclass
@@ -620,7 +621,8 @@ class _Importer:
         }
 
     def _subject_and_output(self, form: dict[str, Any], data: dict[str, Any], gui: dict[str, Any]) -> None:
-        name = form["output_name"]
+        # A file without output_name (a preset) leaves the recipe's default: the trigger word.
+        name = form["output_name"] if "output_name" in self.present else ""
         m = re.fullmatch(r"(.+)-(\d+)-([A-Z]{1,3})", name or "")
         output: dict[str, Any] = {}
         if m and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", m.group(1)):
@@ -640,7 +642,9 @@ class _Importer:
             folder, repeats, tokens = found
             trigger, _, cls = tokens.partition(" ")
             subject = {"trigger": trigger, "class_token": cls or trigger}
-            data["dataset"] = {**data.get("dataset", {}), "images": str(folder), "repeats": repeats}
+            data["dataset"] = {**data.get("dataset", {}), "repeats": repeats}
+            if any(f.is_file() and f.name.lower().endswith(_IMAGE_SUFFIXES) for f in folder.iterdir()):
+                data["dataset"]["images"] = str(folder)
             self.warnings.append(f"train_data_dir: found {folder.name!r}: repeats {repeats}, trigger {trigger!r}")
         elif "train_data_dir" in self.present:
             self.warnings.append(
@@ -770,3 +774,35 @@ def import_gui_json(path: str | Path) -> ImportResult:
     p = Path(path)
     data = read_gui_json(p)
     return import_gui_values(data, str(p), base_dir=p.parent)
+
+
+def recipe_toml_text(result: ImportResult) -> tuple[str, list[str]]:
+    """The imported recipe as TOML text (with a header naming the source), and a warning for every value that
+    TOML cannot carry (a ``None`` where the recipe's default is something else is written as nothing)."""
+    import sys
+
+    from kohya_recipe.recipe import recipe_to_toml
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+
+    body = recipe_to_toml(result.recipe)
+    header = (
+        f"# Imported by kohya-recipe from the kohya_ss GUI config {Path(result.source).name}.\n"
+        "# Values the recipe does not model are kept in [extra] (sd-scripts options) and [gui] (GUI-only).\n\n"
+    )
+    warnings: list[str] = []
+    again = recipe_from_dict(tomllib.loads(body), source=result.source)
+    if again != result.recipe:
+        before, after = result.recipe.model_dump(), again.model_dump()
+        for section, values in before.items():
+            if isinstance(values, dict) and isinstance(after.get(section), dict):
+                for key, value in values.items():
+                    if after[section].get(key) != value:
+                        warnings.append(
+                            f"{section}.{key}: {value!r} cannot be written in TOML; the file says "
+                            f"{after[section].get(key)!r}"
+                        )
+    return header + body, warnings

@@ -1127,16 +1127,32 @@ def gui_json_text(data: dict[str, Any]) -> str:
     return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def write_gui_json(path: str | Path, data: dict[str, Any], *, force: bool = False) -> Path:
-    """Write ``data`` as GUI JSON to ``path`` (atomically); an existing file is only replaced with ``force``."""
+def write_gui_json(
+    recipe: Recipe,
+    project_dir: str | Path | None,
+    path: str | Path,
+    *,
+    preset_only: bool = False,
+    force: bool = False,
+) -> Path:
+    """Write the GUI JSON (or, with ``preset_only``, the shareable preset) for ``recipe`` to ``path``.
+
+    ``project_dir`` is made absolute (the GUI does not run in the project folder); an existing ``path`` is
+    only replaced with ``force``. The write is atomic.
+    """
     from kohya_recipe.errors import RenderError
     from kohya_recipe.fsutil import atomic_write_bytes
 
+    if preset_only:
+        data = recipe_to_gui_preset(recipe)
+    else:
+        root = Path(project_dir).absolute() if project_dir is not None else None
+        data = recipe_to_gui_json(recipe, root)
     target = Path(path)
+    if target.is_dir():
+        raise RenderError("is a folder, not a JSON file", source=str(target))
     if target.exists() and not force:
         raise RenderError("already exists (use --force to overwrite)", source=str(target))
-    if target.is_dir():
-        raise RenderError("is a folder", source=str(target))
     try:
         atomic_write_bytes(target, gui_json_text(data).encode("utf-8"))
     except OSError as exc:
