@@ -9,6 +9,7 @@ Training is the fake from tests/_queue_util.py, swapped in for ``kohya_recipe.tr
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 from pathlib import Path
@@ -337,3 +338,53 @@ def test_killed_queue_run_continues_where_it_stopped(tmp_path: Path, qfile: Path
     code, out, _ = run_cli("queue", "list", "--queue-file", qfile, "--json")
     entries: list[dict[str, Any]] = json.loads(out)["entries"]
     assert [(e["status"], e["attempts"], e.get("resumed")) for e in entries] == [(DONE, 2, True), (DONE, 1, False)]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The real training verb and the fake sd-scripts (tests/fake_sd_scripts, the train engineer's stand-in that
+# writes sd-scripts' real file names, state folders and exit codes)
+
+
+def test_real_queue_run_killed_and_resumed_with_the_fake_trainer(
+    tmp_path: Path, qfile: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests._train_util import FAKE_SD_SCRIPTS, fake_env
+    from tests._train_util import make_project as make_train_project
+
+    monkeypatch.undo()  # the real command table: `queue` reached through kohya_recipe.cli.train
+    fake_env(monkeypatch, step_seconds=0.1)  # 3 epochs x 6 steps
+    slow = make_train_project(tmp_path, "slow", training={"save_state": True})
+    quick = make_train_project(tmp_path, "quick")
+    add_to_queue([slow, quick], qfile)
+    argv = [PYTHON, "-m", "kohya_recipe", "queue", "run", "--queue-file", str(qfile), "--sd-scripts",
+            str(FAKE_SD_SCRIPTS), "--quiet"]  # fmt: skip
+    env = subprocess_env()
+    env["PYTHONPATH"] = os.pathsep.join([os.environ["PYTHONPATH"], env["PYTHONPATH"]])
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = slow / "model" / "testchar-1-A-000001-state"
+    try:
+        assert wait_for(lambda: (state / "train_state.json").is_file(), timeout=60), "no epoch-1 state folder"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert not (slow / "model" / "testchar-1-A.safetensors").exists()  # killed before the final checkpoint
+    assert list_queue(qfile)[0].status == RUNNING
+
+    code, out, err = run_cli(
+        "queue", "run", "--queue-file", qfile, "--sd-scripts", FAKE_SD_SCRIPTS, "--quiet", "--json"
+    )
+    assert code == 0, err
+    assert "queue: #1 testchar-1-A: left running by a runner that is gone" in err
+    assert "resuming from model/testchar-1-A-0000" in err
+    summary = json.loads(out)
+    assert [(e["id"], e["status"]) for e in summary["ran"]] == [(1, DONE), (2, DONE)]
+    first, second = list_queue(qfile)
+    assert (first.attempts, first.resumed, second.attempts, second.resumed) == (2, True, 1, False)
+    record = json.loads(Path(first.last_run or "").read_text(encoding="utf-8"))
+    assert record["outcome"] == "success"
+    assert record["resume"] is not None
+    assert (slow / "model" / "testchar-1-A.safetensors").is_file()
+    assert (quick / "model" / "testchar-1-A.safetensors").is_file()
