@@ -75,9 +75,14 @@ def decide_outcome(
     state: ProgressState,
     *,
     interrupted: bool = False,
+    final_written: bool | None = None,
 ) -> RunOutcome:
-    """Judge a finished run from its exit code, the final checkpoint's presence and the parsed output."""
-    final_exists = final_checkpoint.is_file()
+    """Judge a finished run from its exit code, the final checkpoint's presence and the parsed output.
+
+    ``final_written`` overrides the presence check; pass whether *this* run wrote the file, so that a final
+    checkpoint left by an earlier run does not turn a run that trained nothing into a success.
+    """
+    final_exists = final_checkpoint.is_file() if final_written is None else final_written
     if exit_code == 0 and final_exists:
         return RunOutcome(SUCCESS, exit_code, f"wrote {final_checkpoint.name}", final_checkpoint)
     if interrupted or is_sigint_exit(exit_code):

@@ -322,10 +322,15 @@ def run_launch(
     interrupt_grace: float = INTERRUPT_GRACE,
     terminate_grace: float = TERMINATE_GRACE,
     log_limit: int = LOG_LIMIT,
+    log_stream: IO[bytes] | None = None,
 ) -> RunResult:
-    """Run ``cmd`` to the end (or until stopped) and return what happened. Raises only if it cannot start."""
+    """Run ``cmd`` to the end (or until stopped) and return what happened. Raises only if it cannot start.
+
+    The raw output goes to ``log_file`` (created here), or to ``log_stream`` when the caller opened it already
+    (:func:`open_log`); it is closed at the end either way.
+    """
     disp = display if display is not None else Display()
-    log = open_log(log_file)
+    log = log_stream if log_stream is not None else open_log(log_file)
     parser = ProgressParser()
     lock = threading.Lock()
     written = 0

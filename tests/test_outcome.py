@@ -106,3 +106,14 @@ def test_exit_descriptions() -> None:
     assert describe_exit(-int(signal.SIGTERM)) == "killed by SIGTERM"
     assert describe_exit(None) == "no exit status"
     assert is_sigint_exit(130) and is_sigint_exit(-2) and not is_sigint_exit(1)
+
+
+def test_a_final_file_from_an_earlier_run_does_not_count(tmp_path: Path) -> None:
+    # the no-data run exits 0; an old testchar-1-A.safetensors must not make it a success
+    out = _judge("no-data", tmp_path)
+    final = tmp_path / "model" / "testchar-1-A.safetensors"
+    final.write_bytes(b"old")
+    state = parse_output(b"", (DATA / "no-data" / "stderr.txt").read_bytes())
+    assert decide_outcome(0, final, state).outcome == SUCCESS  # presence alone would say success
+    assert decide_outcome(0, final, state, final_written=False).outcome == FAILED
+    assert out.outcome == FAILED

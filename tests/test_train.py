@@ -1,0 +1,385 @@
+"""`train` end to end with the fake sd-scripts (tests/fake_sd_scripts): success, no data, bad config, Ctrl-C,
+resume, re-render, run records, dry run and the CLI's exit codes and messages.
+
+The fake reproduces the real trainer's files and output; the fidelity checks compare it with the real artefacts in
+tests/data/trainer (copied from ../shared/fixtures/sd-scripts-runs, see its README).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from _train_util import FAKE_SD_SCRIPTS, fake_env, make_project, read_scalars, safetensors_metadata
+from click.testing import CliRunner
+
+from kohya_recipe.cli import main
+from kohya_recipe.errors import ExitCode, RenderError
+from kohya_recipe.fsutil import sha256_file
+from kohya_recipe.launch import TrainerSetupError
+from kohya_recipe.runner import EpochLines
+from kohya_recipe.train import find_resume_state, train_project
+
+DATA = Path(__file__).parent / "data" / "trainer"
+posix_only = pytest.mark.skipif(os.name == "nt", reason="signals to the own process")
+
+
+def run_cli(*args: str | Path, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """``kohya-recipe ARGS`` through ``main``, which turns errors into ``Error:`` lines and exit codes."""
+    runner = CliRunner()
+    with runner.isolation(env=env) as (out, err, _):
+        try:
+            main([str(a) for a in args])
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        else:  # pragma: no cover - main always exits
+            code = 0
+        return code, out.getvalue().decode(), err.getvalue().decode()
+
+
+def _train(root: Path, **kwargs):
+    kwargs.setdefault("display", EpochLines(io.StringIO()))
+    return train_project(root, sd_scripts=FAKE_SD_SCRIPTS, python=sys.executable, **kwargs)
+
+
+def _interrupt_when(path: Path) -> None:
+    def wait_and_kill() -> None:
+        deadline = time.monotonic() + 30
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C at the terminal does to kohya-recipe
+
+    threading.Thread(target=wait_and_kill, daemon=True).start()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# success and the run record
+
+
+def test_success_writes_checkpoints_and_a_run_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_env(monkeypatch)
+    root = make_project(tmp_path)
+    record = _train(root)
+    assert record.outcome == "success" and record.ok and record.exit_code == 0 and record.error is None
+    assert record.path is not None and record.path.parent == root / "runs"
+    data = json.loads(record.path.read_text(encoding="utf-8"))
+    assert data["outcome"] == "success" and data["message"] == "wrote testchar-1-A.safetensors"
+    assert data["checkpoints"] == [
+        "model/testchar-1-A-000001.safetensors", "model/testchar-1-A-000002.safetensors",
+        "model/testchar-1-A.safetensors",
+    ]  # fmt: skip
+    assert data["final_checkpoint"] == "model/testchar-1-A.safetensors"
+    assert data["files"]["config.toml"] == sha256_file(root / "config.toml")
+    assert data["files"]["dataset.toml"] == sha256_file(root / "dataset.toml")
+    assert len(data["recipe_sha256"]) == 64
+    assert data["command"][:3] == [sys.executable, "-m", "accelerate.commands.launch"]
+    assert data["command"][-5:] == [
+        str(FAKE_SD_SCRIPTS / "train_network.py"), "--config_file", "config.toml", "--dataset_config", "dataset.toml"
+    ]  # fmt: skip
+    assert data["env"]["PYTHONUNBUFFERED"] == "1"
+    assert data["sd_scripts"] == {"path": str(FAKE_SD_SCRIPTS), "script": "train_network.py", "commit": None,
+                                  "ref": None, "tag": None}  # fmt: skip
+    assert data["progress"] == {"epoch": 3, "epochs": 3, "step": 18, "total_steps": 18,
+                                "avr_loss": data["progress"]["avr_loss"]}  # fmt: skip
+    assert (root / data["log_file"]).is_file() and data["log_file"].startswith("log/train-")
+    assert data["log_dir"] == "log" and len(data["tensorboard_runs"]) == 1
+    assert data["resume"] is None and data["exit"] == "exit 0"
+
+
+def test_fake_trainer_matches_the_real_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_env(monkeypatch)
+    root = make_project(tmp_path, dataset={"validation_split": 0.34, "validation_seed": 1}, training={"save_state": True})
+    record = _train(root)
+    assert record.ok
+    # safetensors metadata: the same keys as the real dataset_config-mode checkpoint of the `validation` run
+    real = json.loads((DATA / "validation" / "metadata-000001.json").read_text(encoding="utf-8"))
+    fake = safetensors_metadata(root / "model" / "testchar-1-A-000001.safetensors")
+    assert set(fake) == set(real)
+    assert (fake["ss_epoch"], fake["ss_steps"], fake["ss_output_name"]) == ("1", "4", "testchar-1-A")
+    final = safetensors_metadata(root / "model" / "testchar-1-A.safetensors")
+    assert (final["ss_epoch"], final["ss_steps"]) == ("3", "12")
+    # state folders with train_state.json, as the real run wrote them
+    real_state = json.loads((DATA / "validation" / "train_state-000002.json").read_text())
+    fake_state = json.loads((root / "model" / "testchar-1-A-000002-state" / "train_state.json").read_text())
+    assert set(fake_state) == set(real_state) and fake_state == {"current_epoch": 2, "current_step": 8}
+    assert json.loads((root / "model" / "testchar-1-A-state" / "train_state.json").read_text()) == {
+        "current_epoch": 3, "current_step": 12
+    }  # fmt: skip
+    # TensorBoard: the real run's tags, step = global step or epoch, valid masked CRC-32C framing
+    real_tags = {tag for _, tag, _ in read_scalars(next((DATA / "validation").glob("events.out.tfevents.*")))}
+    events = next((root / "log").glob("*/network_train/events.out.tfevents.*"))
+    scalars = read_scalars(events)
+    assert {tag for _, tag, _ in scalars} == real_tags
+    assert [s for s, tag, _ in scalars if tag == "loss/epoch_average"] == [1, 2, 3]
+    assert [s for s, tag, _ in scalars if tag == "loss/current"] == list(range(1, 13))
+
+
+def test_sdxl_project_runs_sdxl_train_network(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_env(monkeypatch)
+    root = make_project(
+        tmp_path, preset="likeness-sdxl", model={"base": "models/sd15", "family": "sdxl"},
+        training={"resolution": [64, 64], "max_bucket_reso": 128},
+    )  # fmt: skip
+    record = _train(root)
+    assert record.ok and record.command.argv[-5].endswith("sdxl_train_network.py")
+    meta = safetensors_metadata(root / "model" / "testchar-1-A.safetensors")
+    assert meta["modelspec.architecture"] == "stable-diffusion-xl-v1-base/lora"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# failures
+
+
+def test_no_data_exit_0_is_reported_as_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_env(monkeypatch)
+    root = make_project(tmp_path)
+    # a dataset.toml pointing at a folder without images (the real fixture used a folder without "N_")
+    (root / "img" / "empty").mkdir()
+    dataset = root / "dataset.toml"
+    dataset.write_text(dataset.read_text().replace('image_dir = "img/2_testchar woman"', 'image_dir = "img/empty"'))
+    code, out, err = run_cli("train", root, "--sd-scripts", FAKE_SD_SCRIPTS, "--python", sys.executable)
+    assert code == ExitCode.TRAINER_FAILED and out == ""
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(
+        "Error: sd-scripts found no training images: No data found. Please verify arguments (train_data_dir "
+        "must be the parent of folders with images); full output: log/train-"
+    )
+    record = json.loads(next((root / "runs").glob("*.json")).read_text())
+    assert record["outcome"] == "failed" and record["exit_code"] == 0 and record["checkpoints"] == []
+    assert (tmp_path / "proj-images" / "img00.png").is_file()
+
+
+def test_bad_dataset_config_reports_the_trainers_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_env(monkeypatch)
+    root = make_project(tmp_path)
+    text = (root / "dataset.toml").read_text().replace("[general]\n", "[general]\nbatch_sise = 2\n")
+    (root / "dataset.toml").write_text(text)
+    record = _train(root)
+    assert record.outcome == "failed" and record.exit_code == 1
+    assert record.error is not None and record.error.startswith(
+        "the trainer failed (exit 1): voluptuous.error.MultipleInvalid: extra keys not allowed @ "
+        "data['general']['batch_sise']; full output: log/train-"
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Ctrl-C and resume
+
+
+@posix_only
+def test_ctrl_c_keeps_checkpoints_exits_130_and_resume_finishes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_env(monkeypatch, step_seconds=0.02)
+    root = make_project(tmp_path, training={"max_train_epochs": 8, "save_state": True})
+    _interrupt_when(root / "model" / "testchar-1-A-000002-state" / "random_states_0.pkl")
+    code, _, err = run_cli("train", root, "--sd-scripts", FAKE_SD_SCRIPTS, "--python", sys.executable)
+    assert code == ExitCode.INTERRUPTED
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("Error: interrupted at epoch ")
+    assert f"resume with `kohya-recipe train {root} --resume`" in last
+    assert (root / "model" / "testchar-1-A-000001.safetensors").is_file()
+    assert (root / "model" / "testchar-1-A-000002.safetensors").is_file()
+    assert not (root / "model" / "testchar-1-A.safetensors").exists()
+    first = json.loads(sorted((root / "runs").glob("*.json"))[-1].read_text())
+    assert first["outcome"] == "interrupted" and first["signals_sent"] == ["SIGINT"]
+    assert first["exit_code"] == -signal.SIGINT
+
+    state = find_resume_state(root)
+    assert state is not None and state.epoch >= 2
+    out = io.StringIO()
+    record = _train(root, resume=True, display=EpochLines(out))
+    assert record.ok
+    assert out.getvalue().splitlines()[0] == (
+        f"resuming from model/testchar-1-A-{state.epoch:06d}-state: epoch {state.epoch}/8 done "
+        f"(step {state.step}); training continues with epoch {state.epoch + 1}/8"
+    )
+    assert record.command.argv[-2:] == ["--resume", f"model/testchar-1-A-{state.epoch:06d}-state"]
+    assert record.data["resume"] == {"state": f"model/testchar-1-A-{state.epoch:06d}-state", "epoch": state.epoch,
+                                     "step": state.step}  # fmt: skip
+    # like the real resume run: the epoch count continues, the final file carries the last epoch
+    assert record.data["progress"]["epoch"] == 8
+    assert safetensors_metadata(root / "model" / "testchar-1-A.safetensors")["ss_epoch"] == "8"
+
+
+def test_resume_without_state_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_env(monkeypatch)
+    root = make_project(tmp_path)
+    code, out, err = run_cli("train", root, "--resume", "--sd-scripts", FAKE_SD_SCRIPTS, "--python", sys.executable)
+    assert code == ExitCode.ERROR and out == ""
+    assert err == (
+        f"Error: {root / 'model'}: nothing to resume: no testchar-1-A-…-state folder with train_state.json "
+        "(training.save_state is off in the recipe); run without --resume to start over\n"
+    )
+    assert not list((root / "runs").glob("*.json"))
+
+
+def test_resume_of_a_finished_run_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_env(monkeypatch)
+    root = make_project(tmp_path, training={"save_state": True})
+    assert _train(root).ok
+    with pytest.raises(TrainerSetupError, match=r"training already finished there \(epoch 3 of 3\)"):
+        _train(root, resume=True)
+
+
+def test_find_resume_state_picks_the_newest(tmp_path: Path) -> None:
+    root = make_project(tmp_path)
+    model = root / "model"
+
+    def state(name: str, epoch: int, step: int, mtime: int) -> None:
+        folder = model / name
+        folder.mkdir()
+        (folder / "train_state.json").write_text(json.dumps({"current_epoch": epoch, "current_step": step}))
+        os.utime(folder / "train_state.json", (mtime, mtime))
+
+    assert find_resume_state(root) is None
+    state("testchar-1-A-000009-state", 9, 90, 1000)  # an older run went further
+    state("testchar-1-A-000003-state", 3, 30, 2000)  # the current run
+    state("testchar-1-B-000005-state", 5, 50, 3000)  # another output name
+    state("testchar-1-A-step00000040-state", 3, 40, 1500)
+    (model / "testchar-1-A-000004-state").mkdir()  # no train_state.json (interrupted while saving)
+    broken = model / "testchar-1-A-000006-state"
+    broken.mkdir()
+    (broken / "train_state.json").write_text("{not json")
+    found = find_resume_state(root)
+    assert found is not None and found.path.name == "testchar-1-A-000003-state"
+    assert (found.epoch, found.step) == (3, 30)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# re-rendering, dry run, bad input
+
+
+def test_changed_recipe_is_rendered_again_before_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_env(monkeypatch)
+    root = make_project(tmp_path)
+    recipe = root / "resolved-recipe.toml"
+    text = recipe.read_text()
+    assert "rank = 4\n" in text
+    recipe.write_text(text.replace("rank = 4\n", "rank = 8\n"))
+    record = _train(root)
+    assert record.ok and "config.toml" in record.data["rerendered"]
+    assert "network_dim = 8" in (root / "config.toml").read_text()
+    assert safetensors_metadata(root / "model" / "testchar-1-A.safetensors")["ss_network_dim"] == "8"
+    again = _train(root)  # up to date now: nothing to render
+    assert again.ok and again.data["rerendered"] == []
+
+
+def test_hand_edited_config_is_used_when_the_recipe_is_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_env(monkeypatch)
+    root = make_project(tmp_path)
+    config = root / "config.toml"
+    config.write_text(config.read_text().replace("network_dim = 4", "network_dim = 6"))
+    out = io.StringIO()
+    record = _train(root, display=EpochLines(out))
+    assert record.ok and record.data["rerendered"] == []
+    assert out.getvalue().startswith("using hand-edited files as they are (would overwrite 1 file(s)")
+    assert record.data["notes"][0].startswith("using hand-edited files as they are")
+    assert safetensors_metadata(root / "model" / "testchar-1-A.safetensors")["ss_network_dim"] == "6"
+    assert "network_dim = 6" in config.read_text()
+
+
+def test_changed_recipe_and_hand_edited_config_conflict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_env(monkeypatch)
+    root = make_project(tmp_path)
+    (root / "config.toml").write_text((root / "config.toml").read_text() + "\n# my note\n")
+    recipe = root / "resolved-recipe.toml"
+    recipe.write_text(recipe.read_text().replace("rank = 4\n", "rank = 8\n"))
+    with pytest.raises(RenderError, match=r"would overwrite 1 file\(s\).*run `kohya-recipe render .*resolved-recipe"):
+        _train(root)
+    assert (root / "config.toml").read_text().endswith("# my note\n")
+
+
+def test_missing_rendered_file_is_rendered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_env(monkeypatch)
+    root = make_project(tmp_path)
+    (root / "dataset.toml").unlink()
+    record = _train(root)
+    assert record.ok and record.data["rerendered"] == ["dataset.toml"]
+
+
+def test_dry_run_prints_the_command_and_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_env(monkeypatch)
+    root = make_project(tmp_path)
+    code, out, err = run_cli("train", root, "--dry-run", "--sd-scripts", FAKE_SD_SCRIPTS, "--python", sys.executable)
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0] == f"# cwd: {root}"
+    assert lines[1].startswith("# env: PYTHONUNBUFFERED=1 PYTHONIOENCODING=utf-8 COLUMNS=200 PYTHONPATH=")
+    assert lines[2] == (
+        f"{sys.executable} -m accelerate.commands.launch --num_processes 1 --num_machines 1 --mixed_precision fp16 "
+        f"--dynamo_backend no --num_cpu_threads_per_process 2 {FAKE_SD_SCRIPTS}/train_network.py "
+        "--config_file config.toml --dataset_config dataset.toml"
+    )
+    assert not list((root / "runs").iterdir()) and not list((root / "log").iterdir())
+    code, out, _ = run_cli("train", root, "--dry-run", "--json", "--sd-scripts", FAKE_SD_SCRIPTS, "--python",
+                           sys.executable)  # fmt: skip
+    assert code == 0 and json.loads(out)["outcome"] == "dry-run"
+
+
+def test_cli_json_success(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_env(monkeypatch)
+    root = make_project(tmp_path)
+    code, out, err = run_cli("train", root, "--json", "--sd-scripts", FAKE_SD_SCRIPTS, "--python", sys.executable)
+    assert code == 0
+    data = json.loads(out)
+    assert data["outcome"] == "success" and data["record"].startswith("runs/")
+    # progress still goes to stderr, one line per epoch (not a TTY)
+    epochs = [line.split("  ")[0] for line in err.splitlines() if line.startswith("epoch")]
+    assert epochs == ["epoch 1/3", "epoch 2/3", "epoch 3/3"], err
+
+
+def test_cli_success_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_env(monkeypatch)
+    root = make_project(tmp_path)
+    code, out, _ = run_cli("train", root, "--quiet", "--sd-scripts", FAKE_SD_SCRIPTS, "--python", sys.executable)
+    assert code == 0
+    assert out.splitlines()[0].startswith(
+        "trained testchar-1-A: model/testchar-1-A.safetensors (3 checkpoint(s), 18 steps, "
+    )
+    assert out.splitlines()[1].startswith("record: runs/") and " log: log/train-" in out
+
+
+def test_not_a_project(tmp_path: Path) -> None:
+    code, out, err = run_cli("train", tmp_path)
+    assert code == ExitCode.ERROR and out == ""
+    assert err.startswith(f"Error: {tmp_path}: not a kohya-recipe project (no resolved-recipe.toml)")
+
+
+def test_sd_scripts_not_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_env(monkeypatch)
+    root = make_project(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli("train", root)
+    assert code == ExitCode.ERROR
+    assert err.startswith("Error: sd-scripts not found; looked at $KOHYA_RECIPE_SD_SCRIPTS (unset), $SD_SCRIPTS")
+    code, _, err = run_cli("train", root, env={"SD_SCRIPTS": str(tmp_path / "nowhere")})
+    assert err == f"Error: $SD_SCRIPTS {tmp_path / 'nowhere'}: folder does not exist\n"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("accelerate") is not None, reason="real accelerate installed")
+def test_accelerate_not_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_env(monkeypatch)
+    root = make_project(tmp_path)
+    monkeypatch.delenv("PYTHONPATH")  # no fake accelerate either
+    code, _, err = run_cli("train", root, "--sd-scripts", FAKE_SD_SCRIPTS, "--python", sys.executable)
+    assert code == ExitCode.ERROR
+    assert err.startswith(f"Error: --python {sys.executable}: accelerate is not installed for this Python")
+
+
+def test_log_folder_not_writable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_env(monkeypatch)
+    root = make_project(tmp_path)
+    (root / "log").rmdir()
+    (root / "log").write_text("not a folder")
+    code, _, err = run_cli("train", root, "--sd-scripts", FAKE_SD_SCRIPTS, "--python", sys.executable)
+    assert code == ExitCode.ERROR
+    assert err == f"Error: {root / 'log'}: cannot write the training log: not a folder\n"
