@@ -923,15 +923,28 @@ def _same_number(a: Any, b: Any) -> bool:
     return _is_num(a) and a == b
 
 
-def _spelling_ok(key: str, value: Any, form: dict[str, Any], recipe: Recipe) -> bool:
+def _spelling_ok(key: str, value: Any, form: dict[str, Any], recipe: Recipe, *, project: bool) -> bool:
     tr = recipe.training
     if key == "sample_prompts":
         return isinstance(value, str) and _prompts_equal(value, recipe.samples.prompts)
     if key == "max_resolution":
         return isinstance(value, str) and parse_resolution(value) == tuple(tr.resolution)
     if key == "max_train_epochs":
-        # 0: the GUI computes the steps from `epoch` (same epochs, the GUI's own step formula).
-        return _same_number(value, 0) and form["epoch"] == tr.max_train_epochs and form["max_train_steps"] == 0
+        # 0: the GUI computes the steps from `epoch` with its own formula (§5), which ignores partly filled
+        # buckets and multi-GPU: the same run only with one image per step, one process and no reg images. A
+        # project's JSON must train what its config.toml trains, so there it is used only in that case; a
+        # config rendered without a project keeps its own form.
+        exact = (
+            tr.batch_size * tr.gradient_accumulation_steps == 1
+            and recipe.accelerate.num_processes == 1
+            and not recipe.dataset.regularization
+        )
+        return (
+            _same_number(value, 0)
+            and form["epoch"] == tr.max_train_epochs
+            and form["max_train_steps"] == 0
+            and (exact or not project)
+        )
     if key == "epoch":
         # With max_train_epochs set, sd-scripts overrides the steps the GUI computed from `epoch`.
         return _is_num(value) and value >= 1 and form["max_train_epochs"] == tr.max_train_epochs
@@ -994,7 +1007,7 @@ def _effective_lrs(lr: Any, te: Any, unet: Any, default_lr: float) -> tuple[Any,
     return base, te_eff, unet_eff, te_only, unet_only
 
 
-def _apply_spellings(recipe: Recipe, form: dict[str, Any], result: GuiRender) -> None:
+def _apply_spellings(recipe: Recipe, form: dict[str, Any], result: GuiRender, *, project: bool) -> None:
     from kohya_recipe.options import option_specs
 
     gui = recipe.gui
@@ -1031,7 +1044,7 @@ def _apply_spellings(recipe: Recipe, form: dict[str, Any], result: GuiRender) ->
             continue  # GUI-only: already applied
         if form[key] == value and type(form[key]) is type(value):
             continue
-        if _spelling_ok(key, value, form, recipe):
+        if _spelling_ok(key, value, form, recipe, project=project):
             form[key] = value
             result.used_spellings.append(key)
         else:
@@ -1069,7 +1082,7 @@ def render_gui_form(recipe: Recipe, project_dir: str | Path | None = None, *, ch
     """
     form = _base_form(recipe, project_dir)
     result = GuiRender(values=form)
-    _apply_spellings(recipe, form, result)
+    _apply_spellings(recipe, form, result, project=project_dir is not None)
     if check:
         problems = [p for p in validate_gui_values(form, "gui", complete=True) if p.severity == "error"]
         if problems:
