@@ -388,3 +388,44 @@ def test_real_queue_run_killed_and_resumed_with_the_fake_trainer(
     assert record["resume"] is not None
     assert (slow / "model" / "testchar-1-A.safetensors").is_file()
     assert (quick / "model" / "testchar-1-A.safetensors").is_file()
+
+
+def test_real_queue_run_ctrl_c_exits_130_and_resumes_next_time(
+    tmp_path: Path, qfile: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests._train_util import FAKE_SD_SCRIPTS, fake_env
+    from tests._train_util import make_project as make_train_project
+
+    monkeypatch.undo()
+    fake_env(monkeypatch, step_seconds=0.1)
+    slow = make_train_project(tmp_path, "slow", training={"save_state": True})
+    add_to_queue([slow], qfile)
+    argv = [PYTHON, "-m", "kohya_recipe", "queue", "run", "--queue-file", str(qfile), "--sd-scripts",
+            str(FAKE_SD_SCRIPTS), "--quiet"]  # fmt: skip
+    env = subprocess_env()
+    env["PYTHONPATH"] = os.pathsep.join([os.environ["PYTHONPATH"], env["PYTHONPATH"]])
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        state = slow / "model" / "testchar-1-A-000001-state" / "train_state.json"
+        assert wait_for(state.is_file, timeout=60), "no epoch-1 state folder"
+        proc.send_signal(signal.SIGINT)  # Ctrl-C
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130
+    assert err.splitlines()[-1] == (
+        "Error: queue stopped; entry #1 testchar-1-A is interrupted and continues on the next `kohya-recipe queue run`"
+    )
+    entry = list_queue(qfile)[0]
+    assert (entry.status, entry.last_outcome) == (INTERRUPTED, "interrupted")
+    assert not (slow / "model" / "testchar-1-A.safetensors").exists()
+    assert (slow / "model" / "testchar-1-A-000001.safetensors").is_file()  # checkpoints written so far are kept
+
+    code, _, err = run_cli("queue", "run", "--queue-file", qfile, "--sd-scripts", FAKE_SD_SCRIPTS, "--quiet")
+    assert code == 0, err
+    assert "queue: #1 testchar-1-A: resuming the interrupted run from its newest state folder" in err
+    entry = list_queue(qfile)[0]
+    assert (entry.status, entry.attempts, entry.resumed) == (DONE, 2, True)
+    assert (slow / "model" / "testchar-1-A.safetensors").is_file()
