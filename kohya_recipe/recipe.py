@@ -52,7 +52,7 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 def _doc(description: str, article: str | None = None, **kw: Any) -> Any:
     """A Field with a description and, where the article says something, its words (for docs/recipe.md)."""
-    extra = {"article": article} if article else None
+    extra: dict[str, Any] | None = {"article": article} if article else None
     return Field(description=description, json_schema_extra=extra, **kw)
 
 
