@@ -109,9 +109,7 @@ def parse_grid(items: Iterable[str]) -> dict[str, list[str]]:
         key, sep, raw = item.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise RecipeError(
-                f"{item!r} must be KEY=VALUE1,VALUE2,... (e.g. network_alpha=48,72,96)", source="--grid"
-            )
+            raise RecipeError(f"{item!r} must be KEY=VALUE1,VALUE2,... (e.g. network_alpha=48,72,96)", source="--grid")
         if key in grid:
             raise RecipeError("given twice; list all its values in one --grid", source="--grid", field=key)
         grid[key] = split_values(raw)
@@ -147,9 +145,7 @@ def _check_grid(grid: dict[str, list[str]], base_data: dict[str, Any]) -> dict[s
     paths: dict[str, str] = {}
     for key, values in grid.items():
         if not values or any(v == "" for v in values):
-            raise RecipeError(
-                "empty value; give KEY=VALUE1,VALUE2,... with no empty item", source="--grid", field=key
-            )
+            raise RecipeError("empty value; give KEY=VALUE1,VALUE2,... with no empty item", source="--grid", field=key)
         repeated = sorted({v for v in values if values.count(v) > 1})
         if repeated:
             raise RecipeError(f"value {repeated[0]!r} is listed twice", source="--grid", field=key)
@@ -161,9 +157,7 @@ def _check_grid(grid: dict[str, list[str]], base_data: dict[str, Any]) -> dict[s
         apply_sets(base_data, [f"{key}={values[0]}"], source="--grid")
         for other, other_path in paths.items():
             if other_path == path:
-                raise RecipeError(
-                    f"names the same setting as --grid {other} ({path})", source="--grid", field=key
-                )
+                raise RecipeError(f"names the same setting as --grid {other} ({path})", source="--grid", field=key)
         paths[key] = path
     return paths
 
@@ -306,9 +300,7 @@ def load_sweep(path: str | Path) -> Sweep:
         pure = PurePosixPath(folder)
         if pure.is_absolute() or ".." in pure.parts or "\\" in folder or ":" in folder:
             # A manifest names folders inside its own folder; anything else could point queue runs anywhere.
-            raise _manifest_error(
-                path, f"{folder!r} must be a folder name relative to the manifest", f"{where}.folder"
-            )
+            raise _manifest_error(path, f"{folder!r} must be a folder name relative to the manifest", f"{where}.folder")
         if folder in seen:
             raise _manifest_error(path, f"{folder!r} is listed twice", f"{where}.folder")
         seen.add(folder)
@@ -469,6 +461,4 @@ def sweep_recipe_file(
     grid = parse_grid(grid_items)
     recipe = load_recipe(recipe_path, tuple(sets))
     out = Path(out_dir) if out_dir is not None else default_sweep_dir(recipe)
-    return write_sweep(
-        recipe, grid, out, force=force, recipe_file=recipe_path, progress=progress, dry_run=dry_run
-    )
+    return write_sweep(recipe, grid, out, force=force, recipe_file=recipe_path, progress=progress, dry_run=dry_run)

@@ -19,9 +19,7 @@ if TYPE_CHECKING:
     from kohya_recipe.queue import QueueEntry
     from kohya_recipe.sweep import Sweep
 
-SET_HELP = (
-    "Override a recipe value for every run: dotted key or sd-scripts option name, e.g. training.seed=42."
-)
+SET_HELP = "Override a recipe value for every run: dotted key or sd-scripts option name, e.g. training.seed=42."
 GRID_HELP = (
     "A setting to sweep and its values, KEY=V1,V2,... (repeatable; the runs are every combination). KEY is "
     "a recipe path or sd-scripts option name, as for --set. Bracket list values: "
@@ -196,9 +194,7 @@ def _last(entry: QueueEntry) -> str:
     if entry.status == RUNNING:
         since = entry.started.strftime("%Y-%m-%d %H:%M") if entry.started else "?"
         owner = f"pid {entry.pid}" + (f" on {entry.host}" if entry.host else "")
-        return f"{owner} since {since}" + (
-            " (runner gone; resumes on next `queue run`)" if "stale" in state else ""
-        )
+        return f"{owner} since {since}" + (" (runner gone; resumes on next `queue run`)" if "stale" in state else "")
     if entry.last_outcome is None:
         return ""
     text = entry.last_outcome
@@ -263,9 +259,7 @@ other GPUs or exits.
 )
 @click.option("--python", default=None, help="Python that has accelerate (as for `train`).")
 @click.option("--quiet", is_flag=True, help="One line per epoch instead of a live progress bar.")
-@click.option(
-    "--json", "as_json", is_flag=True, help="Print a summary of the entries run as JSON at the end."
-)
+@click.option("--json", "as_json", is_flag=True, help="Print a summary of the entries run as JSON at the end.")
 @click.pass_context
 def queue_run_cmd(
     ctx: click.Context, queue_file: str | None, sd_scripts: str | None, python: str | None, quiet: bool,
@@ -293,9 +287,7 @@ def queue_run_cmd(
         if not result.ran:
             click.echo("Nothing to run.", err=True)
         else:
-            click.echo(
-                f"Queue finished: {len(result.succeeded)} done, {len(result.failed)} failed.", err=True
-            )
+            click.echo(f"Queue finished: {len(result.succeeded)} done, {len(result.failed)} failed.", err=True)
         if result.waiting:
             ids = ", ".join(f"#{e.id}" for e in result.waiting)
             click.echo(f"Left for another `queue run` that holds their GPUs: {ids}", err=True)
