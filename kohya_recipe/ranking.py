@@ -37,6 +37,8 @@ from kohya_recipe.events import (
 )
 
 METRICS = ("auto", "validation", "train")
+# The tags ranking needs (prefixes): loss/average and lr/* only feed the plots, so the JSON path skips them.
+RANKING_TAGS = (TAG_CURRENT, TAG_EPOCH_OLD, "loss/validation/")
 DEFAULT_Z = 2.0  # ~95 % two-sided under a normal approximation
 DEFAULT_TIE_RTOL = 1e-5  # below this relative difference float32 losses are the same number (≈ 80 ulps)
 

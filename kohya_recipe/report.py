@@ -38,6 +38,7 @@ from kohya_recipe.events import EVENT_FILE_MARK, LogDir, read_log_dir
 from kohya_recipe.ranking import (
     DEFAULT_TIE_RTOL,
     DEFAULT_Z,
+    RANKING_TAGS,
     EpochRow,
     Ranking,
     epoch_ranking,
@@ -453,11 +454,11 @@ def report_run(
     output_name: str | None = None,
     with_lr: bool = False,
 ) -> RunReport:
-    """Report one run. ``with_lr`` also reads the learning-rate tags (needed for plots only)."""
+    """Report one run. ``with_lr`` reads every tag (loss/average and lr/* feed the plots only)."""
     source = path if isinstance(path, RunSource) else locate_run(path, model_dir=model_dir,
                                                                   output_name=output_name)
     warnings = list(source.warnings)
-    prefixes = None if with_lr else ("loss/",)
+    prefixes = None if with_lr else RANKING_TAGS
     log: LogDir | None = None
     cset: CheckpointSet | None = None
     if source.model_dir is not None and source.model_dir.is_dir():
