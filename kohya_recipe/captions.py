@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import functools
 import glob
 import os
 import re
@@ -138,13 +139,13 @@ def read_caption(path: Path) -> Caption:
 
 
 def _split_first_line(text: str) -> tuple[str, str, str]:
-    for i, ch in enumerate(text):
-        if ch == "\n":
-            return text[:i], "\n", text[i + 1 :]
-        if ch == "\r":
-            if text[i + 1 : i + 2] == "\n":
-                return text[:i], "\r\n", text[i + 2 :]
-            return text[:i], "\r", text[i + 1 :]
+    nl, cr = text.find("\n"), text.find("\r")
+    if cr != -1 and (nl == -1 or cr < nl):
+        if nl == cr + 1:
+            return text[:cr], "\r\n", text[cr + 2 :]
+        return text[:cr], "\r", text[cr + 1 :]
+    if nl != -1:
+        return text[:nl], "\n", text[nl + 1 :]
     return text, "", ""
 
 
@@ -171,22 +172,54 @@ def split_tags_with_style(line: str) -> tuple[list[str], str, str, str]:
     return [t for t in tags if t], separator, lead, trail
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def normalize_tag(tag: str) -> str:
     """Compare form of a tag: case-folded, ``_`` as space, single spaces, Danbooru escapes removed.
 
     CLIP's tokenizer lower-cases text, and Danbooru tags are written with underscores or spaces, so
-    ``From_Behind`` and ``from behind`` are the same tag to the trainer.
+    ``From_Behind`` and ``from behind`` are the same tag to the trainer. (Cached: a dataset repeats the same
+    few dozen tags thousands of times.)
     """
     t = tag.replace("\\(", "(").replace("\\)", ")").replace("_", " ")
     return " ".join(t.casefold().split())
 
 
+class TagPattern:
+    """Tags or globs (``* eyes``) compiled once, matched against normalised tags.
+
+    >>> TagPattern(["earrings", "* eyes"]).match(normalize_tag("Brown_Eyes"))
+    True
+    """
+
+    def __init__(self, patterns: Iterable[str]) -> None:
+        self.patterns = tuple(patterns)
+        normalised = [normalize_tag(p) for p in self.patterns]
+        self.exact = frozenset(p for p in normalised if not any(c in p for c in "*?["))
+        globs = [fnmatch.translate(p) for p in normalised if p not in self.exact]
+        self.regex = re.compile("|".join(f"(?:{g})" for g in globs)) if globs else None
+
+    def match(self, normalised_tag: str) -> bool:
+        """True when the (already normalised) tag is one of the tags or matches one of the globs."""
+        if normalised_tag in self.exact:
+            return True
+        return self.regex is not None and self.regex.match(normalised_tag) is not None
+
+    def any(self, normalised_tags: Sequence[str]) -> bool:
+        """True when any of the (already normalised) tags matches."""
+        if not self.exact.isdisjoint(normalised_tags):
+            return True
+        regex = self.regex
+        return regex is not None and any(regex.match(t) is not None for t in normalised_tags)
+
+
+@functools.lru_cache(maxsize=1024)
+def _pattern(pattern: str) -> TagPattern:
+    return TagPattern([pattern])
+
+
 def tag_matches(tag: str, pattern: str) -> bool:
     """True when ``tag`` is ``pattern`` (normalised), or matches it as a glob (``* eyes``)."""
-    ntag, npat = normalize_tag(tag), normalize_tag(pattern)
-    if any(c in npat for c in "*?["):
-        return fnmatch.fnmatchcase(ntag, npat)
-    return ntag == npat
+    return _pattern(pattern).match(normalize_tag(tag))
 
 
 def caption_candidates(image: Path, extension: str) -> list[Path]:

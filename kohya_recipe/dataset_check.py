@@ -38,10 +38,10 @@ from kohya_recipe.captions import (
     CAPTION_EXTENSIONS,
     Caption,
     CaptionError,
+    TagPattern,
     caption_candidates,
     normalize_tag,
     parse_caption,
-    tag_matches,
 )
 from kohya_recipe.errors import DatasetError, ExitCode, KohyaRecipeError
 from kohya_recipe.images import (
@@ -428,6 +428,7 @@ class ImageRecord:
     caption: Caption | None = None
     caption_status: str = "missing"  # ok, missing, empty, blank, not-text, unreadable, other-extension
     caption_error: str | None = None
+    ntags: tuple[str, ...] = ()  # the caption's tags, normalised (captions.normalize_tag)
     shots: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -799,9 +800,11 @@ def _scan_folder(folder: Path) -> _FolderScan:
         return scan
     for entry in entries:
         name = entry.name
-        path = Path(entry.path)
-        suffix = path.suffix
         scan.files[name] = entry
+        suffix = _split_name(name)[1]
+        if suffix.lower() in CAPTION_EXTENSIONS and not name.startswith("."):
+            continue  # the common case first: captions are looked up by name later
+        path = folder / name
         if name.startswith("."):
             # sd-scripts globs `*<ext>`, and `*` never matches a leading dot.
             if looks_like_image(path) and not name.endswith(".tmp"):
@@ -831,15 +834,22 @@ def _scan_folder(folder: Path) -> _FolderScan:
             else:
                 reason = f"sd-scripts does not read '{suffix}' files"
             scan.skipped_images.append((path, reason))
-        elif suffix.lower() in CAPTION_EXTENSIONS or _TRAINER_SIDE_FILES.search(name):
+        elif _TRAINER_SIDE_FILES.search(name):
             continue
         else:
             scan.others.append(path)
     return scan
 
 
-def _is_file(scan: _FolderScan, path: Path) -> bool:
-    entry = scan.files.get(path.name)
+def _split_name(name: str) -> tuple[str, str]:
+    """(stem, suffix) of a file name, as ``Path.stem``/``Path.suffix`` split it, without building a Path: this
+    runs for every file of a 10,000-image folder."""
+    stem, suffix = os.path.splitext(name)  # noqa: PTH122
+    return stem, suffix
+
+
+def _is_file(scan: _FolderScan, name: str) -> bool:
+    entry = scan.files.get(name)
     if entry is None:
         return False
     try:
@@ -849,21 +859,24 @@ def _is_file(scan: _FolderScan, path: Path) -> bool:
 
 
 def _read_caption_for(record: ImageRecord, scan: _FolderScan, extension: str) -> None:
-    for candidate in caption_candidates(record.path, extension):
-        if candidate.parent == record.path.parent and _is_file(scan, candidate):
-            record.caption_path = candidate
-            break
-        if candidate.parent != record.path.parent and candidate.is_file():
-            record.caption_path = candidate
-            break
+    # sd-scripts' candidates (captions.caption_candidates), with plain strings: this runs once per image.
+    spath = os.fspath(record.path)
+    base = spath[: len(spath) - len(_split_name(record.path.name)[1])]
+    first = _split_name(record.path.name)[0] + extension
+    if _is_file(scan, first):
+        record.caption_path = record.subset.path / first
     else:
-        # A broken symlink or a folder with the caption's name: os.path.isfile is false, sd-scripts treats the
-        # image as uncaptioned.
-        name = caption_candidates(record.path, extension)[0].name
-        if name in scan.files:
-            record.caption_status = "not-a-file"
-            record.caption_error = "is a broken symlink or a folder, so sd-scripts sees no caption"
-        return
+        pieces = base.split("_")
+        second = "_".join(pieces[:-4]) + extension if len(pieces) >= 5 else None
+        if second is not None and Path(second).is_file():
+            record.caption_path = Path(second)
+        else:
+            # A broken symlink or a folder with the caption's name: os.path.isfile is false, sd-scripts treats
+            # the image as uncaptioned.
+            if first in scan.files:
+                record.caption_status = "not-a-file"
+                record.caption_error = "is a broken symlink or a folder, so sd-scripts sees no caption"
+            return
     try:
         with open(record.caption_path, "rb") as f:  # noqa: PTH123 - the hot path; Path.open adds overhead
             raw = f.read()
@@ -882,6 +895,7 @@ def _read_caption_for(record: ImageRecord, scan: _FolderScan, extension: str) ->
         record.caption_status = "not-text"
         record.caption_error = exc.message
         return
+    record.ntags = tuple(normalize_tag(t) for t in record.caption.tags)
     record.caption_status = "ok" if record.caption.text else "blank"
     if not record.caption.text:
         record.caption_error = "has no text: the image trains with an empty caption"
@@ -945,8 +959,10 @@ def check_dataset(
     records: list[ImageRecord] = []
     for subset, scan in scans:
         ext = subset.caption_extension or settings.caption_extension
+        prefix = _rel(subset.path, root)
+        prefix = "" if prefix == "." else prefix + "/"
         for image in scan.images:
-            record = ImageRecord(image, _rel(image, root), subset)
+            record = ImageRecord(image, prefix + image.name, subset)
             try:
                 record.header = read_header(image)
             except ImageReadError as exc:
@@ -1144,12 +1160,14 @@ def _file_findings(scans: list[tuple[Subset, _FolderScan]], root: Path) -> list[
             )
         )
     # Same stem, two image extensions: both are trained, and both read the same caption file.
-    stems: dict[Path, list[Path]] = defaultdict(list)
-    for _s, scan in scans:
+    stems: dict[tuple[Path, str], list[Path]] = defaultdict(list)
+    for subset, scan in scans:
         for image in scan.images:
-            stems[image.with_suffix("")].append(image)
+            stems[(subset.path, _split_name(image.name)[0])].append(image)
     shared = [
-        (_rel(ps[0].with_suffix(""), root), ", ".join(p.name for p in ps)) for ps in stems.values() if len(ps) > 1
+        (_rel(folder / stem, root), ", ".join(p.name for p in ps))
+        for (folder, stem), ps in stems.items()
+        if len(ps) > 1
     ]
     if shared:
         out.append(
@@ -1441,14 +1459,15 @@ def _aspect_findings(trained: list[ImageRecord], rules: Rules, settings: CheckSe
     return out
 
 
-def _sample_digest(path: Path, size: int) -> bytes | None:
+def _sample_digest(path: Path, offsets: Sequence[int]) -> bytes | None:
+    """blake2b of the 4 KiB blocks at ``offsets`` (cheap evidence before hashing a whole file)."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
         return None
     try:
         h = hashlib.blake2b(digest_size=16)
-        for offset in (0, size // 2, max(0, size - 4096)):
+        for offset in offsets:
             h.update(os.pread(fd, 4096, offset))
         return h.digest()
     except OSError:
@@ -1469,29 +1488,30 @@ def _full_digest(path: Path) -> bytes | None:
 
 
 def _exact_duplicates(records: list[ImageRecord]) -> list[list[ImageRecord]]:
-    """Groups of byte-identical images: same size, then same sampled bytes, then the same full hash."""
+    """Groups of byte-identical images, narrowed step by step so that distinct files are rarely read whole:
+    same size, then the same first 4 KiB (metadata differs between photos), then the same middle and last
+    4 KiB, then the same full hash."""
     by_size: dict[int, list[ImageRecord]] = defaultdict(list)
     for r in records:
         if r.header is not None:
             by_size[r.header.file_size].append(r)
     groups: list[list[ImageRecord]] = []
+
+    def split(candidates: list[ImageRecord], key: Callable[[ImageRecord], bytes | None]) -> list[list[ImageRecord]]:
+        buckets: dict[bytes, list[ImageRecord]] = defaultdict(list)
+        for r in candidates:
+            k = key(r)
+            if k is not None:
+                buckets[k].append(r)
+        return [b for b in buckets.values() if len(b) > 1]
+
     for size, same_size in by_size.items():
         if len(same_size) < 2:
             continue
-        by_sample: dict[bytes, list[ImageRecord]] = defaultdict(list)
-        for r in same_size:
-            d = _sample_digest(r.path, size)
-            if d is not None:
-                by_sample[d].append(r)
-        for candidates in by_sample.values():
-            if len(candidates) < 2:
-                continue
-            by_hash: dict[bytes, list[ImageRecord]] = defaultdict(list)
-            for r in candidates:
-                d = _full_digest(r.path)
-                if d is not None:
-                    by_hash[d].append(r)
-            groups += [g for g in by_hash.values() if len(g) > 1]
+        tail = (size // 2, max(0, size - 4096))
+        for same_head in split(same_size, lambda r: _sample_digest(r.path, (0,))):
+            for same_sample in split(same_head, lambda r, t=tail: _sample_digest(r.path, t)):  # type: ignore[misc]
+                groups += split(same_sample, lambda r: _full_digest(r.path))
     return groups
 
 
@@ -1718,21 +1738,21 @@ def _orphan_findings(scans: list[tuple[Subset, _FolderScan]], settings: CheckSet
     items: list[tuple[str, str]] = []
     for subset, scan in scans:
         ext = subset.caption_extension or settings.caption_extension
-        used: set[str] = set()
-        for image in scan.images:
-            for c in caption_candidates(image, ext):
-                used.add(c.name)
-        stems = {p.with_suffix("").name: p for p in scan.images}
-        skipped = {p.with_suffix("").name: p for p, _ in scan.skipped_images}
+        stems = {_split_name(p.name)[0] for p in scan.images}
+        used = {stem + ext for stem in stems}
+        for image in scan.images:  # sd-scripts' face-crop fallback: a_1_2_3_4.png also reads a.txt
+            if image.name.count("_") >= 4:
+                candidates = caption_candidates(image, ext)
+                if len(candidates) > 1 and candidates[1].parent == image.parent:
+                    used.add(candidates[1].name)
+        skipped = {_split_name(p.name)[0]: p for p, _ in scan.skipped_images}
         for name in scan.files:
-            path = subset.path / name
-            if name.startswith(".") or path.suffix != ext or name in used:
+            stem, suffix = _split_name(name)
+            if name.startswith(".") or suffix != ext or name in used:
                 continue
-            stem = path.with_suffix("").name
+            path = subset.path / name
             if stem in skipped:
                 items.append((_rel(path, root), f"belongs to {skipped[stem].name}, which sd-scripts skips"))
-            elif stem in stems:
-                continue
             else:
                 items.append((_rel(path, root), "no image with this name"))
     if not items:
@@ -1748,15 +1768,18 @@ def _orphan_findings(scans: list[tuple[Subset, _FolderScan]], settings: CheckSet
     ]
 
 
-def _has_trigger(tags: Sequence[str], trigger: str) -> int | None:
-    """Index of the first tag that is the trigger or contains it as a word, else None."""
+def _trigger_finder(trigger: str) -> Callable[[Sequence[str]], int | None]:
+    """A function giving the index of the first (normalised) tag that is the trigger or contains it as a word."""
     nt = normalize_tag(trigger)
     pattern = re.compile(r"(?<!\w)" + re.escape(nt) + r"(?!\w)")
-    for i, tag in enumerate(tags):
-        t = normalize_tag(tag)
-        if t == nt or pattern.search(t):
-            return i
-    return None
+
+    def find(ntags: Sequence[str]) -> int | None:
+        for i, t in enumerate(ntags):
+            if t == nt or (nt in t and pattern.search(t)):
+                return i
+        return None
+
+    return find
 
 
 def _trigger_findings(captioned: list[ImageRecord], settings: CheckSettings) -> list[Finding]:
@@ -1776,8 +1799,9 @@ def _trigger_findings(captioned: list[ImageRecord], settings: CheckSettings) -> 
     shuffled: list[tuple[str, str]] = []
     near: dict[str, int] = Counter()
     nt = normalize_tag(trigger)
+    find = _trigger_finder(trigger)
     for r in captioned:
-        index = _has_trigger(r.tags, trigger)
+        index = find(r.ntags)
         if index is None:
             without.append((r.rel, r.caption.text[:80] if r.caption else ""))
             r.notes.append("no trigger")
@@ -1846,17 +1870,18 @@ def _format_findings(captioned: list[ImageRecord], settings: CheckSettings, rule
         tags = cap.tags
         if len(tags) > rules.max_tags:
             long_tags.append((r.rel, f"{len(tags)} tags"))
-        tokens = _clip_tokens_lower_bound(cap.text)
-        if tokens > settings.max_token_length:
-            too_many_tokens.append((r.rel, f"at least {tokens} tokens"))
+        # Every token spans at least one character, so only a caption longer than the limit can exceed it.
+        if len(cap.text) > settings.max_token_length:
+            tokens = _clip_tokens_lower_bound(cap.text)
+            if tokens > settings.max_token_length:
+                too_many_tokens.append((r.rel, f"at least {tokens} tokens"))
         words_per_tag = [len(t.split()) for t in tags]
         if (len(tags) == 1 and words_per_tag[0] > 4) or any(w > 6 for w in words_per_tag) or cap.text.endswith("."):
             sentences.append((r.rel, cap.text[:80]))
-        counts = Counter(normalize_tag(t) for t in tags)
-        twice = [t for t, c in counts.items() if c > 1]
-        if twice:
+        if len(set(r.ntags)) != len(r.ntags):
+            twice = [t for t, c in Counter(r.ntags).items() if c > 1]
             dup_tags.append((r.rel, ", ".join(twice)))
-        if re.search(r",\s*,", cap.first_line) or re.match(r"\s*,", cap.first_line):
+        if ",," in cap.first_line.replace(" ", "") or cap.first_line.lstrip().startswith(","):
             empty_tags.append((r.rel, "',,' or a leading comma"))
     out: list[Finding] = []
     if long_tags:
@@ -1954,10 +1979,11 @@ def _shot_findings(trained: list[ImageRecord], rules: Rules) -> tuple[list[Findi
     counts: dict[str, int] = {"front": 0, **{s.name: 0 for s in rules.shots}}
     if not captioned or not rules.shots:
         return [], counts
+    matchers = [(shot, TagPattern(shot.tags)) for shot in rules.shots]
     for r in captioned:
         angle = False
-        for shot in rules.shots:
-            if any(tag_matches(t, pattern) for t in r.tags for pattern in shot.tags):
+        for shot, matcher in matchers:
+            if matcher.any(r.ntags):
                 counts[shot.name] += 1
                 r.shots.append(shot.name)
                 angle = angle or shot.angle
@@ -1999,14 +2025,14 @@ def _shot(rules: Rules, name: str) -> ShotRule | None:
 
 def _contradiction_findings(trained: list[ImageRecord], rules: Rules, settings: CheckSettings) -> list[Finding]:
     by_rule: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    matchers = [(TagPattern([rule.when]), TagPattern(rule.forbid)) for rule in rules.contradictions]
     for r in trained:
         if not r.tags:
             continue
         for i, rule in enumerate(rules.contradictions):
-            if any(tag_matches(t, rule.when) for t in r.tags):
-                bad = [
-                    t for t in r.tags if any(tag_matches(t, f) for f in rule.forbid) and not tag_matches(t, rule.when)
-                ]
+            when, forbid = matchers[i]
+            if when.any(r.ntags):
+                bad = [t for t, nt in zip(r.tags, r.ntags, strict=True) if forbid.match(nt) and not when.match(nt)]
                 if bad:
                     by_rule[i].append((r.rel, f"'{rule.when}' with " + ", ".join(f"'{b}'" for b in bad)))
                     r.notes.append("contradiction")
