@@ -221,18 +221,14 @@ def _generated_items(recipe: Recipe, root: Path) -> list[_Item]:
     ]
     if recipe.samples.prompts:
         items.append(_Item(PROMPTS_FILE, "generated", render_prompts(recipe).encode()))
-    gui = _gui_item(recipe, root)
-    if gui is not None:
-        items.append(gui)
+    items.append(_gui_item(recipe, root))
     return items
 
 
-def _gui_item(recipe: Recipe, root: Path) -> _Item | None:
+def _gui_item(recipe: Recipe, root: Path) -> _Item:
     """The kohya_ss GUI JSON for the project (``<output_name>.json``)."""
-    try:
-        from kohya_recipe.gui_render import gui_json_text, recipe_to_gui_json
-    except ImportError:  # TEMPORARY until the GUI renderer lands in this branch
-        return None
+    from kohya_recipe.gui_render import gui_json_text, recipe_to_gui_json
+
     text = gui_json_text(recipe_to_gui_json(recipe, root))
     return _Item(f"{recipe.output.output_name}.json", "generated", text.encode())
 

@@ -580,6 +580,10 @@ def resolve_set_key(key: str) -> str:
         return "training.resolution"
     if key in ("output_name",):
         return "output.name"
+    from kohya_recipe.options import option_specs
+
+    if key not in DERIVED_OPTIONS and key in option_specs(sdxl=True):
+        return f"extra.{key}"  # any other sd-scripts option goes to the validated pass-through
     return key
 
 

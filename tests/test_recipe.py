@@ -120,6 +120,8 @@ def test_set_accepts_dotted_keys_and_sdscripts_names() -> None:
         apply_sets({}, ["network.alpah=3"])
     with pytest.raises(RecipeError, match="must be key=value"):
         apply_sets({}, ["network.alpha"])
+    # an sd-scripts option the recipe does not model lands in the checked pass-through
+    assert recipe_from_dict(apply_sets({}, ["min_snr_gamma=5"])).extra == {"min_snr_gamma": 5}
 
 
 def test_recipe_file_round_trip(tmp_path) -> None:
