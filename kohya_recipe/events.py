@@ -28,7 +28,6 @@ import re
 import struct
 from array import array
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from kohya_recipe.errors import EventsError
@@ -104,27 +103,49 @@ def masked_crc32c(data: bytes, crc: Callable[[bytes], int] | None = None) -> int
 
 # --- data model ---------------------------------------------------------------------------------------------------
 
-@dataclass
-class EventWarning:
+class Record:
+    """Light record classes: ``__eq__`` and ``__repr__`` from ``__slots__``.
+
+    Not dataclasses: importing ``dataclasses`` pulls in ``inspect`` (~6 ms) and building each class costs ~0.5 ms,
+    a fifth of what the whole reader takes on an article-size run.
+    """
+
+    __slots__: tuple[str, ...] = ()
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={getattr(self, k)!r}' for k in self.__slots__)})"
+
+
+class EventWarning(Record):
     """Something wrong in an event file that the reader worked around; ``offset`` is a byte position."""
 
-    path: str
-    offset: int | None
-    message: str
+    __slots__ = ("message", "offset", "path")
+
+    def __init__(self, path: str, offset: int | None, message: str) -> None:
+        self.path = path
+        self.offset = offset
+        self.message = message
 
     def __str__(self) -> str:
         where = f" at byte {self.offset}" if self.offset is not None else ""
         return f"{self.path}{where}: {self.message}"
 
 
-@dataclass
-class Scalars:
+class Scalars(Record):
     """One tag's points in file order. Arrays keep a 200,000-step run in a few MB instead of boxed floats."""
 
-    tag: str
-    steps: array = field(default_factory=lambda: array("q"))
-    values: array = field(default_factory=lambda: array("d"))
-    wall_times: array = field(default_factory=lambda: array("d"))
+    __slots__ = ("steps", "tag", "values", "wall_times")
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+        self.steps = array("q")
+        self.values = array("d")
+        self.wall_times = array("d")
 
     def __len__(self) -> int:
         return len(self.values)
@@ -134,36 +155,51 @@ class Scalars:
         return list(zip(self.steps, self.values, self.wall_times, strict=True))
 
 
-@dataclass
-class EventFile:
-    """What one event file held. ``end_offset`` is just past the last intact record (where a live file resumes)."""
+class EventFile(Record):
+    """What one event file held. ``end_offset`` is just past the last intact record (where a live file resumes);
+    ``skipped_records`` counts records lost to damage."""
 
-    path: Path
-    size: int
-    records: int = 0
-    scalars: dict[str, Scalars] = field(default_factory=dict)
-    warnings: list[EventWarning] = field(default_factory=list)
-    end_offset: int = 0
-    file_version: str | None = None
-    first_wall_time: float | None = None
-    skipped_records: int = 0  # records lost to damage
+    __slots__ = (
+        "end_offset",
+        "file_version",
+        "first_wall_time",
+        "path",
+        "records",
+        "scalars",
+        "size",
+        "skipped_records",
+        "warnings",
+    )
+
+    def __init__(self, path: Path, size: int) -> None:
+        self.path = path
+        self.size = size
+        self.records = 0
+        self.scalars: dict[str, Scalars] = {}
+        self.warnings: list[EventWarning] = []
+        self.end_offset = 0
+        self.file_version: str | None = None
+        self.first_wall_time: float | None = None
+        self.skipped_records = 0
 
     @property
     def tags(self) -> list[str]:
         return sorted(self.scalars)
 
 
-@dataclass
-class LogDir:
+class LogDir(Record):
     """Every event file under a log folder. ``segments`` are the files holding scalars, oldest first.
 
     sd-scripts opens one writer per training process, so each segment is one process: the first training, then
     one per ``--resume`` (whose step-level tags restart at 1 while epoch tags keep the epoch number).
     """
 
-    root: Path
-    files: list[EventFile]
-    warnings: list[EventWarning]
+    __slots__ = ("files", "root", "warnings")
+
+    def __init__(self, root: Path, files: list[EventFile], warnings: list[EventWarning]) -> None:
+        self.root = root
+        self.files = files
+        self.warnings = warnings
 
     @property
     def segments(self) -> list[EventFile]:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import itertools
 import math
 from bisect import bisect_left
-from dataclasses import dataclass, field
 
 from kohya_recipe.events import (
     TAG_CURRENT,
@@ -33,6 +32,7 @@ from kohya_recipe.events import (
     TAG_VAL_EPOCH,
     EventFile,
     LogDir,
+    Record,
     Scalars,
 )
 
@@ -43,16 +43,19 @@ DEFAULT_Z = 2.0  # ~95 % two-sided under a normal approximation
 DEFAULT_TIE_RTOL = 1e-5  # below this relative difference float32 losses are the same number (≈ 80 ulps)
 
 
-@dataclass
-class StepStats:
+class StepStats(Record):
     """``loss/current`` over one epoch."""
 
-    n: int
-    mean: float
-    sd: float | None
-    se: float | None
-    first_step: int
-    last_step: int
+    __slots__ = ("first_step", "last_step", "mean", "n", "sd", "se")
+
+    def __init__(self, n: int, mean: float, sd: float | None, se: float | None, first_step: int,
+                 last_step: int) -> None:
+        self.n = n
+        self.mean = mean
+        self.sd = sd
+        self.se = se
+        self.first_step = first_step
+        self.last_step = last_step
 
     def to_dict(self) -> dict[str, object]:
         return {"n": self.n, "mean": self.mean, "sd": self.sd, "se": self.se, "first_step": self.first_step,
@@ -71,22 +74,27 @@ def step_stats(values: list[float], steps: list[int]) -> StepStats | None:
     return StepStats(n=n, mean=mean, sd=sd, se=se, first_step=min(steps), last_step=max(steps))
 
 
-@dataclass
-class EpochRow:
-    epoch: int
-    segment: str | None = None
-    train_loss: float | None = None
-    validation_loss: float | None = None
-    validation_divergence: float | None = None
-    end_wall_time: float | None = None
-    steps: StepStats | None = None
-    metric: float | None = None
-    se: float | None = None
-    rank: int | None = None
-    tied: bool = False
-    indistinguishable: bool = False
-    best: bool = False
-    notes: list[str] = field(default_factory=list)
+class EpochRow(Record):
+    """One epoch: what the log says, its step statistics, and (after ranking) its metric, rank and flags."""
+
+    __slots__ = ("best", "end_wall_time", "epoch", "indistinguishable", "metric", "notes", "rank", "se", "segment",
+                 "steps", "tied", "train_loss", "validation_divergence", "validation_loss")
+
+    def __init__(self, epoch: int, segment: str | None = None) -> None:
+        self.epoch = epoch
+        self.segment = segment
+        self.train_loss: float | None = None
+        self.validation_loss: float | None = None
+        self.validation_divergence: float | None = None
+        self.end_wall_time: float | None = None
+        self.steps: StepStats | None = None
+        self.metric: float | None = None
+        self.se: float | None = None
+        self.rank: int | None = None
+        self.tied = False
+        self.indistinguishable = False
+        self.best = False
+        self.notes: list[str] = []
 
     @property
     def logged(self) -> bool:
@@ -111,45 +119,57 @@ class EpochRow:
         }
 
 
-@dataclass
-class SegmentInfo:
-    """One training process's log (one event file)."""
+class SegmentInfo(Record):
+    """One training process's log (one event file). ``step_offset`` is added to its steps to put resumed
+    segments on one step axis (plots only)."""
 
-    name: str
-    path: str
-    first_epoch: int | None
-    last_epoch: int | None
-    steps_logged: int
-    step_offset: int  # added to this segment's steps to put resumed segments on one step axis (plots only)
-    first_wall_time: float | None
-    superseded: bool = False
+    __slots__ = ("first_epoch", "first_wall_time", "last_epoch", "name", "path", "step_offset", "steps_logged",
+                 "superseded")
+
+    def __init__(self, name: str, path: str, first_epoch: int | None, last_epoch: int | None, steps_logged: int,
+                 step_offset: int, first_wall_time: float | None, superseded: bool = False) -> None:
+        self.name = name
+        self.path = path
+        self.first_epoch = first_epoch
+        self.last_epoch = last_epoch
+        self.steps_logged = steps_logged
+        self.step_offset = step_offset
+        self.first_wall_time = first_wall_time
+        self.superseded = superseded
 
     def to_dict(self) -> dict[str, object]:
-        return dict(self.__dict__)
+        return {k: getattr(self, k) for k in self.__slots__}
 
 
-@dataclass
-class Incomplete:
+class Incomplete(Record):
     """Step points after the last epoch record: an epoch that never finished (interrupted, or still training)."""
 
-    epoch: int | None
-    segment: str
-    steps: StepStats
+    __slots__ = ("epoch", "segment", "steps")
+
+    def __init__(self, epoch: int | None, segment: str, steps: StepStats) -> None:
+        self.epoch = epoch
+        self.segment = segment
+        self.steps = steps
 
     def to_dict(self) -> dict[str, object]:
         return {"epoch": self.epoch, "segment": self.segment, "steps": self.steps.to_dict()}
 
 
-@dataclass
-class Ranking:
-    rows: list[EpochRow]
-    metric: str  # "validation" | "train" | "none"
-    metric_tag: str | None
-    segments: list[SegmentInfo]
-    incomplete: Incomplete | None
-    warnings: list[str]
-    z: float
-    tie_rtol: float
+class Ranking(Record):
+    """The epoch table of a run and how it was ranked (``metric``: "validation", "train" or "none")."""
+
+    __slots__ = ("incomplete", "metric", "metric_tag", "rows", "segments", "tie_rtol", "warnings", "z")
+
+    def __init__(self, rows: list[EpochRow], metric: str, metric_tag: str | None, segments: list[SegmentInfo],
+                 incomplete: Incomplete | None, warnings: list[str], z: float, tie_rtol: float) -> None:
+        self.rows = rows
+        self.metric = metric
+        self.metric_tag = metric_tag
+        self.segments = segments
+        self.incomplete = incomplete
+        self.warnings = warnings
+        self.z = z
+        self.tie_rtol = tie_rtol
 
     @property
     def ranked(self) -> list[EpochRow]:
@@ -181,14 +201,18 @@ class Ranking:
 
 # --- assembling epochs from segments ------------------------------------------------------------------------------
 
-@dataclass
-class _SegEpochs:
-    rows: dict[int, EpochRow]
-    trailing: StepStats | None
-    points_by_epoch: dict[int, tuple[list[float], list[int]]]
-    notes: list[str]
-    first_epoch: int | None
-    epoch_tag: str | None
+class _SegEpochs(Record):
+    __slots__ = ("epoch_tag", "first_epoch", "notes", "points_by_epoch", "rows", "trailing")
+
+    def __init__(self, rows: dict[int, EpochRow], trailing: StepStats | None,
+                 points_by_epoch: dict[int, tuple[list[float], list[int]]], notes: list[str],
+                 first_epoch: int | None, epoch_tag: str | None) -> None:
+        self.rows = rows
+        self.trailing = trailing
+        self.points_by_epoch = points_by_epoch
+        self.notes = notes
+        self.first_epoch = first_epoch
+        self.epoch_tag = epoch_tag
 
 
 def _epoch_values(s: Scalars | None) -> dict[int, tuple[float, float]]:
