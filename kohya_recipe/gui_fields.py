@@ -255,9 +255,7 @@ def _preflight(values: dict[str, Any], source: str) -> list[GuiProblem]:
     lora_type = values.get("LoRA_type")
     flags = {k: values.get(k) is True for k in FAMILY_CHECKBOXES}
     if isinstance(lora_type, str):
-        if flags["flux1_checkbox"] and not (
-            lora_type in ("Flux1", "Flux1 OFT") or lora_type.startswith("LyCORIS/")
-        ):
+        if flags["flux1_checkbox"] and not (lora_type in ("Flux1", "Flux1 OFT") or lora_type.startswith("LyCORIS/")):
             add("LoRA_type", f"{lora_type!r} cannot train Flux.1 (use Flux1, Flux1 OFT or a LyCORIS type)")
         if flags["anima_checkbox"] and lora_type not in ("Anima", "Kohya LoHa", "Kohya LoKr"):
             add("LoRA_type", f"{lora_type!r} cannot train Anima (use Anima, Kohya LoHa or Kohya LoKr)")
@@ -284,7 +282,7 @@ def _preflight(values: dict[str, Any], source: str) -> list[GuiProblem]:
     if all(_is_number(v) and v == 0 for v in lrs):
         add("learning_rate", "learning_rate, text_encoder_lr and unet_lr are all 0: the GUI refuses to train")
     t5, te = values.get("t5xxl_lr"), values.get("text_encoder_lr")
-    if _is_number(t5) and t5 > 0 and _is_number(te) and te == 0:
+    if isinstance(t5, int | float) and _is_number(t5) and t5 > 0 and _is_number(te) and te == 0:
         add("t5xxl_lr", "needs text_encoder_lr > 0 (the GUI refuses to train otherwise)")
     return out
 
@@ -313,9 +311,7 @@ def validate_gui_values(
         if key not in mapping or mapping[key] is None:
             if complete:
                 what = "is missing" if key not in mapping else "is null"
-                out.append(
-                    GuiProblem(source, key, f"{what}: the GUI would keep whatever its form shows", "missing")
-                )
+                out.append(GuiProblem(source, key, f"{what}: the GUI would keep whatever its form shows", "missing"))
             continue
         problem = check_value(field, mapping[key], lora_type=lora_type, host_cpu_count=host_cpu_count)
         if problem:

@@ -1015,9 +1015,12 @@ def _apply_spellings(recipe: Recipe, form: dict[str, Any], result: GuiRender, *,
     if any(k in gui for k in lr_keys):
         default_lr = float(option_specs()["learning_rate"].default)
         spelled = {k: gui.get(k, form[k]) for k in lr_keys}
-        mine = _effective_lrs(*(form[k] for k in lr_keys), default_lr)
-        theirs = _effective_lrs(*(spelled[k] for k in lr_keys), default_lr) if all(
-            _is_num(v) for v in spelled.values()) else None  # fmt: skip
+        mine = _effective_lrs(form["learning_rate"], form["text_encoder_lr"], form["unet_lr"], default_lr)
+        theirs = None
+        if all(_is_num(v) for v in spelled.values()):
+            theirs = _effective_lrs(
+                spelled["learning_rate"], spelled["text_encoder_lr"], spelled["unet_lr"], default_lr
+            )
         ok = theirs == mine
         if theirs is not None and recipe.optimizer.is_adafactor and recipe.optimizer.relative_step:
             # Relative-step Adafactor ignores every learning rate (sd-scripts sets them to None); only which
