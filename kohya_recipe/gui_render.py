@@ -444,9 +444,11 @@ def _prompts_equal(text: str, prompts: list[SamplePrompt]) -> bool:
     parsed, dropped = parse_sample_prompts(text)
     if dropped or len(parsed) != len(prompts):
         return False
+    from pydantic import ValidationError
+
     try:
         return [SamplePrompt(**p) for p in parsed] == list(prompts)
-    except Exception:
+    except ValidationError:
         return False
 
 
