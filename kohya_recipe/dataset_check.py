@@ -580,7 +580,7 @@ def _folder_subsets(parent: Path, root: Path, *, is_reg: bool, findings: list[Fi
             severity: Severity = "warning"
         else:
             msg = (
-                f"no folder in {where} '{_rel(parent, root)}' starts with a repeats number (`N_name`): sd-scripts "
+                f"no folder in the {where} {parent} starts with a repeats number (`N_name`): sd-scripts "
                 "skips them all, logs 'No data found' and exits with code 0 without training"
             )
             severity = "error"

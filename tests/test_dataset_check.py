@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -654,3 +655,13 @@ def test_article_caption_is_short_danbooru(tmp_path: Path) -> None:
     root = train_dir(tmp_path, n=3, caption=ARTICLE_CAPTION.replace("CharacterAI", "Zed"))
     result = check_dataset(root, rules=SMALL)
     assert not [f for f in findings(result, "captions") if f.severity != "info"]
+
+
+def test_the_rules_documented_are_the_defaults(tmp_path: Path) -> None:
+    # docs/dataset-checks.md shows the default rules file; it must load to exactly the built-in defaults.
+    doc = (Path(__file__).parent.parent / "docs" / "dataset-checks.md").read_text(encoding="utf-8")
+    section = doc.split("## Rules file", 1)[1]
+    block = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "rules.toml"
+    path.write_text(block, encoding="utf-8")
+    assert replace(load_rules(path), source="") == replace(Rules(), source="")
