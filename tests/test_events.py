@@ -113,6 +113,10 @@ def test_writer_round_trip_and_tensorboard_agrees(tmp_path: Path) -> None:
         ("loss/current", 0, 0.5, 100.0),  # step 0 is omitted on the wire (proto3), as with grad accumulation
         ("loss/current", 1, 0.25, 101.0),
         ("loss/current", 300, 0.125, 102.0),  # two-byte varint
+        ("loss/current", 16383, 0.75, 102.1),  # the inlined 2- and 3-byte varint cases and their edges
+        ("loss/current", 16384, 0.75, 102.2),
+        ("loss/current", 2097151, 0.75, 102.3),
+        ("loss/current", 2097152, 0.75, 102.4),  # four bytes: the generic varint reader
         ("loss/current", 2**40, 1.5, 103.0),  # long varint
         ("lr/d*lr/unet", 5, 1e-4, 104.0),
         ("loss/épöch", 1, 2.0, 105.0),  # non-ASCII tag
@@ -123,8 +127,9 @@ def test_writer_round_trip_and_tensorboard_agrees(tmp_path: Path) -> None:
     theirs = ea_scalars(path)
     for tag, points in theirs.items():
         assert ours.scalars[tag].points() == points
-    assert ours.scalars["loss/current"].points() == [(0, 0.5, 100.0), (1, 0.25, 101.0), (300, 0.125, 102.0),
-                                                     (2**40, 1.5, 103.0)]
+    assert ours.scalars["loss/current"].points() == [
+        (0, 0.5, 100.0), (1, 0.25, 101.0), (300, 0.125, 102.0), (16383, 0.75, 102.1), (16384, 0.75, 102.2),
+        (2097151, 0.75, 102.3), (2097152, 0.75, 102.4), (2**40, 1.5, 103.0)]
     assert ours.scalars["x" * 200].points() == [(7, 3.0, 106.0)]
     assert ours.warnings == []
 
