@@ -201,14 +201,15 @@ def load_rules(path: str | Path) -> Rules:
                 for i, v in enumerate(_table_list(value, section, src))
             )
         elif section in _RULE_KEYS and isinstance(value, dict):
-            for key, item in value.items():
+            for key, raw in value.items():
                 spec = _RULE_KEYS[section].get(key)
                 if spec is None:
-                    raise DatasetError(f"unknown key (known: {', '.join(_RULE_KEYS[section])})", source=src,
-                                       field=f"{section}.{key}")  # fmt: skip
+                    known = ", ".join(_RULE_KEYS[section])
+                    raise DatasetError(f"unknown key (known: {known})", source=src, field=f"{section}.{key}")
                 name, kind = spec
-                if isinstance(item, bool) or not isinstance(item, kind):
-                    raise DatasetError(f"wrong type {type(item).__name__}", source=src, field=f"{section}.{key}")
+                if isinstance(raw, bool) or not isinstance(raw, kind):
+                    raise DatasetError(f"wrong type {type(raw).__name__}", source=src, field=f"{section}.{key}")
+                item: Any = raw
                 if name == "generation_aspect":
                     if len(item) != 2 or not all(isinstance(x, int) and x > 0 for x in item):
                         raise DatasetError("must be [width, height]", source=src, field=f"{section}.{key}")
@@ -1797,7 +1798,7 @@ def _trigger_findings(captioned: list[ImageRecord], settings: CheckSettings) -> 
     trigger = settings.trigger
     without: list[tuple[str, str]] = []
     shuffled: list[tuple[str, str]] = []
-    near: dict[str, int] = Counter()
+    near: Counter[str] = Counter()
     nt = normalize_tag(trigger)
     find = _trigger_finder(trigger)
     for r in captioned:
@@ -1956,7 +1957,7 @@ def _tag_table(captioned: list[ImageRecord], settings: CheckSettings) -> tuple[l
     # CLIP lower-cases, so only spelling differences beyond case give different tokens (braided_hair vs braided hair).
     variants = []
     for key, spelled in spellings.items():
-        forms = Counter()
+        forms: Counter[str] = Counter()
         for s, c in spelled.items():
             forms[" ".join(s.casefold().split())] += c
         if len(forms) > 1:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -206,3 +208,35 @@ def test_caption_show(tmp_path: Path) -> None:
 def test_every_command_has_help_with_examples(args: list[str]) -> None:
     result = run(*args, "--help")
     assert result.exit_code == 0 and "Examples:" in result.output
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_only_for_large_folders_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kohya_recipe.cli import dataset as cli_dataset
+
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    small = cli_dataset._ProgressBar("Checking images", enabled=True)
+    for done in range(1, 11):
+        small(done, 10)
+    small.close()
+    assert terminal.getvalue() == ""  # a 10-image folder is done before a bar could be read
+    large = cli_dataset._ProgressBar("Checking images", enabled=True)
+    total = cli_dataset.PROGRESS_MIN_IMAGES
+    for done in range(1, total + 1):
+        large(done, total)
+    large.close()
+    assert "Checking images" in terminal.getvalue() and "100%" in terminal.getvalue()
+
+
+def test_no_progress_bar_when_not_a_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kohya_recipe.cli import dataset as cli_dataset
+
+    monkeypatch.setattr(cli_dataset, "PROGRESS_MIN_IMAGES", 2)
+    root = train_dir(tmp_path, n=3)
+    result = run("check", str(root), "--table", "none")  # CliRunner's stderr is not a TTY
+    assert "Checking images" not in result.stderr and result.exit_code == 0
