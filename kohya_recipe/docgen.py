@@ -37,7 +37,7 @@ _MISSING = object()
 
 @dataclass(frozen=True)
 class Rule:
-    where: str  # "Model.validator" (a pydantic validator) or "function" in kohya_recipe.recipe
+    where: str  # "Model.validator" (a pydantic validator in recipe.py) or "module:function" in kohya_recipe
     fields: str  # the recipe keys it concerns
     text: str  # what is enforced, and the trainer behaviour behind it
 
@@ -164,7 +164,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule("Output._letter", "output.letter", "Upper-case letters, `A` to `ZZZ` (the article's variant letter)."),
     Rule(
-        "check_extra",
+        "recipe:check_extra",
         "extra",
         "Every key of `[extra]` must be an option of the script that will run (train_network.py, or "
         "sdxl_train_network.py for SDXL), checked against the bundled option spec with a did-you-mean, and "
@@ -172,32 +172,44 @@ RULES: tuple[Rule, ...] = (
         "to use instead, and options derived from the recipe or the project layout cannot be set: "
         "{derived}.",
     ),
+    Rule(
+        "gui_render:check_gui_passthrough",
+        "gui",
+        "Every key of `[gui]` must be a field of the kohya_ss GUI's LoRA tab (with a did-you-mean), not null "
+        "(the GUI would keep whatever its form shows), and a value of the type that field's widget accepts.",
+    ),
 )
 
 WARNINGS: tuple[Rule, ...] = (
     Rule(
-        "recipe_warnings",
+        "recipe:recipe_warnings",
         "optimizer.learning_rate, optimizer.unet_lr, optimizer.text_encoder_lr",
         "Adafactor in relative-step mode ignores the learning rates (sd-scripts sets them to None): the article's "
         '"none of these matter with adafactor". Pass `relative_step=False` for a fixed rate.',
     ),
     Rule(
-        "recipe_warnings",
+        "recipe:recipe_warnings",
         "optimizer.scheduler",
         "Adafactor in relative-step mode replaces any scheduler with `adafactor`.",
     ),
-    Rule("recipe_warnings", "subject.trigger", "No trigger word: nothing will call the LoRA up."),
+    Rule("recipe:recipe_warnings", "subject.trigger", "No trigger word: nothing will call the LoRA up."),
     Rule(
-        "recipe_warnings",
+        "recipe:recipe_warnings",
         "dataset.regularization",
         "The article advises against regularization images for a single subject.",
     ),
     Rule(
-        "recipe_warnings",
+        "recipe:recipe_warnings",
+        "training.save_every_n_epochs",
+        "Unset: only the final epoch gets a checkpoint, so no earlier epoch can be kept (the article keeps the "
+        "lowest-loss epoch and the last).",
+    ),
+    Rule(
+        "recipe:recipe_warnings",
         "training.save_every_n_epochs",
         "Anything but 1 leaves epochs without a checkpoint to compare.",
     ),
-    Rule("recipe_warnings", "samples.prompts", "A sample prompt without the trigger word."),
+    Rule("recipe:recipe_warnings", "samples.prompts", "A sample prompt without the trigger word."),
 )
 
 # How a field reaches the trainer when it is not a one-to-one sd-scripts option (render_config.py and
