@@ -81,15 +81,20 @@ def _loss(state: ProgressState) -> str:
 
 
 class EpochLines(Display):
-    """One line per finished epoch (``--quiet`` or not a TTY): what a log file or a cron mail wants."""
+    """One line per finished epoch (``--quiet`` or not a TTY): what a log file or a cron mail wants.
+
+    The epoch number and the checkpoints come from stdout events in order; step and loss come from the stderr
+    bar and are the latest known when the line is printed (the two pipes are read independently, so with very
+    short steps the bar may be a little ahead or behind).
+    """
 
     def __init__(self, stream: IO[str] | None = None) -> None:
         self.stream = stream if stream is not None else sys.stderr
-        self._epoch: int | None = None
+        self._epoch: str | None = None  # "e/E" from the `epoch e/E` line
         self._saved: list[str] = []
 
-    def _line(self, state: ProgressState, epoch: int) -> str:
-        parts = [f"epoch {epoch}/{state.epochs}" if state.epochs else f"epoch {epoch}"]
+    def _line(self, state: ProgressState, epoch: str) -> str:
+        parts = [f"epoch {epoch}"]
         if state.step is not None and state.total_steps:
             parts.append(f"step {state.step}/{state.total_steps}")
         if state.avr_loss is not None:
@@ -107,7 +112,7 @@ class EpochLines(Display):
             if ev.kind == "epoch":
                 if self._epoch is not None:
                     self._emit(self._line(state, self._epoch))
-                self._epoch = state.epoch
+                self._epoch = ev.text
                 self._saved = []
             elif ev.kind == "checkpoint":
                 self._saved.append(ev.text)
@@ -336,7 +341,20 @@ def run_launch(
     written = 0
     truncated = False
 
+    readers_done = threading.Event()
+    finished = 0
+
     def pump(stream: str, pipe: IO[bytes]) -> None:
+        try:
+            _pump(stream, pipe)
+        finally:
+            nonlocal finished
+            with lock:
+                finished += 1
+                if finished == 2:
+                    readers_done.set()  # both pipes at EOF: the trainer exited (or closed them)
+
+    def _pump(stream: str, pipe: IO[bytes]) -> None:
         nonlocal written, truncated
         fd = pipe.fileno()
         while True:
@@ -382,21 +400,20 @@ def run_launch(
     try:
         while True:
             try:
-                if proc.poll() is None:
-                    try:
-                        proc.wait(timeout=0.1)
-                    except subprocess.TimeoutExpired:
-                        pass
-                else:
-                    alive = [t for t in readers if t.is_alive()]
-                    if not alive:
+                if readers_done.wait(0.1):
+                    # EOF on both pipes: normally the whole group has exited; reap the launcher
+                    if proc.poll() is None:
+                        try:
+                            proc.wait(timeout=0.1)
+                        except subprocess.TimeoutExpired:
+                            pass  # it closed its output but runs on: keep waiting (and forwarding signals)
+                    if proc.poll() is not None:
                         break
-                    alive[0].join(0.1)
-                    if not _group_alive(proc):
-                        # the whole group is gone, yet a pipe is still open: a detached grandchild holds it
-                        orphan_since = orphan_since or time.monotonic()
-                        if time.monotonic() - orphan_since > 2.0:
-                            break
+                elif proc.poll() is not None and not _group_alive(proc):
+                    # the whole group is gone, yet a pipe is still open: a detached grandchild holds it
+                    orphan_since = orphan_since or time.monotonic()
+                    if time.monotonic() - orphan_since > 2.0:
+                        break
                 with lock:
                     disp.tick(parser.state)
                     stopper.step(proc, disp)

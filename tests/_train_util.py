@@ -48,27 +48,34 @@ def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def recipe_data(images: Path, **sections: dict[str, Any]) -> dict[str, Any]:
-    """A small likeness-sd15 recipe: 3 images x 2 repeats, 64 px, 3 epochs -> 6 steps per epoch."""
+def recipe_data(images: Path, **sections: Any) -> dict[str, Any]:
+    """A small recipe on the likeness-sd15 preset: 3 images x 2 repeats, 64 px, 3 epochs -> 6 steps per epoch,
+    a checkpoint every epoch, TensorBoard logging, no samples."""
     data: dict[str, Any] = {
         "preset": "likeness-sd15",
         "subject": {"trigger": "testchar", "class_token": "woman"},
         "dataset": {"images": str(images), "repeats": 2},
         "model": {"base": "models/sd15", "family": "sd15"},
         "network": {"rank": 4, "alpha": 2.0},
-        "training": {"max_train_epochs": 3, "resolution": [64, 64], "min_bucket_reso": 64, "max_bucket_reso": 128},
-        "samples": {"every_n_epochs": None, "prompts": []},
-    }
+        "training": {"max_train_epochs": 3, "resolution": [64, 64], "min_bucket_reso": 64, "max_bucket_reso": 128,
+                     "save_every_n_epochs": 1, "log_with": "tensorboard"},
+        "samples": {"prompts": []},
+    }  # fmt: skip
     return _merge(data, sections)
 
 
-def make_project(tmp_path: Path, name: str = "proj", **sections: dict[str, Any]) -> Path:
-    """Render a project with kohya_recipe.project.render_project (the real renderer)."""
+def make_project(tmp_path: Path, name: str = "proj", **sections: Any) -> Path:
+    """Write a recipe.toml on a preset, load it with load_recipe (which layers the preset) and render the project
+    with kohya_recipe.project.render_project (the real renderer)."""
+    import tomli_w
+
     from kohya_recipe.project import render_project
-    from kohya_recipe.recipe import recipe_from_dict
+    from kohya_recipe.recipe import load_recipe
 
     images = make_images(tmp_path / f"{name}-images")
-    recipe = recipe_from_dict(recipe_data(images, **sections), source="test recipe")
+    recipe_file = tmp_path / f"{name}-recipe.toml"
+    recipe_file.write_text(tomli_w.dumps(recipe_data(images, **sections)), encoding="utf-8")
+    recipe = load_recipe(recipe_file)
     root = tmp_path / name
     render_project(recipe, root)
     (root / "models" / "sd15").mkdir(parents=True)  # the base model path exists (a diffusers folder)
