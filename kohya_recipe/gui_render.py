@@ -852,8 +852,6 @@ def _base_form(recipe: Recipe, project_dir: str | Path | None) -> dict[str, Any]
             "the GUI has one mixed_precision field for both accelerate and the trainer; make them equal",
         )
     form["mixed_precision"] = tr.mixed_precision
-    if tr.save_precision is None:
-        raise _error("training.save_precision", "the GUI always sets a save precision: choose float, fp16 or bf16")
     form["save_precision"] = tr.save_precision
     if tr.seed == 0:
         raise _error("training.seed", "0 means 'random' in the GUI (it omits the seed); choose another seed")

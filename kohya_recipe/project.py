@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from kohya_recipe.errors import DatasetError, RecipeError, RenderError
+from kohya_recipe.errors import DatasetError, GuiConfigError, RecipeError, RenderError
 from kohya_recipe.fsutil import atomic_write_bytes, sha256_bytes, sha256_file
 from kohya_recipe.recipe import Recipe, read_toml, recipe_from_dict, recipe_to_toml
 from kohya_recipe.render_config import IMG_DIR, LOGGING_DIR, OUTPUT_DIR, PROMPTS_FILE
@@ -204,7 +204,7 @@ def _source_items(recipe: Recipe, src: Path, dest_rel: str, warnings: list[str])
     return items
 
 
-def _generated_items(recipe: Recipe, root: Path) -> list[_Item]:
+def _generated_items(recipe: Recipe, root: Path, warnings: list[str]) -> list[_Item]:
     from kohya_recipe.render_config import config_toml
     from kohya_recipe.render_dataset import dataset_toml
     from kohya_recipe.render_prompts import render_prompts
@@ -221,7 +221,11 @@ def _generated_items(recipe: Recipe, root: Path) -> list[_Item]:
     ]
     if recipe.samples.prompts:
         items.append(_Item(PROMPTS_FILE, "generated", render_prompts(recipe).encode()))
-    items.append(_gui_item(recipe, root))
+    try:
+        items.append(_gui_item(recipe, root))
+    except GuiConfigError as exc:
+        # sd-scripts can train it; only the GUI's widgets cannot hold a value. Say so, skip the JSON.
+        warnings.append(f"no kohya_ss GUI JSON written: {exc}")
     return items
 
 
@@ -277,7 +281,7 @@ def render_project(
     result = RenderResult(root=root, recipe=recipe, dry_run=dry_run)
     result.command = display_command(recipe)
     folders = [IMG_DIR, f"{IMG_DIR}/{recipe.subset_folder_name}", LOGGING_DIR, OUTPUT_DIR]
-    items = _generated_items(recipe, root)
+    items = _generated_items(recipe, root, result.warnings)
     if sync_images and recipe.dataset.images:
         src = Path(recipe.dataset.images)
         dest = f"{IMG_DIR}/{recipe.subset_folder_name}"

@@ -248,7 +248,9 @@ class Training(_Strict):
     bucket_reso_steps: int = _doc("Bucket side granularity in pixels.", default=64, ge=8)
     bucket_no_upscale: bool = _doc("Never upscale an image into a larger bucket.", default=False)
     mixed_precision: MixedPrecision = _doc("Mixed precision for training.", default="fp16")
-    save_precision: SavePrecision | None = _doc("Precision of saved LoRA files.", default="fp16")
+    # Not optional: sd-scripts' unset value keeps the parameters' dtype, which for a LoRA is fp32 = "float", and
+    # the kohya_ss GUI always writes one (a TOML file cannot say "unset" once a preset has set it).
+    save_precision: SavePrecision = _doc("Precision of saved LoRA files (float = fp32).", default="fp16")
     seed: int | None = _doc("Random seed.", default=None)
     clip_skip: int | None = _doc("CLIP skip (SD 1.5 anime models often use 2).", default=None, ge=1, le=12)
     attention: Attention = _doc("Memory-efficient attention: sdpa, xformers or none.", default="sdpa")
@@ -261,7 +263,7 @@ class Training(_Strict):
     save_every_n_epochs: int | None = _doc(
         "Save a checkpoint every N epochs; 1 makes every epoch rankable.",
         "Keep every epoch so the lowest-loss one (epoch 6 in the article) can be picked.",
-        default=1,
+        default=None,
         ge=1,
     )
     save_state: bool = _doc("Also save optimizer state with each checkpoint (enables --resume).", default=False)
@@ -272,7 +274,7 @@ class Training(_Strict):
     log_with: LogWith | None = _doc(
         "Logger. TensorBoard logs feed `kohya-recipe report`.",
         "TensorBoard's loss graphs are how the article picks an epoch.",
-        default="tensorboard",
+        default=None,
     )
     log_prefix: str | None = _doc("Prefix of the timestamped log folder.", default=None)
 
@@ -719,6 +721,10 @@ def recipe_from_dict(data: dict[str, Any], *, source: str = "recipe") -> Recipe:
     except ValidationError as exc:
         raise _format_validation_error(exc, source) from None
     check_extra(recipe, source=source)
+    if recipe.gui:
+        from kohya_recipe.gui_render import check_gui_passthrough
+
+        check_gui_passthrough(recipe.gui, source=source)
     return recipe
 
 
@@ -805,7 +811,12 @@ def recipe_warnings(recipe: Recipe) -> list[str]:
         out.append("subject.trigger: no trigger word; the LoRA will have nothing to call it up by")
     if recipe.dataset.regularization:
         out.append("dataset.regularization: the article advises against regularization images for a single subject")
-    if recipe.training.save_every_n_epochs not in (None, 1):
+    if recipe.training.save_every_n_epochs is None:
+        out.append(
+            "training.save_every_n_epochs is unset: only the final epoch gets a checkpoint, so no earlier epoch "
+            "can be kept (the article keeps the lowest-loss epoch and the last)"
+        )
+    elif recipe.training.save_every_n_epochs != 1:
         out.append(
             f"training.save_every_n_epochs = {recipe.training.save_every_n_epochs}: only every "
             f"{recipe.training.save_every_n_epochs}th epoch gets a checkpoint to compare"

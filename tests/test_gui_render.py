@@ -127,7 +127,6 @@ def test_text_is_sorted_two_space_utf8_with_newline() -> None:
         ({"training": {"batch_size": 65}}, "training.batch_size: GUI field train_batch_size: 65 is outside"),
         ({"network": {"alpha": 0.0}}, "network.alpha: 0 is below the GUI's network_alpha minimum"),
         ({"training": {"seed": 0}}, "training.seed: 0 means 'random' in the GUI"),
-        ({"training": {"save_precision": None}}, "training.save_precision: the GUI always sets a save precision"),
         ({"network": {"module": "networks.oft"}}, "network.module: 'networks.oft' has no LoRA type in the GUI"),
         ({"network": {"args": ["foo=1"]}}, "network.args: 'foo' has no field in the GUI for LoRA_type 'Standard'"),
         ({"optimizer": {"args": ["betas=(0.9, 0.99)"]}}, "optimizer.args: 'betas=(0.9, 0.99)': the GUI splits"),
