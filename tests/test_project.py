@@ -173,3 +173,12 @@ def test_load_project_errors(tmp_path) -> None:
         load_project(tmp_path)
     with pytest.raises(RenderError, match="project folder not found"):
         load_project(tmp_path / "missing")
+
+
+def test_a_value_only_the_gui_cannot_hold_skips_the_gui_json_with_a_warning(tmp_path) -> None:
+    images = make_images(tmp_path / "src", [(64, 64)])
+    recipe = article_recipe("training.resolution=64", "training.min_bucket_reso=64", "network.rank=1024")
+    result = build_project(images, tmp_path / "p", recipe)
+    assert (tmp_path / "p" / "config.toml").exists()
+    assert not (tmp_path / "p" / "CharacterAI-1-A.json").exists()
+    assert any("no kohya_ss GUI JSON written" in w and "network.rank" in w for w in result.warnings)
