@@ -647,7 +647,10 @@ def detect_layout(path: str | Path) -> Layout:
     findings: list[Finding] = []
     resolved = root / RESOLVED_RECIPE
 
-    if resolved.is_file() or ((root / "dataset.toml").is_file() and (root / "img").is_dir()):
+    img = root / "img"
+    # A kohya-recipe project, or a kohya_ss GUI-style project folder (img/ with N_name folders, reg/, model/, log/).
+    gui_project = img.is_dir() and any(_parse_repeats(d.name)[0] is not None for d in _subdirs(img))
+    if resolved.is_file() or ((root / "dataset.toml").is_file() and img.is_dir()) or gui_project:
         subsets = _dataset_config_subsets(root, findings) if (root / "dataset.toml").is_file() else None
         if subsets is None:
             subsets = _folder_subsets(root / "img", root, is_reg=False, findings=findings)
@@ -1068,6 +1071,16 @@ def _layout_subset_findings(
 ) -> list[Finding]:
     out: list[Finding] = []
     root = layout.root
+    if settings.regularization and not any(s.is_reg for s in layout.subsets):
+        out.append(
+            Finding(
+                "warning",
+                "layout",
+                f"the recipe trains with regularization images ({settings.regularization}): the article never does "
+                "for a LoRA (they slow training and dilute a single subject)",
+                "remove dataset.regularization from the recipe",
+            )
+        )
     empty = [
         (_rel(s.path, root), "no image sd-scripts reads")
         for s, scan in scans

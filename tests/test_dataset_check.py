@@ -665,3 +665,15 @@ def test_the_rules_documented_are_the_defaults(tmp_path: Path) -> None:
     path = tmp_path / "rules.toml"
     path.write_text(block, encoding="utf-8")
     assert replace(load_rules(path), source="") == replace(Rules(), source="")
+
+
+def test_gui_style_project_folder_and_recipe_regularization(tmp_path: Path) -> None:
+    # The kohya_ss GUI's folder preparation: PROJECT/img/N_name, PROJECT/model, PROJECT/log (no resolved recipe).
+    project = tmp_path / "proj"
+    dataset(project / "img" / "10_Zed woman", 2)
+    (project / "model").mkdir()
+    (project / "log").mkdir()
+    layout = detect_layout(project)
+    assert layout.kind == "project" and [s.name for s in layout.subsets] == ["10_Zed woman"]
+    r = recipe_from_dict({"subject": {"trigger": "Zed"}, "dataset": {"regularization": "reg-images"}})
+    one(check_dataset(project, rules=SMALL, recipe=r), "layout", "warning", "the recipe trains with regularization")
