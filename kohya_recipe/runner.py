@@ -77,7 +77,7 @@ class Display:
 
 
 def _loss(state: ProgressState) -> str:
-    return f"avr_loss {state.avr_loss:.4g}" if state.avr_loss is not None else ""
+    return f"avr_loss {state.avr_loss:.3f}" if state.avr_loss is not None else ""
 
 
 class EpochLines(Display):
@@ -136,6 +136,7 @@ class LiveBar(EpochLines):
         self._last = 0.0
         self._t0 = time.monotonic()
         self._shown = False
+        self._text = ""
 
     def _width(self) -> int:
         return max(shutil.get_terminal_size((100, 24)).columns - 1, 40)
@@ -155,7 +156,7 @@ class LiveBar(EpochLines):
             parts.append(f"epoch {state.epoch}/{state.epochs}")
         parts.append(f"|{bar}| {state.step}/{state.total_steps} {frac * 100:3.0f}%")
         if state.avr_loss is not None:
-            parts.append(f"loss {state.avr_loss:.4g}")
+            parts.append(f"loss {state.avr_loss:.3f}")
         if state.rate:
             parts.append(state.rate)
         if state.remaining and state.remaining != "?":
@@ -167,7 +168,11 @@ class LiveBar(EpochLines):
         if not force and now - self._last < self.min_interval:
             return
         self._last = now
-        self.stream.write("\r" + self._status(state)[: self._width()] + "\x1b[K")
+        text = self._status(state)[: self._width()]
+        if text == self._text and self._shown:
+            return
+        self._text = text
+        self.stream.write("\r" + text + "\x1b[K")
         self.stream.flush()
         self._shown = True
 
