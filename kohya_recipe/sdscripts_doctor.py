@@ -235,7 +235,7 @@ def doctor(
     if project is not None:
         from kohya_recipe.project import load_project
 
-        proj = load_project(project)
+        proj = load_project(Path(project))
     script = script or (proj.script_name if proj is not None else "train_network.py")
     sd = find_sd_scripts(sd_scripts)
     if not (sd / script).is_file():

@@ -192,7 +192,7 @@ def _write_record(path: Path, data: dict[str, Any]) -> None:
 def _load(project: Project | str | os.PathLike[str]) -> Project:
     from kohya_recipe.project import Project, load_project
 
-    return project if isinstance(project, Project) else load_project(project)
+    return project if isinstance(project, Project) else load_project(Path(project))
 
 
 def _recipe_changed(project: Project) -> bool:
@@ -310,13 +310,13 @@ def train_project(
             )
     cmd = build_launch(project, sd, py, resume_dir=state.path if state else None)
     if dry_run:
-        data = {
+        plan: dict[str, Any] = {
             "project": str(project.root), "outcome": DRY_RUN, "would_render": rerendered,
             "command": cmd.argv, "command_line": cmd.shell(), "cwd": str(cmd.cwd), "env": cmd.env_overrides,
             "resume": _resume_dict(state, project.root),
         }  # fmt: skip
         msg = state.describe(project.root, epochs) if state else "dry run"
-        return RunRecord(project.root, DRY_RUN, msg, cmd, data=data)
+        return RunRecord(project.root, DRY_RUN, msg, cmd, data=plan)
 
     log_file, record_file = _timestamp_paths(project)
     log_stream = runner.open_log(log_file)  # before anything is announced: an unwritable log/ fails first
@@ -332,12 +332,11 @@ def train_project(
     if state is not None:
         disp.note(state.describe(project.root, epochs))
     disp.note(f"training {project.output_name} with {script} ({commit}); log: {_rel(log_file, project.root)}")
-    graces: dict[str, float] = {}
-    if interrupt_grace is not None:
-        graces["interrupt_grace"] = interrupt_grace
-    if terminate_grace is not None:
-        graces["terminate_grace"] = terminate_grace
-    result = runner.run_launch(cmd, log_file, display=disp, log_stream=log_stream, **graces)
+    result = runner.run_launch(
+        cmd, log_file, display=disp, log_stream=log_stream,
+        interrupt_grace=runner.INTERRUPT_GRACE if interrupt_grace is None else interrupt_grace,
+        terminate_grace=runner.TERMINATE_GRACE if terminate_grace is None else terminate_grace,
+    )  # fmt: skip
 
     model_after = _snapshot(project.model_dir)
     changed = _changed(model_before, model_after)
