@@ -96,7 +96,8 @@ def decide_outcome(
         tail = f": {detail}" if detail else ""
         return RunOutcome(FAILED, exit_code, f"the trainer exited 0 but did not write {final_checkpoint.name}{tail}")
     detail = state.last_error()
-    if exit_code is not None and exit_code == -int(signal.SIGKILL) and not detail:
+    sigkill = getattr(signal, "SIGKILL", None)  # POSIX only
+    if sigkill is not None and exit_code == -int(sigkill) and not detail:
         # The kernel's OOM killer is the usual sender of an unexplained SIGKILL.
         detail = "no error message (out of memory? the OOM killer sends SIGKILL)"
     tail = f": {detail}" if detail else ": no error message in the output"

@@ -7,9 +7,11 @@ output in ``PROJECT/log/train-<timestamp>.log``. ``resume=True`` continues from 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -251,6 +253,43 @@ def ensure_rendered(project: Project, *, dry_run: bool = False, notes: list[str]
     return list(result.written)
 
 
+@contextlib.contextmanager
+def project_lock(project: Project) -> Iterator[None]:
+    """One ``train`` at a time per project: two trainers would write the same checkpoint names.
+
+    An exclusive ``flock`` on ``.kohya-recipe/train.lock``; the kernel drops it when the process dies, even by
+    SIGKILL, so a stale lock never blocks. (No lock on Windows.)
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    path = project.root / ".kohya-recipe" / "train.lock"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = path.open("a+", encoding="utf-8")
+    except OSError as exc:
+        raise TrainerSetupError(f"cannot create the lock file: {exc.strerror or exc}", source=str(path)) from None
+    try:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            holder = fh.read().strip() or "?"
+            raise TrainerSetupError(
+                f"another `kohya-recipe train` is training this project (pid {holder}); wait for it or stop it",
+                source=str(project.root),
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        yield
+    finally:
+        fh.close()  # closing releases the lock
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # the verb
 
@@ -278,6 +317,17 @@ def train_project(
 
     project = _load(project_dir)
     disp = display if display is not None else runner.choose_display(quiet=quiet, verbose=verbose)
+    # One train per project, taken before re-rendering so a running trainer's files are not rewritten under it.
+    with contextlib.nullcontext() if dry_run else project_lock(project):
+        return _prepare_and_run(
+            project, sd_scripts, python, resume, dry_run, disp, interrupt_grace, terminate_grace
+        )
+
+
+def _prepare_and_run(
+    project: Project, sd_scripts: str | os.PathLike[str] | None, python: str | None, resume: bool, dry_run: bool,
+    disp: Display, interrupt_grace: float | None, terminate_grace: float | None,
+) -> RunRecord:  # fmt: skip
     notes: list[str] = []
     rerendered = ensure_rendered(project, dry_run=dry_run, notes=notes)
     if rerendered and not dry_run:
@@ -317,6 +367,15 @@ def train_project(
         }  # fmt: skip
         msg = state.describe(project.root, epochs) if state else "dry run"
         return RunRecord(project.root, DRY_RUN, msg, cmd, data=plan)
+    return _run(project, cmd, sd, py, script, state, epochs, rerendered, notes, disp, interrupt_grace, terminate_grace)
+
+
+def _run(
+    project: Project, cmd: LaunchCommand, sd: Path, py: str, script: Path, state: ResumeState | None,
+    epochs: int | None, rerendered: list[str], notes: list[str], disp: Display,
+    interrupt_grace: float | None, terminate_grace: float | None,
+) -> RunRecord:  # fmt: skip
+    from kohya_recipe import runner
 
     log_file, record_file = _timestamp_paths(project)
     log_stream = runner.open_log(log_file)  # before anything is announced: an unwritable log/ fails first

@@ -383,3 +383,24 @@ def test_log_folder_not_writable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     code, _, err = run_cli("train", root, "--sd-scripts", FAKE_SD_SCRIPTS, "--python", sys.executable)
     assert code == ExitCode.ERROR
     assert err == f"Error: {root / 'log'}: cannot write the training log: not a folder\n"
+
+
+@pytest.mark.skipif(os.name == "nt", reason="flock")
+def test_one_train_per_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import fcntl
+
+    fake_env(monkeypatch)
+    root = make_project(tmp_path)
+    lock = root / ".kohya-recipe" / "train.lock"
+    with lock.open("a+") as held:  # another `train` holds the project
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write("4242")
+        held.flush()
+        with pytest.raises(TrainerSetupError) as exc:
+            _train(root)
+        assert str(exc.value) == (
+            f"{root}: another `kohya-recipe train` is training this project (pid 4242); wait for it or stop it"
+        )
+        assert _train(root, dry_run=True).outcome == "dry-run"  # a dry run does not need the lock
+    assert _train(root).ok  # released: the kernel drops the lock with the holder
+    assert lock.read_text() == str(os.getpid())
