@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kohya_recipe.errors import KohyaRecipeError
 from kohya_recipe.launch import TrainerSetupError, find_python, find_sd_scripts, launch_pythonpath, sd_scripts_version
 
 CACHE_VERSION = 1
@@ -153,6 +154,18 @@ def installed_options(
         raise TrainerSetupError(f"`{script} --help` listed no options; is this sd-scripts?", source=str(sd_scripts))
     _write_cache(cache, sd_scripts, script, options)
     return options, False
+
+
+def cached_unknown_keys(sd_scripts: Path, script: str, config_file: Path) -> list[str] | None:
+    """Keys of ``config_file`` that a cached ``doctor`` answer says this sd-scripts lacks; ``None`` when no
+    answer is cached (nothing is run: ``train`` uses this as a free pre-flight check)."""
+    options = _read_cache(cache_dir() / f"{_cache_key(sd_scripts, script)}.json")
+    if options is None:
+        return None
+    try:
+        return sorted(set(config_keys(config_file)) - set(options))
+    except KohyaRecipeError:
+        return None
 
 
 # ---------------------------------------------------------------------------------------------------------------

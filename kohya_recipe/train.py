@@ -341,6 +341,15 @@ def _prepare_and_run(
             source=str(sd),
         )
     py = find_python(python, sd_scripts=sd)
+    from kohya_recipe.sdscripts_doctor import cached_unknown_keys
+
+    unknown = cached_unknown_keys(sd, project.script_name, project.config_file)
+    if unknown:
+        # sd-scripts ignores unknown config keys silently (reference/sd_scripts.md §3): say so before hours of GPU
+        notes.append(
+            f"this sd-scripts does not know {', '.join(unknown)} (set in config.toml; found by `kohya-recipe "
+            "doctor`): it will ignore them"
+        )
     state: ResumeState | None = None
     epochs = project.recipe.training.max_train_epochs
     if resume:

@@ -7,6 +7,7 @@ editing that file makes an older or newer sd-scripts.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import shutil
@@ -155,3 +156,21 @@ def test_sdxl_script_includes_its_extra_options(env: Path) -> None:
     assert report.installed == report.bundled == 196 and report.missing == [] and report.new == []
     code, out, _ = run_cli("doctor", "--sdxl", "--sd-scripts", FAKE_SD_SCRIPTS, "--python", sys.executable)
     assert code == 0 and "sdxl_train_network.py: 196 options (cached)" in out
+
+
+def test_train_warns_from_a_cached_doctor_answer(env: Path) -> None:
+    from kohya_recipe.runner import EpochLines
+    from kohya_recipe.sdscripts_doctor import cached_unknown_keys
+    from kohya_recipe.train import train_project
+
+    sd = _install(env, lambda options: options.remove(next(o for o in options if o["dest"] == "sdpa")))
+    root = make_project(env)
+    assert cached_unknown_keys(sd, "train_network.py", root / "config.toml") is None  # no doctor run yet
+    doctor(sd_scripts=sd, python=sys.executable)
+    assert cached_unknown_keys(sd, "train_network.py", root / "config.toml") == ["sdpa"]
+    out = io.StringIO()
+    record = train_project(root, sd_scripts=sd, python=sys.executable, display=EpochLines(out))
+    assert record.ok  # sd-scripts ignores the key silently; train says so first
+    assert out.getvalue().splitlines()[0] == (
+        "this sd-scripts does not know sdpa (set in config.toml; found by `kohya-recipe doctor`): it will ignore them"
+    )
