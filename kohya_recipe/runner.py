@@ -391,6 +391,7 @@ def run_launch(
         )  # fmt: skip
     except OSError as exc:
         log.close()
+        log_file.unlink(missing_ok=True)  # created by us for this run, still empty: leave nothing behind
         raise TrainerSetupError(f"cannot start the trainer: {exc.strerror or exc}", source=cmd.argv[0]) from None
     assert proc.stdout is not None and proc.stderr is not None
     readers = [

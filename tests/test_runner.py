@@ -179,6 +179,7 @@ def test_missing_interpreter_is_a_setup_error(tmp_path: Path, monkeypatch: pytes
     cmd = build_launch(project, FAKE_SD_SCRIPTS, str(tmp_path / "no-python"))
     with pytest.raises(TrainerSetupError, match=r"no-python: cannot start the trainer: No such file or directory"):
         run_launch(cmd, project.log_dir / "t.log")
+    assert not (project.log_dir / "t.log").exists()
 
 
 def test_live_bar_on_a_tty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
