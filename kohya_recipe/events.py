@@ -363,7 +363,7 @@ def decode_event(payload: bytes) -> tuple[float, int, list[tuple[str, float]], s
                 if step >= 1 << 63:  # int64 two's complement
                     step -= 1 << 64
             elif number == 3 and wire == 2:
-                version = bytes(value).decode("utf-8", "replace")  # type: ignore[arg-type]
+                version = bytes(value).decode("utf-8", "replace")  # type: ignore[call-overload]
             elif number == 5 and wire == 2:
                 for n2, w2, v2 in _fields(value):  # type: ignore[arg-type]
                     if n2 != 1 or w2 != 2:
@@ -374,7 +374,7 @@ def decode_event(payload: bytes) -> tuple[float, int, list[tuple[str, float]], s
                     scalar_meta = True
                     for n3, w3, v3 in _fields(v2):  # type: ignore[arg-type]
                         if n3 == 1 and w3 == 2:
-                            tag = bytes(v3).decode("utf-8", "replace")  # type: ignore[arg-type]
+                            tag = bytes(v3).decode("utf-8", "replace")  # type: ignore[call-overload]
                         elif n3 == 2 and w3 == 5:
                             simple = _f.unpack(v3)[0]  # type: ignore[arg-type]
                         elif n3 == 8 and w3 == 2:

@@ -248,9 +248,9 @@ def _segment_epochs(ef: EventFile, name: str) -> _SegEpochs:
     points: dict[int, tuple[list[float], list[int]]] = {r.epoch: ([], []) for r in order}
     trailing_v: list[float] = []
     trailing_s: list[int] = []
-    cur = sc.get(TAG_CURRENT)
-    if cur is not None:
-        for st, v, w in zip(cur.steps, cur.values, cur.wall_times, strict=True):
+    current = sc.get(TAG_CURRENT)
+    if current is not None:
+        for st, v, w in zip(current.steps, current.values, current.wall_times, strict=True):
             i = bisect_left(bounds, w)
             if i == len(order):
                 trailing_v.append(v)
@@ -343,8 +343,8 @@ def collect_epochs(log: LogDir) -> tuple[list[EpochRow], list[SegmentInfo], Inco
                 incomplete = Incomplete(epoch=last + 1, segment=name, steps=seg.trailing)
         elif seg.trailing is not None:
             # Steps but no finished epoch in this segment: its epoch number is unknown.
-            last = max(merged) if merged else None
-            incomplete = Incomplete(epoch=(last + 1) if last is not None else None, segment=name,
+            newest = max(merged) if merged else None
+            incomplete = Incomplete(epoch=(newest + 1) if newest is not None else None, segment=name,
                                     steps=seg.trailing)
             warnings.append(f"{name}: {seg.trailing.n} loss/current points but no finished epoch in this log")
         segments.append(SegmentInfo(

@@ -385,8 +385,8 @@ def _map_files(ranking: Ranking, cset: CheckpointSet | None, warnings: list[str]
 def _picks(ranking: Ranking, files: dict[int, Checkpoint], cset: CheckpointSet | None, source: RunSource,
            pick_best: int, weight: float, finished: bool) -> list[Pick]:
     chosen: dict[int, list[str]] = {}
-    for row in ranking.ranked[:max(pick_best, 0)]:
-        chosen.setdefault(row.epoch, []).append("best" if row.rank == 1 else f"rank {row.rank}")
+    for ranked in ranking.ranked[:max(pick_best, 0)]:
+        chosen.setdefault(ranked.epoch, []).append("best" if ranked.rank == 1 else f"rank {ranked.rank}")
     final_epoch: int | None = None
     final_reason = "final"
     if cset is not None and cset.final is not None and cset.final.epoch is not None:
@@ -494,9 +494,9 @@ def report_run(
     files, confirmed = _map_files(ranking, cset, warnings)
     for epoch in files:  # files whose epoch the log does not show still get a row
         if ranking.row(epoch) is None:
-            row = EpochRow(epoch=epoch)
-            row.notes.append("not in the log")
-            ranking.rows.append(row)
+            extra = EpochRow(epoch=epoch)
+            extra.notes.append("not in the log")
+            ranking.rows.append(extra)
     ranking.rows.sort(key=lambda r: r.epoch)
     num_epochs = cset.num_epochs if cset is not None else None
     finished = cset is not None and cset.final is not None
@@ -579,7 +579,7 @@ class SweepReport:
                 "warnings": len(run.warnings),
             })
         if len(metrics) == 1 and "none" not in metrics:
-            ranks = _competition([r["best_metric"] for r in rows])
+            ranks = _competition([r["best_metric"] for r in rows])  # type: ignore[misc]
             for r, k in zip(rows, ranks, strict=True):
                 r["sweep_rank"] = k
         else:
