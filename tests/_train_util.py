@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import struct
 import zlib
@@ -93,63 +92,3 @@ def fake_env(monkeypatch: pytest.MonkeyPatch, *, step_seconds: float = 0.0, **kn
         monkeypatch.setenv(f"FAKE_SD_SCRIPTS_{key.upper()}", value)
     for var in ("KOHYA_RECIPE_SD_SCRIPTS", "SD_SCRIPTS", "KOHYA_SS_DIR"):
         monkeypatch.delenv(var, raising=False)
-
-
-def safetensors_metadata(path: Path) -> dict[str, str]:
-    raw = path.read_bytes()
-    (n,) = struct.unpack("<Q", raw[:8])
-    return json.loads(raw[8 : 8 + n]).get("__metadata__", {})
-
-
-def _varint(buf: bytes, i: int) -> tuple[int, int]:
-    shift = result = 0
-    while True:
-        b = buf[i]
-        i += 1
-        result |= (b & 0x7F) << shift
-        shift += 7
-        if b < 0x80:
-            return result, i
-
-
-def _fields(buf: bytes) -> list[tuple[int, Any]]:
-    out, i = [], 0
-    while i < len(buf):
-        key, i = _varint(buf, i)
-        num, wire = key >> 3, key & 7
-        if wire == 0:
-            value, i = _varint(buf, i)
-        elif wire == 1:
-            value, i = buf[i : i + 8], i + 8
-        elif wire == 5:
-            value, i = buf[i : i + 4], i + 4
-        else:
-            size, i = _varint(buf, i)
-            value, i = buf[i : i + size], i + size
-        out.append((num, value))
-    return out
-
-
-def read_scalars(path: Path) -> list[tuple[int, str, float]]:
-    """(step, tag, value) of every scalar in a TensorBoard event file; checks both masked CRC-32Cs per record."""
-    import google_crc32c
-
-    def masked(data: bytes) -> int:
-        crc = int(google_crc32c.value(data))
-        return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-    data = path.read_bytes()
-    out: list[tuple[int, str, float]] = []
-    i = 0
-    while i < len(data):
-        header = data[i : i + 8]
-        (length,) = struct.unpack("<Q", header)
-        assert struct.unpack("<I", data[i + 8 : i + 12])[0] == masked(header)
-        event = data[i + 12 : i + 12 + length]
-        assert struct.unpack("<I", data[i + 12 + length : i + 16 + length])[0] == masked(event)
-        i += 16 + length
-        fields = dict(_fields(event))
-        if 5 in fields:
-            value = dict(_fields(dict(_fields(fields[5]))[1]))
-            out.append((fields.get(2, 0), value[1].decode(), struct.unpack("<f", value[2])[0]))
-    return out

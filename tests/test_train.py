@@ -18,14 +18,16 @@ import time
 from pathlib import Path
 
 import pytest
-from _train_util import FAKE_SD_SCRIPTS, fake_env, make_project, read_scalars, safetensors_metadata
+from _train_util import FAKE_SD_SCRIPTS, fake_env, make_project
 from click.testing import CliRunner
 
 from kohya_recipe.cli import main
 from kohya_recipe.errors import ExitCode, RenderError
+from kohya_recipe.events import read_event_file
 from kohya_recipe.fsutil import sha256_file
 from kohya_recipe.launch import TrainerSetupError
 from kohya_recipe.runner import EpochLines
+from kohya_recipe.safetensors_meta import read_metadata as safetensors_metadata
 from kohya_recipe.train import find_resume_state, train_project
 
 DATA = Path(__file__).parent / "data" / "trainer"
@@ -113,13 +115,15 @@ def test_fake_trainer_matches_the_real_files(tmp_path: Path, monkeypatch: pytest
     assert json.loads((root / "model" / "testchar-1-A-state" / "train_state.json").read_text()) == {
         "current_epoch": 3, "current_step": 12
     }  # fmt: skip
-    # TensorBoard: the real run's tags, step = global step or epoch, valid masked CRC-32C framing
-    real_tags = {tag for _, tag, _ in read_scalars(next((DATA / "validation").glob("events.out.tfevents.*")))}
-    events = next((root / "log").glob("*/network_train/events.out.tfevents.*"))
-    scalars = read_scalars(events)
-    assert {tag for _, tag, _ in scalars} == real_tags
-    assert [s for s, tag, _ in scalars if tag == "loss/epoch_average"] == [1, 2, 3]
-    assert [s for s, tag, _ in scalars if tag == "loss/current"] == list(range(1, 13))
+    # TensorBoard, read with the project's own reader: the real run's tags, step = global step or epoch, and
+    # intact TFRecord framing (no record skipped, no CRC warning)
+    real_events = read_event_file(next((DATA / "validation").glob("events.out.tfevents.*")))
+    fake_events = read_event_file(next((root / "log").glob("*/network_train/events.out.tfevents.*")))
+    assert fake_events.tags == real_events.tags
+    assert fake_events.file_version == real_events.file_version == "brain.Event:2"
+    assert fake_events.warnings == [] and fake_events.skipped_records == 0
+    assert list(fake_events.scalars["loss/epoch_average"].steps) == [1, 2, 3]
+    assert list(fake_events.scalars["loss/current"].steps) == list(range(1, 13))
 
 
 def test_sdxl_project_runs_sdxl_train_network(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
