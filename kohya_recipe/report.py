@@ -900,8 +900,8 @@ def render_html(rep: RunReport | SweepReport, *, plots: bool = True) -> str:
     if plots:
         from kohya_recipe.plots import run_plots, sweep_plot
 
-        for run in runs:
-            images[run.name] = {k: base64.b64encode(v).decode("ascii") for k, v in run_plots(run).items()}
+        for i, run in enumerate(runs):  # by position: runs of a sweep may share an output name
+            images[str(i)] = {k: base64.b64encode(v).decode("ascii") for k, v in run_plots(run).items()}
         if isinstance(rep, SweepReport):
             images["__sweep__"] = {k: base64.b64encode(v).decode("ascii") for k, v in sweep_plot(rep).items()}
     data = report_to_dict(rep)

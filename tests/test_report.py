@@ -466,8 +466,8 @@ def test_html_sweep_and_no_plots(runs: Path, tmp_path: Path) -> None:
         shutil.copytree(runs / name, tmp_path / "sweep" / name)
     rep = build_report(tmp_path / "sweep", with_lr=True)
     c = check_self_contained(render_html(rep))
-    assert sum(1 for _, k, _ in c.refs if k == "src") >= 3
-    assert ("a", "href", "#run-testchar-1-B") in c.refs
+    assert sum(1 for _, k, _ in c.refs if k == "src") == 4 + 4 + 1  # each run's four plots and the sweep's
+    assert [v for t, k, v in c.refs if t == "a"] == ["#run-0", "#run-1"]  # by position: both are testchar-1-B
     bare = check_self_contained(render_html(report_run(runs / "interrupted"), plots=False))
     assert not [r for r in bare.refs if r[1] == "src"]
     assert "did not finish: 7 steps logged" in " ".join(" ".join(bare.text).split())
