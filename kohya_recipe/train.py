@@ -122,10 +122,9 @@ class RunRecord:
         return None if self.outcome in (SUCCESS, DRY_RUN) else self.message
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.data) if self.data else {
-            "project": str(self.project), "outcome": self.outcome, "message": self.message,
-            "command": self.command.to_dict(), "command_line": self.command.shell(),
-        }  # fmt: skip
+        """The record as written to ``runs/<timestamp>.json`` (plus ``record``: that file's path), or the plan of
+        a dry run."""
+        return dict(self.data)
 
 
 def _rel(path: Path, root: Path) -> str:
