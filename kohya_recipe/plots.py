@@ -218,11 +218,11 @@ def sweep_plot(rep: SweepReport) -> dict[str, bytes]:
     fig = _figure(4.0)
     ax = fig.add_subplot()
     drawn = False
-    for run in rep.runs:
+    for name, run in zip(rep.names, rep.runs, strict=True):
         rows = [r for r in run.ranking.rows if r.metric is not None]
         if rows:
             ax.plot([r.epoch for r in rows], [r.metric for r in rows], marker="o", linewidth=1.2,
-                    label=f"{run.name} ({run.ranking.metric})")
+                    label=f"{name} ({run.ranking.metric})")
             drawn = True
     if not drawn:
         return {}
@@ -244,8 +244,8 @@ def write_plots(rep: RunReport | SweepReport, out_dir: str | Path) -> list[Path]
         if isinstance(rep, SweepReport):
             for name, data in sweep_plot(rep).items():
                 written.append(_write(out / f"{name}.png", data))
-            for run in rep.runs:
-                sub = out / run.name
+            for run_name, run in zip(rep.names, rep.runs, strict=True):
+                sub = out / run_name
                 sub.mkdir(exist_ok=True)
                 written.extend(_write(sub / f"{name}.png", data) for name, data in run_plots(run).items())
         else:

@@ -550,8 +550,12 @@ def _check_scalars(log: LogDir, source: RunSource) -> None:
 
 @dataclass
 class SweepReport:
+    """The runs of a sweep. ``names`` (parallel to ``runs``) are unique: the manifest's run names or the run
+    folders' names — output names may repeat when a folder holds re-runs of one recipe."""
+
     root: Path
     runs: list[RunReport]
+    names: list[str]
     failed: list[tuple[str, str]]
     settings: dict[str, dict[str, Any]]  # run name -> the settings that differ between runs
     warnings: list[str]
@@ -559,12 +563,13 @@ class SweepReport:
     def comparison(self) -> list[dict[str, Any]]:
         metrics = {r.ranking.metric for r in self.runs}
         rows = []
-        for run in self.runs:
+        for name, run in zip(self.names, self.runs, strict=True):
             best = run.ranking.best
             top = min(best, key=lambda r: (r.metric, r.epoch)) if best else None
             final = next((p for p in run.picks if any(x.startswith(("final", "last")) for x in p.reasons)), None)
             rows.append({
-                "run": run.name,
+                "run": name,
+                "output_name": run.name,
                 "path": str(run.source.root),
                 "metric": run.ranking.metric,
                 "best_epochs": [r.epoch for r in best],
@@ -575,7 +580,7 @@ class SweepReport:
                 "final_rank": final.row.rank if final and final.row else None,
                 "epochs_logged": sum(1 for r in run.ranking.rows if r.logged),
                 "finished": run.finished,
-                "settings": self.settings.get(run.name, {}),
+                "settings": self.settings.get(name, {}),
                 "warnings": len(run.warnings),
             })
         if len(metrics) == 1 and "none" not in metrics:
@@ -615,17 +620,17 @@ def find_sweep_runs(path: Path) -> list[tuple[str, Path]] | None:
     return [(p.name, p) for p in subs] or None
 
 
-def _sweep_settings(path: Path, runs: list[RunReport]) -> dict[str, dict[str, Any]]:
+def _sweep_settings(path: Path, runs: list[RunReport], names: list[str]) -> dict[str, dict[str, Any]]:
     manifest = path / SWEEP_FILE
     if manifest.is_file():
         data = _read_toml(manifest)
         declared = {str(r.get("name")): dict(r.get("settings") or {}) for r in data.get("runs", [])
                     if isinstance(r, dict)}
         if any(declared.values()):
-            return {run.name: declared.get(run.name, {}) for run in runs}
+            return {name: declared.get(name, {}) for name in names}
     keys = [k for k in SETTING_KEYS if k != "output_name"]
     differ = [k for k in keys if len({json.dumps(run.settings.get(k), sort_keys=True) for run in runs}) > 1]
-    return {run.name: {k: run.settings.get(k) for k in differ} for run in runs}
+    return {name: {k: run.settings.get(k) for k in differ} for name, run in zip(names, runs, strict=True)}
 
 
 def report_sweep(path: str | Path, *, progress: Any = None, **kwargs: Any) -> SweepReport:
@@ -637,6 +642,7 @@ def report_sweep(path: str | Path, *, progress: Any = None, **kwargs: Any) -> Sw
     if not runs_found:
         raise ReportError("not a sweep folder (no sweep.toml and no run folders in it)", source=str(path))
     runs: list[RunReport] = []
+    names: list[str] = []
     failed: list[tuple[str, str]] = []
     warnings: list[str] = []
     items = progress(runs_found) if progress is not None else runs_found
@@ -649,11 +655,12 @@ def report_sweep(path: str | Path, *, progress: Any = None, **kwargs: Any) -> Sw
         if rep.source.output_name is None:
             rep.source.output_name = name
         runs.append(rep)
+        names.append(name)
     if not runs:
         raise ReportError(f"no run of the sweep could be read: {failed[0][1]}" if failed else "no runs",
                           source=str(path))
-    return SweepReport(root=path, runs=runs, failed=failed, settings=_sweep_settings(path, runs),
-                       warnings=warnings)
+    return SweepReport(root=path, runs=runs, names=names, failed=failed,
+                       settings=_sweep_settings(path, runs, names), warnings=warnings)
 
 
 def build_report(path: str | Path, **kwargs: Any) -> RunReport | SweepReport:

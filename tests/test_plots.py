@@ -88,7 +88,7 @@ def test_write_plots_for_a_sweep(runs: Path, tmp_path: Path) -> None:
     written = write_plots(rep, tmp_path / "plots")
     rel = sorted(p.relative_to(tmp_path / "plots").as_posix() for p in written)
     assert "sweep_epochs.png" in rel
-    assert "testchar-1-A/loss_steps.png" in rel and "testchar-1-B/validation.png" in rel
+    assert "article-mini/loss_steps.png" in rel and "validation/validation.png" in rel  # one folder per run
     assert all(p.read_bytes().startswith(PNG) for p in written)
 
 

@@ -351,8 +351,10 @@ def test_sweep_of_fixture_runs(runs: Path, tmp_path: Path) -> None:
     rep = build_report(tmp_path / "sweep")
     assert isinstance(rep, SweepReport) and [r.name for r in rep.runs] == ["testchar-1-A", "testchar-1-A",
                                                                            "testchar-1-B"]
+    assert rep.names == ["article-mini", "interrupted", "validation"]  # unique, though two share an output name
     rows = rep.comparison()
     assert [r["metric"] for r in rows] == ["train", "train", "validation"]
+    assert [r["settings"].get("num_epochs") for r in rows] == [4, 20, 3]
     assert all(r["sweep_rank"] is None for r in rows)  # training and validation losses are not comparable
     data = report_to_dict(rep)
     assert data["kind"] == "sweep" and len(data["runs"]) == 3
