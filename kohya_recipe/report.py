@@ -865,6 +865,11 @@ def copy_picks(rep: RunReport | SweepReport, dest: str | Path, *, force: bool = 
             if p.checkpoint is not None]
     if not todo:
         raise ReportError("no picked epoch has a checkpoint file to copy")
+    sources: dict[Path, Path] = {}
+    for src, target in todo:
+        if sources.setdefault(target, src) != src:
+            raise ReportError(f"two picks have the same file name ({sources[target]} and {src}); copy those runs "
+                              "one at a time", source=str(target))
     plan: list[tuple[Path, Path, str]] = []
     for src, target in dict.fromkeys(todo):
         if target.exists():

@@ -414,6 +414,15 @@ def test_copy_picks(runs: Path, tmp_path: Path) -> None:
     assert sorted(p.name for p in dest.iterdir()) == ["testchar-1-A-000001.safetensors", "testchar-1-A.safetensors"]
 
 
+def test_copy_refuses_two_picks_with_one_name(runs: Path, tmp_path: Path) -> None:
+    for name in ("article-mini", "interrupted"):  # both hold testchar-1-A-000001.safetensors, the best epoch
+        shutil.copytree(runs / name, tmp_path / "sweep" / name)
+    rep = build_report(tmp_path / "sweep")
+    with pytest.raises(ReportError, match="two picks have the same file name"):
+        copy_picks(rep, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 def test_copy_without_files(runs: Path, tmp_path: Path) -> None:
     shutil.copytree(runs / "article-mini" / "log", tmp_path / "logs")
     with pytest.raises(ReportError, match="no picked epoch has a checkpoint file to copy"):
