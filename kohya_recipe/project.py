@@ -317,8 +317,12 @@ def render_project(
             continue
         assert item.data is not None
         current = sha256_file(target)
-        if current == sha256_bytes(item.data) or (item.rel == RESOLVED_RECIPE and _same_recipe_file(target, recipe)):
+        if current == sha256_bytes(item.data):
             result.unchanged.append(item.rel)
+        elif item.rel == RESOLVED_RECIPE and _same_recipe_file(target, recipe):
+            # The user's own edit of the resolved recipe is the source we render from: keep it, and own it.
+            result.unchanged.append(item.rel)
+            manifest[item.rel] = current
         elif manifest.get(item.rel) == current or force:
             todo.append(item)  # ours and untouched since, or the user said --force
         else:

@@ -722,9 +722,13 @@ def recipe_from_dict(data: dict[str, Any], *, source: str = "recipe") -> Recipe:
         raise _format_validation_error(exc, source) from None
     check_extra(recipe, source=source)
     if recipe.gui:
+        from kohya_recipe.errors import GuiConfigError
         from kohya_recipe.gui_render import check_gui_passthrough
 
-        check_gui_passthrough(recipe.gui, source=source)
+        try:
+            check_gui_passthrough(recipe.gui, source=source)
+        except GuiConfigError as exc:  # a bad [gui] table is a mistake in the recipe file
+            raise RecipeError(exc.message, source=exc.source, field=exc.field) from None
     return recipe
 
 
