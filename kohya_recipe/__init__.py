@@ -5,7 +5,10 @@ The library works without the CLI. The verbs are exported here and imported on f
 
     import kohya_recipe as kr
     recipe = kr.load_recipe("recipe.toml")
-    result = kr.build_project("my-images", "CharacterAI", recipe)
+    result = kr.build_project("my-images", "CharacterAI", recipe)   # layout, configs, step plan
+    findings = kr.check_dataset("CharacterAI")                       # dataset doctor
+    record = kr.train_project("CharacterAI", sd_scripts="~/sd-scripts")
+    report = kr.build_report("CharacterAI")                          # ranked epochs, picks
 """
 
 from __future__ import annotations
@@ -31,6 +34,38 @@ _EXPORTS = {
     "build_project": "kohya_recipe.project",
     "load_project": "kohya_recipe.project",
     "plan_project": "kohya_recipe.project",
+    "plan_recipe": "kohya_recipe.project",
+    "make_plan": "kohya_recipe.plan",
+    "format_plan": "kohya_recipe.plan",
+    "import_gui_json": "kohya_recipe.gui_import",
+    "recipe_to_gui_json": "kohya_recipe.gui_render",
+    "recipe_to_gui_preset": "kohya_recipe.gui_render",
+    "write_gui_json": "kohya_recipe.gui_render",
+    "validate_gui_values": "kohya_recipe.gui_fields",
+    "check_dataset": "kohya_recipe.dataset_check",
+    "load_rules": "kohya_recipe.dataset_check",
+    "init_captions": "kohya_recipe.captions",
+    "add_tags": "kohya_recipe.captions",
+    "remove_tags": "kohya_recipe.captions",
+    "set_caption": "kohya_recipe.captions",
+    "tag_stats": "kohya_recipe.captions",
+    "train_project": "kohya_recipe.train",
+    "find_resume_state": "kohya_recipe.train",
+    "build_launch": "kohya_recipe.launch",
+    "doctor": "kohya_recipe.sdscripts_doctor",
+    "expand_grid": "kohya_recipe.sweep",
+    "write_sweep": "kohya_recipe.sweep",
+    "load_sweep": "kohya_recipe.sweep",
+    "add_to_queue": "kohya_recipe.queue",
+    "list_queue": "kohya_recipe.queue",
+    "remove_from_queue": "kohya_recipe.queue",
+    "run_queue": "kohya_recipe.queue",
+    "read_log_dir": "kohya_recipe.events",
+    "epoch_ranking": "kohya_recipe.ranking",
+    "scan_checkpoints": "kohya_recipe.checkpoints",
+    "read_metadata": "kohya_recipe.safetensors_meta",
+    "build_report": "kohya_recipe.report",
+    "render_html": "kohya_recipe.report",
     "KohyaRecipeError": "kohya_recipe.errors",
     "ExitCode": "kohya_recipe.errors",
 }
