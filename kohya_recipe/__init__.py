@@ -27,9 +27,10 @@ _EXPORTS = {
     "recipe_warnings": "kohya_recipe.recipe",
     "list_presets": "kohya_recipe.presets",
     "load_preset": "kohya_recipe.presets",
-    "render_config": "kohya_recipe.render_config",
-    "render_dataset": "kohya_recipe.render_dataset",
-    "render_prompts": "kohya_recipe.render_prompts",
+    # (not render_config/render_dataset/render_prompts: importing a submodule sets the package attribute of the
+    # same name to the module, which would shadow a lazily exported function)
+    "config_toml": "kohya_recipe.render_config",
+    "dataset_toml": "kohya_recipe.render_dataset",
     "render_project": "kohya_recipe.project",
     "build_project": "kohya_recipe.project",
     "load_project": "kohya_recipe.project",
