@@ -24,8 +24,6 @@ import functools
 import glob
 import os
 import re
-import stat
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -276,29 +274,12 @@ def dataset_folders(path: str | Path, extension: str | None = None) -> tuple[lis
 def write_atomic(path: Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``.
 
-    A symlinked caption is edited where it points (the link stays a link). The file keeps its permissions;
-    a new file gets the usual ``0o666 & ~umask``. On any failure the temporary file is removed and the
-    original is untouched. Returns the path actually written.
+    A symlinked caption is edited where it points (the link stays a link); the file keeps its permissions; on
+    any failure the original is untouched. Returns the path actually written.
     """
-    target = Path(os.path.realpath(path)) if Path(path).is_symlink() else Path(path)
-    try:
-        mode = stat.S_IMODE(target.stat().st_mode)
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        Path(tmp).chmod(mode)
-        Path(tmp).replace(target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    from kohya_recipe.fsutil import atomic_write_bytes
+
+    return atomic_write_bytes(Path(path), data)
 
 
 @dataclass

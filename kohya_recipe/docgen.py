@@ -659,6 +659,8 @@ def stale_files(root: Path = REPO_ROOT) -> list[Path]:
 
 
 def write_all(root: Path = REPO_ROOT) -> list[Path]:
+    from kohya_recipe.fsutil import atomic_write_text
+
     """Write the generated docs under ``root``; return the ones that changed."""
     changed = []
     for rel, text in render_all().items():
@@ -666,9 +668,7 @@ def write_all(root: Path = REPO_ROOT) -> list[Path]:
         if path.is_file() and path.read_text(encoding="utf-8") == text:
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8", newline="\n")
-        tmp.replace(path)
+        atomic_write_text(path, text)
         changed.append(rel)
     return changed
 

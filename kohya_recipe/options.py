@@ -111,3 +111,15 @@ def check_config(flat: dict[str, Any], *, sdxl: bool = False, source: str = "con
     """Check every key of a flat sd-scripts config against the spec."""
     for key, value in flat.items():
         check_option(key, value, sdxl=sdxl, source=source)
+
+
+def flatten_config(sections: dict[str, Any]) -> dict[str, Any]:
+    """What sd-scripts makes of a ``--config_file``: every section's keys lifted to the top, later sections
+    winning (train_util.read_config_from_file, reference/sd_scripts.md §3)."""
+    flat: dict[str, Any] = {}
+    for key, value in sections.items():
+        if isinstance(value, dict):
+            flat.update(value)
+        else:
+            flat[key] = value
+    return flat

@@ -100,17 +100,6 @@ def render_config(recipe: Recipe) -> dict[str, dict[str, Any]]:
     return {name: dict(sorted(body.items())) for name, body in sections.items() if body}
 
 
-def flatten_config(sections: dict[str, Any]) -> dict[str, Any]:
-    """What sd-scripts makes of the file: every section's keys lifted to the top (later sections win)."""
-    flat: dict[str, Any] = {}
-    for key, value in sections.items():
-        if isinstance(value, dict):
-            flat.update(value)
-        else:
-            flat[key] = value
-    return flat
-
-
 def config_toml(recipe: Recipe) -> str:
     import tomli_w
 

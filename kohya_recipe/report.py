@@ -120,17 +120,6 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ReportError(f"cannot read: {exc}", source=str(path)) from None
 
 
-def _flatten(config: dict[str, Any]) -> dict[str, Any]:
-    # sd-scripts flattens the sections of --config_file (train_util.read_config_from_file): keys are unique.
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            flat.update(value)
-        else:
-            flat[key] = value
-    return flat
-
-
 def parse_prompt_line(line: str) -> SamplePrompt:
     """One sd-scripts sample-prompt line: ``prompt --n negative --w 512 --h 512 --s 30 --l 7 --d 42``.
 
@@ -250,7 +239,9 @@ def _locate_root(root: Path) -> RunSource:
     flat: dict[str, Any] = {}
     if (root / CONFIG_FILE).is_file():
         try:
-            flat = _flatten(_read_toml(root / CONFIG_FILE))
+            from kohya_recipe.options import flatten_config
+
+            flat = flatten_config(_read_toml(root / CONFIG_FILE))
         except ReportError as exc:
             warnings.append(f"{exc}; using the default layout (log/, model/)")
     # The trainer runs with cwd = the project (kohya-recipe) or the run folder, so relative paths start there.
@@ -843,16 +834,6 @@ def format_report(rep: RunReport | SweepReport) -> str:
     return format_sweep(rep) if isinstance(rep, SweepReport) else format_run(rep)
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def copy_picks(rep: RunReport | SweepReport, dest: str | Path, *, force: bool = False) -> list[tuple[Path, str]]:
     """Copy each pick's checkpoint into ``dest``; returns ``(target, "copied"|"same"|"replaced")``.
 
@@ -873,7 +854,9 @@ def copy_picks(rep: RunReport | SweepReport, dest: str | Path, *, force: bool = 
     plan: list[tuple[Path, Path, str]] = []
     for src, target in dict.fromkeys(todo):
         if target.exists():
-            if target.stat().st_size == src.stat().st_size and _sha256(target) == _sha256(src):
+            from kohya_recipe.fsutil import sha256_file
+
+            if target.stat().st_size == src.stat().st_size and sha256_file(target) == sha256_file(src):
                 plan.append((src, target, "same"))
                 continue
             if not force:

@@ -31,11 +31,11 @@ from kohya_recipe.gui_translate import (
     gui_script,
     gui_to_toml,
 )
-from kohya_recipe.options import option_specs
+from kohya_recipe.options import flatten_config, option_specs
 from kohya_recipe.presets import load_preset
 from kohya_recipe.project import render_project
 from kohya_recipe.recipe import Recipe, SamplePrompt, recipe_from_dict
-from kohya_recipe.render_config import flatten_config, render_config
+from kohya_recipe.render_config import render_config
 from kohya_recipe.render_dataset import render_dataset
 
 if sys.version_info >= (3, 11):

@@ -189,7 +189,6 @@ def test_fuzz_toml_reader_only_raises_recipe_errors(tmp_path_factory, blob: byte
 def test_every_optional_field_defaults_to_none_so_toml_round_trips() -> None:
     # TOML has no null: recipe_to_toml drops None, so an optional field must default to None or a saved
     # "unset" would reload as something else.
-    import types
     import typing
 
     from pydantic import BaseModel
@@ -200,7 +199,7 @@ def test_every_optional_field_defaults_to_none_so_toml_round_trips() -> None:
             args = typing.get_args(ann)
             if isinstance(ann, type) and issubclass(ann, BaseModel):
                 walk(ann, f"{prefix}{name}.")
-            elif type(None) in args or isinstance(ann, types.UnionType) and type(None) in args:
+            elif type(None) in args:
                 assert info.default is None, f"{prefix}{name} is optional but defaults to {info.default!r}"
 
     walk(Recipe, "")

@@ -8,8 +8,8 @@ import toml
 import tomllib
 
 from kohya_recipe.errors import RecipeError
-from kohya_recipe.options import check_config, check_option, option_specs
-from kohya_recipe.render_config import config_toml, config_values, flatten_config, render_config
+from kohya_recipe.options import check_config, check_option, flatten_config, option_specs
+from kohya_recipe.render_config import config_toml, config_values, render_config
 from tests._project_util import article_recipe
 
 
