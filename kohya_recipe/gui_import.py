@@ -236,9 +236,18 @@ def migrate_gui_values(data: dict[str, Any], source: str = "gui.json") -> tuple[
             repairs.append("use_wandb: \"True\" is now log_with = 'wandb'")
         else:
             repairs.append(f"use_wandb: legacy key ({describe(value)}) dropped, as the GUI does")
-    if d.get("lora_network_weights"):
-        d["network_weights"] = d.pop("lora_network_weights")
-        repairs.append("lora_network_weights: renamed to network_weights")
+    if d.get("lora_network_weights") is not None:
+        # common_gui.py update_my_data renames the key whenever it holds a value, "" included, and the legacy
+        # value replaces a network_weights the same file may also have.
+        legacy = d.pop("lora_network_weights")
+        replaced = d.get("network_weights")
+        d["network_weights"] = legacy
+        if replaced is not None and replaced != legacy:
+            repairs.append(
+                f"lora_network_weights: renamed to network_weights, replacing its {describe(replaced)} as the GUI does"
+            )
+        else:
+            repairs.append("lora_network_weights: renamed to network_weights")
     # Gradio's postprocess, field by field.
     fields = gui_fields()
     for key, value in list(d.items()):
@@ -755,10 +764,10 @@ def import_gui_values(data: dict[str, Any], source: str = "gui.json", *, base_di
     importer = _Importer(data, source, base_dir)
     recipe = importer.build()
     fields = gui_fields()
-    # Legacy keys a load-time repair used up are reported as repairs; an empty lora_network_weights is not
-    # used by the GUI (it only renames a non-empty one), so it stays unknown.
+    # Legacy keys a load-time repair used up are reported as repairs, not as unknown (a null
+    # lora_network_weights is skipped by the GUI's rename, so it stays unknown).
     consumed = {"use_8bit_adam", "use_wandb"} | (
-        {"lora_network_weights"} if data.get("lora_network_weights") else set()
+        {"lora_network_weights"} if data.get("lora_network_weights") is not None else set()
     )
     unknown = sorted(k for k in data if k not in fields and k not in IGNORED_KNOWN_KEYS and k not in consumed)
     warnings = importer.warnings + [w for w in recipe_warnings(recipe) if w not in importer.warnings]

@@ -101,7 +101,9 @@ def test_legacy_preset_repairs_and_unknown_keys() -> None:
     assert 'seed: "1234" read as 1234' in result.repairs
     assert 'lr_scheduler_num_cycles: "" is not a whole number: the GUI uses 1' in result.repairs
     assert "xformers: true is now 'xformers'" in result.repairs
-    assert result.unknown_keys == ["conv_alphas", "conv_dims", "lora_network_weights", "no_token_padding"]
+    # The GUI renames lora_network_weights even when it is "" (update_my_data): a repair, not an unknown key.
+    assert result.unknown_keys == ["conv_alphas", "conv_dims", "no_token_padding"]
+    assert "lora_network_weights: renamed to network_weights" in result.repairs
     r = result.recipe
     assert (r.optimizer.learning_rate, r.optimizer.text_encoder_lr, r.optimizer.unet_lr) == (1e-4, 5e-5, None)
     assert r.training.resolution == (512, 650) and r.training.enable_bucket is False
@@ -193,6 +195,16 @@ def test_repairs_the_gui_makes_on_load(tmp_path: Path) -> None:
     assert result.unknown_keys == []
 
 
+def test_legacy_network_weights_key_is_renamed_even_when_empty(tmp_path: Path) -> None:
+    # kohya_gui/common_gui.py update_my_data: `if value is not None: my_data["network_weights"] = value`, so an
+    # empty legacy key clears network_weights too, and a legacy value wins over a network_weights beside it.
+    result = import_gui_json(_write(tmp_path, {"lora_network_weights": "", "network_weights": "x.safetensors"}))
+    assert result.recipe.network.weights is None and result.unknown_keys == []
+    assert 'lora_network_weights: renamed to network_weights, replacing its "x.safetensors"' in "\n".join(result.repairs)
+    result = import_gui_json(_write(tmp_path, {"lora_network_weights": None, "network_weights": "x.safetensors"}))
+    assert result.recipe.network.weights == "x.safetensors" and result.unknown_keys == ["lora_network_weights"]
+
+
 def test_windows_paths_are_kept_as_given(tmp_path: Path) -> None:
     data = _load(RESAVED)
     data.update(train_data_dir=r"C:\lora\img", output_dir=r"D:\out\model", logging_dir=r"D:\out\log",
@@ -266,7 +278,7 @@ def test_cli_import_writes_the_recipe_and_reports(tmp_path: Path) -> None:
     assert f"Wrote {out} from {src}" in res.stdout
     assert 'seed: "1234" read as 1234' in res.stderr
     assert (
-        "Unknown keys (the GUI ignores them): conv_alphas, conv_dims, lora_network_weights, no_token_padding"
+        "Unknown keys (the GUI ignores them): conv_alphas, conv_dims, no_token_padding"
         in res.stderr
     )
     assert "Warning: mem_eff_attn:" in res.stderr
@@ -297,7 +309,8 @@ def test_cli_import_json_and_stdout(tmp_path: Path) -> None:
     res = CliRunner().invoke(cli, ["import", str(DATA / "locon-Adafactor.json"), "--json"])
     assert res.exit_code == 0
     data = json.loads(res.stdout)
-    assert data["unknown_keys"] == ["lora_network_weights"] and data["written"] is None
+    assert data["unknown_keys"] == [] and data["written"] is None
+    assert "lora_network_weights: renamed to network_weights" in data["repairs"]
     assert data["recipe"]["network"]["args"][:2] == ["conv_dim=16", "conv_alpha=8"]
     res = CliRunner().invoke(cli, ["import", str(RESAVED)])
     assert res.exit_code == 0 and res.stdout.startswith("# Imported by kohya-recipe")
