@@ -210,6 +210,23 @@ def test_every_command_has_help_with_examples(args: list[str]) -> None:
     assert result.exit_code == 0 and "Examples:" in result.output
 
 
+def test_caption_help_lists_every_subcommand_with_its_whole_summary() -> None:
+    # click cuts a docstring's summary at the first ". " ("e.g. ...") or at the line width with "...":
+    # each subcommand carries a short_help that fits an 80-column listing whole.
+    from kohya_recipe.cli.dataset import caption_group
+
+    result = CliRunner().invoke(cli, ["caption", "--help"], terminal_width=80)
+    assert result.exit_code == 0
+    listing = result.output.split("Commands:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert [line.split()[0] for line in listing] == ["add", "init", "remove", "set", "show"]
+    for line in listing:
+        name, summary = line.split(maxsplit=1)
+        command = caption_group.commands[name]
+        assert command.short_help and summary == command.short_help, line
+        assert not summary.endswith("...") and summary.endswith(".")
+    assert "Remove tags or tag globs ('* eyes') from matched captions." in result.output
+
+
 class _Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True

@@ -183,6 +183,7 @@ def caption_group() -> None:
 
 @caption_group.command(
     "init",
+    short_help="Write the base caption for images that have none.",
     epilog="""\b
 Examples:
   kohya-recipe caption init ./my-images --base "1girl, CharacterAI, dark skin, braided hair, 3D render"
@@ -227,6 +228,7 @@ _where = click.option(
 
 @caption_group.command(
     "add",
+    short_help="Add tags to matched captions (order and style kept).",
     epilog="""\b
 Examples:
   kohya-recipe caption add "from behind" --match "back_*.png" --dir "img/10_CharacterAI woman"
@@ -261,6 +263,7 @@ def caption_add_cmd(
 
 @caption_group.command(
     "remove",
+    short_help="Remove tags or tag globs ('* eyes') from matched captions.",
     epilog="""\b
 Examples:
   kohya-recipe caption remove earrings --match "back_*.png" --dir "img/10_CharacterAI woman"
@@ -291,6 +294,7 @@ def caption_remove_cmd(
 
 @caption_group.command(
     "set",
+    short_help="Set the caption of one image or caption file.",
     epilog="""\b
 Examples:
   kohya-recipe caption set img/10_CharacterAI\\ woman/07.png "1girl, CharacterAI, from side"
@@ -312,6 +316,7 @@ def caption_set_cmd(file: Path, caption: str, force: bool, extension: str | None
 
 @caption_group.command(
     "show",
+    short_help="Show the tag frequency table of a dataset.",
     epilog="""\b
 Examples:
   kohya-recipe caption show ./CharacterAI
