@@ -217,6 +217,8 @@ def load_rules(path: str | Path) -> Rules:
                 elif item < 0:
                     raise DatasetError("must be >= 0", source=src, field=f"{section}.{key}")
                 changes[name] = item
+        elif section in _RULE_KEYS:
+            raise DatasetError(f"write it as a [{section}] table of keys", source=src, field=section)
         else:
             known = ", ".join([*_RULE_KEYS, "shot", "contradiction"])
             raise DatasetError(f"unknown section (known: {known})", source=src, field=section)
@@ -689,7 +691,7 @@ def detect_layout(path: str | Path) -> Layout:
                     [(".", "images next to the N_name folders")],
                 )
             )
-        layout = Layout("train_data_dir", root, root, subsets, None, findings)
+        layout = Layout("train_data_dir", root, root, subsets, _enclosing_recipe(root), findings)
     elif own_repeats is not None and direct_images:
         findings.append(
             Finding(
@@ -702,7 +704,7 @@ def detect_layout(path: str | Path) -> Layout:
             )
         )
         subset = Subset(root, root.name, own_repeats, own_tokens, trained=own_repeats >= 1)
-        layout = Layout("subset", root, root.parent, [subset], None, findings)
+        layout = Layout("subset", root, root.parent, [subset], _enclosing_recipe(root), findings)
     elif subdirs and not direct_images and any(_has_images(d) for d in subdirs):
         # Folders of images, none with a repeats prefix: exactly sd-scripts' "No data found" case.
         subsets = _folder_subsets(root, root, is_reg=False, findings=findings)
@@ -720,6 +722,20 @@ def detect_layout(path: str | Path) -> Layout:
         layout = Layout("images", root, None, [Subset(root, root.name)], None, findings)
     _common_layout_findings(layout)
     return layout
+
+
+def _enclosing_recipe(root: Path) -> Path | None:
+    """The ``resolved-recipe.toml`` of the project whose ``img/`` folder (or ``img/N_name`` folder) ``root`` is.
+
+    ``check PROJECT/img`` must judge the images by the project's own settings (caption extension, resolution,
+    trigger), as ``check PROJECT`` does, not by the article's defaults.
+    """
+    here = root.resolve()
+    for project in (here.parent, here.parent.parent):
+        candidate = project / RESOLVED_RECIPE
+        if (here == project / "img" or here.parent == project / "img") and candidate.is_file():
+            return candidate
+    return None
 
 
 def _common_layout_findings(layout: Layout) -> None:

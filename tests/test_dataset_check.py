@@ -178,6 +178,34 @@ def test_project_layout_uses_dataset_toml_and_resolved_recipe(tmp_path: Path) ->
     assert all(rec.bucket.bucket == (64, 64) and not rec.bucket.upscaled for rec in result.images)
 
 
+def test_img_folder_of_a_project_uses_the_projects_recipe(tmp_path: Path) -> None:
+    # `check PROJECT/img` (or one N_name folder in it) judges by the project's resolved recipe, like
+    # `check PROJECT`: here its .caption extension, which the article's defaults (.txt) would call missing.
+    from kohya_recipe.project import build_project
+
+    src = tmp_path / "src"
+    dataset(src, 3, size=(64, 64), caption="1girl, Zed", ext=".caption")
+    r = recipe_from_dict(
+        {
+            "subject": {"trigger": "Zed", "class_token": "woman"},
+            "dataset": {"caption_extension": ".caption"},
+            "training": {"resolution": [64, 64], "min_bucket_reso": 64},
+        },
+        source="test",
+    )
+    build_project(src, tmp_path / "proj", r)
+    recipe_file = tmp_path / "proj" / "resolved-recipe.toml"
+    for folder in (tmp_path / "proj" / "img", tmp_path / "proj" / "img" / "10_Zed woman"):
+        result = check_dataset(folder, rules=SMALL)
+        assert result.layout.recipe_file == recipe_file.resolve()
+        assert result.settings.caption_extension == ".caption" and result.settings.resolution == (64, 64)
+        assert all(rec.caption_status == "ok" for rec in result.images) and result.ok
+    # A train_data_dir outside any project keeps the article's defaults.
+    plain = train_dir(tmp_path / "plain")
+    assert detect_layout(plain).recipe_file is None
+    assert check_dataset(plain, rules=SMALL).settings.caption_extension == ".txt"
+
+
 def test_missing_folder_is_an_error_not_a_finding(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="folder not found"):
         check_dataset(tmp_path / "nope")
@@ -597,6 +625,7 @@ severity = "error"
         ("[count]\nmin = 'x'\n", r"count\.min: wrong type str"),
         ("[aspect]\ngeneration = [640]\n", r"aspect\.generation: must be \[width, height\]"),
         ("[colour]\nx = 1\n", r"colour: unknown section"),
+        ("count = 30\n", r"count: write it as a \[count\] table"),
         ("[[shot]]\nname = 'x'\n", r"shot\[0\]\.tags: required key missing"),
         ("[[contradiction]]\nwhen = 'a'\nforbid = []\n", r"contradiction\[0\]\.forbid: must be a tag"),
         ("[[contradiction]]\nwhen='a'\nforbid='b'\nseverity='fatal'\n", r"severity: must be one of"),
