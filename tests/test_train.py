@@ -11,14 +11,16 @@ import importlib.util
 import io
 import json
 import os
+import re
 import signal
+import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from _train_util import FAKE_SD_SCRIPTS, fake_env, make_project
+from _train_util import FAKE_SD_SCRIPTS, FAKE_SITE, KNOBS, fake_env, make_project, png
 from click.testing import CliRunner
 
 from kohya_recipe.cli import main
@@ -124,6 +126,71 @@ def test_fake_trainer_matches_the_real_files(tmp_path: Path, monkeypatch: pytest
     assert fake_events.warnings == [] and fake_events.skipped_records == 0
     assert list(fake_events.scalars["loss/epoch_average"].steps) == [1, 2, 3]
     assert list(fake_events.scalars["loss/current"].steps) == list(range(1, 13))
+
+
+# the image folder of each real run (the fixtures' PNGs are 128x160 / 128x128; the fake reads only names)
+FIDELITY_RUNS = {"article-mini": "img/2_testchar woman", "no-data": "img/testchar woman",
+                 "bad-dataset-config": "img/train", "validation": "img/train"}  # fmt: skip
+_STAMP = re.compile(rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ")
+_TIMING = re.compile(rb"\[\d\d:\d\d<[^\]]*\]")
+
+
+def _segments(raw: bytes) -> list[bytes]:
+    """stderr as the lines a terminal shows, minus what differs run to run: rich's time column (blank when the
+    second did not change), tqdm's [elapsed<remaining, rate, postfix] and trailing padding, and where a log
+    record happens to be glued to a bar without a newline."""
+    raw = _STAMP.sub(b" " * 20, raw)
+    raw = _TIMING.sub(b"[T]", raw)
+    raw = re.sub(rb" +(\x1b\[A)", rb"\1", raw)  # tqdm pads a shorter line before a nested bar's cursor-up
+    raw = re.sub(rb"(\[T\](?:\x1b\[A)*) *(?=\S| {20})", rb"\1\n", raw)
+    return [seg.rstrip() for seg in re.split(rb"[\r\n]", raw) if seg.strip()]
+
+
+def _traceback_frame(seg: bytes) -> bool:
+    # frames name files and line numbers of the real torch/voluptuous stack; the fake's stack is its own
+    return seg.startswith(b'  File "') or re.match(rb" {4}\S", seg) is not None
+
+
+@pytest.mark.parametrize("run", sorted(FIDELITY_RUNS))
+def test_fake_trainer_prints_what_the_real_one_printed(run: str, tmp_path: Path) -> None:
+    """The fake, launched like the real runs (`accelerate launch ... --config_file config.toml` in the run folder
+    at 160 columns), with the real runs' config.toml / dataset.toml / prompt.txt (tests/data/trainer/<run>/,
+    copied from ../shared/fixtures/sd-scripts-runs/<run>/): the same exit code, stdout byte for byte, and every
+    stderr line it prints is a line the real trainer printed (the real one prints more: model loading, bucket
+    details) — including the records a wrapper acts on."""
+    src = DATA / run
+    work = tmp_path / run
+    work.mkdir()
+    for name in ("config.toml", "dataset.toml", "prompt.txt"):
+        if (src / name).is_file():
+            (work / name).write_bytes((src / name).read_bytes())
+    images = work / FIDELITY_RUNS[run]
+    images.mkdir(parents=True)
+    for i, (w, h) in enumerate([(128, 160), (128, 160), (128, 128), (128, 128), (128, 160), (128, 128)]):
+        (images / f"img{i:02d}.png").write_bytes(png(w, h))
+        (images / f"img{i:02d}.txt").write_text("1girl, testchar, braided hair, 3D render", encoding="utf-8")
+    (work / "models" / "sd15-random").mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if k not in KNOBS}
+    env.update({"COLUMNS": "160", "PYTHONPATH": str(FAKE_SITE), "PYTHONUNBUFFERED": "1"})
+    argv = [sys.executable, "-m", "accelerate.commands.launch", "--num_cpu_threads_per_process", "2",
+            "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+            str(FAKE_SD_SCRIPTS / "train_network.py"), "--config_file", "config.toml"]  # fmt: skip
+    proc = subprocess.run(argv, cwd=work, env=env, capture_output=True, timeout=300, check=False)
+    assert proc.returncode == int((src / "exit_code.txt").read_text())
+    assert proc.stdout == (src / "stdout.txt").read_bytes()
+    stderr = proc.stderr.replace(sys.executable.encode(), b"<venv>/bin/python")
+    stderr = stderr.replace(str(FAKE_SD_SCRIPTS).encode(), b"<sd-scripts>")
+    real = _segments((src / "stderr.txt").read_bytes())
+    fake = [seg for seg in _segments(stderr) if not _traceback_frame(seg)]
+    assert [seg for seg in fake if seg not in set(real)] == []
+    # what outcome detection reads: ERROR records (incl. rich's wrapping of the Japanese half at 160 columns),
+    # the exception lines, the last bar position
+    must = [seg for i, seg in enumerate(real)
+            if re.match(rb" {20}ERROR ", seg) or (i and re.match(rb" {20}ERROR ", real[i - 1]) and seg.startswith(b" " * 29))
+            or re.match(rb"[a-z_.]+\.[A-Za-z]*(Error|Invalid): ", seg)]  # fmt: skip
+    assert [seg for seg in must if seg not in set(fake)] == []
+    if run != "bad-dataset-config":
+        assert fake[-1] == real[-1]
 
 
 def test_sdxl_project_runs_sdxl_train_network(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -37,8 +37,8 @@ import signal
 import socket
 import struct
 import sys
-import textwrap
 import time
+import unicodedata
 import zlib
 from pathlib import Path
 
@@ -63,18 +63,49 @@ class Log:
         now = time.strftime("%Y-%m-%d %H:%M:%S")
         time_col = f"{now} " if now != self.last_time else " " * 20
         self.last_time = now
-        src_w = max(len(source), 21)
+        # rich sizes the path column to the path: a 20-character source leaves 110 cells at 160 columns (the
+        # wrapped records in fixtures `no-data` and `resume`)
+        src_w = len(source)
         msg_w = self.width - 29 - 1 - src_w
         lines: list[str] = []
         for para in message.split("\n"):
-            lines += textwrap.wrap(para, msg_w, drop_whitespace=False, replace_whitespace=False) or [""]
+            lines += _wrap_cells(para, msg_w)
         out = []
         for i, line in enumerate(lines):
             head = f"{time_col}{level:<8} " if i == 0 else " " * 29
             tail = source.rjust(src_w) if i == 0 else " " * src_w
-            out.append(f"{head}{line.ljust(msg_w)} {tail}")
+            out.append(f"{head}{line}{' ' * (msg_w - _cells(line))} {tail}")
         sys.stderr.write("\n".join(out) + "\n")
         sys.stderr.flush()
+
+
+def _cells(text: str) -> int:
+    """Terminal cells, as rich counts them: East Asian wide/fullwidth characters take two (the Japanese halves
+    of sd-scripts' messages; fixture `no-data` pads `正則化画像が…` to 160 cells, not 160 characters)."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _wrap_cells(text: str, width: int) -> list[str]:
+    """rich's word wrap by cells: words move to the next line whole; a word wider than the column (a run of
+    Japanese without spaces) is folded at the cell boundary (fixture `no-data`, the `No data found` record)."""
+    lines: list[str] = []
+    line = ""
+    for word in re.findall(r"\S+\s*|\s+", text):
+        if _cells(line + word.rstrip()) <= width:
+            line += word
+            continue
+        if line.strip():
+            lines.append(line.rstrip())
+            line = ""
+        while _cells(word.rstrip()) > width:
+            cut = 0
+            while _cells(word[: cut + 1]) <= width:
+                cut += 1
+            lines.append(word[:cut])
+            word = word[cut:]
+        line = word
+    lines.append(line.rstrip())
+    return lines
 
 
 log = Log()
@@ -110,8 +141,8 @@ def _fmt_num(n: float) -> str:
 
 
 class Bar:
-    def __init__(self, total: int, desc: str | None = None, initial: int = 0) -> None:
-        self.total, self.desc, self.n = total, desc, initial
+    def __init__(self, total: int, desc: str | None = None, initial: int = 0, position: int = 0) -> None:
+        self.total, self.desc, self.n, self.position = total, desc, initial, position
         self.t0 = time.time()
         self.postfix = ""
         self.last_len = 0
@@ -142,7 +173,12 @@ class Bar:
         s = self.line()
         pad = " " * max(self.last_len - len(s), 0)
         self.last_len = len(s)
-        sys.stderr.write("\r" + s + pad)
+        if self.position:
+            # a nested bar (sd-scripts' validation bar, position=1) moves down a line, draws, and moves back up
+            # with ESC[A: fixture `validation` has "\n\repoch validation steps: ...\x1b[A"
+            sys.stderr.write("\n" * self.position + "\r" + s + pad + "\x1b[A" * self.position)
+        else:
+            sys.stderr.write("\r" + s + pad)
         sys.stderr.flush()
         self.last_print = time.time()
 
@@ -720,10 +756,12 @@ def train(args: argparse.Namespace, sdxl: bool, step_seconds: float, startup_sec
         meta = {} if args.no_metadata else metadata(epoch, step)
         write_safetensors(Path(ckpt_file), lora_tensors(args, epoch, save_dtype), meta)
 
-    def save_state(state_name: str, epoch: int, step: int, message: str) -> None:
+    def save_state(state_name: str, epoch: int, step: int, message: str, line: int = 5941) -> None:
+        # train_util.save_and_remove_state_on_epoch_end logs from lines 5941/5942, save_state_on_train_end from
+        # 5989/5990 (fixture `validation`)
         state_dir = os.path.join(args.output_dir, state_name)
-        info("", "train_util.py:5941")
-        info(message, "train_util.py:5942")
+        info("", f"train_util.py:{line}")
+        info(message, f"train_util.py:{line + 1}")
         info(f"Saving current state to {state_dir}", "accelerator.py:3241")
         os.makedirs(state_dir, exist_ok=True)
         info(f"save train state to {state_dir}/train_state.json at epoch {epoch} step {step}", "train_network.py:946")
@@ -731,10 +769,10 @@ def train(args: argparse.Namespace, sdxl: bool, step_seconds: float, startup_sec
             json.dump({"current_epoch": epoch, "current_step": step}, fh)
         write_safetensors(Path(state_dir) / "model.safetensors", lora_tensors(args, epoch, "F32"), {"format": "pt"})
         info(f"Model weights saved in {state_dir}/model.safetensors", "checkpointing.py:108")
-        for fname, what in (("optimizer.bin", "Optimizer state"), ("scheduler.bin", "Scheduler state")):
+        for fname, what, line in (("optimizer.bin", "Optimizer state", 115), ("scheduler.bin", "Scheduler state", 122)):
             with open(os.path.join(state_dir, fname), "wb") as fh:
                 pickle.dump({"step": step}, fh)
-            info(f"{what} saved in {state_dir}/{fname}", "checkpointing.py:115")
+            info(f"{what} saved in {state_dir}/{fname}", f"checkpointing.py:{line}")
         with open(os.path.join(state_dir, "random_states_0.pkl"), "wb") as fh:
             pickle.dump({"random_state": rng.getstate()}, fh)
         info(f"Random states saved in {state_dir}/random_states_0.pkl", "checkpointing.py:170")
@@ -761,6 +799,7 @@ def train(args: argparse.Namespace, sdxl: bool, step_seconds: float, startup_sec
         if not os.path.isfile(args.sample_prompts):
             error(f"No prompt file / プロンプトファイルがありません: {args.sample_prompts}", "train_util.py:6400")
             return
+        info("", "train_util.py:6393")
         info(f"generating sample images at step / サンプル画像生成 ステップ: {global_step}", "train_util.py:6394")
         with open(args.sample_prompts, encoding="utf-8") as fh:
             prompts = [p.strip() for p in fh if p.strip() and not p.startswith("#")]
@@ -774,6 +813,7 @@ def train(args: argparse.Namespace, sdxl: bool, step_seconds: float, startup_sec
             out.write_bytes(_png_1x1())
 
     bar = Bar(max_train_steps, "steps")
+    val: Bar | None = None
     global_step = 0
     loss_total = 0.0
     for epoch in range(epoch_to_start, num_epochs):
@@ -812,7 +852,7 @@ def train(args: argparse.Namespace, sdxl: bool, step_seconds: float, startup_sec
         epoch_avg = sum(epoch_losses) / len(epoch_losses)
         if writer is not None:
             if val_count:
-                val = Bar(val_count * 4, "epoch validation steps")
+                val = Bar(val_count * 4, "epoch validation steps", position=1)
                 val_loss = 1.05 + rng.uniform(-0.02, 0.02)
                 for k in range(val_count * 4):
                     val.update(1)
@@ -834,12 +874,17 @@ def train(args: argparse.Namespace, sdxl: bool, step_seconds: float, startup_sec
             break
 
     if args.save_state or args.save_state_on_train_end:
-        save_state(f"{name}-state", num_epochs, global_step, "saving last state.")
+        save_state(f"{name}-state", num_epochs, global_step, "saving last state.", line=5989)
     save_model(f"{name}{ext}", global_step, num_epochs)
     info("model saved.", "train_network.py:1729")
     if writer is not None:
         writer.close()
     bar.close()
+    if val is not None:
+        # sd-scripts never closes the validation bar; tqdm closes it at interpreter exit, below the main bar, as a
+        # plain "\r...\n" line (the last line of fixture `validation`'s stderr)
+        val.position = 0
+        val.close()
 
 
 def _metadata(args, sdxl, session_id, started, train_count, val_count, reg_count, batches, num_epochs,
