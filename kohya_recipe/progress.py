@@ -84,6 +84,7 @@ class ProgressState:
     no_data: str | None = None
     model_saved: bool = False
     resumed_from: str | None = None
+    first_epoch: int | None = None  # the first `epoch e/E` line of this run (> 1 after --resume)
     last_message: str | None = None  # the newest INFO/WARNING record, to show what the trainer is doing
     bytes_seen: int = 0
     dropped_bytes: int = 0
@@ -101,6 +102,15 @@ class ProgressState:
         except ValueError:
             return None
         return None
+
+    @property
+    def steps_before_this_run(self) -> int:
+        """Steps done by the run this one resumed. After ``--resume`` sd-scripts restarts its bar at 0 but keeps
+        the whole run's total (fixture `resume`: epoch 3/3 ends at ``8/24``), so a display adds the epochs
+        already trained: (first epoch - 1) x steps per epoch."""
+        if not self.resumed_from or not self.first_epoch or not self.epochs or not self.total_steps:
+            return 0
+        return max(self.first_epoch - 1, 0) * (self.total_steps // self.epochs)
 
     def last_error(self) -> str | None:
         """The most telling error line: the trainer's own exception (not accelerate's ``CalledProcessError``
@@ -231,6 +241,8 @@ class ProgressParser:
         m = _EPOCH.match(text)
         if m:
             st.epoch, st.epochs = int(m.group(1)), int(m.group(2))
+            if st.first_epoch is None:
+                st.first_epoch = st.epoch
             events.append(ProgressEvent("epoch", f"{st.epoch}/{st.epochs}"))
             return
         m = _SAVING.match(text)

@@ -96,7 +96,8 @@ class EpochLines(Display):
     def _line(self, state: ProgressState, epoch: str) -> str:
         parts = [f"epoch {epoch}"]
         if state.step is not None and state.total_steps:
-            parts.append(f"step {state.step}/{state.total_steps}")
+            step = min(state.step + state.steps_before_this_run, state.total_steps)
+            parts.append(f"step {step}/{state.total_steps}")
         if state.avr_loss is not None:
             parts.append(_loss(state))
         if self._saved:
@@ -146,7 +147,9 @@ class LiveBar(EpochLines):
             elapsed = int(time.monotonic() - self._t0)
             what = state.last_message or "starting"
             return f"preparing {elapsed // 60:02d}:{elapsed % 60:02d}  {what}"
-        frac = min(state.step / state.total_steps, 1.0)
+        done = state.steps_before_this_run  # a resumed run: count the epochs trained before
+        step = min(state.step + done, state.total_steps)
+        frac = step / state.total_steps
         cells = 20
         full = int(frac * cells)
         bar = "█" * full + ("▌" if frac * cells - full >= 0.5 else "")
@@ -154,12 +157,18 @@ class LiveBar(EpochLines):
         parts = []
         if state.epoch is not None:
             parts.append(f"epoch {state.epoch}/{state.epochs}")
-        parts.append(f"|{bar}| {state.step}/{state.total_steps} {frac * 100:3.0f}%")
+        parts.append(f"|{bar}| {step}/{state.total_steps} {frac * 100:3.0f}%")
         if state.avr_loss is not None:
             parts.append(f"loss {state.avr_loss:.3f}")
         if state.rate:
             parts.append(state.rate)
-        if state.remaining and state.remaining != "?":
+        per_step = state.seconds_per_step
+        if done and per_step is not None:
+            # tqdm's own ETA counts the steps of the epochs already trained as still to do
+            left = int((state.total_steps - step) * per_step)
+            hours = f"{left // 3600}:" if left >= 3600 else ""
+            parts.append(f"ETA {hours}{left // 60 % 60:02d}:{left % 60:02d}")
+        elif state.remaining and state.remaining != "?":
             parts.append(f"ETA {state.remaining}")
         return "  ".join(parts)
 

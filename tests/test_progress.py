@@ -52,6 +52,9 @@ def test_validation_and_resume() -> None:
     # after --resume global_step restarts: the bar ends at 8 of 24 (reference/sd_scripts.md §8)
     assert (resumed.epoch, resumed.epochs, resumed.step, resumed.total_steps) == (3, 3, 8, 24)
     assert resumed.checkpoints_saved == ["model/testchar-1-B.safetensors"] and resumed.model_saved
+    # a display adds the two epochs trained before the resume: 16 + 8 = 24 of 24
+    assert (resumed.first_epoch, resumed.steps_before_this_run) == (3, 16)
+    assert (st.first_epoch, st.steps_before_this_run) == (1, 0)
 
 
 def test_no_data_message() -> None:

@@ -200,3 +200,28 @@ def test_choose_display() -> None:
     assert type(choose_display(stream=io.StringIO())) is EpochLines  # not a TTY
     assert type(choose_display(quiet=True, stream=_Tty())) is EpochLines
     assert isinstance(choose_display(verbose=True), Passthrough)
+
+
+def test_displays_of_a_resumed_run_count_the_epochs_trained_before() -> None:
+    """Real output of the `resume` fixture (tests/data/trainer/resume, copied from
+    ../shared/fixtures/sd-scripts-runs/resume): sd-scripts' bar restarts at 0 of the whole run's 24 steps and ends
+    at 8/24; the displays show 16 + k of 24 and an ETA for the steps really left."""
+    from kohya_recipe.progress import ProgressParser
+
+    data = Path(__file__).parent / "data" / "trainer" / "resume"
+    parser = ProgressParser()
+    tty, lines = _Tty(), io.StringIO()
+    bar, epochs = LiveBar(tty, min_interval=0.0), EpochLines(lines)
+    for stream in ("stdout", "stderr"):
+        events = parser.feed(stream, (data / f"{stream}.txt").read_bytes())
+        bar.update(events, parser.state)
+        epochs.update(events, parser.state)
+    st = parser.state
+    assert (st.step, st.total_steps) == (8, 24)  # the trainer's own numbers are kept for the record
+    assert "|████████████████████| 24/24 100%" in tty.getvalue()
+    assert "ETA 00:00" in tty.getvalue()
+    epochs.finish(st)
+    assert lines.getvalue() == "epoch 3/3  step 24/24  avr_loss 1.110  saved model/testchar-1-B.safetensors\n"
+    # mid-epoch: 4 of the 8 resumed steps at 1.22 s/it -> 20/24, 4 steps (4.9 s) left, not tqdm's 00:24
+    st.step, st.rate, st.remaining = 4, "1.22s/it", "00:24"
+    assert "20/24  83%" in bar._status(st) and bar._status(st).endswith("ETA 00:04")
