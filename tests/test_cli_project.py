@@ -102,3 +102,16 @@ def test_main_function_exit_codes(tmp_path, capsys) -> None:
     except SystemExit as exc:
         assert exc.code == 1
     assert "not a kohya-recipe project" in capsys.readouterr().err
+
+
+def test_render_gui_json_of_an_imported_recipe_keeps_its_folders_and_name(tmp_path) -> None:
+    src = Path(__file__).parent / "data" / "gui"
+    config = next(src.rglob("Standard-AdamW.resaved-by-current-gui.json"))
+    recipe = tmp_path / "recipe.toml"
+    assert run_main("import", str(config), "-o", str(recipe)).returncode == 0
+    out = tmp_path / "out.json"
+    proc = run_main("render", str(recipe), "--gui-json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    original, rendered = json.loads(config.read_text()), json.loads(out.read_text())
+    for key in ("train_data_dir", "output_dir", "logging_dir", "output_name"):
+        assert rendered[key] == original[key], key

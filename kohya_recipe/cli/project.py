@@ -184,9 +184,12 @@ def render_cmd(
     """
     recipe = _load(recipe_file, sets)
     if gui_json:
-        from kohya_recipe.gui_render import write_gui_json
+        from kohya_recipe.gui_render import LAYOUT_KEYS, write_gui_json
 
-        project_dir = Path(out_dir) if out_dir else Path(recipe_file).parent
+        # Without --out, an imported recipe keeps the folders and name its GUI config had ([gui] holds them);
+        # otherwise the project is the recipe's folder.
+        keeps_layout = any(key in recipe.gui for key in LAYOUT_KEYS)
+        project_dir = Path(out_dir) if out_dir else (None if keeps_layout else Path(recipe_file).parent)
         path = write_gui_json(recipe, project_dir, Path(gui_json), preset_only=preset_only, force=force)
         click.echo(f"Wrote {'GUI preset' if preset_only else 'GUI config'} {path}")
         return
@@ -249,7 +252,14 @@ def build_cmd(
     the step plan and the exact command that would train it. Images are hard-linked (or copied), never moved.
     """
     from kohya_recipe.project import build_project
-    from kohya_recipe.recipe import apply_sets, deep_merge, load_recipe_data, recipe_from_dict, recipe_warnings
+    from kohya_recipe.recipe import (
+        _absolute_paths,
+        apply_sets,
+        deep_merge,
+        load_recipe_data,
+        recipe_from_dict,
+        recipe_warnings,
+    )
 
     extra_sets = [f"subject.trigger={json.dumps(trigger)}"] if trigger is not None else []
     if class_token is not None:
@@ -264,6 +274,8 @@ def build_cmd(
         data = deep_merge(load_preset(name), {"preset": name})
         source = f"preset {name}"
     data = apply_sets(data, [*extra_sets, *sets])
+    # A --set path is typed relative to the current folder; the trainer runs in the project folder.
+    _absolute_paths(data, Path.cwd())
     recipe = recipe_from_dict(data, source=source)
     _warn(recipe_warnings(recipe))
     result = build_project(images, out_dir, recipe, force=force, dry_run=dry_run, copy_images=copy_images)
