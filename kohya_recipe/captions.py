@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kohya_recipe.errors import DatasetError
-from kohya_recipe.images import is_trainer_image, list_trainer_images
+from kohya_recipe.images import is_trainer_image, list_trainer_images, open_regular_file
 
 # The caption extensions people use with sd-scripts: its default is ".caption", the kohya_ss GUI and the
 # article write ".txt", some taggers ".cap".
@@ -129,11 +129,20 @@ def parse_caption(raw: bytes, path: Path | None = None) -> Caption:
 def read_caption(path: Path) -> Caption:
     """Read and parse one caption file (:class:`CaptionError` when unreadable or not text)."""
     try:
-        raw = Path(path).read_bytes()
+        raw = read_regular_file(path)
     except OSError as exc:
         reason = "permission denied" if isinstance(exc, PermissionError) else (exc.strerror or str(exc))
         raise CaptionError(f"cannot read: {reason}", source=str(path)) from None
+    except ValueError as exc:
+        raise CaptionError(str(exc), source=str(path)) from None
     return parse_caption(raw, Path(path))
+
+
+def read_regular_file(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of a regular file; ``ValueError`` for a FIFO or device (a plain read would hang on a FIFO)."""
+    fd = open_regular_file(path)
+    with os.fdopen(fd, "rb") as f:
+        return f.read()
 
 
 def _split_first_line(text: str) -> tuple[str, str, str]:

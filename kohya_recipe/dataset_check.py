@@ -891,11 +891,11 @@ def _read_caption_for(record: ImageRecord, scan: _FolderScan, extension: str) ->
         if second is not None and Path(second).is_file():
             record.caption_path = Path(second)
         else:
-            # A broken symlink or a folder with the caption's name: os.path.isfile is false, sd-scripts treats
+            # A broken symlink, a folder or a FIFO with the caption's name: os.path.isfile is false, sd-scripts treats
             # the image as uncaptioned.
             if first in scan.files:
                 record.caption_status = "not-a-file"
-                record.caption_error = "is a broken symlink or a folder, so sd-scripts sees no caption"
+                record.caption_error = "is a broken symlink, a folder or a FIFO, not a file: sd-scripts sees no caption"
             return
     try:
         with open(record.caption_path, "rb") as f:  # noqa: PTH123 - the hot path; Path.open adds overhead

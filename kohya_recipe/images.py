@@ -11,6 +11,7 @@ doctor then decodes that one image for real (:func:`decode_image`).
 from __future__ import annotations
 
 import os
+import stat
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,9 +145,11 @@ def read_header(path: Path | str) -> ImageHeader:
     """
     name = os.fspath(path)
     try:
-        fd = os.open(name, os.O_RDONLY)
+        fd = open_regular_file(name)
     except OSError as exc:
         raise ImageReadError(_os_reason(exc), source=name) from None
+    except ValueError as exc:
+        raise ImageReadError(str(exc), source=name) from None
     try:
         size = os.fstat(fd).st_size
         head = os.pread(fd, _HEAD_BYTES, 0)
@@ -176,6 +179,34 @@ def read_header(path: Path | str) -> ImageHeader:
         reasons = (*header.suspicious, f"the file is {header.format}, not {expected} as its extension says")
         header = _replace(header, suspicious=reasons)
     return header
+
+
+# O_NONBLOCK: opening a FIFO for reading otherwise waits for a writer forever (a hung doctor); on a regular
+# file the flag changes nothing.
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+
+
+def open_regular_file(name: str | os.PathLike[str]) -> int:
+    """``os.open`` for reading that never blocks, and refuses anything but a regular file (after symlinks).
+
+    Raises ``OSError`` from ``open`` and ``ValueError`` for a FIFO, socket or device; the caller owns the fd.
+    """
+    fd = os.open(name, _OPEN_FLAGS)
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        if stat.S_ISFIFO(mode):
+            kind = "a FIFO"
+        elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+            kind = "a device"
+        else:
+            kind = "a socket or other special file"
+        raise ValueError(f"not a regular file ({kind}): reading it would block or never end")
+    return fd
 
 
 def _os_reason(exc: OSError) -> str:

@@ -69,3 +69,25 @@ def copy_article_mini(tmp: Path) -> Path:
 
 def is_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def finishes(fn, seconds: float = 20.0):  # fn: any callable; returns its result
+    """``fn()``'s result, or an AssertionError when it has not returned within ``seconds`` (instead of a test that
+    hangs: a read from a FIFO without a writer never returns). An exception of ``fn`` is re-raised."""
+    import threading
+
+    out: dict[str, object] = {}
+
+    def target() -> None:
+        try:
+            out["result"] = fn()
+        except BaseException as exc:  # handed to the test thread
+            out["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still running after {seconds} s (blocked on a read?)"
+    if "error" in out:
+        raise out["error"]  # type: ignore[misc]
+    return out["result"]

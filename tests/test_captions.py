@@ -26,7 +26,7 @@ from kohya_recipe.captions import (
     write_atomic,
 )
 from kohya_recipe.errors import DatasetError
-from tests._dataset_util import ARTICLE_CAPTION, copy_article_mini, dataset, image
+from tests._dataset_util import ARTICLE_CAPTION, copy_article_mini, dataset, finishes, image
 
 BASE = ARTICLE_CAPTION
 
@@ -360,12 +360,30 @@ def test_read_caption_errors_name_the_file(tmp_path: Path, monkeypatch) -> None:
     path = tmp_path / "a.txt"
     path.write_text("x")
 
-    def denied(self: Path) -> bytes:
+    def denied(name: object) -> int:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(Path, "read_bytes", denied)
+    monkeypatch.setattr(captions, "open_regular_file", denied)
     with pytest.raises(CaptionError, match=r"a\.txt: cannot read: permission denied"):
         read_caption(path)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_fifo_caption_is_refused_at_once_and_left_alone(tmp_path: Path) -> None:
+    # A FIFO named like a caption: reading it would wait for a writer forever; every verb reports it instead.
+    folder = tmp_path / "10_Zed woman"
+    dataset(folder, 2, caption="1girl, Zed")
+    os.mkfifo(folder / "pipe.txt")
+    with pytest.raises(CaptionError, match=r"pipe\.txt: not a regular file \(a FIFO\)"):
+        finishes(lambda: read_caption(folder / "pipe.txt"))
+    report = finishes(lambda: add_tags(["smile"], match=["*.txt"], root=folder))
+    assert {c.path.name: c.action for c in report.changes} == {
+        "img00.txt": "updated", "img01.txt": "updated", "pipe.txt": "failed"
+    }  # fmt: skip
+    assert (folder / "pipe.txt").is_fifo()
+    with pytest.raises(CaptionError, match="not a regular file"):
+        finishes(lambda: set_caption(folder / "pipe.txt", "1girl, Zed", force=True))
+    assert (folder / "pipe.txt").is_fifo()
 
 
 def test_module_exports_the_extensions() -> None:

@@ -24,7 +24,7 @@ from kohya_recipe.dataset_check import (
 )
 from kohya_recipe.errors import DatasetError, ExitCode
 from kohya_recipe.recipe import recipe_from_dict
-from tests._dataset_util import ARTICLE_CAPTION, copy_article_mini, dataset, image, is_root, snapshot
+from tests._dataset_util import ARTICLE_CAPTION, copy_article_mini, dataset, finishes, image, is_root, snapshot
 
 # Small thresholds so tiny images exercise the same code paths as the article's 768 px / 42 images.
 SMALL = Rules(count_min=2, count_max=10, min_side=48)
@@ -476,6 +476,31 @@ def test_caption_file_problems(tmp_path: Path) -> None:
     }
     statuses = {r.path.name: r.caption_status for r in result.images}
     assert statuses["img03.png"] == "not-text" and statuses["img07.png"] == "ok"
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_special_files_and_broken_caption_links_are_reported_not_hung_on(tmp_path: Path) -> None:
+    root = train_dir(tmp_path, n=5)
+    folder = root / "10_Zed woman"
+    os.mkfifo(folder / "pipe.png")  # opening it for reading would wait for a writer forever
+    (folder / "img01.txt").unlink()
+    (folder / "img01.txt").symlink_to(folder / "gone.txt")  # broken link: sd-scripts' isfile() is false
+    (folder / "img02.txt").unlink()
+    (folder / "img02.txt").mkdir()
+    (folder / "img03.txt").unlink()
+    os.mkfifo(folder / "img03.txt")
+    before = snapshot(root)
+    result = finishes(lambda: check_dataset(root, rules=SMALL))
+    assert snapshot(root) == before
+    unreadable = dict(one(result, "corrupt", "error", "cannot be read as an image").items)
+    assert unreadable == {"10_Zed woman/pipe.png": "not a regular file (a FIFO): reading it would block or never end"}
+    missing = dict(one(result, "captions", "error", "without a caption file").items)
+    assert set(missing) == {"10_Zed woman/pipe.png", "10_Zed woman/img01.png", "10_Zed woman/img02.png",
+                            "10_Zed woman/img03.png"}  # fmt: skip
+    assert all(
+        "a broken symlink, a folder or a FIFO, not a file" in missing[f"10_Zed woman/img0{i}.png"] for i in (1, 2, 3)
+    )
+    assert {r.path.name for r in result.images if r.caption_status == "ok"} == {"img00.png", "img04.png"}
 
 
 def test_face_crop_caption_name_is_not_an_orphan(tmp_path: Path) -> None:

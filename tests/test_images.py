@@ -20,7 +20,7 @@ from kohya_recipe.images import (
     read_header,
     sniff_format,
 )
-from tests._dataset_util import image, is_root
+from tests._dataset_util import finishes, image, is_root
 
 FORMATS = [("PNG", ".png"), ("JPEG", ".jpg"), ("WEBP", ".webp"), ("BMP", ".bmp"), ("GIF", ".gif")]
 
@@ -129,6 +129,16 @@ def test_fake_png_zero_bytes_and_broken_symlink(tmp_path: Path) -> None:
     (tmp_path / "junk.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 5)
     with pytest.raises(ImageReadError, match="junk.png"):
         read_header(tmp_path / "junk.png")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_fifo_named_like_an_image_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    # Opening a FIFO for reading waits for a writer: the header reader must refuse it at once.
+    os.mkfifo(tmp_path / "pipe.png")
+    (tmp_path / "link.png").symlink_to(tmp_path / "pipe.png")
+    for name in ("pipe.png", "link.png"):
+        with pytest.raises(ImageReadError, match=rf"{name}: not a regular file \(a FIFO\)"):
+            finishes(lambda n=name: read_header(tmp_path / n))
 
 
 @pytest.mark.skipif(is_root(), reason="root reads files regardless of permissions")
