@@ -100,7 +100,8 @@ RULES: tuple[Rule, ...] = (
         "Recipe._defaults",
         "output.name",
         "An empty output name defaults to the trigger word, so the trainer's `output_name` is "
-        "`<trigger>-<major>-<letter>` (the article's `CharacterAI-1-A`).",
+        "`<trigger>-<major>-<letter>` (the article's `CharacterAI-1-A`). The trigger then has to pass "
+        "`output.name`'s rule too; a trigger such as `Character AI` needs an explicit `output.name`.",
     ),
     Rule(
         "Subject._one_tag",
@@ -153,6 +154,18 @@ RULES: tuple[Rule, ...] = (
         "logs it and samples at its defaults, 512x512 and 30 steps.)",
     ),
     Rule(
+        "SamplePrompt._a_line_sd_scripts_keeps",
+        "samples.prompts[].prompt",
+        "Not empty: sd-scripts strips the line and takes the text before the first ` --` as the prompt, so an "
+        "empty prompt would make `--w 512 ...` the prompt.",
+    ),
+    Rule(
+        "SamplePrompt._a_line_sd_scripts_keeps",
+        "samples.prompts[].prompt",
+        "Not starting with `#`: sd-scripts skips such lines of the prompt file as comments, so it would never "
+        "be sampled.",
+    ),
+    Rule(
         "SamplePrompt._multiple_of_8",
         "samples.prompts[].width, samples.prompts[].height",
         "Width and height are multiples of 8: sd-scripts silently rounds them down otherwise.",
@@ -171,6 +184,15 @@ RULES: tuple[Rule, ...] = (
         "its value must have the option's type. A key the recipe models itself is refused with the recipe key "
         "to use instead, and options derived from the recipe or the project layout cannot be set: "
         "{derived}.",
+    ),
+    Rule(
+        "recipe:check_extra",
+        "extra",
+        "Options sd-scripts would stop on are refused before launch: the legacy `use_8bit_adam` and "
+        "`use_lion_optimizer` (sd-scripts asserts they are not given with `optimizer_type`, which is always "
+        "written: set `optimizer.type`), the misspelled `caption_extention` (set `dataset.caption_extension`), "
+        "`random_crop` with latent caching (the same assertion as color augmentation), and "
+        "`fused_backward_pass` unless the optimizer is Adafactor with no gradient accumulation.",
     ),
     Rule(
         "gui_render:check_gui_passthrough",

@@ -229,6 +229,7 @@ class Training(_Strict):
         "8 is a good place to start; you may need more or less.",
         default=8,
         ge=1,
+        le=100_000,
     )
     batch_size: int = _doc(
         "Images per step.",
@@ -326,6 +327,17 @@ class SamplePrompt(_Strict):
         # sd-scripts splits each prompt line on " --"; one inside the text would start a bogus option (§6).
         if " --" in v or "\n" in v:
             raise ValueError("must not contain ' --' or a newline (sd-scripts splits prompt lines on ' --')")
+        return v
+
+    @field_validator("prompt")
+    @classmethod
+    def _a_line_sd_scripts_keeps(cls, v: str) -> str:
+        # sd-scripts strips each line, skips lines starting with "#", and takes the text before the first " --"
+        # as the prompt (§6): an empty prompt would make "--w 512" the prompt, a "#" one would never be sampled.
+        if not v.strip():
+            raise ValueError("must not be empty (sd-scripts would take '--w ...' as the prompt)")
+        if v.lstrip().startswith("#"):
+            raise ValueError("must not start with '#' (sd-scripts skips such lines as comments)")
         return v
 
     @field_validator("width", "height")
@@ -445,6 +457,14 @@ class Recipe(_Strict):
     @model_validator(mode="after")
     def _defaults(self) -> Recipe:
         if not self.output.name and self.subject.trigger:
+            # The trigger becomes the output name, a file name and a shell word: it must pass output.name's rule
+            # too (validate_assignment is off, so the assignment below would not check it).
+            if not _SAFE_NAME.match(self.subject.trigger) or ".." in self.subject.trigger:
+                raise ValueError(
+                    f"subject.trigger: {self.subject.trigger!r} is also the output name (output.name is unset), "
+                    "which must be letters, digits, '.', '_' or '-' (no '/', '..', spaces or shell characters); "
+                    "set output.name"
+                )
             self.output.name = self.subject.trigger
         return self
 
@@ -529,6 +549,16 @@ DERIVED_OPTIONS = frozenset(
         "dataset_repeats", "in_json", "max_train_steps", "resume", "output_config",
     }
 )  # fmt: skip
+
+
+# Legacy or misspelled options that stand for a recipe field. We always write optimizer_type and caption_extension,
+# so these would conflict: sd-scripts asserts "both option use_8bit_adam and optimizer_type are specified" (likewise
+# use_lion_optimizer), and copies the misspelled --caption_extention over caption_extension (§2 notes).
+_ALIAS_OPTIONS = {
+    "use_8bit_adam": "legacy alias that sd-scripts refuses next to optimizer_type; set optimizer.type = 'AdamW8bit'",
+    "use_lion_optimizer": "legacy alias that sd-scripts refuses next to optimizer_type; set optimizer.type = 'Lion'",
+    "caption_extention": "misspelled alias of caption_extension; set dataset.caption_extension",
+}
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -740,6 +770,8 @@ def check_extra(recipe: Recipe, *, source: str = "recipe") -> None:
         field = f"extra.{key}"
         if key in SDSCRIPTS_FIELDS:
             raise RecipeError(f"set it as {SDSCRIPTS_FIELDS[key]} instead", source=source, field=field)
+        if key in _ALIAS_OPTIONS:
+            raise RecipeError(_ALIAS_OPTIONS[key], source=source, field=field)
         if key in DERIVED_OPTIONS:
             raise RecipeError(
                 "is derived from the recipe and the project layout; it cannot be set", source=source, field=field
@@ -748,6 +780,23 @@ def check_extra(recipe: Recipe, *, source: str = "recipe") -> None:
             check_option(key, value, sdxl=recipe.model.family == "sdxl", source=source)
         except RecipeError as exc:
             raise RecipeError(exc.message, source=source, field=field) from None
+    tr, opt = recipe.training, recipe.optimizer
+    if recipe.extra.get("random_crop") and (tr.cache_latents or tr.cache_latents_to_disk):
+        # The same assertion as for color_aug: "when caching latents, either color_aug or random_crop cannot be used".
+        raise RecipeError(
+            "cannot be combined with training.cache_latents (sd-scripts stops); turn one of them off",
+            source=source,
+            field="extra.random_crop",
+        )
+    if recipe.extra.get("fused_backward_pass") and not opt.is_adafactor:
+        # train_util.get_optimizer asserts "fused_backward_pass currently only works with optimizer_type Adafactor".
+        raise RecipeError("needs optimizer.type = 'Adafactor'", source=source, field="extra.fused_backward_pass")
+    if recipe.extra.get("fused_backward_pass") and tr.gradient_accumulation_steps != 1:
+        raise RecipeError(
+            "does not work with training.gradient_accumulation_steps > 1",
+            source=source,
+            field="extra.fused_backward_pass",
+        )
 
 
 def load_recipe_data(
@@ -763,11 +812,28 @@ def load_recipe_data(
     if name:
         data["preset"] = str(name)
     data = apply_sets(data, sets)
-    images = (data.get("dataset") or {}).get("images")
-    if isinstance(images, str) and images and not Path(images).is_absolute():
-        # Paths in a recipe are relative to the recipe file, so it can be used from any folder.
-        data["dataset"]["images"] = str((path.parent / images).resolve())
+    _absolute_paths(data, path.parent)
     return data
+
+
+# Recipe paths that name local files or folders. A relative one is relative to the recipe file, so the recipe
+# works from any folder; the trainer (cwd = project) and the GUI (cwd = kohya_ss) would read it differently.
+_PATH_FIELDS = (("dataset", "images"), ("dataset", "regularization"), ("model", "base"), ("model", "vae"),
+                ("network", "weights"))  # fmt: skip
+
+
+def _absolute_paths(data: dict[str, Any], base: Path) -> None:
+    for section, key in _PATH_FIELDS:
+        table = data.get(section)
+        if not isinstance(table, dict):
+            continue
+        value = table.get(key)
+        if not isinstance(value, str) or not value or Path(value).is_absolute():
+            continue
+        candidate = base / value
+        # model.base may be a hub id ("org/name"): only a path that exists next to the recipe is a local one.
+        if section == "dataset" or candidate.exists():
+            table[key] = str(candidate.resolve())
 
 
 def load_recipe(path: str | Path, sets: list[str] | tuple[str, ...] = (), *, preset: str | None = None) -> Recipe:

@@ -75,6 +75,10 @@ def config_values(recipe: Recipe) -> dict[str, Any]:
     flat["keep_tokens"] = recipe.augmentation.keep_tokens or None
     flat["lr_warmup_steps"] = opt.warmup_steps or None
     flat["validation_split"] = recipe.dataset.validation_split or None
+    # 75 is the tokenizer's own length, what sd-scripts uses when the option is unset; its choices are only
+    # None/150/225, so 75 is left out rather than written as a value the trainer's parser would refuse.
+    if tr.max_token_length == 75:
+        flat["max_token_length"] = None
     if not recipe.samples.prompts:
         for dest in ("sample_every_n_epochs", "sample_every_n_steps", "sample_at_first", "sample_sampler"):
             flat[dest] = None

@@ -115,3 +115,25 @@ def test_render_gui_json_of_an_imported_recipe_keeps_its_folders_and_name(tmp_pa
     original, rendered = json.loads(config.read_text()), json.loads(out.read_text())
     for key in ("train_data_dir", "output_dir", "logging_dir", "output_name"):
         assert rendered[key] == original[key], key
+
+
+def test_build_set_model_path_is_relative_to_the_current_folder(tmp_path) -> None:
+    # The trainer runs with cwd = the project, so a relative base-model path typed here must be made absolute, or
+    # sd-scripts would not find the file and take the string for a hub id (reference/sd_scripts.md §13).
+    images = make_images(tmp_path / "imgs", [(64, 64)])
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "sd15.safetensors").write_bytes(b"x")
+    proc = run_main("build", "imgs", "--trigger", "Zed", "--out", "p", "--set", "model.base=models/sd15.safetensors",
+                    *SMALL, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    config = (tmp_path / "p" / "config.toml").read_text(encoding="utf-8")
+    assert f'pretrained_model_name_or_path = "{(tmp_path / "models" / "sd15.safetensors").resolve()}"' in config
+    assert images.is_dir()
+
+
+def test_build_with_a_trigger_that_cannot_be_a_file_name_says_so(tmp_path) -> None:
+    images = make_images(tmp_path / "imgs", [(64, 64)])
+    proc = run_main("build", str(images), "--trigger", "x;rm", "--out", str(tmp_path / "p"), *SMALL)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("Error: preset likeness-sd15: subject.trigger: 'x;rm' is also the output name")
+    assert "Traceback" not in proc.stderr and not (tmp_path / "p").exists()

@@ -113,6 +113,11 @@ def test_build_with_the_article_preset(tmp_path: Path) -> None:
     assert len(list(subset.glob("*.txt"))) == 42
     # The example stays untouched: images are linked or copied, never moved.
     assert len(list(EXAMPLE.glob("*.png"))) == 42
+    # The plan of the bundled example (every image's bucket), byte for byte; regenerate with
+    # KOHYA_RECIPE_REGEN_GOLDEN=1. The configs are the article goldens of tests/test_project.py.
+    from tests.test_project import golden
+
+    golden("example-build.txt", result.output.replace(str(tmp_path), "<tmp>").replace(str(EXAMPLE), "<example>"))
 
 
 def test_example_folder_stays_small() -> None:

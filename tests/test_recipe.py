@@ -203,3 +203,57 @@ def test_every_optional_field_defaults_to_none_so_toml_round_trips() -> None:
                 assert info.default is None, f"{prefix}{name} is optional but defaults to {info.default!r}"
 
     walk(Recipe, "")
+
+
+def test_relative_local_paths_are_relative_to_the_recipe_and_hub_ids_stay(tmp_path) -> None:
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "sd15.safetensors").write_bytes(b"x")
+    path = tmp_path / "recipe.toml"
+    path.write_text('[model]\nbase = "models/sd15.safetensors"\nvae = "stabilityai/sd-vae-ft-mse"\n', encoding="utf-8")
+    r = load_recipe(path)
+    assert r.model.base == str((tmp_path / "models" / "sd15.safetensors").resolve())
+    assert r.model.vae == "stabilityai/sd-vae-ft-mse"  # no such local path: a hub id
+
+
+def test_epoch_count_has_an_upper_bound() -> None:
+    with pytest.raises(RecipeError, match="training.max_train_epochs: must be <= 100000"):
+        recipe_from_dict({"training": {"max_train_epochs": 10**20}})
+
+
+@pytest.mark.parametrize("trigger", ["x;rm", "-rf", "a$(id)", "Character AI", ".."])
+def test_trigger_that_becomes_the_output_name_must_be_a_safe_name(trigger: str) -> None:
+    # Without output.name the trigger is the output name (a file name and a shell word): it gets the same check.
+    with pytest.raises(RecipeError, match="subject.trigger: .* is also the output name .*set output.name"):
+        recipe_from_dict({"subject": {"trigger": trigger}}, source="recipe.toml")
+    r = recipe_from_dict({"subject": {"trigger": trigger}, "output": {"name": "Safe"}})
+    assert r.output.output_name == "Safe-1-A"
+
+
+@pytest.mark.parametrize(
+    ("prompt", "message"),
+    [("", "must not be empty"), ("   ", "must not be empty"), ("# CharacterAI", "must not start with '#'")],
+)
+def test_sample_prompt_lines_sd_scripts_would_misread(prompt: str, message: str) -> None:
+    with pytest.raises(RecipeError, match=f"samples.prompts\\[0\\].prompt: {message}"):
+        recipe_from_dict({"samples": {"prompts": [{"prompt": prompt}]}}, source="recipe.toml")
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (["extra.use_8bit_adam=true"], "extra.use_8bit_adam: legacy alias .* set optimizer.type = 'AdamW8bit'"),
+        (["use_lion_optimizer=true"], "extra.use_lion_optimizer: legacy alias .* set optimizer.type = 'Lion'"),
+        (["extra.caption_extention='.caption'"], "extra.caption_extention: .* set dataset.caption_extension"),
+        (
+            ["augmentation.color=false", "training.cache_latents=true", "extra.random_crop=true"],
+            "extra.random_crop: cannot be combined with training.cache_latents",
+        ),
+        (["extra.fused_backward_pass=true", "optimizer.type='AdamW'", "optimizer.scheduler='constant'"],
+         "extra.fused_backward_pass: needs optimizer.type = 'Adafactor'"),
+        (["extra.fused_backward_pass=true", "training.gradient_accumulation_steps=2"],
+         "extra.fused_backward_pass: does not work with training.gradient_accumulation_steps > 1"),
+    ],
+)
+def test_extra_options_sd_scripts_would_stop_on(sets: list[str], message: str) -> None:
+    with pytest.raises(RecipeError, match=message):
+        article_recipe(*sets)

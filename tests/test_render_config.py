@@ -82,3 +82,10 @@ def test_option_check_errors() -> None:
     with pytest.raises(RecipeError, match="must be an integer \\(steps\\) or a float below 1"):
         check_option("lr_warmup_steps", 100.0)
     check_option("text_encoder_lr", 5e-5)  # a plain float works for this list option (§2 notes)
+
+
+def test_max_token_length_75_is_the_unset_default_not_a_refused_choice() -> None:
+    # sd-scripts' --max_token_length choices are None/150/225; 75 is what it uses when the option is unset.
+    assert "max_token_length" not in config_values(article_recipe("training.max_token_length=75"))
+    assert config_values(article_recipe("training.max_token_length=225"))["max_token_length"] == 225
+    render_config(article_recipe("training.max_token_length=75"))  # every key still passes the spec check
