@@ -103,17 +103,22 @@ def slow_train(project: Path, *, resume: bool = False, quiet: bool = False, **kw
     write_state(project, 1)
     marker = project / f"started-{os.getpid()}"
     marker.write_text(f"resume={resume}\n", encoding="utf-8")
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 300  # the test kills this process long before
     while time.monotonic() < deadline:
         time.sleep(0.05)
     return FakeRecord("success", 0, project / "runs" / "slow.json")
 
 
-def wait_for(predicate: Any, timeout: float = 30.0) -> bool:
+def wait_for(predicate: Any, timeout: float = 120.0, proc: Any = None) -> bool:
+    """Poll ``predicate`` until it holds. The timeout is generous on purpose: CI runs the suite on 2 busy cores,
+    where a child Python can take many seconds to start; a passing test never waits for it. With ``proc`` (a
+    Popen), give up as soon as that process has exited, so a crashed child fails fast instead of timing out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return True
+        if proc is not None and proc.poll() is not None:
+            return bool(predicate())
         time.sleep(0.05)
     return False
 

@@ -319,7 +319,7 @@ def test_killed_queue_run_continues_where_it_stopped(tmp_path: Path, qfile: Path
     a, _ = _queue_two(tmp_path, qfile)
     proc = subprocess.Popen(_runner_script(qfile), env=subprocess_env(), stderr=subprocess.PIPE, text=True)
     try:
-        assert wait_for(lambda: (a / f"started-{proc.pid}").exists()), "queue run never started training"
+        assert wait_for(lambda: (a / f"started-{proc.pid}").exists(), proc=proc), "queue run never started training"
         assert list_queue(qfile)[0].status == RUNNING
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
@@ -352,20 +352,25 @@ def test_real_queue_run_killed_and_resumed_with_the_fake_trainer(
     from tests._train_util import make_project as make_train_project
 
     monkeypatch.undo()  # the real command table: `queue` reached through kohya_recipe.cli.train
-    fake_env(monkeypatch, step_seconds=0.1)  # 3 epochs x 6 steps
-    slow = make_train_project(tmp_path, "slow", training={"save_state": True})
+    # 40 epochs x 6 steps x 0.1 s: the kill comes right after epoch 1, but a busy CI machine must not let the run
+    # finish first. The second, resumed run goes at full speed.
+    fake_env(monkeypatch, step_seconds=0.1)
+    slow = make_train_project(tmp_path, "slow", training={"save_state": True, "max_train_epochs": 40})
     quick = make_train_project(tmp_path, "quick")
     add_to_queue([slow, quick], qfile)
     argv = [PYTHON, "-m", "kohya_recipe", "queue", "run", "--queue-file", str(qfile), "--sd-scripts",
             str(FAKE_SD_SCRIPTS), "--quiet"]  # fmt: skip
     env = subprocess_env()
     env["PYTHONPATH"] = os.pathsep.join([os.environ["PYTHONPATH"], env["PYTHONPATH"]])
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    stderr = tmp_path / "queue-run.err"
+    with stderr.open("wb") as err_file:
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=err_file)
     state = slow / "model" / "testchar-1-A-000001-state"
     try:
-        assert wait_for(lambda: (state / "train_state.json").is_file(), timeout=60), "no epoch-1 state folder"
+        started = wait_for(lambda: (state / "train_state.json").is_file(), proc=proc)
+        assert started, f"no epoch-1 state folder; queue run said: {stderr.read_text(errors='replace')[-2000:]}"
         proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
+        proc.wait(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -373,6 +378,7 @@ def test_real_queue_run_killed_and_resumed_with_the_fake_trainer(
     assert not (slow / "model" / "testchar-1-A.safetensors").exists()  # killed before the final checkpoint
     assert list_queue(qfile)[0].status == RUNNING
 
+    fake_env(monkeypatch, step_seconds=0.0)
     code, out, err = run_cli(
         "queue", "run", "--queue-file", qfile, "--sd-scripts", FAKE_SD_SCRIPTS, "--quiet", "--json"
     )
@@ -397,8 +403,8 @@ def test_real_queue_run_ctrl_c_exits_130_and_resumes_next_time(
     from tests._train_util import make_project as make_train_project
 
     monkeypatch.undo()
-    fake_env(monkeypatch, step_seconds=0.1)
-    slow = make_train_project(tmp_path, "slow", training={"save_state": True})
+    fake_env(monkeypatch, step_seconds=0.1)  # 40 epochs: far more than the time to Ctrl-C after epoch 1
+    slow = make_train_project(tmp_path, "slow", training={"save_state": True, "max_train_epochs": 40})
     add_to_queue([slow], qfile)
     argv = [PYTHON, "-m", "kohya_recipe", "queue", "run", "--queue-file", str(qfile), "--sd-scripts",
             str(FAKE_SD_SCRIPTS), "--quiet"]  # fmt: skip
@@ -407,9 +413,10 @@ def test_real_queue_run_ctrl_c_exits_130_and_resumes_next_time(
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         state = slow / "model" / "testchar-1-A-000001-state" / "train_state.json"
-        assert wait_for(state.is_file, timeout=60), "no epoch-1 state folder"
+        # stderr is a pipe read only at the end: --quiet writes one short line per epoch, far below its buffer
+        assert wait_for(state.is_file, proc=proc), "no epoch-1 state folder"
         proc.send_signal(signal.SIGINT)  # Ctrl-C
-        _, err = proc.communicate(timeout=60)
+        _, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -423,6 +430,7 @@ def test_real_queue_run_ctrl_c_exits_130_and_resumes_next_time(
     assert not (slow / "model" / "testchar-1-A.safetensors").exists()
     assert (slow / "model" / "testchar-1-A-000001.safetensors").is_file()  # checkpoints written so far are kept
 
+    fake_env(monkeypatch, step_seconds=0.0)
     code, _, err = run_cli("queue", "run", "--queue-file", qfile, "--sd-scripts", FAKE_SD_SCRIPTS, "--quiet")
     assert code == 0, err
     assert "queue: #1 testchar-1-A: resuming the interrupted run from its newest state folder" in err

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -477,13 +478,13 @@ def test_a_killed_runner_is_continued_by_the_next_one(projects: list[Path], qfil
     add_to_queue(projects[:2], qfile)
     proc = subprocess.Popen([PYTHON, "-c", RUNNER, str(qfile)], env=subprocess_env())
     try:
-        assert wait_for(lambda: (projects[0] / f"started-{proc.pid}").exists()), "the runner never started"
+        assert wait_for(lambda: (projects[0] / f"started-{proc.pid}").exists(), proc=proc), "the runner never started"
         entry = list_queue(qfile)[0]
         assert (entry.status, entry.pid, entry.attempts) == (RUNNING, proc.pid, 1)
         # While it lives, the entry is its own: another runner leaves it alone.
         assert run_queue(qfile, train=FakeTrain()).ran == []
         proc.send_signal(signal.SIGKILL)  # no chance to clean up: like a power cut
-        proc.wait(timeout=30)
+        proc.wait(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -510,7 +511,7 @@ def test_trainer_processes_finds_a_trainer_by_cwd_and_script(tmp_path: Path) -> 
     trainer = subprocess.Popen([PYTHON, str(script)], cwd=project)
     shell = subprocess.Popen([PYTHON, str(other)], cwd=project)  # e.g. a shell sitting in the project folder
     try:
-        assert wait_for(lambda: trainer_processes(project) == [trainer.pid], timeout=10)
+        assert wait_for(lambda: trainer_processes(project) == [trainer.pid])
     finally:
         trainer.kill()
         shell.kill()
@@ -532,20 +533,31 @@ def test_a_trainer_left_by_a_killed_runner_is_waited_for(projects: list[Path], q
     add_to_queue(projects[:1], qfile)
     _mark_running(qfile, 1, _dead_pid())
     script = tmp_path / "train_network.py"
-    script.write_text("import time\ntime.sleep(1.0)\n")
+    script.write_text("import time\ntime.sleep(300)\n")
     orphan = subprocess.Popen([PYTHON, str(script)], cwd=projects[0])
+    logs: list[str] = []
+
+    def end_the_orphan_once_waited_for() -> None:
+        # not a timed sleep in the orphan: on a busy machine it could end before the runner looks for it
+        wait_for(lambda: any("waiting for it to exit" in line for line in logs))
+        orphan.kill()
+        orphan.wait()
+
     try:
-        assert wait_for(lambda: trainer_processes(projects[0]) == [orphan.pid], timeout=10)
+        assert wait_for(lambda: trainer_processes(projects[0]) == [orphan.pid])
         seen_at_start: list[list[int]] = []
 
         def check(project: Path) -> str:
             seen_at_start.append(trainer_processes(project))
             return "success"
 
-        logs: list[str] = []
+        killer = threading.Thread(target=end_the_orphan_once_waited_for, daemon=True)
+        killer.start()
         run_queue(qfile, train=FakeTrain({"CharacterAI-1-A": check}), log=logs.append, orphan_poll=0.05)
+        killer.join(timeout=120)
     finally:
-        orphan.kill()
+        if orphan.poll() is None:
+            orphan.kill()
         orphan.wait()
     assert seen_at_start == [[]]
     assert f"still works in {projects[0]} (pid {orphan.pid}); waiting for it to exit" in logs[1]

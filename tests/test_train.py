@@ -55,11 +55,15 @@ def _train(root: Path, **kwargs):
 
 
 def _interrupt_when(path: Path) -> None:
+    """SIGINT to this process once ``path`` exists (never after a timeout: it would hit pytest itself). The
+    interrupted runs are far longer than the wait, so a busy machine cannot let them finish first."""
+
     def wait_and_kill() -> None:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120
         while not path.exists() and time.monotonic() < deadline:
             time.sleep(0.01)
-        os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C at the terminal does to kohya-recipe
+        if path.exists():
+            os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C at the terminal does to kohya-recipe
 
     threading.Thread(target=wait_and_kill, daemon=True).start()
 
@@ -247,8 +251,8 @@ def test_bad_dataset_config_reports_the_trainers_error(tmp_path: Path, monkeypat
 
 @posix_only
 def test_ctrl_c_keeps_checkpoints_exits_130_and_resume_finishes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    fake_env(monkeypatch, step_seconds=0.02)
-    root = make_project(tmp_path, training={"max_train_epochs": 8, "save_state": True})
+    fake_env(monkeypatch, step_seconds=0.05)  # 30 epochs x 6 steps: 9 s, interrupted after epoch 2
+    root = make_project(tmp_path, training={"max_train_epochs": 30, "save_state": True})
     _interrupt_when(root / "model" / "testchar-1-A-000002-state" / "random_states_0.pkl")
     code, _, err = run_cli("train", root, "--sd-scripts", FAKE_SD_SCRIPTS, "--python", sys.executable)
     assert code == ExitCode.INTERRUPTED
@@ -264,19 +268,20 @@ def test_ctrl_c_keeps_checkpoints_exits_130_and_resume_finishes(tmp_path: Path, 
 
     state = find_resume_state(root)
     assert state is not None and state.epoch >= 2
+    fake_env(monkeypatch)  # the resumed run at full speed
     out = io.StringIO()
     record = _train(root, resume=True, display=EpochLines(out))
     assert record.ok
     assert out.getvalue().splitlines()[0] == (
-        f"resuming from model/testchar-1-A-{state.epoch:06d}-state: epoch {state.epoch}/8 done "
-        f"(step {state.step}); training continues with epoch {state.epoch + 1}/8"
+        f"resuming from model/testchar-1-A-{state.epoch:06d}-state: epoch {state.epoch}/30 done "
+        f"(step {state.step}); training continues with epoch {state.epoch + 1}/30"
     )
     assert record.command.argv[-2:] == ["--resume", f"model/testchar-1-A-{state.epoch:06d}-state"]
     assert record.data["resume"] == {"state": f"model/testchar-1-A-{state.epoch:06d}-state", "epoch": state.epoch,
                                      "step": state.step}  # fmt: skip
     # like the real resume run: the epoch count continues, the final file carries the last epoch
-    assert record.data["progress"]["epoch"] == 8
-    assert safetensors_metadata(root / "model" / "testchar-1-A.safetensors")["ss_epoch"] == "8"
+    assert record.data["progress"]["epoch"] == 30
+    assert safetensors_metadata(root / "model" / "testchar-1-A.safetensors")["ss_epoch"] == "30"
 
 
 def test_resume_without_state_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
