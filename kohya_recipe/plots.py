@@ -50,6 +50,15 @@ def _figure(height: float = 3.6) -> Any:
     return fig
 
 
+def _legend(ax: Any, fontsize: float = 8) -> None:
+    # Outside the axes, on the right: inside, any corner can hide data (a loss spike near the end of a run sat
+    # under the upper-right legend of the article-mini plot; a falling loss starts in the upper left).
+    # The constrained layout narrows the axes to make room.
+    handles, _labels = ax.get_legend_handles_labels()
+    ax.legend(fontsize=fontsize, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0,
+              ncol=1 if len(handles) <= 12 else 2)
+
+
 def _png(fig: Any) -> bytes:
     buf = io.BytesIO()
     # No "Software" chunk: the same data gives the same bytes whatever matplotlib version drew it.
@@ -116,7 +125,7 @@ def plot_loss_steps(rep: RunReport, smoothing: float = DEFAULT_SMOOTHING) -> byt
         ax.set_title("Training loss per step (dotted lines: end of each epoch)", fontsize=10)
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
-    ax.legend(fontsize=8, loc="upper right")
+    _legend(ax)
     return _png(fig)
 
 
@@ -168,7 +177,7 @@ def plot_validation(rep: RunReport) -> bytes | None:
                  fontsize=10)
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
-    ax.legend(fontsize=8)
+    _legend(ax)
     return _png(fig)
 
 
@@ -198,7 +207,7 @@ def plot_learning_rate(rep: RunReport) -> bytes | None:
     ax.set_xlabel("step")
     ax.set_ylabel("learning rate")
     ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
-    ax.legend(fontsize=8)
+    _legend(ax)
     return _png(fig)
 
 
@@ -229,7 +238,7 @@ def sweep_plot(rep: SweepReport) -> dict[str, bytes]:
     ax.set_title("Per-epoch ranking metric of each run", fontsize=10)
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
-    ax.legend(fontsize=7, ncol=2)
+    _legend(ax, fontsize=7)
     return {"sweep_epochs": _png(fig)}
 
 

@@ -95,3 +95,25 @@ def test_write_plots_for_a_sweep(runs: Path, tmp_path: Path) -> None:
 def test_plots_are_deterministic(runs: Path) -> None:
     rep = report_run(runs / "article-mini", with_lr=True)
     assert run_plots(rep)["loss_epochs"] == run_plots(rep)["loss_epochs"]
+
+
+def test_legends_never_cover_the_data(runs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # In article-mini the loss spike at step 40 and the last epoch's label sat under an upper-right legend.
+    import kohya_recipe.plots as plots
+
+    figures = []
+    monkeypatch.setattr(plots, "_png", lambda fig: figures.append(fig) or PNG)
+    for name in ("article-mini", "validation"):
+        run_plots(report_run(runs / name, with_lr=True))
+    shutil.copytree(runs / "validation", tmp_path / "sweep" / "validation")
+    shutil.copytree(runs / "resume", tmp_path / "sweep" / "resume")
+    plots.sweep_plot(build_report(tmp_path / "sweep"))  # type: ignore[arg-type]
+    legends = 0
+    for fig in figures:
+        fig.canvas.draw()
+        for ax in fig.axes:
+            legend = ax.get_legend()
+            if legend is not None:
+                legends += 1
+                assert not legend.get_window_extent().overlaps(ax.get_window_extent())
+    assert legends == 6  # loss per step and learning rate of both runs, validation, and the sweep's
