@@ -8,6 +8,7 @@ data_offsets}, "__metadata__": {str: str}}``, then the tensor bytes. sd-scripts 
 from __future__ import annotations
 
 import json
+import re
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,6 +163,12 @@ def lora_summary(h: SafetensorsHeader, *, top_tags: int = 20) -> dict[str, Any]:
     resolution = m.get("ss_resolution") or first_ds.get("resolution") or m.get("modelspec.resolution")
     if isinstance(resolution, list):
         resolution = "x".join(str(x) for x in resolution)
+    elif isinstance(resolution, str):
+        # ss_resolution is str() of sd-scripts' parsed (width, height) tuple, "(64, 64)": written as "64x64"
+        # like the other two sources, so a sweep mixing folder mode and --dataset_config runs compares equal.
+        wh = re.fullmatch(r"\(\s*(\d+)\s*,\s*(\d+)\s*\)", resolution)
+        if wh:
+            resolution = f"{wh[1]}x{wh[2]}"
     summary: dict[str, Any] = {
         "file": str(h.path),
         "file_size": h.file_size,
@@ -238,10 +245,12 @@ def format_summary(summary: dict[str, Any], metadata: dict[str, str] | None = No
     row("network args", summary["network_args"])
     parts = [p for p, on in (("U-Net", summary["trains_unet"]), ("text encoder", summary["trains_text_encoder"]))
              if on]
-    row("trains", " + ".join(parts) + f" ({summary['modules']} modules, {', '.join(summary['dtypes'])})")
+    if summary["tensors"]:  # a header without tensors (not a LoRA) would read "trains (0 modules, )"
+        row("trains", " + ".join(parts) + f" ({summary['modules']} modules, {', '.join(summary['dtypes'])})")
     if summary["epoch"] is not None:
         of = f" of {summary['num_epochs']}" if summary["num_epochs"] is not None else ""
-        row("epoch", f"{summary['epoch']}{of}, step {summary['steps']}")
+        step = f", step {summary['steps']}" if summary["steps"] is not None else ""
+        row("epoch", f"{summary['epoch']}{of}{step}")
     row("images", summary["train_images"])
     row("batches / epoch", summary["batches_per_epoch"])
     row("batch size", summary["batch_size"])

@@ -32,7 +32,7 @@ def test_real_final_file(runs: Path) -> None:
     assert s["modules"] == 264 and s["trains_text_encoder"] and s["trains_unet"]
     assert s["dtypes"] == ["F16"]  # save_precision = "fp16" in the run's config.toml
     assert (s["epoch"], s["steps"], s["num_epochs"]) == (4, 48, 4)
-    assert s["resolution"] == "(64, 64)"
+    assert h.metadata["ss_resolution"] == "(64, 64)" and s["resolution"] == "64x64"  # as in dataset_config mode
     assert s["tag_frequency_top"][0] == ("1girl", 6)
     assert s["dataset_dirs"] == {"2_testchar woman": {"n_repeats": 2, "img_count": 6}}
     assert s["warnings"] == []
@@ -68,6 +68,15 @@ def test_no_metadata(tmp_path: Path) -> None:
     path = write_safetensors(tmp_path / "x.safetensors", None)
     assert read_metadata(path) == {}
     assert "no metadata in the header" in lora_summary(read_header(path))["warnings"][0]
+
+
+def test_summary_of_a_header_without_tensors_or_steps(tmp_path: Path) -> None:
+    raw = json.dumps({"__metadata__": {"ss_epoch": "3"}}).encode()
+    path = tmp_path / "x.safetensors"
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw)
+    text = format_summary(lora_summary(read_header(path)))
+    assert "  epoch                3\n" in text + "\n"
+    assert "trains" not in text and "None" not in text.split("dim / alpha")[1].split("\n", 1)[1]
 
 
 def test_metadata_without_epoch(tmp_path: Path) -> None:
