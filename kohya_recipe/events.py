@@ -160,7 +160,8 @@ class Scalars(Record):
 
 class EventFile(Record):
     """What one event file held. ``end_offset`` is just past the last intact record (where a live file resumes);
-    ``skipped_records`` counts records lost to damage."""
+    ``skipped_records`` counts records lost to damage; ``unread_tags`` names the tags seen but filtered out by
+    the caller's prefixes (so a report can still say they exist)."""
 
     __slots__ = (
         "end_offset",
@@ -171,6 +172,7 @@ class EventFile(Record):
         "scalars",
         "size",
         "skipped_records",
+        "unread_tags",
         "warnings",
     )
 
@@ -184,6 +186,7 @@ class EventFile(Record):
         self.file_version: str | None = None
         self.first_wall_time: float | None = None
         self.skipped_records = 0
+        self.unread_tags: list[str] = []
 
     @property
     def tags(self) -> list[str]:
@@ -631,6 +634,7 @@ def parse_event_bytes(  # one inlined loop is the point: ~1 µs per record (tens
 
     ef.records = records
     ef.skipped_records = skipped
+    ef.unread_tags = sorted(t.decode("utf-8", "replace") for t, e in series.items() if e is None)
     # Where intact records end: the whole file, or the start of the partial record the loop stopped at.
     ef.end_offset = min(off, n)
     if ef.first_wall_time is None and scalars:

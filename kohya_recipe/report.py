@@ -41,6 +41,7 @@ from kohya_recipe.ranking import (
     RANKING_TAGS,
     EpochRow,
     Ranking,
+    _span,
     epoch_ranking,
 )
 from kohya_recipe.safetensors_meta import lora_summary
@@ -215,9 +216,9 @@ def locate_run(
     else:
         src = RunSource(root=path, kind="log folder", log_dir=path, model_dir=None, output_name=None)
         if is_run_root(path.parent):
-            # PROJECT/log given: report the whole project (its checkpoints and recipe too).
+            # PROJECT/log or PROJECT/model given: report the whole project (its log, checkpoints and recipe).
             parent = _locate_root(path.parent)
-            if parent.log_dir is not None and parent.log_dir.resolve() == path.resolve():
+            if any(d is not None and d.resolve() == path.resolve() for d in (parent.log_dir, parent.model_dir)):
                 src = parent
     if model_dir is not None:
         src.model_dir = Path(model_dir)
@@ -472,7 +473,15 @@ def report_run(
             raise ReportError("no TensorBoard log and no checkpoints found", source=str(source.root))
         warnings.append(f"{log_error}: epochs cannot be ranked; showing the checkpoints only")
     else:
-        _check_scalars(log, source)
+        try:
+            _check_scalars(log, source)
+        except EventsError as exc:
+            # A log with no loss scalars (a 0-byte file from a run killed before its first step, or another
+            # program's events in the folder) says nothing about the epochs, but the checkpoints are still sound.
+            if cset is None or not cset.all:
+                raise
+            warnings.append(f"{exc}: epochs cannot be ranked; showing the checkpoints only")
+            log = None
     if log is not None:
         ranking = epoch_ranking(log, metric, z=z, tie_rtol=tie_rtol)
         warnings.extend(str(w) for w in log.warnings)
@@ -494,8 +503,18 @@ def report_run(
     if ranking.incomplete is not None:
         inc = ranking.incomplete
         which = f"epoch {inc.epoch}" if inc.epoch is not None else "an epoch"
-        warnings.append(f"{which} did not finish: {inc.steps.n} steps logged (steps {inc.steps.first_step}-"
-                        f"{inc.steps.last_step}) after the last epoch record — interrupted, or still training")
+        steps = f"{inc.steps.n} steps logged (steps {inc.steps.first_step}-{inc.steps.last_step})"
+        # sd-scripts logs the epoch record before it saves that epoch's file, so a checkpoint for this epoch or a
+        # later one means the training got further than the log shows: the event file lags (torch's SummaryWriter
+        # flushes every 120 s while training) or was cut short.
+        ahead = sorted(e for e in files if inc.epoch is None or e >= inc.epoch)
+        if ahead:
+            warnings.append(f"the log stops in {which} ({steps} after the last epoch record), but checkpoints "
+                            f"exist for epoch{'s' if len(ahead) > 1 else ''} {_span(ahead)}: the event file was "
+                            "cut short or damaged, or a running trainer has not flushed it yet")
+        else:
+            warnings.append(f"{which} did not finish: {steps} after the last epoch record — interrupted, or still "
+                            "training")
     if not finished and cset is not None and cset.all:
         planned = f" of {num_epochs}" if num_epochs else ""
         warnings.append(f"no final {source.output_name or '<name>'}.safetensors: the run did not finish "
@@ -681,10 +700,12 @@ def run_to_dict(rep: RunReport) -> dict[str, Any]:
             d["checkpoint"]["confirmed"] = rep.confirmed.get(row.epoch, False)  # type: ignore[index]
         epochs.append(d)
     tags: dict[str, int] = {}
+    unread: set[str] = set()
     if rep.log is not None:
         for ef in rep.log.files:
             for t, s in ef.scalars.items():
                 tags[t] = tags.get(t, 0) + len(s)
+            unread.update(ef.unread_tags)
     cset = rep.checkpoints
     return {
         "schema": SCHEMA,
@@ -717,6 +738,7 @@ def run_to_dict(rep: RunReport) -> dict[str, Any]:
         "settings": rep.settings,
         "segments": [s.to_dict() for s in rk.segments],
         "tags": dict(sorted(tags.items())),
+        "tags_not_read": sorted(unread - set(tags)),  # present, but only the plots need them (--plots/--html)
         "warnings": list(rep.warnings),
     }
 
@@ -813,15 +835,17 @@ def format_sweep(rep: SweepReport) -> str:
     lines = [f"sweep: {rep.root} ({len(rep.runs)} runs)", ""]
     keys = sorted({k for r in rows for k in r["settings"]})
     head = f"{'run':<24} {'rank':>4} {'metric':>10} {'best':>10} {'loss':>9} {'±SE':>9} {'final':>5} {'loss':>9}"
-    lines.append(head + "".join(f"  {k}" for k in keys))
+    # Each setting column as wide as its name or its widest value, so the values sit under their names.
+    widths = {k: max([len(k)] + [len(str(r["settings"].get(k))) for r in rows]) for k in keys}
+    lines.append((head + "".join(f"  {k:<{widths[k]}}" for k in keys)).rstrip())
     for r in rows:
         best = ",".join(map(str, r["best_epochs"])) or "-"
-        lines.append(
+        lines.append((
             f"{r['run']:<24} {r['sweep_rank'] if r['sweep_rank'] is not None else '-':>4} {r['metric']:>10} "
             f"{best:>10} {_num(r['best_metric'])} {_num(r['best_se'])} "
             f"{r['final_epoch'] if r['final_epoch'] is not None else '-':>5} {_num(r['final_metric'])}"
-            + "".join(f"  {r['settings'].get(k)}" for k in keys)
-        )
+            + "".join(f"  {r['settings'].get(k)!s:<{widths[k]}}" for k in keys)
+        ).rstrip())
     for name, err in rep.failed:
         lines.append(f"{name:<24} could not be read: {err}")
     for run in rep.runs:

@@ -97,12 +97,28 @@ def test_resume(runs: Path) -> None:
     assert rep.confirmed == {3: True}  # ss_steps 8 = the resumed segment's own last step
 
 
+def test_resume_in_the_same_project_is_not_mixed(runs: Path, tmp_path: Path) -> None:
+    # What one project folder holds after the `resume` fixture's run: the `validation` run's log folder, then the
+    # resumed process's own timestamped folder (step tags restart at 1, epoch tags at 3), and its final file.
+    run = shutil.copytree(runs / "validation", tmp_path / "run")
+    shutil.copytree(runs / "resume" / "log", run / "log", dirs_exist_ok=True)
+    shutil.copy2(runs / "resume" / "model" / "testchar-1-B.safetensors", run / "model")
+    rep = report_run(run)
+    first, resumed = "20261125234247/network_train", "20261125234346/network_train"
+    assert [(r.epoch, r.segment, r.steps.first_step, r.steps.last_step) for r in rep.ranking.rows  # type: ignore
+            ] == [(1, first, 1, 8), (2, first, 9, 16), (3, resumed, 1, 8)]
+    assert rep.confirmed == {1: True, 2: True, 3: True}  # the final file's ss_steps 8 is the resumed process's
+    assert f"{resumed}: a resumed training from epoch 3 replaces epoch 3 logged earlier; using the newer values" \
+        in rep.warnings
+    assert [s.step_offset for s in rep.ranking.segments] == [0, 16]
+
+
 def test_json_schema(runs: Path) -> None:
     data = json.loads(report_to_json(report_run(runs / "article-mini")))
     assert data["schema"] == SCHEMA and data["kind"] == "run"
     assert set(data) >= {"name", "path", "log_dir", "model_dir", "output_name", "metric", "num_epochs", "finished",
                          "epochs", "incomplete", "picks", "checkpoints", "sample_prompt", "settings", "segments",
-                         "tags", "warnings"}
+                         "tags", "tags_not_read", "warnings"}
     assert data["metric"] == {"kind": "train", "tag": "loss/epoch_average",
                               "label": "training loss (loss/epoch_average)", "lower_is_better": True, "z": 2.0,
                               "tie_rtol": 1e-05}
@@ -115,6 +131,9 @@ def test_json_schema(runs: Path) -> None:
     assert data["checkpoints"]["final"]["epoch"] == 4 and data["checkpoints"]["final"]["ss_steps"] == 48
     # the JSON path reads only what ranking needs (loss/average and lr/* feed the plots)
     assert data["tags"] == {"loss/current": 48, "loss/epoch_average": 4}
+    assert data["tags_not_read"] == ["loss/average", "lr/group1", "lr/textencoder", "lr/unet"]  # but named
+    full = json.loads(report_to_json(report_run(runs / "article-mini", with_lr=True)))
+    assert len(full["tags"]) == 6 and full["tags_not_read"] == []
     assert [p["lora_name"] for p in data["picks"]] == ["testchar-1-A-000001", "testchar-1-A"]
 
 
@@ -153,6 +172,8 @@ def test_project_uses_the_recipe_prompt(project: Path) -> None:
 def test_project_log_folder_reports_the_project(project: Path) -> None:
     rep = report_run(project / "log")
     assert rep.source.kind == "project" and len(rep.files) == 4
+    rep = report_run(project / "model")  # the checkpoint folder, where "no event files here" would be unhelpful
+    assert rep.source.kind == "project" and len(rep.files) == 4 and rep.ranking.metric == "train"
 
 
 def test_bare_log_folder_and_event_file(runs: Path, tmp_path: Path) -> None:
@@ -286,6 +307,23 @@ def test_other_program(tmp_path: Path) -> None:
         report_run(tmp_path / "log")
 
 
+@pytest.mark.parametrize("log", ["zero", "other"])
+def test_unusable_log_beside_checkpoints_shows_the_checkpoints(log: str, tmp_path: Path) -> None:
+    # A 0-byte event file (killed before the first step) or another program's events next to real checkpoints:
+    # no ranking, but the checkpoints and the final pick are still sound (issue 6: partial results).
+    run = make_run(tmp_path / "run", epochs=3)
+    event = next((run / "log").rglob("events.out.tfevents.*"))
+    if log == "zero":
+        event.write_bytes(b"")
+    else:
+        write_scalars(event, [("train/accuracy", 1, 0.5, 10.0)])
+    rep = report_run(run)
+    assert rep.ranking.metric == "none"
+    assert picks(rep) == [(3, ["final"], "CharacterAI-1-A.safetensors")]
+    expected = "no scalars in them yet" if log == "zero" else "tags found: train/accuracy"
+    assert expected in rep.warnings[0] and rep.warnings[0].endswith("showing the checkpoints only")
+
+
 def test_truncated_and_corrupt_logs_give_partial_reports(tmp_path: Path) -> None:
     rows, _ = synthetic_rows(epochs=8, steps_per_epoch=20)
     path = write_run(tmp_path / "log", rows)
@@ -303,6 +341,23 @@ def test_truncated_and_corrupt_logs_give_partial_reports(tmp_path: Path) -> None
     rep = report_run(tmp_path / "log")
     assert len(rep.ranking.rows) == 8
     assert any("record payload fails its CRC" in w for w in rep.warnings)
+
+
+def test_log_cut_short_before_the_checkpoints_it_should_show(runs: Path, tmp_path: Path) -> None:
+    # article-mini's event file cut during epoch 3: the trainer went on to save epochs 3 and 4, so the log (not
+    # the training) stopped early — "epoch 3 did not finish" would be wrong.
+    run = shutil.copytree(runs / "article-mini", tmp_path / "run")
+    event = next((run / "log").rglob("events.out.tfevents.*"))
+    data = event.read_bytes()
+    event.write_bytes(data[: len(data) * 2 // 3])
+    rep = report_run(run)
+    assert [r.epoch for r in rep.ranking.rows if r.logged] == [1, 2]
+    assert rep.ranking.incomplete is not None and rep.ranking.incomplete.epoch == 3
+    assert "the log stops in epoch 3 (8 steps logged (steps 25-32) after the last epoch record), but checkpoints " \
+        "exist for epochs 3, 4: the event file was cut short or damaged, or a running trainer has not flushed it " \
+        "yet" in rep.warnings
+    assert not any("did not finish" in w for w in rep.warnings)
+    assert [p.epoch for p in rep.picks] == [1, 4]
 
 
 def test_bad_checkpoints(tmp_path: Path) -> None:
@@ -358,7 +413,13 @@ def test_sweep_of_fixture_runs(runs: Path, tmp_path: Path) -> None:
     assert all(r["sweep_rank"] is None for r in rows)  # training and validation losses are not comparable
     data = report_to_dict(rep)
     assert data["kind"] == "sweep" and len(data["runs"]) == 3
-    assert format_report(rep).startswith(f"sweep: {tmp_path / 'sweep'} (3 runs)")
+    # Folder mode writes ss_resolution "(64, 64)", dataset_config mode a list in ss_datasets: both are 64x64.
+    assert all("resolution" not in r["settings"] for r in rows)
+    text = format_report(rep)
+    assert text.startswith(f"sweep: {tmp_path / 'sweep'} (3 runs)")
+    head, *table = text.splitlines()[2:6]
+    col = head.index("num_epochs")
+    assert [line[col:].split()[0] for line in table] == ["4", "20", "3"]  # each value under its column name
 
 
 def test_sweep_manifest_settings_and_failed_run(tmp_path: Path) -> None:
@@ -468,6 +529,7 @@ def test_html_report_is_self_contained(runs: Path, tmp_path: Path) -> None:
     text = " ".join(c.text)
     assert "testchar-1-A-000001.safetensors" in text and "<lora:testchar-1-A-000001:0.8>" in text
     assert "Which epoch to keep?" in text
+    assert "dtypes F16" in text and "['F16']" not in text  # lists shown as text, not as Python reprs
     (tmp_path / "r.html").write_text(html)
     _render_in_browser(tmp_path / "r.html", tmp_path)
 
