@@ -3,14 +3,20 @@ the `toml` package sd-scripts itself reads with (reference/sd_scripts.md §3).""
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 import toml
-import tomllib
 
 from kohya_recipe.errors import RecipeError
 from kohya_recipe.options import check_config, check_option, flatten_config, option_specs
 from kohya_recipe.render_config import config_toml, config_values, render_config
 from tests._project_util import article_recipe
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10 (requires-python >= 3.10)
+    import tomli as tomllib
 
 
 @pytest.mark.parametrize("preset", ["likeness-sd15", "style-sd15", "likeness-sdxl"])

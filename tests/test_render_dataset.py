@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 import toml
-import tomllib
 
 from kohya_recipe.errors import RenderError
 from kohya_recipe.render_dataset import check_dataset_config, dataset_toml, render_dataset
 from tests._project_util import article_recipe
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10 (requires-python >= 3.10)
+    import tomli as tomllib
 
 
 def test_article_dataset_config() -> None:
