@@ -51,12 +51,21 @@ UNET_ONLY_TAGS = ("loss/current", "loss/average", "lr/unet", "lr/group0")
 
 # --- data ---------------------------------------------------------------------------------------------------------
 
+
 def f32(v: float) -> float:
     return struct.unpack("<f", struct.pack("<f", v))[0]
 
 
-def gen_run(log_dir: Path, steps: int, epochs: int, *, seed: int, epoch_tag: str = "loss/epoch_average",
-            tags: tuple[str, ...] = STEP_TAGS, start: float = 1_795_000_000.0) -> list[float]:
+def gen_run(
+    log_dir: Path,
+    steps: int,
+    epochs: int,
+    *,
+    seed: int,
+    epoch_tag: str = "loss/epoch_average",
+    tags: tuple[str, ...] = STEP_TAGS,
+    start: float = 1_795_000_000.0,
+) -> list[float]:
     """Write one run's event file; return the exact per-epoch means of loss/current."""
     rng = random.Random(seed)
     per_epoch = steps // epochs
@@ -105,9 +114,15 @@ def write_checkpoint_header(path: Path, epoch: int, steps: int, num_epochs: int,
             size = 2 * (math.prod(shape) if shape else 1)
             header[f"lora_unet_block_{i}{part}"] = {"dtype": "F16", "shape": shape, "data_offsets": [off, off + size]}
             off += size
-    header["__metadata__"] = {"ss_epoch": str(epoch), "ss_steps": str(steps), "ss_num_epochs": str(num_epochs),
-                              "ss_training_finished_at": str(finished_at), "ss_network_dim": "96",
-                              "ss_network_alpha": "72.0", "ss_output_name": "CharacterAI-1-A"}
+    header["__metadata__"] = {
+        "ss_epoch": str(epoch),
+        "ss_steps": str(steps),
+        "ss_num_epochs": str(num_epochs),
+        "ss_training_finished_at": str(finished_at),
+        "ss_network_dim": "96",
+        "ss_network_alpha": "72.0",
+        "ss_output_name": "CharacterAI-1-A",
+    }
     raw = json.dumps(header).encode()
     with path.open("wb") as fh:
         fh.write(struct.pack("<Q", len(raw)) + raw)
@@ -124,8 +139,9 @@ def generate(out: Path, skip_large: bool) -> dict[str, object]:
     t = time.perf_counter()
     article = out / "article"
     means = gen_run(article / "log", 3360, 8, seed=0)
-    (article / "config.toml").write_text('[training_arguments]\noutput_dir = "model"\nlogging_dir = "log"\n'
-                                         'output_name = "CharacterAI-1-A"\n')
+    (article / "config.toml").write_text(
+        '[training_arguments]\noutput_dir = "model"\nlogging_dir = "log"\noutput_name = "CharacterAI-1-A"\n'
+    )
     (article / "model").mkdir(exist_ok=True)
     for e in range(1, 9):
         name = "CharacterAI-1-A.safetensors" if e == 8 else f"CharacterAI-1-A-{e:06d}.safetensors"
@@ -274,8 +290,11 @@ def check(name: str, out: str, logs: list[str], means: list[list[float]]) -> Non
             assert abs(a - b) <= 1e-9 * abs(b), (name, d, a, b)
 
 
-def bench(cases: dict[str, list[str]], reps: int, validate: dict[str, tuple[list[str], list[list[float]]]],
-          ) -> dict[str, tuple[float, float]]:
+def bench(
+    cases: dict[str, list[str]],
+    reps: int,
+    validate: dict[str, tuple[list[str], list[list[float]]]],
+) -> dict[str, tuple[float, float]]:
     """Round-robin the commands ``reps`` times after one untimed warm-up; medians of wall and RSS."""
     walls: dict[str, list[float]] = {k: [] for k in cases}
     rss: dict[str, list[float]] = {k: [] for k in cases}
@@ -303,6 +322,7 @@ def decode_comparison(path: Path, rounds: int = 9) -> tuple[float, float, float]
         ours.append(time.perf_counter() - t)
     t = time.perf_counter()
     from tensorboard.compat.proto import event_pb2
+
     imp = time.perf_counter() - t
     from kohya_recipe.events import crc32c
 
@@ -314,10 +334,11 @@ def decode_comparison(path: Path, rounds: int = 9) -> tuple[float, float, float]
         vals: dict[str, list[tuple[int, float, float]]] = {}
         while off < n:
             (ln,) = struct.unpack_from("<Q", data, off)
-            payload = data[off + 12:off + 12 + ln]
+            payload = data[off + 12 : off + 12 + ln]
             c = crc32c(payload)
-            assert (((c >> 15) | (c << 17)) + 0xA282EAD8) & 0xFFFFFFFF == struct.unpack_from("<I", data,
-                                                                                           off + 12 + ln)[0]
+            assert (((c >> 15) | (c << 17)) + 0xA282EAD8) & 0xFFFFFFFF == struct.unpack_from("<I", data, off + 12 + ln)[
+                0
+            ]
             off += 16 + ln
             ev = event_pb2.Event.FromString(payload)
             if ev.HasField("summary"):
@@ -340,8 +361,9 @@ def main() -> None:
     CHILD_ENV["PYTHONPYCACHEPREFIX"] = str(out / "pycache")
     import kohya_recipe
 
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(kohya_recipe.__file__).parent)],
-                   env=CHILD_ENV, check=True)
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(Path(kohya_recipe.__file__).parent)], env=CHILD_ENV, check=True
+    )
     scripts = out / "readers"
     scripts.mkdir(exist_ok=True)
     for name, code in (("ours", OURS), ("ea", EVENT_ACCUMULATOR), ("tbparse", TBPARSE), ("read", READ_BYTES)):
@@ -350,8 +372,9 @@ def main() -> None:
     reps_article = 3 if args.quick else args.reps
     reps_sweep = 2 if args.quick else 3
 
-    def cases(key: str, with_cli: bool = True) -> tuple[dict[str, list[str]], dict[str, tuple[list[str],
-                                                                                             list[list[float]]]]]:
+    def cases(
+        key: str, with_cli: bool = True
+    ) -> tuple[dict[str, list[str]], dict[str, tuple[list[str], list[list[float]]]]]:
         m = manifest[key]
         logs = m["logs"]  # type: ignore[index]
         root = m.get("root", str(Path(logs[0]).parent))  # type: ignore[union-attr]
@@ -391,25 +414,33 @@ def main() -> None:
         print(f"  ratios: EventAccumulator / ours = {ea / ours:.1f}x, tbparse / ours = {tb / ours:.1f}x")
         start = res["python startup"][0]
         if ours > start:
-            print(f"  beyond interpreter start-up ({start * 1e3:.0f} ms here): EventAccumulator / ours = "
-                  f"{(ea - start) / (ours - start):.1f}x, tbparse / ours = {(tb - start) / (ours - start):.1f}x")
+            print(
+                f"  beyond interpreter start-up ({start * 1e3:.0f} ms here): EventAccumulator / ours = "
+                f"{(ea - start) / (ours - start):.1f}x, tbparse / ours = {(tb - start) / (ours - start):.1f}x"
+            )
         if "kohya-recipe report --json" in res:
             cli = res["kohya-recipe report --json"]
-            print(f"  kohya-recipe report --json: {cli[0]:.3f} s, {cli[1]:.0f} MB; "
-                  f"EventAccumulator / report = {ea / cli[0]:.1f}x, tbparse / report = {tb / cli[0]:.1f}x")
+            print(
+                f"  kohya-recipe report --json: {cli[0]:.3f} s, {cli[1]:.0f} MB; "
+                f"EventAccumulator / report = {ea / cli[0]:.1f}x, tbparse / report = {tb / cli[0]:.1f}x"
+            )
     if "large" in results:
         wall, mb = results["large"]["kohya-recipe reader+rank"]
         cwall, cmb = results["large"]["kohya-recipe report --json"]
-        print(f"\nlarge (200,000 steps): reader {wall:.2f} s / {mb:.0f} MB, report --json {cwall:.2f} s / {cmb:.0f} MB"
-              f" (targets: 1.5 s, 150 MB)")
+        print(
+            f"\nlarge (200,000 steps): reader {wall:.2f} s / {mb:.0f} MB, report --json {cwall:.2f} s / {cmb:.0f} MB"
+            f" (targets: 1.5 s, 150 MB)"
+        )
     cli_article = results["article"]["kohya-recipe report --json"][0]
     print(f"article: kohya-recipe report --json {cli_article:.3f} s (target 0.3 s)")
 
     # Why the reader decodes bytes itself instead of using tensorboard's event_pb2 (issue 6 asks to measure it).
     (event,) = list(Path(manifest["article"]["logs"][0]).rglob("events.out.tfevents.*"))  # type: ignore[index]
     ours_ms, pb_ms, imp_ms = decode_comparison(event)
-    print(f"\ndecoding the article file in-process (CRC checked in both): ours {ours_ms:.1f} ms, event_pb2 "
-          f"{pb_ms:.1f} ms (+{imp_ms:.0f} ms import) -> {pb_ms / ours_ms:.1f}x")
+    print(
+        f"\ndecoding the article file in-process (CRC checked in both): ours {ours_ms:.1f} ms, event_pb2 "
+        f"{pb_ms:.1f} ms (+{imp_ms:.0f} ms import) -> {pb_ms / ours_ms:.1f}x"
+    )
     from kohya_recipe.events import crc32c_py
 
     t = time.perf_counter()

@@ -157,11 +157,15 @@ def _load(cp: Checkpoint) -> Checkpoint:
         return cp
     cp.warnings.extend(f"{cp.path.name}: {w}" for w in cp.header.warnings)
     if "ss_epoch" not in cp.header.metadata:
-        cp.warnings.append(f"{cp.path.name}: no ss_epoch in its metadata (saved with --no_metadata?); "
-                           "epoch taken from the file name only")
+        cp.warnings.append(
+            f"{cp.path.name}: no ss_epoch in its metadata (saved with --no_metadata?); "
+            "epoch taken from the file name only"
+        )
     elif cp.kind == "epoch" and cp.meta_epoch != cp.number:
-        cp.warnings.append(f"{cp.path.name}: the name says epoch {cp.number} but its metadata says ss_epoch="
-                           f"{cp.header.metadata.get('ss_epoch')}")
+        cp.warnings.append(
+            f"{cp.path.name}: the name says epoch {cp.number} but its metadata says ss_epoch="
+            f"{cp.header.metadata.get('ss_epoch')}"
+        )
     return cp
 
 
@@ -223,8 +227,10 @@ def scan_checkpoints(model_dir: str | Path, output_name: str | None = None) -> C
                 _load(Checkpoint(path=p, name=name, kind="step", number=number, size=p.stat().st_size))
             )
     if cset.final is not None and cset.final.epoch is None:
-        cset.warnings.append(f"{cset.final.path.name}: the final file has no ss_epoch/ss_num_epochs; "
-                             "its epoch is taken from the log if possible")
+        cset.warnings.append(
+            f"{cset.final.path.name}: the final file has no ss_epoch/ss_num_epochs; "
+            "its epoch is taken from the log if possible"
+        )
     for cp in cset.all:
         cset.warnings.extend(cp.warnings)
     return cset

@@ -58,6 +58,7 @@ _U32 = 0xFFFFFFFF
 
 # --- CRC-32C ------------------------------------------------------------------------------------------------------
 
+
 def _make_table() -> list[int]:
     table = []
     for i in range(256):
@@ -105,6 +106,7 @@ def masked_crc32c(data: bytes, crc: Callable[[bytes], int] | None = None) -> int
 
 
 # --- data model ---------------------------------------------------------------------------------------------------
+
 
 class Record:
     """Light record classes: ``__eq__`` and ``__repr__`` from ``__slots__``.
@@ -225,6 +227,7 @@ class LogDir(Record):
 
 # --- protobuf walking (generic path) ------------------------------------------------------------------------------
 
+
 class _Malformed(Exception):
     pass
 
@@ -256,18 +259,18 @@ def _fields(buf: bytes) -> Iterable[tuple[int, int, object]]:
         elif wire == 1:
             if pos + 8 > n:
                 raise _Malformed("short fixed64")
-            value = buf[pos:pos + 8]
+            value = buf[pos : pos + 8]
             pos += 8
         elif wire == 2:
             size, pos = _varint(buf, pos)
             if pos + size > n:
                 raise _Malformed("short bytes")
-            value = buf[pos:pos + size]
+            value = buf[pos : pos + size]
             pos += size
         elif wire == 5:
             if pos + 4 > n:
                 raise _Malformed("short fixed32")
-            value = buf[pos:pos + 4]
+            value = buf[pos : pos + 4]
             pos += 4
         else:
             raise _Malformed(f"wire type {wire}")
@@ -400,8 +403,9 @@ def decode_event(payload: bytes) -> tuple[float, int, list[tuple[str, float]], s
 
 # --- the reader ---------------------------------------------------------------------------------------------------
 
+
 def _header_ok(buf: bytes, off: int, crc: Callable[[bytes], int]) -> bool:
-    return masked_crc32c(buf[off:off + 8], crc) == _I.unpack_from(buf, off + 8)[0]
+    return masked_crc32c(buf[off : off + 8], crc) == _I.unpack_from(buf, off + 8)[0]
 
 
 def _resync(buf: bytes, start: int, crc: Callable[[bytes], int]) -> int | None:
@@ -418,7 +422,7 @@ def _resync(buf: bytes, start: int, crc: Callable[[bytes], int]) -> int | None:
             return None
         pos = i + 1
         cand = i - 12
-        if buf[cand + 4:cand + 8] != b"\x00\x00\x00\x00":  # an event is never 4 GiB long
+        if buf[cand + 4 : cand + 8] != b"\x00\x00\x00\x00":  # an event is never 4 GiB long
             continue
         if not _header_ok(buf, cand, crc):
             continue
@@ -426,7 +430,7 @@ def _resync(buf: bytes, start: int, crc: Callable[[bytes], int]) -> int | None:
         end = cand + 12 + length
         if end + 4 > n:
             return cand  # a checked header whose record is cut off: the caller reports the truncated tail
-        if masked_crc32c(buf[cand + 12:end], crc) == _I.unpack_from(buf, end)[0]:
+        if masked_crc32c(buf[cand + 12 : end], crc) == _I.unpack_from(buf, end)[0]:
             return cand
 
 
@@ -476,8 +480,9 @@ def parse_event_bytes(  # one inlined loop is the point: ~1 µs per record (tens
     series: dict[bytes, tuple[Callable[[int], None], Callable[[float], None], Callable[[float], None]] | None] = {}
     scalars = ef.scalars
 
-    def entry_for(tag_b: bytes) -> tuple[Callable[[int], None], Callable[[float], None],
-                                         Callable[[float], None]] | None:
+    def entry_for(
+        tag_b: bytes,
+    ) -> tuple[Callable[[int], None], Callable[[float], None], Callable[[float], None]] | None:
         if pref is not None and not tag_b.startswith(pref):
             series[tag_b] = None
             return None
@@ -493,8 +498,13 @@ def parse_event_bytes(  # one inlined loop is the point: ~1 µs per record (tens
         lt = len(key) - 7
         if (
             0 <= lt < 0x80
-            and key[0] == 0x2A and key[1] == lt + 9 and key[2] == 0x0A and key[3] == lt + 7
-            and key[4] == 0x0A and key[5] == lt and key[-1] == 0x15
+            and key[0] == 0x2A
+            and key[1] == lt + 9
+            and key[2] == 0x0A
+            and key[3] == lt + 7
+            and key[4] == 0x0A
+            and key[5] == lt
+            and key[-1] == 0x15
         ):
             entry = entry_for(key[6:-1])
             shapes[key] = entry
@@ -518,26 +528,36 @@ def parse_event_bytes(  # one inlined loop is the point: ~1 µs per record (tens
     def resync_or_stop(at: int, what: str) -> int | None:
         nxt = _resync(buf, at + 1, crc_fn)
         if nxt is None:
-            warn(EventWarning(name, at, f"{what}; no intact record after it, so the last {n - at} bytes are "
-                                        "ignored"))
+            warn(EventWarning(name, at, f"{what}; no intact record after it, so the last {n - at} bytes are ignored"))
         else:
-            warn(EventWarning(name, at, f"{what}; skipped {nxt - at} bytes to the next intact record at byte "
-                                        f"{nxt}"))
+            warn(EventWarning(name, at, f"{what}; skipped {nxt - at} bytes to the next intact record at byte {nxt}"))
         return nxt
 
     while off < n:
         if off + 12 > n:
-            warn(EventWarning(name, off, f"file ends inside a record header ({n - off} of 12 bytes): a run still "
-                                         "writing, or killed; the partial record is ignored"))
+            warn(
+                EventWarning(
+                    name,
+                    off,
+                    f"file ends inside a record header ({n - off} of 12 bytes): a run still "
+                    "writing, or killed; the partial record is ignored",
+                )
+            )
             break
         length = unpack_q(buf, off)[0]
         start = off + 12
         end = start + length
         if end + 4 > n:
             if _header_ok(buf, off, crc_fn):
-                warn(EventWarning(name, off, f"file ends inside a record ({n - start} of {length + 4} bytes "
-                                             "present): a run still writing, or killed; the partial record is "
-                                             "ignored"))
+                warn(
+                    EventWarning(
+                        name,
+                        off,
+                        f"file ends inside a record ({n - start} of {length + 4} bytes "
+                        "present): a run still writing, or killed; the partial record is "
+                        "ignored",
+                    )
+                )
                 break
             skipped += 1
             nxt = resync_or_stop(off, "damaged record header")
@@ -571,7 +591,7 @@ def parse_event_bytes(  # one inlined loop is the point: ~1 µs per record (tens
             else:
                 step = 0
                 p = 9
-            key = buf[start + p:end - 4]
+            key = buf[start + p : end - 4]
             entry = get(key, 0)
             if entry is None:
                 # A tag the caller did not ask for, in a shape already seen in a CRC-checked record: its value is
@@ -585,8 +605,9 @@ def parse_event_bytes(  # one inlined loop is the point: ~1 µs per record (tens
         if (((c >> 15) | (c << 17)) + mask_delta) & u32 != unpack_i(buf, end)[0]:
             skipped += 1
             if _header_ok(buf, off, crc_fn):
-                warn(EventWarning(name, off, "record payload fails its CRC (damaged bytes); that one record is "
-                                             "skipped"))
+                warn(
+                    EventWarning(name, off, "record payload fails its CRC (damaged bytes); that one record is skipped")
+                )
                 off = end + 4
                 continue
             nxt = resync_or_stop(off, "damaged record header")
@@ -686,6 +707,7 @@ def read_log_dir(log_dir: str | Path, prefixes: Sequence[str] | None = None) -> 
 
 
 # --- the writer (tests, benchmarks, fixtures) ---------------------------------------------------------------------
+
 
 def _enc_varint(value: int) -> bytes:
     if value < 0:

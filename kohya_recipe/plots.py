@@ -55,8 +55,13 @@ def _legend(ax: Any, fontsize: float = 8) -> None:
     # under the upper-right legend of the article-mini plot; a falling loss starts in the upper left).
     # The constrained layout narrows the axes to make room.
     handles, _labels = ax.get_legend_handles_labels()
-    ax.legend(fontsize=fontsize, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0,
-              ncol=1 if len(handles) <= 12 else 2)
+    ax.legend(
+        fontsize=fontsize,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        borderaxespad=0.0,
+        ncol=1 if len(handles) <= 12 else 2,
+    )
 
 
 def _png(fig: Any) -> bytes:
@@ -99,8 +104,9 @@ def _segment_points(rep: RunReport, tag: str) -> list[tuple[list[float], list[fl
 
 def _epoch_ends(rep: RunReport) -> list[tuple[int, float]]:
     offsets = {s.name: s.step_offset for s in rep.ranking.segments}
-    return [(r.epoch, r.steps.last_step + offsets.get(r.segment or "", 0)) for r in rep.ranking.rows
-            if r.steps is not None]
+    return [
+        (r.epoch, r.steps.last_step + offsets.get(r.segment or "", 0)) for r in rep.ranking.rows if r.steps is not None
+    ]
 
 
 def plot_loss_steps(rep: RunReport, smoothing: float = DEFAULT_SMOOTHING) -> bytes | None:
@@ -111,14 +117,20 @@ def plot_loss_steps(rep: RunReport, smoothing: float = DEFAULT_SMOOTHING) -> byt
     ax = fig.add_subplot()
     for i, (xs, ys, _name) in enumerate(current):
         ax.plot(xs, ys, color="#1f77b4", alpha=0.25, linewidth=0.7, label="loss/current" if i == 0 else None)
-        ax.plot(xs, ema(ys, smoothing), color="#1f77b4", linewidth=1.6,
-                label=f"loss/current, smoothed ({smoothing:g})" if i == 0 else None)
+        ax.plot(
+            xs,
+            ema(ys, smoothing),
+            color="#1f77b4",
+            linewidth=1.6,
+            label=f"loss/current, smoothed ({smoothing:g})" if i == 0 else None,
+        )
     for i, (xs, ys, _name) in enumerate(_segment_points(rep, TAG_AVERAGE)):
         ax.plot(xs, ys, color="#ff7f0e", linewidth=1.2, label="loss/average" if i == 0 else None)
     for epoch, x in _epoch_ends(rep):
         ax.axvline(x, color="#999999", linewidth=0.6, linestyle=":")
-        ax.annotate(str(epoch), (x, 1.0), xycoords=("data", "axes fraction"), ha="right", va="top", fontsize=7,
-                    color="#666666")
+        ax.annotate(
+            str(epoch), (x, 1.0), xycoords=("data", "axes fraction"), ha="right", va="top", fontsize=7, color="#666666"
+        )
     if len(current) > 1:
         ax.set_title("Training loss per step (resumed segments placed after the epochs before them)", fontsize=10)
     else:
@@ -138,11 +150,14 @@ def plot_loss_epochs(rep: RunReport) -> bytes | None:
     ax = fig.add_subplot()
     xs = [r.epoch for r in rows]
     ys = [r.train_loss for r in rows]
-    errs = [z * r.steps.se if r.steps is not None and r.steps.se is not None and math.isfinite(r.steps.se) else 0.0
-            for r in rows]
+    errs = [
+        z * r.steps.se if r.steps is not None and r.steps.se is not None and math.isfinite(r.steps.se) else 0.0
+        for r in rows
+    ]
     final = {p.epoch for p in rep.picks if any(x.startswith(("final", "last")) for x in p.reasons)}
-    colors = [_BEST if (r.best and rep.ranking.metric == "train") else (_FINAL if r.epoch in final else _BAR)
-              for r in rows]
+    colors = [
+        _BEST if (r.best and rep.ranking.metric == "train") else (_FINAL if r.epoch in final else _BAR) for r in rows
+    ]
     ax.bar(xs, ys, color=colors, yerr=errs, capsize=4, ecolor="#333333")
     lo = min(y - e for y, e in zip(ys, errs, strict=True))  # type: ignore[operator]
     hi = max(y + e for y, e in zip(ys, errs, strict=True))  # type: ignore[operator]
@@ -162,19 +177,36 @@ def plot_validation(rep: RunReport) -> bytes | None:
         return None
     fig = _figure()
     ax = fig.add_subplot()
-    ax.plot([r.epoch for r in rows], [r.validation_loss for r in rows], marker="o", color="#9467bd",
-            label="loss/validation/epoch_average")
+    ax.plot(
+        [r.epoch for r in rows],
+        [r.validation_loss for r in rows],
+        marker="o",
+        color="#9467bd",
+        label="loss/validation/epoch_average",
+    )
     best = [r for r in rows if r.best and rep.ranking.metric == "validation"]
     if best:
-        ax.plot([r.epoch for r in best], [r.validation_loss for r in best], "o", color=_BEST, markersize=9,
-                fillstyle="none", label="best (ties included)")
+        ax.plot(
+            [r.epoch for r in best],
+            [r.validation_loss for r in best],
+            "o",
+            color=_BEST,
+            markersize=9,
+            fillstyle="none",
+            label="best (ties included)",
+        )
     train = [r for r in rep.ranking.rows if r.train_loss is not None]
     if train:
-        ax.plot([r.epoch for r in train], [r.train_loss for r in train], marker=".", linestyle="--",
-                color="#7f7f7f", label="training loss (epoch)")
+        ax.plot(
+            [r.epoch for r in train],
+            [r.train_loss for r in train],
+            marker=".",
+            linestyle="--",
+            color="#7f7f7f",
+            label="training loss (epoch)",
+        )
     ax.set_xticks([r.epoch for r in rows])
-    ax.set_title("Validation loss per epoch (fixed timesteps and seeded noise: comparable across epochs)",
-                 fontsize=10)
+    ax.set_title("Validation loss per epoch (fixed timesteps and seeded noise: comparable across epochs)", fontsize=10)
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     _legend(ax)
@@ -230,8 +262,13 @@ def sweep_plot(rep: SweepReport) -> dict[str, bytes]:
     for name, run in zip(rep.names, rep.runs, strict=True):
         rows = [r for r in run.ranking.rows if r.metric is not None]
         if rows:
-            ax.plot([r.epoch for r in rows], [r.metric for r in rows], marker="o", linewidth=1.2,
-                    label=f"{name} ({run.ranking.metric})")
+            ax.plot(
+                [r.epoch for r in rows],
+                [r.metric for r in rows],
+                marker="o",
+                linewidth=1.2,
+                label=f"{name} ({run.ranking.metric})",
+            )
             drawn = True
     if not drawn:
         return {}

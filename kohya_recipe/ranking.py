@@ -48,8 +48,9 @@ class StepStats(Record):
 
     __slots__ = ("first_step", "last_step", "mean", "n", "sd", "se")
 
-    def __init__(self, n: int, mean: float, sd: float | None, se: float | None, first_step: int,
-                 last_step: int) -> None:
+    def __init__(
+        self, n: int, mean: float, sd: float | None, se: float | None, first_step: int, last_step: int
+    ) -> None:
         self.n = n
         self.mean = mean
         self.sd = sd
@@ -58,8 +59,14 @@ class StepStats(Record):
         self.last_step = last_step
 
     def to_dict(self) -> dict[str, object]:
-        return {"n": self.n, "mean": self.mean, "sd": self.sd, "se": self.se, "first_step": self.first_step,
-                "last_step": self.last_step}
+        return {
+            "n": self.n,
+            "mean": self.mean,
+            "sd": self.sd,
+            "se": self.se,
+            "first_step": self.first_step,
+            "last_step": self.last_step,
+        }
 
 
 def step_stats(values: list[float], steps: list[int]) -> StepStats | None:
@@ -77,8 +84,22 @@ def step_stats(values: list[float], steps: list[int]) -> StepStats | None:
 class EpochRow(Record):
     """One epoch: what the log says, its step statistics, and (after ranking) its metric, rank and flags."""
 
-    __slots__ = ("best", "end_wall_time", "epoch", "indistinguishable", "metric", "notes", "rank", "se", "segment",
-                 "steps", "tied", "train_loss", "validation_divergence", "validation_loss")
+    __slots__ = (
+        "best",
+        "end_wall_time",
+        "epoch",
+        "indistinguishable",
+        "metric",
+        "notes",
+        "rank",
+        "se",
+        "segment",
+        "steps",
+        "tied",
+        "train_loss",
+        "validation_divergence",
+        "validation_loss",
+    )
 
     def __init__(self, epoch: int, segment: str | None = None) -> None:
         self.epoch = epoch
@@ -123,11 +144,28 @@ class SegmentInfo(Record):
     """One training process's log (one event file). ``step_offset`` is added to its steps to put resumed
     segments on one step axis (plots only)."""
 
-    __slots__ = ("first_epoch", "first_wall_time", "last_epoch", "name", "path", "step_offset", "steps_logged",
-                 "superseded")
+    __slots__ = (
+        "first_epoch",
+        "first_wall_time",
+        "last_epoch",
+        "name",
+        "path",
+        "step_offset",
+        "steps_logged",
+        "superseded",
+    )
 
-    def __init__(self, name: str, path: str, first_epoch: int | None, last_epoch: int | None, steps_logged: int,
-                 step_offset: int, first_wall_time: float | None, superseded: bool = False) -> None:
+    def __init__(
+        self,
+        name: str,
+        path: str,
+        first_epoch: int | None,
+        last_epoch: int | None,
+        steps_logged: int,
+        step_offset: int,
+        first_wall_time: float | None,
+        superseded: bool = False,
+    ) -> None:
         self.name = name
         self.path = path
         self.first_epoch = first_epoch
@@ -160,8 +198,17 @@ class Ranking(Record):
 
     __slots__ = ("incomplete", "metric", "metric_tag", "rows", "segments", "tie_rtol", "warnings", "z")
 
-    def __init__(self, rows: list[EpochRow], metric: str, metric_tag: str | None, segments: list[SegmentInfo],
-                 incomplete: Incomplete | None, warnings: list[str], z: float, tie_rtol: float) -> None:
+    def __init__(
+        self,
+        rows: list[EpochRow],
+        metric: str,
+        metric_tag: str | None,
+        segments: list[SegmentInfo],
+        incomplete: Incomplete | None,
+        warnings: list[str],
+        z: float,
+        tie_rtol: float,
+    ) -> None:
         self.rows = rows
         self.metric = metric
         self.metric_tag = metric_tag
@@ -201,12 +248,19 @@ class Ranking(Record):
 
 # --- assembling epochs from segments ------------------------------------------------------------------------------
 
+
 class _SegEpochs(Record):
     __slots__ = ("epoch_tag", "first_epoch", "notes", "points_by_epoch", "rows", "trailing")
 
-    def __init__(self, rows: dict[int, EpochRow], trailing: StepStats | None,
-                 points_by_epoch: dict[int, tuple[list[float], list[int]]], notes: list[str],
-                 first_epoch: int | None, epoch_tag: str | None) -> None:
+    def __init__(
+        self,
+        rows: dict[int, EpochRow],
+        trailing: StepStats | None,
+        points_by_epoch: dict[int, tuple[list[float], list[int]]],
+        notes: list[str],
+        first_epoch: int | None,
+        epoch_tag: str | None,
+    ) -> None:
         self.rows = rows
         self.trailing = trailing
         self.points_by_epoch = points_by_epoch
@@ -242,8 +296,10 @@ def _segment_epochs(ef: EventFile, name: str) -> _SegEpochs:
     order = sorted(rows.values(), key=lambda r: (r.end_wall_time or 0.0, r.epoch))
     for prev, cur in itertools.pairwise(order):
         if cur.epoch <= prev.epoch:
-            notes.append(f"{name}: epoch records out of order ({prev.epoch} then {cur.epoch}); the clock may have "
-                         "jumped — step statistics may be misassigned")
+            notes.append(
+                f"{name}: epoch records out of order ({prev.epoch} then {cur.epoch}); the clock may have "
+                "jumped — step statistics may be misassigned"
+            )
     bounds = [r.end_wall_time or 0.0 for r in order]
     points: dict[int, tuple[list[float], list[int]]] = {r.epoch: ([], []) for r in order}
     trailing_v: list[float] = []
@@ -263,9 +319,11 @@ def _segment_epochs(ef: EventFile, name: str) -> _SegEpochs:
     for prev, cur_row in itertools.pairwise(order):
         if cur_row.epoch > prev.epoch + 1:
             missing = ", ".join(str(e) for e in range(prev.epoch + 1, cur_row.epoch))
-            notes.append(f"{name}: no epoch record for epoch {missing} (lost or not logged); the loss/current "
-                         f"points of epochs {missing}-{cur_row.epoch} cannot be split, so epoch {cur_row.epoch} "
-                         "has no step statistics")
+            notes.append(
+                f"{name}: no epoch record for epoch {missing} (lost or not logged); the loss/current "
+                f"points of epochs {missing}-{cur_row.epoch} cannot be split, so epoch {cur_row.epoch} "
+                "has no step statistics"
+            )
             points[cur_row.epoch] = ([], [])
             cur_row.notes.append(f"step statistics unavailable: epoch {missing} has no epoch record")
     for e, (vals, steps) in points.items():
@@ -276,8 +334,10 @@ def _segment_epochs(ef: EventFile, name: str) -> _SegEpochs:
         usual = counts[mid] if len(counts) % 2 else (counts[mid - 1] + counts[mid]) / 2
         for r in rows.values():
             if r.steps is not None and r.steps.n > 1.5 * usual:
-                r.notes.append(f"{r.steps.n} loss/current points where epochs usually have {usual:g}: an epoch "
-                               "record may be missing before it")
+                r.notes.append(
+                    f"{r.steps.n} loss/current points where epochs usually have {usual:g}: an epoch "
+                    "record may be missing before it"
+                )
     return _SegEpochs(
         rows=rows,
         trailing=step_stats(trailing_v, trailing_s),
@@ -319,8 +379,10 @@ def collect_epochs(log: LogDir) -> tuple[list[EpochRow], list[SegmentInfo], Inco
                         s.superseded = True
                 if complete:
                     what = "a new training from epoch 1" if e0 == 1 else f"a resumed training from epoch {e0}"
-                    warnings.append(f"{name}: {what} replaces epoch{'s' if len(complete) > 1 else ''} "
-                                    f"{_span(complete)} logged earlier; using the newer values")
+                    warnings.append(
+                        f"{name}: {what} replaces epoch{'s' if len(complete) > 1 else ''} "
+                        f"{_span(complete)} logged earlier; using the newer values"
+                    )
                 for e in replaced:
                     del merged[e]
             if incomplete is not None and (incomplete.epoch is None or incomplete.epoch >= e0):
@@ -344,18 +406,25 @@ def collect_epochs(log: LogDir) -> tuple[list[EpochRow], list[SegmentInfo], Inco
         elif seg.trailing is not None:
             # Steps but no finished epoch in this segment: its epoch number is unknown.
             newest = max(merged) if merged else None
-            incomplete = Incomplete(epoch=(newest + 1) if newest is not None else None, segment=name,
-                                    steps=seg.trailing)
+            incomplete = Incomplete(
+                epoch=(newest + 1) if newest is not None else None, segment=name, steps=seg.trailing
+            )
             warnings.append(f"{name}: {seg.trailing.n} loss/current points but no finished epoch in this log")
-        segments.append(SegmentInfo(
-            name=name, path=str(ef.path), first_epoch=seg.first_epoch,
-            last_epoch=max(seg.rows) if seg.rows else None,
-            steps_logged=len(cur) if cur is not None else 0, step_offset=offset,
-            first_wall_time=ef.first_wall_time,
-        ))
+        segments.append(
+            SegmentInfo(
+                name=name,
+                path=str(ef.path),
+                first_epoch=seg.first_epoch,
+                last_epoch=max(seg.rows) if seg.rows else None,
+                steps_logged=len(cur) if cur is not None else 0,
+                step_offset=offset,
+                first_wall_time=ef.first_wall_time,
+            )
+        )
     if len(epoch_tags) > 1:
-        warnings.append("segments use both loss/epoch (sd-scripts <= 0.9.1) and loss/epoch_average; treated as "
-                        "the same value")
+        warnings.append(
+            "segments use both loss/epoch (sd-scripts <= 0.9.1) and loss/epoch_average; treated as the same value"
+        )
     tag = TAG_EPOCH_AVERAGE if TAG_EPOCH_AVERAGE in epoch_tags else (TAG_EPOCH_OLD if epoch_tags else None)
     return [merged[e] for e in sorted(merged)], segments, incomplete, warnings, tag
 
@@ -367,6 +436,7 @@ def _span(epochs: list[int]) -> str:
 
 
 # --- ranking ------------------------------------------------------------------------------------------------------
+
 
 def rank_values(values: list[float | None], tie_rtol: float = DEFAULT_TIE_RTOL) -> list[int | None]:
     """Competition ranks ("1, 1, 3"), lowest value first; values within ``tie_rtol`` of a group's first value tie.
@@ -409,8 +479,9 @@ def rank_rows(
     has_val = any(r.validation_loss is not None for r in rows)
     has_train = any(r.train_loss is not None for r in rows)
     if metric == "validation" and not has_val:
-        warnings.append("no loss/validation/epoch_average in the log (no validation split); ranking by training "
-                        "loss instead")
+        warnings.append(
+            "no loss/validation/epoch_average in the log (no validation split); ranking by training loss instead"
+        )
         metric = "train"
     if metric == "auto":
         metric = "validation" if has_val else "train"
@@ -432,8 +503,10 @@ def rank_rows(
     if metric == "validation":
         missing = [r.epoch for r in rows if r.validation_loss is None and r.train_loss is not None]
         if missing:
-            warnings.append(f"epoch{'s' if len(missing) > 1 else ''} {_span(missing)} had no validation "
-                            "(validate_every_n_epochs?) and are not ranked")
+            warnings.append(
+                f"epoch{'s' if len(missing) > 1 else ''} {_span(missing)} had no validation "
+                "(validate_every_n_epochs?) and are not ranked"
+            )
     for r in rows:
         if r.metric is not None and not math.isfinite(r.metric):
             # A NaN/inf loss (training diverged, e.g. fp16 overflow) cannot be ordered: leave it unranked.
@@ -471,8 +544,10 @@ def cross_check(rows: list[EpochRow], rtol: float = 1e-4) -> list[str]:
         if r.train_loss is None or r.steps is None:
             continue
         if abs(r.steps.mean - r.train_loss) > rtol * max(abs(r.train_loss), 1e-12):
-            msg = (f"epoch loss {r.train_loss:.6g} differs from the mean of its {r.steps.n} loss/current points "
-                   f"({r.steps.mean:.6g}): step records lost, or a partial epoch")
+            msg = (
+                f"epoch loss {r.train_loss:.6g} differs from the mean of its {r.steps.n} loss/current points "
+                f"({r.steps.mean:.6g}): step records lost, or a partial epoch"
+            )
             r.notes.append(msg)
             notes.append(f"epoch {r.epoch}: {msg}")
     return notes
@@ -490,5 +565,13 @@ def epoch_ranking(
     warnings = list(warnings) + cross_check(rows)
     used, tag, more = rank_rows(rows, metric, z=z, tie_rtol=tie_rtol, train_tag=train_tag or TAG_EPOCH_AVERAGE)
     warnings.extend(more)
-    return Ranking(rows=rows, metric=used, metric_tag=tag, segments=segments, incomplete=incomplete,
-                   warnings=warnings, z=z, tie_rtol=tie_rtol)
+    return Ranking(
+        rows=rows,
+        metric=used,
+        metric_tag=tag,
+        segments=segments,
+        incomplete=incomplete,
+        warnings=warnings,
+        z=z,
+        tie_rtol=tie_rtol,
+    )

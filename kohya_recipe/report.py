@@ -60,17 +60,50 @@ SAVE_TIME_TOLERANCE = 1.0  # seconds; a checkpoint is saved right after its epoc
 
 # sd-scripts sample_sampler -> the name A1111 shows for the same sampler, where they are the same algorithm.
 A1111_SAMPLERS = {
-    "ddim": "DDIM", "pndm": "PLMS", "lms": "LMS", "k_lms": "LMS", "euler": "Euler", "k_euler": "Euler",
-    "euler_a": "Euler a", "k_euler_a": "Euler a", "heun": "Heun", "dpm_2": "DPM2", "k_dpm_2": "DPM2",
-    "dpm_2_a": "DPM2 a", "k_dpm_2_a": "DPM2 a", "dpmsolver++": "DPM++ 2M",
+    "ddim": "DDIM",
+    "pndm": "PLMS",
+    "lms": "LMS",
+    "k_lms": "LMS",
+    "euler": "Euler",
+    "k_euler": "Euler",
+    "euler_a": "Euler a",
+    "k_euler_a": "Euler a",
+    "heun": "Heun",
+    "dpm_2": "DPM2",
+    "k_dpm_2": "DPM2",
+    "dpm_2_a": "DPM2 a",
+    "k_dpm_2_a": "DPM2 a",
+    "dpmsolver++": "DPM++ 2M",
 }
 
 # lora_summary keys shown as the run's settings and compared across the runs of a sweep
-SETTING_KEYS = ("output_name", "base_model", "base_model_version", "network_module", "network_dim",
-                "network_alpha", "network_args", "optimizer", "learning_rate", "unet_lr", "text_encoder_lr",
-                "lr_scheduler", "num_epochs", "batches_per_epoch", "train_images", "reg_images",
-                "validation_images", "batch_size", "resolution", "mixed_precision", "dtypes", "seed", "clip_skip",
-                "noise_offset", "max_train_steps")
+SETTING_KEYS = (
+    "output_name",
+    "base_model",
+    "base_model_version",
+    "network_module",
+    "network_dim",
+    "network_alpha",
+    "network_args",
+    "optimizer",
+    "learning_rate",
+    "unet_lr",
+    "text_encoder_lr",
+    "lr_scheduler",
+    "num_epochs",
+    "batches_per_epoch",
+    "train_images",
+    "reg_images",
+    "validation_images",
+    "batch_size",
+    "resolution",
+    "mixed_precision",
+    "dtypes",
+    "seed",
+    "clip_skip",
+    "noise_offset",
+    "max_train_steps",
+)
 
 
 class ReportError(KohyaRecipeError):
@@ -78,6 +111,7 @@ class ReportError(KohyaRecipeError):
 
 
 # --- where things are ---------------------------------------------------------------------------------------------
+
 
 @dataclass
 class SamplePrompt:
@@ -176,8 +210,13 @@ def _recipe_sample(recipe: dict[str, Any]) -> SamplePrompt | None:
         return text
 
     return SamplePrompt(
-        prompt=fill(p.get("prompt")), negative=fill(p.get("negative")), width=p.get("width"),
-        height=p.get("height"), steps=p.get("steps"), cfg_scale=p.get("cfg_scale"), seed=p.get("seed"),
+        prompt=fill(p.get("prompt")),
+        negative=fill(p.get("negative")),
+        width=p.get("width"),
+        height=p.get("height"),
+        steps=p.get("steps"),
+        cfg_scale=p.get("cfg_scale"),
+        seed=p.get("seed"),
         sampler=samples.get("sampler"),
     )
 
@@ -256,11 +295,20 @@ def _locate_root(root: Path) -> RunSource:
             sample.sampler = str(flat["sample_sampler"])
     if recipe is None and kind == "sd-scripts run" and not (root / CONFIG_FILE).is_file():
         kind = "log folder"
-    return RunSource(root=root, kind=kind, log_dir=log_dir, model_dir=model_dir,
-                     output_name=str(name) if name else None, sample=sample, recipe=recipe, warnings=warnings)
+    return RunSource(
+        root=root,
+        kind=kind,
+        log_dir=log_dir,
+        model_dir=model_dir,
+        output_name=str(name) if name else None,
+        sample=sample,
+        recipe=recipe,
+        warnings=warnings,
+    )
 
 
 # --- the run report -----------------------------------------------------------------------------------------------
+
 
 @dataclass
 class Pick:
@@ -335,8 +383,9 @@ def _expected_name(output_name: str | None, epoch: int, final: bool) -> str | No
     return output_name if final else f"{output_name}-{epoch:06d}"
 
 
-def _map_files(ranking: Ranking, cset: CheckpointSet | None, warnings: list[str]) -> tuple[
-        dict[int, Checkpoint], dict[int, bool]]:
+def _map_files(
+    ranking: Ranking, cset: CheckpointSet | None, warnings: list[str]
+) -> tuple[dict[int, Checkpoint], dict[int, bool]]:
     if cset is None:
         return {}, {}
     files = cset.by_epoch()
@@ -345,39 +394,56 @@ def _map_files(ranking: Ranking, cset: CheckpointSet | None, warnings: list[str]
         last = ranking.last_epoch
         if last is not None and last not in files:
             files[last] = cset.final
-            warnings.append(f"{cset.final.path.name}: taken as epoch {last} (the last epoch in the log); "
-                            "no metadata to confirm it")
+            warnings.append(
+                f"{cset.final.path.name}: taken as epoch {last} (the last epoch in the log); no metadata to confirm it"
+            )
             files = dict(sorted(files.items()))
     confirmed: dict[int, bool] = {}
     ends = {r.epoch: r.end_wall_time for r in ranking.rows}
     for epoch, cp in files.items():
         ok = cp.confirmed and cp.epoch == epoch
         row = ranking.row(epoch)
-        if row is not None and row.steps is not None and cp.meta_steps is not None \
-                and row.steps.last_step != cp.meta_steps:
+        if (
+            row is not None
+            and row.steps is not None
+            and cp.meta_steps is not None
+            and row.steps.last_step != cp.meta_steps
+        ):
             ok = False
-            warnings.append(f"{cp.path.name}: ss_steps={cp.meta_steps} but the log's epoch {epoch} ends at step "
-                            f"{row.steps.last_step}: the file and the log come from different trainings")
+            warnings.append(
+                f"{cp.path.name}: ss_steps={cp.meta_steps} but the log's epoch {epoch} ends at step "
+                f"{row.steps.last_step}: the file and the log come from different trainings"
+            )
         saved = cp.saved_at
         end = ends.get(epoch)
         if saved is not None and end is not None:
             nxt = ends.get(epoch + 1)
             if saved < end - SAVE_TIME_TOLERANCE:
                 ok = False
-                warnings.append(f"{cp.path.name}: saved before epoch {epoch} ended in the log: it comes from an "
-                                "earlier training")
+                warnings.append(
+                    f"{cp.path.name}: saved before epoch {epoch} ended in the log: it comes from an earlier training"
+                )
             elif nxt is not None and saved > nxt + SAVE_TIME_TOLERANCE:
                 ok = False
-                warnings.append(f"{cp.path.name}: saved after epoch {epoch + 1} ended in the log: it comes from "
-                                "a later training than the log")
+                warnings.append(
+                    f"{cp.path.name}: saved after epoch {epoch + 1} ended in the log: it comes from "
+                    "a later training than the log"
+                )
         confirmed[epoch] = ok
     return files, confirmed
 
 
-def _picks(ranking: Ranking, files: dict[int, Checkpoint], cset: CheckpointSet | None, source: RunSource,
-           pick_best: int, weight: float, finished: bool) -> list[Pick]:
+def _picks(
+    ranking: Ranking,
+    files: dict[int, Checkpoint],
+    cset: CheckpointSet | None,
+    source: RunSource,
+    pick_best: int,
+    weight: float,
+    finished: bool,
+) -> list[Pick]:
     chosen: dict[int, list[str]] = {}
-    for ranked in ranking.ranked[:max(pick_best, 0)]:
+    for ranked in ranking.ranked[: max(pick_best, 0)]:
         chosen.setdefault(ranked.epoch, []).append("best" if ranked.rank == 1 else f"rank {ranked.rank}")
     final_epoch: int | None = None
     final_reason = "final"
@@ -401,12 +467,20 @@ def _picks(ranking: Ranking, files: dict[int, Checkpoint], cset: CheckpointSet |
         cp = files.get(epoch)
         is_final = (cp.kind == "final") if cp is not None else ("final" in chosen[epoch] and finished)
         name = cp.stem if cp is not None else _expected_name(source.output_name, epoch, is_final)
-        tied = [r.epoch for r in ranking.rows if row is not None and r.rank == row.rank and r.epoch != epoch
-                and row.tied]
-        picks.append(Pick(
-            epoch=epoch, reasons=chosen[epoch], row=row, checkpoint=cp, lora_name=name,
-            a1111=a1111_snippet(name, source.sample, weight) if name else None, tied_with=tied,
-        ))
+        tied = [
+            r.epoch for r in ranking.rows if row is not None and r.rank == row.rank and r.epoch != epoch and row.tied
+        ]
+        picks.append(
+            Pick(
+                epoch=epoch,
+                reasons=chosen[epoch],
+                row=row,
+                checkpoint=cp,
+                lora_name=name,
+                a1111=a1111_snippet(name, source.sample, weight) if name else None,
+                tied_with=tied,
+            )
+        )
     return picks
 
 
@@ -414,8 +488,11 @@ def _settings(cset: CheckpointSet | None, files: dict[int, Checkpoint], source: 
     out: dict[str, Any] = {}
     ref = None
     if cset is not None:
-        with_meta = [cp for cp in ([cset.final] if cset.final else []) + list(files.values())
-                     if cp is not None and cp.header is not None and cp.header.metadata]
+        with_meta = [
+            cp
+            for cp in ([cset.final] if cset.final else []) + list(files.values())
+            if cp is not None and cp.header is not None and cp.header.metadata
+        ]
         ref = with_meta[0] if with_meta else None
     if ref is not None and ref.header is not None:
         summary = lora_summary(ref.header, top_tags=10)
@@ -447,8 +524,7 @@ def report_run(
     with_lr: bool = False,
 ) -> RunReport:
     """Report one run. ``with_lr`` reads every tag (loss/average and lr/* feed the plots only)."""
-    source = path if isinstance(path, RunSource) else locate_run(path, model_dir=model_dir,
-                                                                  output_name=output_name)
+    source = path if isinstance(path, RunSource) else locate_run(path, model_dir=model_dir, output_name=output_name)
     warnings = list(source.warnings)
     prefixes = None if with_lr else RANKING_TAGS
     log: LogDir | None = None
@@ -466,8 +542,10 @@ def report_run(
     if log is None:
         if cset is None or not cset.all:
             if source.log_dir is not None and not source.log_dir.exists() and source.kind != "log folder":
-                raise ReportError(f"no log folder ({source.log_dir.name}/) and no checkpoints: has this run been "
-                                  "trained yet?", source=str(source.root))
+                raise ReportError(
+                    f"no log folder ({source.log_dir.name}/) and no checkpoints: has this run been trained yet?",
+                    source=str(source.root),
+                )
             if log_error is not None:
                 raise log_error
             raise ReportError("no TensorBoard log and no checkpoints found", source=str(source.root))
@@ -486,8 +564,9 @@ def report_run(
         ranking = epoch_ranking(log, metric, z=z, tie_rtol=tie_rtol)
         warnings.extend(str(w) for w in log.warnings)
     else:
-        ranking = Ranking(rows=[], metric="none", metric_tag=None, segments=[], incomplete=None, warnings=[],
-                          z=z, tie_rtol=tie_rtol)
+        ranking = Ranking(
+            rows=[], metric="none", metric_tag=None, segments=[], incomplete=None, warnings=[], z=z, tie_rtol=tie_rtol
+        )
     warnings.extend(ranking.warnings)
     if cset is not None:
         warnings.extend(cset.warnings)
@@ -509,26 +588,42 @@ def report_run(
         # flushes every 120 s while training) or was cut short.
         ahead = sorted(e for e in files if inc.epoch is None or e >= inc.epoch)
         if ahead:
-            warnings.append(f"the log stops in {which} ({steps} after the last epoch record), but checkpoints "
-                            f"exist for epoch{'s' if len(ahead) > 1 else ''} {_span(ahead)}: the event file was "
-                            "cut short or damaged, or a running trainer has not flushed it yet")
+            warnings.append(
+                f"the log stops in {which} ({steps} after the last epoch record), but checkpoints "
+                f"exist for epoch{'s' if len(ahead) > 1 else ''} {_span(ahead)}: the event file was "
+                "cut short or damaged, or a running trainer has not flushed it yet"
+            )
         else:
-            warnings.append(f"{which} did not finish: {steps} after the last epoch record — interrupted, or still "
-                            "training")
+            warnings.append(
+                f"{which} did not finish: {steps} after the last epoch record — interrupted, or still training"
+            )
     if not finished and cset is not None and cset.all:
         planned = f" of {num_epochs}" if num_epochs else ""
-        warnings.append(f"no final {source.output_name or '<name>'}.safetensors: the run did not finish "
-                        f"({len(cset.epoch_files)} epoch file{'s' if len(cset.epoch_files) != 1 else ''}{planned} "
-                        "saved)")
+        warnings.append(
+            f"no final {source.output_name or '<name>'}.safetensors: the run did not finish "
+            f"({len(cset.epoch_files)} epoch file{'s' if len(cset.epoch_files) != 1 else ''}{planned} "
+            "saved)"
+        )
     missing = [r.epoch for r in ranking.rows if r.logged and r.epoch not in files]
     if cset is not None and missing:
-        warnings.append(f"no checkpoint for epoch{'s' if len(missing) > 1 else ''} "
-                        f"{', '.join(map(str, missing))} (save_every_n_epochs, save_last_n_epochs, or deleted)")
+        warnings.append(
+            f"no checkpoint for epoch{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(map(str, missing))} (save_every_n_epochs, save_last_n_epochs, or deleted)"
+        )
     picks = _picks(ranking, files, cset, source, pick_best, weight, finished)
     return RunReport(
-        source=source, log=log, ranking=ranking, checkpoints=cset, files=files, confirmed=confirmed, picks=picks,
-        settings=_settings(cset, files, source), num_epochs=num_epochs, finished=finished,
-        warnings=_dedupe(warnings), weight=weight,
+        source=source,
+        log=log,
+        ranking=ranking,
+        checkpoints=cset,
+        files=files,
+        confirmed=confirmed,
+        picks=picks,
+        settings=_settings(cset, files, source),
+        num_epochs=num_epochs,
+        finished=finished,
+        warnings=_dedupe(warnings),
+        weight=weight,
     )
 
 
@@ -548,8 +643,10 @@ def _check_scalars(log: LogDir, source: RunSource) -> None:
     files = f"{n} event file{'s' if n != 1 else ''}"
     if tags:
         shown = ", ".join(tags[:8]) + (", ..." if len(tags) > 8 else "")
-        raise EventsError(f"{files} but no sd-scripts loss scalars (loss/...); tags found: {shown} — not a "
-                          "train_network.py log?", source=where)
+        raise EventsError(
+            f"{files} but no sd-scripts loss scalars (loss/...); tags found: {shown} — not a train_network.py log?",
+            source=where,
+        )
     msg = f"{files} but no scalars in them yet"
     if details:
         msg += " (" + "; ".join(details) + ")"
@@ -557,6 +654,7 @@ def _check_scalars(log: LogDir, source: RunSource) -> None:
 
 
 # --- sweeps -------------------------------------------------------------------------------------------------------
+
 
 @dataclass
 class SweepReport:
@@ -577,22 +675,24 @@ class SweepReport:
             best = run.ranking.best
             top = min(best, key=lambda r: (r.metric, r.epoch)) if best else None
             final = next((p for p in run.picks if any(x.startswith(("final", "last")) for x in p.reasons)), None)
-            rows.append({
-                "run": name,
-                "output_name": run.name,
-                "path": str(run.source.root),
-                "metric": run.ranking.metric,
-                "best_epochs": [r.epoch for r in best],
-                "best_metric": top.metric if top else None,
-                "best_se": top.se if top else None,
-                "final_epoch": final.epoch if final else None,
-                "final_metric": final.row.metric if final and final.row else None,
-                "final_rank": final.row.rank if final and final.row else None,
-                "epochs_logged": sum(1 for r in run.ranking.rows if r.logged),
-                "finished": run.finished,
-                "settings": self.settings.get(name, {}),
-                "warnings": len(run.warnings),
-            })
+            rows.append(
+                {
+                    "run": name,
+                    "output_name": run.name,
+                    "path": str(run.source.root),
+                    "metric": run.ranking.metric,
+                    "best_epochs": [r.epoch for r in best],
+                    "best_metric": top.metric if top else None,
+                    "best_se": top.se if top else None,
+                    "final_epoch": final.epoch if final else None,
+                    "final_metric": final.row.metric if final and final.row else None,
+                    "final_rank": final.row.rank if final and final.row else None,
+                    "epochs_logged": sum(1 for r in run.ranking.rows if r.logged),
+                    "finished": run.finished,
+                    "settings": self.settings.get(name, {}),
+                    "warnings": len(run.warnings),
+                }
+            )
         if len(metrics) == 1 and "none" not in metrics:
             ranks = _competition([r["best_metric"] for r in rows])  # type: ignore[misc]
             for r, k in zip(rows, ranks, strict=True):
@@ -634,8 +734,9 @@ def _sweep_settings(path: Path, runs: list[RunReport], names: list[str]) -> dict
     manifest = path / SWEEP_FILE
     if manifest.is_file():
         data = _read_toml(manifest)
-        declared = {str(r.get("name")): dict(r.get("settings") or {}) for r in data.get("runs", [])
-                    if isinstance(r, dict)}
+        declared = {
+            str(r.get("name")): dict(r.get("settings") or {}) for r in data.get("runs", []) if isinstance(r, dict)
+        }
         if any(declared.values()):
             return {name: declared.get(name, {}) for name in names}
     keys = [k for k in SETTING_KEYS if k != "output_name"]
@@ -667,10 +768,12 @@ def report_sweep(path: str | Path, *, progress: Any = None, **kwargs: Any) -> Sw
         runs.append(rep)
         names.append(name)
     if not runs:
-        raise ReportError(f"no run of the sweep could be read: {failed[0][1]}" if failed else "no runs",
-                          source=str(path))
-    return SweepReport(root=path, runs=runs, names=names, failed=failed,
-                       settings=_sweep_settings(path, runs, names), warnings=warnings)
+        raise ReportError(
+            f"no run of the sweep could be read: {failed[0][1]}" if failed else "no runs", source=str(path)
+        )
+    return SweepReport(
+        root=path, runs=runs, names=names, failed=failed, settings=_sweep_settings(path, runs, names), warnings=warnings
+    )
 
 
 def build_report(path: str | Path, **kwargs: Any) -> RunReport | SweepReport:
@@ -688,6 +791,7 @@ def _has_direct_log(path: Path) -> bool:
 
 
 # --- outputs ------------------------------------------------------------------------------------------------------
+
 
 def run_to_dict(rep: RunReport) -> dict[str, Any]:
     rk = rep.ranking
@@ -793,8 +897,9 @@ def format_run(rep: RunReport) -> str:
             how += "; validation has no per-batch values, so ≈ marks ties only"
         lines.append(how)
     lines.append("")
-    lines.append(f"{'epoch':>5}  {'loss':>9}  {'±SE':>9}  {'rank':>5}  {'≈best':>5}  {'train':>9}  {'val':>9}  "
-                 "checkpoint")
+    lines.append(
+        f"{'epoch':>5}  {'loss':>9}  {'±SE':>9}  {'rank':>5}  {'≈best':>5}  {'train':>9}  {'val':>9}  checkpoint"
+    )
     for row in rk.rows:
         rank = "" if row.rank is None else (f"={row.rank}" if row.tied else str(row.rank))
         cp = rep.files.get(row.epoch)
@@ -812,8 +917,10 @@ def format_run(rep: RunReport) -> str:
             lines.append(f"{'':>7}note: {note}")
     if rk.incomplete is not None:
         inc = rk.incomplete
-        lines.append(f"{inc.epoch if inc.epoch is not None else '?':>5}  (incomplete: {inc.steps.n} steps, "
-                     f"mean loss/current {inc.steps.mean:.6f})")
+        lines.append(
+            f"{inc.epoch if inc.epoch is not None else '?':>5}  (incomplete: {inc.steps.n} steps, "
+            f"mean loss/current {inc.steps.mean:.6f})"
+        )
     lines.append("")
     for p in rep.picks:
         why = ", ".join(p.reasons)
@@ -840,12 +947,14 @@ def format_sweep(rep: SweepReport) -> str:
     lines.append((head + "".join(f"  {k:<{widths[k]}}" for k in keys)).rstrip())
     for r in rows:
         best = ",".join(map(str, r["best_epochs"])) or "-"
-        lines.append((
-            f"{r['run']:<24} {r['sweep_rank'] if r['sweep_rank'] is not None else '-':>4} {r['metric']:>10} "
-            f"{best:>10} {_num(r['best_metric'])} {_num(r['best_se'])} "
-            f"{r['final_epoch'] if r['final_epoch'] is not None else '-':>5} {_num(r['final_metric'])}"
-            + "".join(f"  {r['settings'].get(k)!s:<{widths[k]}}" for k in keys)
-        ).rstrip())
+        lines.append(
+            (
+                f"{r['run']:<24} {r['sweep_rank'] if r['sweep_rank'] is not None else '-':>4} {r['metric']:>10} "
+                f"{best:>10} {_num(r['best_metric'])} {_num(r['best_se'])} "
+                f"{r['final_epoch'] if r['final_epoch'] is not None else '-':>5} {_num(r['final_metric'])}"
+                + "".join(f"  {r['settings'].get(k)!s:<{widths[k]}}" for k in keys)
+            ).rstrip()
+        )
     for name, err in rep.failed:
         lines.append(f"{name:<24} could not be read: {err}")
     for run in rep.runs:
@@ -866,15 +975,18 @@ def copy_picks(rep: RunReport | SweepReport, dest: str | Path, *, force: bool = 
     """
     dest = Path(dest)
     runs = rep.runs if isinstance(rep, SweepReport) else [rep]
-    todo = [(p.checkpoint.path, dest / p.checkpoint.path.name) for r in runs for p in r.picks
-            if p.checkpoint is not None]
+    todo = [
+        (p.checkpoint.path, dest / p.checkpoint.path.name) for r in runs for p in r.picks if p.checkpoint is not None
+    ]
     if not todo:
         raise ReportError("no picked epoch has a checkpoint file to copy")
     sources: dict[Path, Path] = {}
     for src, target in todo:
         if sources.setdefault(target, src) != src:
-            raise ReportError(f"two picks have the same file name ({sources[target]} and {src}); copy those runs "
-                              "one at a time", source=str(target))
+            raise ReportError(
+                f"two picks have the same file name ({sources[target]} and {src}); copy those runs one at a time",
+                source=str(target),
+            )
     plan: list[tuple[Path, Path, str]] = []
     for src, target in dict.fromkeys(todo):
         if target.exists():
@@ -884,8 +996,9 @@ def copy_picks(rep: RunReport | SweepReport, dest: str | Path, *, force: bool = 
                 plan.append((src, target, "same"))
                 continue
             if not force:
-                raise ReportError("a different file is already there; not overwritten (use --force)",
-                                  source=str(target))
+                raise ReportError(
+                    "a different file is already there; not overwritten (use --force)", source=str(target)
+                )
             plan.append((src, target, "replaced"))
         else:
             plan.append((src, target, "copied"))

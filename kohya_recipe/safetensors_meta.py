@@ -20,8 +20,14 @@ from kohya_recipe.errors import KohyaRecipeError
 MAX_HEADER_SIZE = 100_000_000
 
 # Metadata values sd-scripts writes as JSON strings (train_network.py: json.dumps of dicts/lists).
-JSON_KEYS = ("ss_tag_frequency", "ss_dataset_dirs", "ss_reg_dataset_dirs", "ss_datasets", "ss_bucket_info",
-             "ss_network_args")
+JSON_KEYS = (
+    "ss_tag_frequency",
+    "ss_dataset_dirs",
+    "ss_reg_dataset_dirs",
+    "ss_datasets",
+    "ss_bucket_info",
+    "ss_network_args",
+)
 
 
 class SafetensorsError(KohyaRecipeError):
@@ -123,8 +129,9 @@ def read_header(path: str | Path) -> SafetensorsHeader:
         warnings.append(
             f"file is truncated: the header describes {furthest} bytes of tensor data but only {data_len} follow"
         )
-    return SafetensorsHeader(path=path, file_size=size, header_size=n, metadata=metadata, tensors=tensors,
-                             warnings=warnings)
+    return SafetensorsHeader(
+        path=path, file_size=size, header_size=n, metadata=metadata, tensors=tensors, warnings=warnings
+    )
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:
@@ -194,7 +201,8 @@ def lora_summary(h: SafetensorsHeader, *, top_tags: int = 20) -> dict[str, Any]:
         "train_images": h.meta_int("ss_num_train_images"),
         "reg_images": h.meta_int("ss_num_reg_images"),
         "validation_images": h.meta_int("ss_num_validation_images"),
-        "batch_size": h.meta_int("ss_total_batch_size") or h.meta_int("ss_batch_size_per_device")
+        "batch_size": h.meta_int("ss_total_batch_size")
+        or h.meta_int("ss_batch_size_per_device")
         or first_ds.get("batch_size_per_device"),
         "resolution": resolution,
         "optimizer": m.get("ss_optimizer"),
@@ -243,8 +251,7 @@ def format_summary(summary: dict[str, Any], metadata: dict[str, str] | None = No
     row("network", summary["network_module"])
     row("dim / alpha", f"{dim_text} / {summary['network_alpha']}")
     row("network args", summary["network_args"])
-    parts = [p for p, on in (("U-Net", summary["trains_unet"]), ("text encoder", summary["trains_text_encoder"]))
-             if on]
+    parts = [p for p, on in (("U-Net", summary["trains_unet"]), ("text encoder", summary["trains_text_encoder"])) if on]
     if summary["tensors"]:  # a header without tensors (not a LoRA) would read "trains (0 modules, )"
         row("trains", " + ".join(parts) + f" ({summary['modules']} modules, {', '.join(summary['dtypes'])})")
     if summary["epoch"] is not None:
@@ -257,8 +264,12 @@ def format_summary(summary: dict[str, Any], metadata: dict[str, str] | None = No
     row("resolution", summary["resolution"])
     row("optimizer", summary["optimizer"])
     row("learning rate", summary["learning_rate"])
-    row("unet / te lr", f"{summary['unet_lr']} / {summary['text_encoder_lr']}"
-        if summary["unet_lr"] is not None or summary["text_encoder_lr"] is not None else None)
+    row(
+        "unet / te lr",
+        f"{summary['unet_lr']} / {summary['text_encoder_lr']}"
+        if summary["unet_lr"] is not None or summary["text_encoder_lr"] is not None
+        else None,
+    )
     row("scheduler", summary["lr_scheduler"])
     row("precision", summary["mixed_precision"])
     row("seed", summary["seed"])

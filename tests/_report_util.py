@@ -27,7 +27,7 @@ def materialise_run(name: str, dest: Path) -> Path:
         if f.name.endswith(".safetensors.header.gz"):
             head = gzip.decompress(f.read_bytes())
             (n,) = struct.unpack("<Q", head[:8])
-            header = json.loads(head[8:8 + n])
+            header = json.loads(head[8 : 8 + n])
             header.pop("__metadata__", None)
             body = max(t["data_offsets"][1] for t in header.values())
             target = out / rel.parent / f.name[: -len(".header.gz")]
@@ -91,8 +91,7 @@ def synthetic_rows(
             vals.append(v)
             window.append(v)
             rows.append(("loss/current", step, v, wall))
-            rows.append(("loss/average", step, sum(window[-steps_per_epoch:]) / len(window[-steps_per_epoch:]),
-                         wall))
+            rows.append(("loss/average", step, sum(window[-steps_per_epoch:]) / len(window[-steps_per_epoch:]), wall))
             for t in lr_tags:
                 rows.append((t, step, 1e-4, wall))
         wall += 0.5

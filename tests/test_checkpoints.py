@@ -27,8 +27,12 @@ def names(cset) -> dict[int, str]:  # type: ignore[no-untyped-def]
 def test_article_mini_final_file_is_the_last_epoch(runs: Path) -> None:
     cset = scan_checkpoints(runs / "article-mini" / "model")
     assert cset.output_name == "testchar-1-A"
-    assert names(cset) == {1: "testchar-1-A-000001.safetensors", 2: "testchar-1-A-000002.safetensors",
-                           3: "testchar-1-A-000003.safetensors", 4: "testchar-1-A.safetensors"}
+    assert names(cset) == {
+        1: "testchar-1-A-000001.safetensors",
+        2: "testchar-1-A-000002.safetensors",
+        3: "testchar-1-A-000003.safetensors",
+        4: "testchar-1-A.safetensors",
+    }
     final = cset.final
     assert final is not None and final.kind == "final" and final.epoch == 4 and final.confirmed
     assert [cp.meta_steps for cp in cset.by_epoch().values()] == [12, 24, 36, 48]
@@ -45,7 +49,10 @@ def test_interrupted_has_no_final(runs: Path) -> None:
 
 def test_validation_and_resume(runs: Path) -> None:
     assert names(scan_checkpoints(runs / "validation" / "model")) == {
-        1: "testchar-1-B-000001.safetensors", 2: "testchar-1-B-000002.safetensors", 3: "testchar-1-B.safetensors"}
+        1: "testchar-1-B-000001.safetensors",
+        2: "testchar-1-B-000002.safetensors",
+        3: "testchar-1-B.safetensors",
+    }
     # The resumed project holds only the final file (ss_epoch 3, ss_steps 8: global_step restarted) and state
     # folders, whose model.safetensors are not checkpoints.
     cset = scan_checkpoints(runs / "resume" / "model")

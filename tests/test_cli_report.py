@@ -41,14 +41,27 @@ def test_report_table(runs: Path) -> None:
 
 
 def test_report_json_only_json_on_stdout(runs: Path, tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["report", str(runs / "article-mini"), "--json", "--pick-best", "2",
-                                      "--weight", "0.7", "--html", str(tmp_path / "r.html")])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "report",
+            str(runs / "article-mini"),
+            "--json",
+            "--pick-best",
+            "2",
+            "--weight",
+            "0.7",
+            "--html",
+            str(tmp_path / "r.html"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["schema"] == "kohya-recipe/report/1"
     assert [p["epoch"] for p in data["picks"]] == [1, 4]
-    assert data["picks"][0]["a1111"].startswith("1girl, testchar, braided hair, photo, realistic, 8K, HDR, "
-                                                "<lora:testchar-1-A-000001:0.7>")
+    assert data["picks"][0]["a1111"].startswith(
+        "1girl, testchar, braided hair, photo, realistic, 8K, HDR, <lora:testchar-1-A-000001:0.7>"
+    )
     assert f"Wrote {tmp_path / 'r.html'}" in result.stderr
     assert (tmp_path / "r.html").read_text().startswith("<!DOCTYPE html>")
 
@@ -59,18 +72,31 @@ def test_report_metric_and_z(runs: Path) -> None:
     assert json.loads(result.stdout)["metric"]["tag"] == "loss/epoch_average"
     result = CliRunner().invoke(cli, ["report", str(runs / "article-mini"), "--z", "0.1", "--json"])
     assert [e["indistinguishable_from_best"] for e in json.loads(result.stdout)["epochs"]] == [
-        True, False, False, False]
+        True,
+        False,
+        False,
+        False,
+    ]
 
 
 def test_report_plots_and_copy(runs: Path, tmp_path: Path) -> None:
-    args = ["report", str(runs / "article-mini"), "--plots", str(tmp_path / "plots"), "--copy-to",
-            str(tmp_path / "Lora")]
+    args = [
+        "report",
+        str(runs / "article-mini"),
+        "--plots",
+        str(tmp_path / "plots"),
+        "--copy-to",
+        str(tmp_path / "Lora"),
+    ]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert f"Wrote 3 plots to {tmp_path / 'plots'}" in result.output
     assert f"Copied: {tmp_path / 'Lora' / 'testchar-1-A-000001.safetensors'}" in result.output
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
-        "learning_rate.png", "loss_epochs.png", "loss_steps.png"]
+        "learning_rate.png",
+        "loss_epochs.png",
+        "loss_steps.png",
+    ]
     again = CliRunner().invoke(cli, args)
     assert f"Already there: {tmp_path / 'Lora' / 'testchar-1-A.safetensors'}" in again.output
 
@@ -80,11 +106,14 @@ def test_copy_refuses_to_clobber(runs: Path, tmp_path: Path, capsys: pytest.Capt
     (tmp_path / "Lora" / "testchar-1-A.safetensors").write_bytes(b"mine")
     code, _out, err = run_main(["report", str(runs / "article-mini"), "--copy-to", str(tmp_path / "Lora")], capsys)
     assert code == 1
-    assert err == (f"Error: {tmp_path / 'Lora' / 'testchar-1-A.safetensors'}: a different file is already there; "
-                   "not overwritten (use --force)\n")
+    assert err == (
+        f"Error: {tmp_path / 'Lora' / 'testchar-1-A.safetensors'}: a different file is already there; "
+        "not overwritten (use --force)\n"
+    )
     assert (tmp_path / "Lora" / "testchar-1-A.safetensors").read_bytes() == b"mine"
-    code, out, _ = run_main(["report", str(runs / "article-mini"), "--copy-to", str(tmp_path / "Lora"), "--force"],
-                            capsys)
+    code, out, _ = run_main(
+        ["report", str(runs / "article-mini"), "--copy-to", str(tmp_path / "Lora"), "--force"], capsys
+    )
     assert code == 0 and "Replaced:" in out
 
 
@@ -98,8 +127,9 @@ def test_copy_refuses_to_clobber(runs: Path, tmp_path: Path, capsys: pytest.Capt
         ("checkpoint", "is a checkpoint; use `kohya-recipe inspect` to read its metadata"),
     ],
 )
-def test_report_bad_input(setup: str, message: str, runs: Path, tmp_path: Path,
-                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_report_bad_input(
+    setup: str, message: str, runs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     target = tmp_path / "x"
     if setup == "empty":
         target.mkdir()
@@ -139,8 +169,10 @@ def test_help_has_examples() -> None:
     for name in ("report", "inspect"):
         result = CliRunner().invoke(cli, [name, "--help"])
         assert result.exit_code == 0 and "Examples:" in result.output
-    assert "kohya-recipe report ./CharacterAI --pick-best 2 --copy-to" in CliRunner().invoke(
-        cli, ["report", "--help"]).output
+    assert (
+        "kohya-recipe report ./CharacterAI --pick-best 2 --copy-to"
+        in CliRunner().invoke(cli, ["report", "--help"]).output
+    )
 
 
 def test_inspect(runs: Path) -> None:
@@ -182,8 +214,12 @@ def test_json_path_imports_nothing_heavy(runs: Path) -> None:
 
 
 def test_python_dash_m_whole_process(runs: Path) -> None:
-    out = subprocess.run([sys.executable, "-m", "kohya_recipe", "report", str(runs / "validation"), "--json"],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "kohya_recipe", "report", str(runs / "validation"), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert [e["rank"] for e in data["epochs"]] == [1, 1, 1] and all(e["tied"] for e in data["epochs"])

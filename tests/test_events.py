@@ -45,6 +45,7 @@ def ea_scalars(path: Path) -> dict[str, list[tuple[int, float, float]]]:
 
 # --- CRC ----------------------------------------------------------------------------------------------------------
 
+
 def test_crc32c_known_vector() -> None:
     # The CRC-32C check value from RFC 3720 / the Castagnoli catalogue.
     assert crc32c(b"123456789") == 0xE3069283
@@ -63,6 +64,7 @@ def test_masked_crc_matches_real_file_header() -> None:
 
 
 # --- real files ---------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("run", RUNS)
 def test_reader_equals_event_accumulator_on_real_runs(run: str) -> None:
@@ -108,6 +110,7 @@ def test_prefix_filter_skips_other_tags() -> None:
 
 # --- writer round trip --------------------------------------------------------------------------------------------
 
+
 def test_writer_round_trip_and_tensorboard_agrees(tmp_path: Path) -> None:
     rows = [
         ("loss/current", 0, 0.5, 100.0),  # step 0 is omitted on the wire (proto3), as with grad accumulation
@@ -128,8 +131,15 @@ def test_writer_round_trip_and_tensorboard_agrees(tmp_path: Path) -> None:
     for tag, points in theirs.items():
         assert ours.scalars[tag].points() == points
     assert ours.scalars["loss/current"].points() == [
-        (0, 0.5, 100.0), (1, 0.25, 101.0), (300, 0.125, 102.0), (16383, 0.75, 102.1), (16384, 0.75, 102.2),
-        (2097151, 0.75, 102.3), (2097152, 0.75, 102.4), (2**40, 1.5, 103.0)]
+        (0, 0.5, 100.0),
+        (1, 0.25, 101.0),
+        (300, 0.125, 102.0),
+        (16383, 0.75, 102.1),
+        (16384, 0.75, 102.2),
+        (2097151, 0.75, 102.3),
+        (2097152, 0.75, 102.4),
+        (2**40, 1.5, 103.0),
+    ]
     assert ours.scalars["x" * 200].points() == [(7, 3.0, 106.0)]
     assert ours.warnings == []
 
@@ -139,18 +149,35 @@ def test_tensor_style_scalars_are_read(tmp_path: Path) -> None:
     from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, types_pb2
 
     payloads = []
-    for i, (dtype, field, value) in enumerate([(types_pb2.DT_FLOAT, "float_val", 0.75),
-                                               (types_pb2.DT_DOUBLE, "double_val", 0.125)]):
+    for i, (dtype, field, value) in enumerate(
+        [(types_pb2.DT_FLOAT, "float_val", 0.75), (types_pb2.DT_DOUBLE, "double_val", 0.125)]
+    ):
         tensor = tensor_pb2.TensorProto(dtype=dtype)
         getattr(tensor, field).append(value)
         meta = summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
-        ev = event_pb2.Event(wall_time=10.0 + i, step=3 + i, summary=summary_pb2.Summary(
-            value=[summary_pb2.Summary.Value(tag="loss/epoch_average", tensor=tensor, metadata=meta)]))
+        ev = event_pb2.Event(
+            wall_time=10.0 + i,
+            step=3 + i,
+            summary=summary_pb2.Summary(
+                value=[summary_pb2.Summary.Value(tag="loss/epoch_average", tensor=tensor, metadata=meta)]
+            ),
+        )
         payloads.append(ev.SerializeToString())
-    text = event_pb2.Event(wall_time=12.0, step=5, summary=summary_pb2.Summary(value=[summary_pb2.Summary.Value(
-        tag="note", tensor=tensor_pb2.TensorProto(dtype=types_pb2.DT_STRING, string_val=[b"hi"]),
-        metadata=summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="text")),
-    )])).SerializeToString()
+    text = event_pb2.Event(
+        wall_time=12.0,
+        step=5,
+        summary=summary_pb2.Summary(
+            value=[
+                summary_pb2.Summary.Value(
+                    tag="note",
+                    tensor=tensor_pb2.TensorProto(dtype=types_pb2.DT_STRING, string_val=[b"hi"]),
+                    metadata=summary_pb2.SummaryMetadata(
+                        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="text")
+                    ),
+                )
+            ]
+        ),
+    ).SerializeToString()
     path = tmp_path / "events.out.tfevents.2.h.1.0"
     path.write_bytes(b"".join(encode_record(p) for p in [*payloads, text]))
     ef = read_event_file(path)
@@ -175,6 +202,7 @@ def test_old_loss_epoch_tag(tmp_path: Path) -> None:
 
 
 # --- damage -------------------------------------------------------------------------------------------------------
+
 
 def f32(rows: list[tuple[str, int, float, float]]) -> list[tuple[str, int, float, float]]:
     """Rows as they read back: values rounded to float32 (TensorBoard's simple_value)."""
@@ -207,7 +235,7 @@ def test_truncated_mid_record_keeps_everything_before(article_bytes) -> None:  #
 def test_truncated_inside_header(article_bytes) -> None:  # type: ignore[no-untyped-def]
     data, _ = article_bytes
     offs = record_offsets(data)
-    ef = parse_event_bytes(data[:offs[50] + 5], "f")
+    ef = parse_event_bytes(data[: offs[50] + 5], "f")
     assert len(all_points(ef)) == 49
     assert "record header (5 of 12 bytes)" in str(ef.warnings[0])
 
@@ -290,8 +318,9 @@ def test_filtered_read_matches_full_read_on_real_files() -> None:
         full = read_event_file(path)
         part = read_event_file(path, prefixes=("loss/current", "loss/validation/"))
         assert part.records == full.records and part.end_offset == full.end_offset
-        assert part.scalars == {t: s for t, s in full.scalars.items()
-                                if t == "loss/current" or t.startswith("loss/validation/")}
+        assert part.scalars == {
+            t: s for t, s in full.scalars.items() if t == "loss/current" or t.startswith("loss/validation/")
+        }
 
 
 def test_zero_byte_file(tmp_path: Path) -> None:
@@ -315,6 +344,7 @@ def test_other_program_tags_are_read(tmp_path: Path) -> None:
 
 
 # --- folders ------------------------------------------------------------------------------------------------------
+
 
 def test_find_skips_hparams_folder(tmp_path: Path) -> None:
     rows, _ = synthetic_rows(epochs=1, steps_per_epoch=3)

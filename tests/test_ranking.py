@@ -29,6 +29,7 @@ def ea(run: str, tag: str) -> list[tuple[int, float]]:
 
 # --- pure functions -----------------------------------------------------------------------------------------------
 
+
 def test_rank_values_competition_and_ties() -> None:
     assert rank_values([0.3, 0.1, 0.2]) == [3, 1, 2]
     assert rank_values([0.2, 0.1, 0.1, 0.3]) == [3, 1, 1, 4]
@@ -46,6 +47,7 @@ def test_indistinguishable() -> None:
 
 
 # --- real runs ----------------------------------------------------------------------------------------------------
+
 
 def test_article_mini_ranking_matches_independent_computation() -> None:
     rk = fixture_ranking("article-mini")
@@ -76,8 +78,9 @@ def test_validation_run_ties() -> None:
     # the three validation losses agree to 6 digits: all rank 1, shown as ties
     assert [(r.rank, r.tied, r.best) for r in rk.rows] == [(1, True, True)] * 3
     assert all(r.se is None for r in rk.rows)  # no per-batch validation values are logged
-    assert [r.validation_divergence for r in rk.rows] == [v for _, v in ea("validation",
-                                                                             "loss/validation/epoch_divergence")]
+    assert [r.validation_divergence for r in rk.rows] == [
+        v for _, v in ea("validation", "loss/validation/epoch_divergence")
+    ]
     by_train = fixture_ranking("validation", "train")
     assert [r.rank for r in by_train.rows] == [1, 2, 3]
 
@@ -101,6 +104,7 @@ def test_resume_run_epoch_three_from_restarted_steps() -> None:
 
 # --- generated logs -----------------------------------------------------------------------------------------------
 
+
 def test_generated_means_and_cross_check(tmp_path: Path) -> None:
     rows, means = synthetic_rows(epochs=5, steps_per_epoch=40, seed=7)
     write_run(tmp_path / "log", rows)
@@ -120,8 +124,9 @@ def test_cross_check_flags_a_disagreeing_epoch_loss(tmp_path: Path) -> None:
 
 
 def test_old_tag_is_ranked(tmp_path: Path) -> None:
-    rows, _means = synthetic_rows(epochs=4, steps_per_epoch=20, epoch_tag="loss/epoch", epoch_means=[
-        0.2, 0.1, 0.15, 0.3], noise=0.001)
+    rows, _means = synthetic_rows(
+        epochs=4, steps_per_epoch=20, epoch_tag="loss/epoch", epoch_means=[0.2, 0.1, 0.15, 0.3], noise=0.001
+    )
     write_run(tmp_path / "log", rows)
     rk = epoch_ranking(read_log_dir(tmp_path / "log"))
     assert rk.metric_tag == "loss/epoch" and rk.metric_label == "training loss (loss/epoch)"

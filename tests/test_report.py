@@ -49,33 +49,41 @@ def picks(rep: RunReport) -> list[tuple[int, list[str], str | None]]:
 
 # --- the real runs ------------------------------------------------------------------------------------------------
 
+
 def test_article_mini(runs: Path) -> None:
     rep = report_run(runs / "article-mini")
     assert rep.source.kind == "sd-scripts run" and rep.name == "testchar-1-A"
-    assert picks(rep) == [(1, ["best"], "testchar-1-A-000001.safetensors"),
-                          (4, ["final"], "testchar-1-A.safetensors")]  # the unnumbered final file = epoch 4
+    assert picks(rep) == [
+        (1, ["best"], "testchar-1-A-000001.safetensors"),
+        (4, ["final"], "testchar-1-A.safetensors"),
+    ]  # the unnumbered final file = epoch 4
     assert rep.confirmed == {1: True, 2: True, 3: True, 4: True}
     assert rep.finished and rep.num_epochs == 4 and rep.warnings == []
     best = rep.picks[0]
-    assert best.a1111 == (f"{ARTICLE_PROMPT}, <lora:testchar-1-A-000001:0.8>\n"
-                          "Negative prompt: Anime, Cartoon, Fake, 3D render\n"
-                          "Steps: 2, Sampler: Euler a, Seed: 42, Size: 64x64")
+    assert best.a1111 == (
+        f"{ARTICLE_PROMPT}, <lora:testchar-1-A-000001:0.8>\n"
+        "Negative prompt: Anime, Cartoon, Fake, 3D render\n"
+        "Steps: 2, Sampler: Euler a, Seed: 42, Size: 64x64"
+    )
     assert rep.settings["network_dim"] == 1 and rep.settings["network_alpha"] == 0.75
 
 
 def test_pick_best_two(runs: Path) -> None:
     rep = report_run(runs / "article-mini", pick_best=2)
-    assert picks(rep) == [(1, ["best"], "testchar-1-A-000001.safetensors"),
-                          (4, ["rank 2", "final"], "testchar-1-A.safetensors")]
+    assert picks(rep) == [
+        (1, ["best"], "testchar-1-A-000001.safetensors"),
+        (4, ["rank 2", "final"], "testchar-1-A.safetensors"),
+    ]
     assert [p.epoch for p in report_run(runs / "article-mini", pick_best=0).picks] == [4]
 
 
 def test_interrupted(runs: Path) -> None:
     rep = report_run(runs / "interrupted")
     assert not rep.finished and rep.num_epochs == 20
-    assert picks(rep) == [(1, ["best"], "testchar-1-A-000001.safetensors"),
-                          (3, ["last saved (no final file: the run did not finish)"],
-                           "testchar-1-A-000003.safetensors")]
+    assert picks(rep) == [
+        (1, ["best"], "testchar-1-A-000001.safetensors"),
+        (3, ["last saved (no final file: the run did not finish)"], "testchar-1-A-000003.safetensors"),
+    ]
     text = "\n".join(rep.warnings)
     assert "epoch 4 did not finish: 7 steps logged (steps 37-43)" in text
     assert "no final testchar-1-A.safetensors: the run did not finish (3 epoch files of 20 saved)" in text
@@ -105,27 +113,67 @@ def test_resume_in_the_same_project_is_not_mixed(runs: Path, tmp_path: Path) -> 
     shutil.copy2(runs / "resume" / "model" / "testchar-1-B.safetensors", run / "model")
     rep = report_run(run)
     first, resumed = "20261125234247/network_train", "20261125234346/network_train"
-    assert [(r.epoch, r.segment, r.steps.first_step, r.steps.last_step) for r in rep.ranking.rows  # type: ignore
-            ] == [(1, first, 1, 8), (2, first, 9, 16), (3, resumed, 1, 8)]
+    assert [
+        (r.epoch, r.segment, r.steps.first_step, r.steps.last_step)
+        for r in rep.ranking.rows  # type: ignore
+    ] == [(1, first, 1, 8), (2, first, 9, 16), (3, resumed, 1, 8)]
     assert rep.confirmed == {1: True, 2: True, 3: True}  # the final file's ss_steps 8 is the resumed process's
-    assert f"{resumed}: a resumed training from epoch 3 replaces epoch 3 logged earlier; using the newer values" \
+    assert (
+        f"{resumed}: a resumed training from epoch 3 replaces epoch 3 logged earlier; using the newer values"
         in rep.warnings
+    )
     assert [s.step_offset for s in rep.ranking.segments] == [0, 16]
 
 
 def test_json_schema(runs: Path) -> None:
     data = json.loads(report_to_json(report_run(runs / "article-mini")))
     assert data["schema"] == SCHEMA and data["kind"] == "run"
-    assert set(data) >= {"name", "path", "log_dir", "model_dir", "output_name", "metric", "num_epochs", "finished",
-                         "epochs", "incomplete", "picks", "checkpoints", "sample_prompt", "settings", "segments",
-                         "tags", "tags_not_read", "warnings"}
-    assert data["metric"] == {"kind": "train", "tag": "loss/epoch_average",
-                              "label": "training loss (loss/epoch_average)", "lower_is_better": True, "z": 2.0,
-                              "tie_rtol": 1e-05}
+    assert set(data) >= {
+        "name",
+        "path",
+        "log_dir",
+        "model_dir",
+        "output_name",
+        "metric",
+        "num_epochs",
+        "finished",
+        "epochs",
+        "incomplete",
+        "picks",
+        "checkpoints",
+        "sample_prompt",
+        "settings",
+        "segments",
+        "tags",
+        "tags_not_read",
+        "warnings",
+    }
+    assert data["metric"] == {
+        "kind": "train",
+        "tag": "loss/epoch_average",
+        "label": "training loss (loss/epoch_average)",
+        "lower_is_better": True,
+        "z": 2.0,
+        "tie_rtol": 1e-05,
+    }
     e1 = data["epochs"][0]
-    assert set(e1) == {"epoch", "metric", "se", "rank", "tied", "indistinguishable_from_best", "best", "train_loss",
-                       "validation_loss", "validation_divergence", "steps", "segment", "end_wall_time", "notes",
-                       "checkpoint"}
+    assert set(e1) == {
+        "epoch",
+        "metric",
+        "se",
+        "rank",
+        "tied",
+        "indistinguishable_from_best",
+        "best",
+        "train_loss",
+        "validation_loss",
+        "validation_divergence",
+        "steps",
+        "segment",
+        "end_wall_time",
+        "notes",
+        "checkpoint",
+    }
     assert e1["checkpoint"]["file"] == "testchar-1-A-000001.safetensors" and e1["checkpoint"]["confirmed"]
     assert e1["steps"]["n"] == 12
     assert data["checkpoints"]["final"]["epoch"] == 4 and data["checkpoints"]["final"]["ss_steps"] == 48
@@ -139,6 +187,7 @@ def test_json_schema(runs: Path) -> None:
 
 # --- where things are ---------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def project(runs: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real kohya-recipe project (rendered by kohya_recipe.project) holding the article-mini run's outputs."""
@@ -146,13 +195,27 @@ def project(runs: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from kohya_recipe.project import render_project
     from kohya_recipe.recipe import deep_merge, recipe_from_dict
 
-    data = deep_merge(load_preset("likeness-sd15"), {
-        "preset": "likeness-sd15",
-        "subject": {"trigger": "testchar", "class_token": "woman"},
-        "output": {"name": "testchar", "major": 1, "letter": "A"},
-        "samples": {"prompts": [{"prompt": "1girl, {trigger}, photo", "negative": "Fake", "steps": 35,
-                                 "cfg_scale": 5.5, "width": 640, "height": 768, "seed": 277659558}]},
-    })
+    data = deep_merge(
+        load_preset("likeness-sd15"),
+        {
+            "preset": "likeness-sd15",
+            "subject": {"trigger": "testchar", "class_token": "woman"},
+            "output": {"name": "testchar", "major": 1, "letter": "A"},
+            "samples": {
+                "prompts": [
+                    {
+                        "prompt": "1girl, {trigger}, photo",
+                        "negative": "Fake",
+                        "steps": 35,
+                        "cfg_scale": 5.5,
+                        "width": 640,
+                        "height": 768,
+                        "seed": 277659558,
+                    }
+                ]
+            },
+        },
+    )
     root = tmp_path_factory.mktemp("proj") / "CharacterAI"
     render_project(recipe_from_dict(data), root, sync_images=False)
     shutil.copytree(runs / "article-mini" / "log", root / "log", dirs_exist_ok=True)
@@ -163,9 +226,11 @@ def project(runs: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_project_uses_the_recipe_prompt(project: Path) -> None:
     rep = report_run(project)
     assert rep.source.kind == "project" and rep.source.output_name == "testchar-1-A"
-    assert rep.picks[0].a1111 == ("1girl, testchar, photo, <lora:testchar-1-A-000001:0.8>\n"
-                                  "Negative prompt: Fake\n"
-                                  "Steps: 35, Sampler: Euler a, CFG scale: 5.5, Seed: 277659558, Size: 640x768")
+    assert rep.picks[0].a1111 == (
+        "1girl, testchar, photo, <lora:testchar-1-A-000001:0.8>\n"
+        "Negative prompt: Fake\n"
+        "Steps: 35, Sampler: Euler a, CFG scale: 5.5, Seed: 277659558, Size: 640x768"
+    )
     assert rep.settings["trigger"] == "testchar" and rep.settings["preset"] == "likeness-sd15"
 
 
@@ -181,7 +246,9 @@ def test_bare_log_folder_and_event_file(runs: Path, tmp_path: Path) -> None:
     rep = report_run(tmp_path / "logs")
     assert rep.source.kind == "log folder" and rep.checkpoints is None
     assert [(p.epoch, p.reasons, p.lora_name, p.a1111) for p in rep.picks] == [
-        (1, ["best"], None, None), (4, ["final"], None, None)]
+        (1, ["best"], None, None),
+        (4, ["final"], None, None),
+    ]
     rep = report_run(tmp_path / "logs", model_dir=runs / "article-mini" / "model")
     assert rep.picks[0].lora_name == "testchar-1-A-000001" and rep.confirmed[4]
     event = next((tmp_path / "logs").rglob("events.out.tfevents.*"))
@@ -211,14 +278,26 @@ def test_broken_config_toml_degrades(runs: Path, tmp_path: Path) -> None:
 
 # --- generated runs -----------------------------------------------------------------------------------------------
 
-def make_run(root: Path, *, epochs: int = 8, steps: int = 20, save_every: int = 1, epoch_tag: str = "loss/epoch",
-             name: str = "CharacterAI-1-A", means: list[float] | None = None, final: bool = True) -> Path:
+
+def make_run(
+    root: Path,
+    *,
+    epochs: int = 8,
+    steps: int = 20,
+    save_every: int = 1,
+    epoch_tag: str = "loss/epoch",
+    name: str = "CharacterAI-1-A",
+    means: list[float] | None = None,
+    final: bool = True,
+) -> Path:
     """An sd-scripts-shaped run folder: config.toml, log/ with events, model/ with metadata-only checkpoints."""
-    rows, _ = synthetic_rows(epochs=epochs, steps_per_epoch=steps, epoch_tag=epoch_tag, epoch_means=means,
-                             noise=0.002, seed=11)
+    rows, _ = synthetic_rows(
+        epochs=epochs, steps_per_epoch=steps, epoch_tag=epoch_tag, epoch_means=means, noise=0.002, seed=11
+    )
     root.mkdir(parents=True)
-    (root / "config.toml").write_text(f'[training_arguments]\noutput_dir = "model"\nlogging_dir = "log"\n'
-                                      f'output_name = "{name}"\n')
+    (root / "config.toml").write_text(
+        f'[training_arguments]\noutput_dir = "model"\nlogging_dir = "log"\noutput_name = "{name}"\n'
+    )
     write_run(root / "log", rows)
     ends = {s: w for t, s, _v, w in rows if t == epoch_tag}
     for e in range(1, epochs + 1):
@@ -227,8 +306,14 @@ def make_run(root: Path, *, epochs: int = 8, steps: int = 20, save_every: int = 
             break
         if not last and e % save_every:
             continue
-        meta = {"ss_epoch": str(e), "ss_steps": str(e * steps), "ss_num_epochs": str(epochs),
-                "ss_training_finished_at": str(ends[e] + 0.5), "ss_network_dim": "96", "ss_network_alpha": "72.0"}
+        meta = {
+            "ss_epoch": str(e),
+            "ss_steps": str(e * steps),
+            "ss_num_epochs": str(epochs),
+            "ss_training_finished_at": str(ends[e] + 0.5),
+            "ss_network_dim": "96",
+            "ss_network_alpha": "72.0",
+        }
         write_safetensors(root / "model" / (f"{name}.safetensors" if last else f"{name}-{e:06d}.safetensors"), meta)
     return root
 
@@ -239,8 +324,10 @@ ARTICLE_MEANS = [0.14, 0.12, 0.11, 0.105, 0.102, 0.095, 0.1, 0.099]  # lowest at
 def test_article_shape_old_tag_picks_six_and_eight(tmp_path: Path) -> None:
     rep = report_run(make_run(tmp_path / "run", means=ARTICLE_MEANS))
     assert rep.ranking.metric_tag == "loss/epoch"
-    assert picks(rep) == [(6, ["best"], "CharacterAI-1-A-000006.safetensors"),
-                          (8, ["final"], "CharacterAI-1-A.safetensors")]
+    assert picks(rep) == [
+        (6, ["best"], "CharacterAI-1-A-000006.safetensors"),
+        (8, ["final"], "CharacterAI-1-A.safetensors"),
+    ]
     assert rep.picks[0].a1111 == "<lora:CharacterAI-1-A-000006:0.8>"
     assert all(rep.confirmed.values())
 
@@ -263,8 +350,10 @@ def test_best_epoch_without_file_still_named(tmp_path: Path) -> None:
 
 def test_checkpoint_from_another_training(tmp_path: Path) -> None:
     run = make_run(tmp_path / "run", epochs=3)
-    write_safetensors(run / "model" / "CharacterAI-1-A-000002.safetensors",
-                      {"ss_epoch": "2", "ss_steps": "999", "ss_training_finished_at": "100.0"})
+    write_safetensors(
+        run / "model" / "CharacterAI-1-A-000002.safetensors",
+        {"ss_epoch": "2", "ss_steps": "999", "ss_training_finished_at": "100.0"},
+    )
     rep = report_run(run)
     assert rep.confirmed == {1: True, 2: False, 3: True}
     text = "\n".join(rep.warnings)
@@ -286,6 +375,7 @@ def test_nan_loss_is_not_ranked_and_json_stays_valid(tmp_path: Path) -> None:
 
 # --- bad input ----------------------------------------------------------------------------------------------------
 
+
 def test_empty_folder(tmp_path: Path) -> None:
     with pytest.raises(EventsError, match="no TensorBoard event files"):
         report_run(tmp_path)
@@ -300,10 +390,14 @@ def test_zero_byte_event_file(tmp_path: Path) -> None:
 
 
 def test_other_program(tmp_path: Path) -> None:
-    write_scalars(tmp_path / "log" / "events.out.tfevents.1.h.1.0",
-                  [("train/accuracy", 1, 0.5, 10.0), ("eval/f1", 1, 0.4, 10.0)])
-    with pytest.raises(EventsError, match=r"no sd-scripts loss scalars \(loss/\.\.\.\); tags found: eval/f1, "
-                                          r"train/accuracy"):
+    write_scalars(
+        tmp_path / "log" / "events.out.tfevents.1.h.1.0", [("train/accuracy", 1, 0.5, 10.0), ("eval/f1", 1, 0.4, 10.0)]
+    )
+    with pytest.raises(
+        EventsError,
+        match=r"no sd-scripts loss scalars \(loss/\.\.\.\); tags found: eval/f1, "
+        r"train/accuracy",
+    ):
         report_run(tmp_path / "log")
 
 
@@ -330,7 +424,7 @@ def test_truncated_and_corrupt_logs_give_partial_reports(tmp_path: Path) -> None
     data = path.read_bytes()
     offs = record_offsets(data)
     mid = offs[len(offs) // 2]
-    path.write_bytes(data[:mid + 7])  # killed mid-write
+    path.write_bytes(data[: mid + 7])  # killed mid-write
     rep = report_run(tmp_path / "log")
     assert 1 <= len([r for r in rep.ranking.rows if r.logged]) < 8
     assert any("file ends inside a record" in w for w in rep.warnings)
@@ -353,9 +447,11 @@ def test_log_cut_short_before_the_checkpoints_it_should_show(runs: Path, tmp_pat
     rep = report_run(run)
     assert [r.epoch for r in rep.ranking.rows if r.logged] == [1, 2]
     assert rep.ranking.incomplete is not None and rep.ranking.incomplete.epoch == 3
-    assert "the log stops in epoch 3 (8 steps logged (steps 25-32) after the last epoch record), but checkpoints " \
-        "exist for epochs 3, 4: the event file was cut short or damaged, or a running trainer has not flushed it " \
+    assert (
+        "the log stops in epoch 3 (8 steps logged (steps 25-32) after the last epoch record), but checkpoints "
+        "exist for epochs 3, 4: the event file was cut short or damaged, or a running trainer has not flushed it "
         "yet" in rep.warnings
+    )
     assert not any("did not finish" in w for w in rep.warnings)
     assert [p.epoch for p in rep.picks] == [1, 4]
 
@@ -385,10 +481,12 @@ def test_checkpoints_without_log(tmp_path: Path) -> None:
 
 # --- small pieces -------------------------------------------------------------------------------------------------
 
+
 def test_parse_prompt_line() -> None:
     p = parse_prompt_line("a cat, photo --n ugly, blurry --w 640 --h 768 --s 35 --l 5.5 --d 7 --x odd")
-    assert p == SamplePrompt(prompt="a cat, photo", negative="ugly, blurry", width=640, height=768, steps=35,
-                             cfg_scale=5.5, seed=7)
+    assert p == SamplePrompt(
+        prompt="a cat, photo", negative="ugly, blurry", width=640, height=768, steps=35, cfg_scale=5.5, seed=7
+    )
     assert parse_prompt_line("just text --w abc").width is None
 
 
@@ -400,12 +498,16 @@ def test_a1111_snippet() -> None:
 
 # --- sweeps -------------------------------------------------------------------------------------------------------
 
+
 def test_sweep_of_fixture_runs(runs: Path, tmp_path: Path) -> None:
     for name in ("article-mini", "interrupted", "validation"):
         shutil.copytree(runs / name, tmp_path / "sweep" / name)
     rep = build_report(tmp_path / "sweep")
-    assert isinstance(rep, SweepReport) and [r.name for r in rep.runs] == ["testchar-1-A", "testchar-1-A",
-                                                                           "testchar-1-B"]
+    assert isinstance(rep, SweepReport) and [r.name for r in rep.runs] == [
+        "testchar-1-A",
+        "testchar-1-A",
+        "testchar-1-B",
+    ]
     assert rep.names == ["article-mini", "interrupted", "validation"]  # unique, though two share an output name
     rows = rep.comparison()
     assert [r["metric"] for r in rows] == ["train", "train", "validation"]
@@ -430,8 +532,10 @@ def test_sweep_manifest_settings_and_failed_run(tmp_path: Path) -> None:
     (root / "X-1-D" / "config.toml").write_text("")
     (root / "sweep.toml").write_text(
         'schema_version = 1\nkind = "kohya-recipe sweep"\nbase_output_name = "X-1-A"\n'
-        + "".join(f'[[runs]]\nname = "X-1-{c}"\nfolder = "X-1-{c}"\n[runs.settings]\n"network.alpha" = {a}\n'
-                  for c, a in (("A", 48), ("B", 72), ("C", 96), ("D", 128)))
+        + "".join(
+            f'[[runs]]\nname = "X-1-{c}"\nfolder = "X-1-{c}"\n[runs.settings]\n"network.alpha" = {a}\n'
+            for c, a in (("A", 48), ("B", 72), ("C", 96), ("D", 128))
+        )
     )
     rep = build_report(root)
     assert isinstance(rep, SweepReport)
@@ -441,16 +545,19 @@ def test_sweep_manifest_settings_and_failed_run(tmp_path: Path) -> None:
         "X-1-B": (1, [2], {"network.alpha": 72}),
         "X-1-C": (3, [2], {"network.alpha": 96}),
     }
-    assert rep.failed == [("X-1-D", f"{root / 'X-1-D'}: no log folder (log/) and no checkpoints: has this run "
-                                    "been trained yet?")]
+    assert rep.failed == [
+        ("X-1-D", f"{root / 'X-1-D'}: no log folder (log/) and no checkpoints: has this run been trained yet?")
+    ]
 
 
 def test_sweep_settings_from_metadata(tmp_path: Path) -> None:
     root = tmp_path / "sweep"
     make_run(root / "a", epochs=2, name="a")
     run_b = make_run(root / "b", epochs=2, name="b")
-    write_safetensors(run_b / "model" / "b.safetensors", {"ss_epoch": "2", "ss_steps": "40", "ss_num_epochs": "2",
-                                                          "ss_network_dim": "32", "ss_network_alpha": "72.0"})
+    write_safetensors(
+        run_b / "model" / "b.safetensors",
+        {"ss_epoch": "2", "ss_steps": "40", "ss_num_epochs": "2", "ss_network_dim": "32", "ss_network_alpha": "72.0"},
+    )
     rep = build_report(root)
     assert isinstance(rep, SweepReport)
     assert rep.settings == {"a": {"network_dim": 96}, "b": {"network_dim": 32}}
@@ -458,14 +565,18 @@ def test_sweep_settings_from_metadata(tmp_path: Path) -> None:
 
 # --- copying ------------------------------------------------------------------------------------------------------
 
+
 def test_copy_picks(runs: Path, tmp_path: Path) -> None:
     rep = report_run(runs / "article-mini")
     dest = tmp_path / "Lora"
     done = copy_picks(rep, dest)
-    assert [(p.name, s) for p, s in done] == [("testchar-1-A-000001.safetensors", "copied"),
-                                             ("testchar-1-A.safetensors", "copied")]
-    assert (dest / "testchar-1-A.safetensors").read_bytes() == (runs / "article-mini" / "model" /
-                                                                "testchar-1-A.safetensors").read_bytes()
+    assert [(p.name, s) for p, s in done] == [
+        ("testchar-1-A-000001.safetensors", "copied"),
+        ("testchar-1-A.safetensors", "copied"),
+    ]
+    assert (dest / "testchar-1-A.safetensors").read_bytes() == (
+        runs / "article-mini" / "model" / "testchar-1-A.safetensors"
+    ).read_bytes()
     assert [s for _, s in copy_picks(rep, dest)] == ["same", "same"]
     (dest / "testchar-1-A.safetensors").write_bytes(b"someone else's file")
     with pytest.raises(ReportError, match="a different file is already there; not overwritten"):
@@ -491,6 +602,7 @@ def test_copy_without_files(runs: Path, tmp_path: Path) -> None:
 
 
 # --- HTML ---------------------------------------------------------------------------------------------------------
+
 
 class _Collector(HTMLParser):
     def __init__(self) -> None:
@@ -551,17 +663,36 @@ def _render_in_browser(html_file: Path, tmp_path: Path) -> None:
     if browser is None:
         return  # parsing above is the check on machines without a browser
     shot = tmp_path / "shot.png"
-    subprocess.run([browser, "--headless", "--disable-gpu", "--no-sandbox", f"--screenshot={shot}",
-                    "--window-size=1100,2000", html_file.as_uri()], check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--disable-gpu",
+            "--no-sandbox",
+            f"--screenshot={shot}",
+            "--window-size=1100,2000",
+            html_file.as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     assert shot.stat().st_size > 10_000
 
 
-@pytest.mark.skipif(not any(shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome")),
-                    reason="no headless browser on this machine")
+@pytest.mark.skipif(
+    not any(shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome")),
+    reason="no headless browser on this machine",
+)
 def test_html_renders_in_headless_browser(runs: Path, tmp_path: Path) -> None:
     html_file = tmp_path / "r.html"
     html_file.write_text(render_html(report_run(runs / "validation", with_lr=True)))
     browser = next(b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b))
-    out = subprocess.run([browser, "--headless", "--disable-gpu", "--no-sandbox", "--dump-dom",
-                          html_file.as_uri()], check=True, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [browser, "--headless", "--disable-gpu", "--no-sandbox", "--dump-dom", html_file.as_uri()],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert "testchar-1-B.safetensors" in out.stdout and "Which epoch to keep?" in out.stdout

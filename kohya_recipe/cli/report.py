@@ -53,34 +53,76 @@ picked, as the article does.
 )
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print everything as JSON (for scripts).")
-@click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write a self-contained HTML report (plots embedded).")
-@click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Write PNG plots into this folder.")
-@click.option("--pick-best", type=click.IntRange(min=0), default=1, show_default=True,
-              help="Pick the N best epochs (the final epoch is always picked too).")
-@click.option("--copy-to", type=click.Path(file_okay=False, path_type=Path),
-              help="Copy the picked checkpoints into this folder (e.g. A1111's models/Lora).")
+@click.option(
+    "--html",
+    "html_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a self-contained HTML report (plots embedded).",
+)
+@click.option(
+    "--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path), help="Write PNG plots into this folder."
+)
+@click.option(
+    "--pick-best",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="Pick the N best epochs (the final epoch is always picked too).",
+)
+@click.option(
+    "--copy-to",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Copy the picked checkpoints into this folder (e.g. A1111's models/Lora).",
+)
 @click.option("--force", is_flag=True, help="With --copy-to: replace different files of the same name.")
-@click.option("--metric", type=click.Choice(METRICS), default="auto", show_default=True,
-              help="Rank by validation loss, training loss, or validation when logged (auto).")
+@click.option(
+    "--metric",
+    type=click.Choice(METRICS),
+    default="auto",
+    show_default=True,
+    help="Rank by validation loss, training loss, or validation when logged (auto).",
+)
 @click.option("--weight", type=float, default=0.8, show_default=True, help="LoRA weight in the A1111 snippet.")
-@click.option("--z", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_Z, show_default=True,
-              help="Standard errors within which an epoch counts as indistinguishable from the best.")
-@click.option("--model-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Checkpoint folder, when PATH is a bare log folder.")
+@click.option(
+    "--z",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_Z,
+    show_default=True,
+    help="Standard errors within which an epoch counts as indistinguishable from the best.",
+)
+@click.option(
+    "--model-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Checkpoint folder, when PATH is a bare log folder.",
+)
 @click.option("--output-name", help="The run's output_name, when it cannot be read from a config.")
 def report_cmd(
-    path: Path, as_json: bool, html_file: Path | None, plots_dir: Path | None, pick_best: int,
-    copy_to: Path | None, force: bool, metric: str, weight: float, z: float, model_dir: Path | None,
+    path: Path,
+    as_json: bool,
+    html_file: Path | None,
+    plots_dir: Path | None,
+    pick_best: int,
+    copy_to: Path | None,
+    force: bool,
+    metric: str,
+    weight: float,
+    z: float,
+    model_dir: Path | None,
     output_name: str | None,
 ) -> None:
     """Rank epochs from TensorBoard logs and map them to checkpoints."""
     from kohya_recipe import report as rp
 
     rep = rp.build_report(
-        path, metric=metric, pick_best=pick_best, weight=weight, z=z, model_dir=model_dir,
-        output_name=output_name, with_lr=bool(html_file or plots_dir), progress=_progress,
+        path,
+        metric=metric,
+        pick_best=pick_best,
+        weight=weight,
+        z=z,
+        model_dir=model_dir,
+        output_name=output_name,
+        with_lr=bool(html_file or plots_dir),
+        progress=_progress,
     )
     if as_json:
         click.echo(rp.report_to_json(rep))
@@ -119,8 +161,13 @@ Reads only the file's JSON header (no torch, no tensors loaded).
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the summary and all metadata as JSON.")
 @click.option("--all", "show_all", is_flag=True, help="Also print every raw metadata key.")
-@click.option("--top-tags", type=click.IntRange(min=0), default=20, show_default=True,
-              help="How many of the most frequent caption tags to show.")
+@click.option(
+    "--top-tags",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    help="How many of the most frequent caption tags to show.",
+)
 def inspect_cmd(file: Path, as_json: bool, show_all: bool, top_tags: int) -> None:
     """Print a LoRA file's training metadata (no torch)."""
     from kohya_recipe.safetensors_meta import format_summary, lora_summary, read_header
