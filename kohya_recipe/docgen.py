@@ -192,7 +192,9 @@ RULES: tuple[Rule, ...] = (
         "`use_lion_optimizer` (sd-scripts asserts they are not given with `optimizer_type`, which is always "
         "written: set `optimizer.type`), the misspelled `caption_extention` (set `dataset.caption_extension`), "
         "`random_crop` with latent caching (the same assertion as color augmentation), and "
-        "`fused_backward_pass` unless the optimizer is Adafactor with no gradient accumulation.",
+        "`fused_backward_pass` unless the optimizer is Adafactor with no gradient accumulation; for SDXL also "
+        "`weighted_captions`, and `cache_text_encoder_outputs` unless `network.train_unet_only` is on and "
+        "captions are not shuffled (sdxl_train_network.py asserts all three).",
     ),
     Rule(
         "gui_render:check_gui_passthrough",

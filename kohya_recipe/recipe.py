@@ -791,6 +791,22 @@ def check_extra(recipe: Recipe, *, source: str = "recipe") -> None:
     if recipe.extra.get("fused_backward_pass") and not opt.is_adafactor:
         # train_util.get_optimizer asserts "fused_backward_pass currently only works with optimizer_type Adafactor".
         raise RecipeError("needs optimizer.type = 'Adafactor'", source=source, field="extra.fused_backward_pass")
+    if recipe.model.family == "sdxl":
+        # sdxl_train_util.verify_sdxl_training_args: "weighted_captions cannot be enabled in SDXL training".
+        if recipe.extra.get("weighted_captions"):
+            raise RecipeError("cannot be used with SDXL (sdxl_train_network.py stops)", source=source,
+                              field="extra.weighted_captions")  # fmt: skip
+        caching = recipe.extra.get("cache_text_encoder_outputs") or recipe.extra.get(
+            "cache_text_encoder_outputs_to_disk"
+        )
+        # sdxl_train_network.py asserts the text encoders are not trained while their outputs are cached, and
+        # that captions do not change between epochs (no shuffling) when they are.
+        if caching and not recipe.network.train_unet_only:
+            raise RecipeError("needs network.train_unet_only = true (sdxl_train_network.py stops)", source=source,
+                              field="extra.cache_text_encoder_outputs")  # fmt: skip
+        if caching and recipe.augmentation.shuffle_caption:
+            raise RecipeError("cannot be combined with augmentation.shuffle_caption (sdxl_train_network.py stops)",
+                              source=source, field="extra.cache_text_encoder_outputs")  # fmt: skip
     if recipe.extra.get("fused_backward_pass") and tr.gradient_accumulation_steps != 1:
         raise RecipeError(
             "does not work with training.gradient_accumulation_steps > 1",

@@ -100,7 +100,9 @@ def test_extra_accepts_real_options_and_sdxl_only_options() -> None:
     assert r.extra["loss_type"] == "huber"
     with pytest.raises(RecipeError, match="unknown sd-scripts option for train_network.py"):
         recipe_from_dict({"extra": {"cache_text_encoder_outputs": True}})
-    sdxl = recipe_from_dict({"model": {"family": "sdxl"}, "extra": {"cache_text_encoder_outputs": True}})
+    sdxl = recipe_from_dict(
+        {"model": {"family": "sdxl"}, "network": {"train_unet_only": True}, "extra": {"cache_text_encoder_outputs": True}}
+    )
     assert sdxl.extra == {"cache_text_encoder_outputs": True}
 
 
@@ -257,3 +259,23 @@ def test_sample_prompt_lines_sd_scripts_would_misread(prompt: str, message: str)
 def test_extra_options_sd_scripts_would_stop_on(sets: list[str], message: str) -> None:
     with pytest.raises(RecipeError, match=message):
         article_recipe(*sets)
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (["extra.weighted_captions=true"], "extra.weighted_captions: cannot be used with SDXL"),
+        (["extra.cache_text_encoder_outputs=true"], "needs network.train_unet_only = true"),
+        (
+            ["extra.cache_text_encoder_outputs_to_disk=true", "network.train_unet_only=true",
+             "augmentation.shuffle_caption=true"],
+            "extra.cache_text_encoder_outputs: cannot be combined with augmentation.shuffle_caption",
+        ),
+    ],
+)
+def test_sdxl_extra_options_sdxl_train_network_stops_on(sets: list[str], message: str) -> None:
+    with pytest.raises(RecipeError, match=message):
+        article_recipe(*sets, preset="likeness-sdxl")
+    ok = article_recipe("extra.cache_text_encoder_outputs=true", "network.train_unet_only=true", preset="likeness-sdxl")
+    assert ok.extra == {"cache_text_encoder_outputs": True}
+    article_recipe("extra.weighted_captions=true")  # SD 1.5's train_network.py supports weighted captions
