@@ -237,6 +237,15 @@ def _gui_item(recipe: Recipe, root: Path) -> _Item:
     return _Item(f"{recipe.output.output_name}.json", "generated", text.encode())
 
 
+def _has_trainer_images(folder: Path) -> bool:
+    from kohya_recipe.images import is_trainer_image
+
+    try:
+        return any(p.is_file() and is_trainer_image(p) for p in folder.iterdir())
+    except OSError:
+        return False
+
+
 def _read_manifest(root: Path) -> dict[str, str]:
     path = root / MANIFEST
     if not path.is_file():
@@ -287,6 +296,12 @@ def render_project(
         dest = f"{IMG_DIR}/{recipe.subset_folder_name}"
         if not (root / dest).exists() or src.resolve() != (root / dest).resolve():
             items += _source_items(recipe, src, dest, result.warnings)
+    elif sync_images and not _has_trainer_images(root / IMG_DIR / recipe.subset_folder_name):
+        # sd-scripts logs "No data found" and exits 0 on an empty subset (reference/sd_scripts.md §4): say it now.
+        result.warnings.append(
+            f"dataset.images is unset and {IMG_DIR}/{recipe.subset_folder_name}/ holds no images: the trainer "
+            "would find no data; set dataset.images (or use `kohya-recipe build IMAGES`) or put the images there"
+        )
     if recipe.dataset.regularization:
         from kohya_recipe.render_dataset import reg_folder_name
 

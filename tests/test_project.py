@@ -12,7 +12,7 @@ import pytest
 
 from kohya_recipe.errors import DatasetError, RenderError
 from kohya_recipe.plan import format_plan
-from kohya_recipe.project import build_project, load_project, plan_project
+from kohya_recipe.project import build_project, load_project, plan_project, render_project
 from tests._project_util import article_recipe, make_images
 
 GOLDEN = Path(__file__).parent / "golden" / "article"
@@ -188,3 +188,11 @@ def test_a_value_only_the_gui_cannot_hold_skips_the_gui_json_with_a_warning(tmp_
     assert (tmp_path / "p" / "config.toml").exists()
     assert not (tmp_path / "p" / "CharacterAI-1-A.json").exists()
     assert any("no kohya_ss GUI JSON written" in w and "network.rank" in w for w in result.warnings)
+
+
+def test_render_without_images_warns_that_the_trainer_would_find_no_data(tmp_path) -> None:
+    # sd-scripts ends "No data found" with exit code 0 (reference/sd_scripts.md §4); the render says so first.
+    result = render_project(article_recipe(), tmp_path / "p")
+    assert any("dataset.images is unset and img/10_CharacterAI woman/ holds no images" in w for w in result.warnings)
+    make_images(tmp_path / "p" / "img" / "10_CharacterAI woman", [(64, 64)])
+    assert not any("holds no images" in w for w in render_project(article_recipe(), tmp_path / "p").warnings)
