@@ -289,6 +289,10 @@ def find_python(
         hit = shutil.which(explicit) or (explicit if Path(explicit).is_file() else None)
         if hit is None:
             raise TrainerSetupError("not found or not executable", source=f"--python {explicit}")
+        if not os.access(hit, os.X_OK):
+            # a file that is not executable (a copied venv without its mode bits, a typo pointing at a script):
+            # saying "accelerate is not installed" would send the user in the wrong direction
+            raise TrainerSetupError("not executable (is it a Python interpreter?)", source=f"--python {hit}")
         if not has_accelerate(hit, pythonpath):
             raise TrainerSetupError(
                 "accelerate is not installed for this Python; install sd-scripts' requirements into it "

@@ -192,6 +192,16 @@ def test_find_python_explicit_without_accelerate(tmp_path: Path, monkeypatch: py
         find_python("/no/such/python")
 
 
+@pytest.mark.skipif(os.name == "nt", reason="POSIX mode bits")
+def test_find_python_explicit_file_that_is_not_executable(tmp_path: Path) -> None:
+    not_python = tmp_path / "python"
+    not_python.write_text("#!/bin/sh\n", encoding="utf-8")
+    not_python.chmod(0o644)
+    with pytest.raises(TrainerSetupError) as exc:
+        find_python(str(not_python), sd_scripts=FAKE_SD_SCRIPTS)
+    assert str(exc.value) == f"--python {not_python}: not executable (is it a Python interpreter?)"
+
+
 @pytest.mark.skipif(REAL_ACCELERATE, reason="the real accelerate is installed in this Python")
 def test_find_python_none_has_accelerate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PYTHONPATH", raising=False)
