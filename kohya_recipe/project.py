@@ -451,12 +451,15 @@ def build_project(
     return result
 
 
-def plan_recipe(recipe: Recipe, images: str | Path | None = None) -> Any:
-    """The bucket-aware step plan for the recipe's images (``images`` overrides ``dataset.images``)."""
+def plan_recipe(recipe: Recipe, images: str | Path | None = None, *, source: str | None = None) -> Any:
+    """The bucket-aware step plan for the recipe's images (``images`` overrides ``dataset.images``); ``source``
+    names the recipe file in errors."""
     from kohya_recipe.plan import plan_from_recipe, subset_from_folder
 
     if images is None and not recipe.dataset.images:
-        raise RecipeError("no image folder: set dataset.images or pass --images", field="dataset.images")
+        raise RecipeError(
+            "no image folder: set dataset.images or pass --images", source=source, field="dataset.images"
+        )
     folder = Path(images) if images is not None else Path(str(recipe.dataset.images))
     subsets = [subset_from_folder(folder, recipe.dataset.repeats, name=recipe.subset_folder_name)]
     if recipe.dataset.regularization:

@@ -137,3 +137,13 @@ def test_build_with_a_trigger_that_cannot_be_a_file_name_says_so(tmp_path) -> No
     assert proc.returncode == 1
     assert proc.stderr.startswith("Error: preset likeness-sd15: subject.trigger: 'x;rm' is also the output name")
     assert "Traceback" not in proc.stderr and not (tmp_path / "p").exists()
+
+
+def test_plan_of_a_recipe_without_images_names_the_file_and_field(tmp_path) -> None:
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text('preset = "likeness-sd15"\n[subject]\ntrigger = "Zed"\n', encoding="utf-8")
+    proc = run_main("plan", str(recipe))
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"Error: {recipe}: dataset.images: no image folder: set dataset.images or pass --images"
+    )

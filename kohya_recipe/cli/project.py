@@ -108,7 +108,7 @@ def plan_cmd(target: str, images: str | None, sets: tuple[str, ...], as_json: bo
             recipe = recipe_from_dict(apply_sets(recipe.model_dump(), sets), source=str(project.resolved_recipe_file))
         plan = plan_recipe(recipe, images or project.subset_dir)
     else:
-        plan = plan_recipe(_load(target, sets), images)
+        plan = plan_recipe(_load(target, sets), images, source=target)
     if as_json:
         _echo_json(plan.to_dict())
         return
