@@ -12,6 +12,7 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -134,7 +135,7 @@ def test_fake_trainer_matches_the_real_files(tmp_path: Path, monkeypatch: pytest
 
 # the image folder of each real run (the fixtures' PNGs are 128x160 / 128x128; the fake reads only names)
 FIDELITY_RUNS = {"article-mini": "img/2_testchar woman", "no-data": "img/testchar woman",
-                 "bad-dataset-config": "img/train", "validation": "img/train"}  # fmt: skip
+                 "bad-dataset-config": "img/train", "validation": "img/train", "resume": "img/train"}  # fmt: skip
 _STAMP = re.compile(rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ")
 _TIMING = re.compile(rb"\[\d\d:\d\d<[^\]]*\]")
 
@@ -146,7 +147,7 @@ def _segments(raw: bytes) -> list[bytes]:
     raw = _STAMP.sub(b" " * 20, raw)
     raw = _TIMING.sub(b"[T]", raw)
     raw = re.sub(rb" +(\x1b\[A)", rb"\1", raw)  # tqdm pads a shorter line before a nested bar's cursor-up
-    raw = re.sub(rb"(\[T\](?:\x1b\[A)*) *(?=\S| {20})", rb"\1\n", raw)
+    raw = re.sub(rb"(\[T\](?:\x1b\[A)*) *(?=[^\s\x1b]| {20})", rb"\1\n", raw)
     return [seg.rstrip() for seg in re.split(rb"[\r\n]", raw) if seg.strip()]
 
 
@@ -179,6 +180,14 @@ def test_fake_trainer_prints_what_the_real_one_printed(run: str, tmp_path: Path)
     argv = [sys.executable, "-m", "accelerate.commands.launch", "--num_cpu_threads_per_process", "2",
             "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
             str(FAKE_SD_SCRIPTS / "train_network.py"), "--config_file", "config.toml"]  # fmt: skip
+    if run == "resume":
+        # the real `resume` run continued the `validation` run from its epoch-2 state folder (`--resume`)
+        first = subprocess.run(argv, cwd=work, env=env, capture_output=True, timeout=300, check=False)
+        assert first.returncode == 0
+        for name in ("testchar-1-B.safetensors", "testchar-1-B-state"):
+            path = work / "model" / name
+            path.unlink() if path.is_file() else shutil.rmtree(path)
+        argv += ["--resume", "model/testchar-1-B-000002-state"]
     proc = subprocess.run(argv, cwd=work, env=env, capture_output=True, timeout=300, check=False)
     assert proc.returncode == int((src / "exit_code.txt").read_text())
     assert proc.stdout == (src / "stdout.txt").read_bytes()
