@@ -106,7 +106,8 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "Subject._one_tag",
         "subject.trigger, subject.class_token",
-        "A single tag: no comma, slash, backslash, newline or surrounding spaces, because both words become part "
+        "A single tag: no comma, slash, backslash, newline or other control character, or surrounding spaces, "
+        "because both words become part "
         "of the image folder name (`10_<trigger> <class>`) and of comma-separated Danbooru captions.",
     ),
     Rule("Network._key_value", "network.args", "Each entry is `key=value`, as `--network_args` expects."),

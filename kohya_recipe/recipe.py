@@ -75,9 +75,12 @@ class Subject(_Strict):
     @field_validator("trigger", "class_token")
     @classmethod
     def _one_tag(cls, v: str) -> str:
-        # The folder name and the Danbooru caption both break on these characters.
-        if any(c in v for c in ",\n\r/\\") or v != v.strip():
-            raise ValueError("must be a single tag: no comma, slash, newline or surrounding spaces")
+        # The folder name and the Danbooru caption both break on these characters (a NUL cannot even be in a
+        # file name: the OS refuses it).
+        if any(c in v for c in ",/\\") or any(ord(c) < 32 or ord(c) == 127 for c in v) or v != v.strip():
+            raise ValueError(
+                "must be a single tag: no comma, slash, newline or other control character, or surrounding spaces"
+            )
         return v
 
 
@@ -325,7 +328,8 @@ class SamplePrompt(_Strict):
     @classmethod
     def _no_option_marker(cls, v: str) -> str:
         # sd-scripts splits each prompt line on " --"; one inside the text would start a bogus option (§6).
-        if " --" in v or "\n" in v:
+        # Python reads the prompt file with universal newlines, so a "\r" ends the line just as "\n" does.
+        if " --" in v or "\n" in v or "\r" in v:
             raise ValueError("must not contain ' --' or a newline (sd-scripts splits prompt lines on ' --')")
         return v
 

@@ -279,3 +279,17 @@ def test_sdxl_extra_options_sdxl_train_network_stops_on(sets: list[str], message
     ok = article_recipe("extra.cache_text_encoder_outputs=true", "network.train_unet_only=true", preset="likeness-sdxl")
     assert ok.extra == {"cache_text_encoder_outputs": True}
     article_recipe("extra.weighted_captions=true")  # SD 1.5's train_network.py supports weighted captions
+
+
+@pytest.mark.parametrize("trigger", ["\x00x", "a\tb", "x\x7f"])
+def test_control_characters_in_subject_words_are_refused_not_a_traceback(trigger: str) -> None:
+    # A NUL would reach os.mkdir as "embedded null byte" (a ValueError, not a RecipeError) when the image folder
+    # `10_<trigger> <class>` is made.
+    for data in ({"subject": {"trigger": trigger}, "output": {"name": "Z"}}, {"subject": {"class_token": trigger}}):
+        with pytest.raises(RecipeError, match="must be a single tag: no comma, slash, newline or other control"):
+            recipe_from_dict(data, source="recipe.toml")
+
+
+def test_carriage_return_in_a_sample_prompt_is_a_line_break_for_sd_scripts() -> None:
+    with pytest.raises(RecipeError, match="samples.prompts\\[0\\].prompt: must not contain ' --' or a newline"):
+        recipe_from_dict({"samples": {"prompts": [{"prompt": "a\rb"}]}}, source="recipe.toml")
