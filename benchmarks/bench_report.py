@@ -395,7 +395,7 @@ def main() -> None:
         c, v = cases(key)
         print(f"timing {key} ({reps} reps, whole processes) ...", flush=True)
         results[key] = bench(c, reps, v)
-    if "large" in manifest:
+    if "large" in manifest and not args.skip_large:  # data kept from an earlier run is not a reason to time it
         c, v = cases("large")
         slow = {k: c.pop(k) for k in ("EventAccumulator", "tbparse")}
         print("timing large (3 reps; EventAccumulator and tbparse 1 rep) ...", flush=True)
