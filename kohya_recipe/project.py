@@ -108,6 +108,7 @@ class _Item:
     data: bytes | None = None  # generated content
     source: Path | None = None  # data file to link/copy
     mode: int | None = None
+    copy: bool = False  # always copy, never hard-link (captions)
 
 
 @dataclass
@@ -193,7 +194,9 @@ def _source_items(recipe: Recipe, src: Path, dest_rel: str, warnings: list[str])
         items.append(_Item(f"{dest_rel}/{img.name}", "data", source=img))
         cap = img.with_suffix(ext)
         if cap.is_file():
-            items.append(_Item(f"{dest_rel}/{cap.name}", "data", source=cap))
+            # Captions are copied, not hard-linked: the article edits them in the project ("from side", "from
+            # behind"), and an editor that writes in place would change the user's original through the link.
+            items.append(_Item(f"{dest_rel}/{cap.name}", "data", source=cap, copy=True))
         else:
             missing += 1
     if missing:
@@ -392,7 +395,7 @@ def _write(root: Path, folders: list[str], todo: list[_Item], manifest: dict[str
                 manifest[item.rel] = sha256_bytes(item.data)
             else:
                 assert item.source is not None
-                _link_or_copy(item.source, target, copy_images)
+                _link_or_copy(item.source, target, copy_images or item.copy)
             if not existed:
                 created_files.append(target)
         atomic_write_bytes(

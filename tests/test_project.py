@@ -90,6 +90,12 @@ def test_images_are_linked_never_moved(tmp_path) -> None:
     assert target.samefile(images / "img00.png")
     copied = build_project(images, tmp_path / "q", result.recipe, copy_images=True)
     assert not (copied.root / "img" / "10_CharacterAI woman" / "img00.png").samefile(images / "img00.png")
+    # Captions are copies: editing one in the project in place (as most editors do) leaves the original alone.
+    caption = result.root / "img" / "10_CharacterAI woman" / "img00.txt"
+    assert not caption.samefile(images / "img00.txt")
+    with caption.open("a", encoding="utf-8") as fh:
+        fh.write("from side\n")
+    assert "from side" not in (images / "img00.txt").read_text(encoding="utf-8")
 
 
 def test_rerender_is_idempotent_and_never_clobbers(tmp_path) -> None:
