@@ -289,6 +289,11 @@ def render_project(
 ) -> RenderResult:
     """Render ``recipe`` into ``out_dir``: folders, configs, prompts, GUI JSON and (from ``dataset.images``) the
     images and captions. Returns what was (or would be) written."""
+    if not recipe.output.name:
+        # Without a name every file would be called "-1-A..." (output_name = <name>-<major>-<letter>).
+        raise RecipeError(
+            "no output name: set subject.trigger (e.g. --trigger CharacterAI) or output.name", field="output.name"
+        )
     root = Path(out_dir).absolute()
     result = RenderResult(root=root, recipe=recipe, dry_run=dry_run)
     result.command = display_command(recipe)
@@ -460,9 +465,7 @@ def plan_recipe(recipe: Recipe, images: str | Path | None = None, *, source: str
     from kohya_recipe.plan import plan_from_recipe, subset_from_folder
 
     if images is None and not recipe.dataset.images:
-        raise RecipeError(
-            "no image folder: set dataset.images or pass --images", source=source, field="dataset.images"
-        )
+        raise RecipeError("no image folder: set dataset.images or pass --images", source=source, field="dataset.images")
     folder = Path(images) if images is not None else Path(str(recipe.dataset.images))
     subsets = [subset_from_folder(folder, recipe.dataset.repeats, name=recipe.subset_folder_name)]
     if recipe.dataset.regularization:

@@ -202,3 +202,12 @@ def test_render_without_images_warns_that_the_trainer_would_find_no_data(tmp_pat
     assert any("dataset.images is unset and img/10_CharacterAI woman/ holds no images" in w for w in result.warnings)
     make_images(tmp_path / "p" / "img" / "10_CharacterAI woman", [(64, 64)])
     assert not any("holds no images" in w for w in render_project(article_recipe(), tmp_path / "p").warnings)
+
+
+def test_a_project_needs_an_output_name(tmp_path) -> None:
+    from kohya_recipe.errors import RecipeError
+    from kohya_recipe.recipe import recipe_from_dict
+
+    with pytest.raises(RecipeError, match="no output name: set subject.trigger"):
+        render_project(recipe_from_dict({}), tmp_path / "p")
+    assert not (tmp_path / "p").exists()
