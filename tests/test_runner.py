@@ -95,6 +95,9 @@ def test_ctrl_c_is_forwarded_to_the_group_and_keeps_checkpoints(
     assert result.interrupted and result.signals_sent == ["SIGINT"]
     assert result.exit_code == -signal.SIGINT
     assert list(result.state.exceptions)[-1] == "KeyboardInterrupt"
+    # and, as in fixture `interrupted`, tqdm closes the bar after the trainer's traceback: the last position
+    real = (Path(__file__).parent / "data" / "trainer" / "interrupted" / "stderr.txt").read_bytes()
+    assert b"KeyboardInterrupt\n\rsteps: " in real and b"KeyboardInterrupt\n\rsteps: " in result.log_file.read_bytes()
     assert "stopping the trainer" in notes.getvalue()
     saved = sorted(p.name for p in project.model_dir.glob("*.safetensors"))
     assert saved[:2] == ["testchar-1-A-000001.safetensors", "testchar-1-A-000002.safetensors"]

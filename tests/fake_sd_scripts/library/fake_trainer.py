@@ -25,6 +25,7 @@ Test knobs (environment variables):
 from __future__ import annotations
 
 import argparse
+import atexit
 import hashlib
 import json
 import math
@@ -192,6 +193,9 @@ class Bar:
         self.refresh()
 
     def close(self) -> None:
+        if getattr(self, "closed", False):
+            return
+        self.closed = True
         self.refresh()
         sys.stderr.write("\n")
         sys.stderr.flush()
@@ -813,6 +817,9 @@ def train(args: argparse.Namespace, sdxl: bool, step_seconds: float, startup_sec
             out.write_bytes(_png_1x1())
 
     bar = Bar(max_train_steps, "steps")
+    # tqdm closes an open bar when the interpreter exits, after a KeyboardInterrupt traceback was printed: the
+    # last line of fixture `interrupted`'s stderr is "\rsteps:  18%|...| 43/240 [...]\n"
+    atexit.register(bar.close)
     val: Bar | None = None
     global_step = 0
     loss_total = 0.0
