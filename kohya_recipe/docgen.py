@@ -178,6 +178,13 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule("Output._letter", "output.letter", "Upper-case letters, `A` to `ZZZ` (the article's variant letter)."),
     Rule(
+        "recipe:reject_coercion",
+        "every field",
+        'Values are native TOML types: `rank = true` or `flip = "yes"` or `max_train_epochs = "8"` are errors, '
+        "not silently read as 1, true or 8 (sd-scripts itself would take a TOML string where it wants a number "
+        "and fail later, reference §3).",
+    ),
+    Rule(
         "recipe:check_extra",
         "extra",
         "Every key of `[extra]` must be an option of the script that will run (train_network.py, or "

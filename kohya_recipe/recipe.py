@@ -13,6 +13,8 @@ import ast
 import copy
 import re
 import sys
+import types
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
@@ -54,6 +56,48 @@ def _doc(description: str, article: str | None = None, **kw: Any) -> Any:
     """A Field with a description and, where the article says something, its words (for docs/recipe.md)."""
     extra: dict[str, Any] | None = {"article": article} if article else None
     return Field(description=description, json_schema_extra=extra, **kw)
+
+
+def _kinds(annotation: Any) -> set[type]:
+    """The Python types a field annotation admits (Literal values by their type); ``object`` when unknown."""
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        return {type(a) for a in typing.get_args(annotation)}
+    if origin in (typing.Union, types.UnionType):
+        return set().union(*(_kinds(a) for a in typing.get_args(annotation)))
+    if isinstance(annotation, type) and origin is None:
+        return {annotation}
+    return {object}
+
+
+def reject_coercion(data: Any, model: type[BaseModel], *, source: str = "recipe", loc: str = "") -> None:
+    """Refuse values pydantic's lax mode would silently convert: ``rank = true`` (read as 1), ``flip = "yes"``
+    (read as True), ``max_train_epochs = "8"``. A recipe says what it means, in native TOML types."""
+    if not isinstance(data, dict):
+        return
+    for name, info in model.model_fields.items():
+        if name not in data:
+            continue
+        value, where = data[name], f"{loc}.{name}" if loc else name
+        ann = info.annotation
+        sub = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+        if sub is None and typing.get_origin(ann) is list:
+            (item,) = typing.get_args(ann) or (object,)
+            if isinstance(item, type) and issubclass(item, BaseModel) and isinstance(value, list):
+                for i, element in enumerate(value):
+                    reject_coercion(element, item, source=source, loc=f"{where}[{i}]")
+            continue
+        if sub is not None:
+            reject_coercion(value, sub, source=source, loc=where)
+            continue
+        kinds = _kinds(ann)
+        if object in kinds:
+            continue
+        if isinstance(value, bool) and bool not in kinds and kinds & {int, float}:
+            raise RecipeError(f"must be a number, not {str(value).lower()}", source=source, field=where)
+        if isinstance(value, str) and str not in kinds and kinds & {int, float, bool}:
+            want = "true or false" if bool in kinds else "a number"
+            raise RecipeError(f"must be {want}, not the string {value!r}", source=source, field=where)
 
 
 class _Strict(BaseModel):
@@ -750,6 +794,7 @@ def _substitute(data: dict[str, Any]) -> dict[str, Any]:
 def recipe_from_dict(data: dict[str, Any], *, source: str = "recipe") -> Recipe:
     """Validate raw recipe data (preset already layered) into a :class:`Recipe`, then check ``extra``."""
     data = _substitute(copy.deepcopy(data))
+    reject_coercion(data, Recipe, source=source)
     try:
         recipe = Recipe.model_validate(data)
     except ValidationError as exc:

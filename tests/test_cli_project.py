@@ -88,7 +88,7 @@ def test_malformed_recipe_file(tmp_path) -> None:
     bad.write_text("[training]\nmax_train_epochs = 'eight'\n")
     proc = run_main("render", str(bad), "--out", str(tmp_path / "p"))
     assert proc.returncode == 1
-    assert proc.stderr.strip() == f"Error: {bad}: training.max_train_epochs: must be a valid integer, unable to parse string as an integer, got 'eight'"
+    assert proc.stderr.strip() == f"Error: {bad}: training.max_train_epochs: must be a number, not the string 'eight'"
 
 
 def test_main_usage_error_exit_2() -> None:

@@ -85,6 +85,10 @@ def test_unknown_preset_names_the_known_ones() -> None:
         ({"extra": {"output_dir": "x"}}, "is derived from the recipe"),
         ({"extra": {"loss_type": "l3"}}, "'l3' is not one of: l1, l2, huber, smooth_l1"),
         ({"schema_version": 99}, "schema_version 99 is not supported"),
+        ({"network": {"rank": True}}, "network.rank: must be a number, not true"),
+        ({"augmentation": {"flip": "yes"}}, "augmentation.flip: must be true or false, not the string 'yes'"),
+        ({"training": {"max_token_length": "75"}}, "training.max_token_length: must be a number, not the string '75'"),
+        ({"samples": {"prompts": [{"prompt": "a", "steps": "35"}]}}, "samples.prompts[0].steps: must be a number"),
     ],
 )
 def test_bad_recipes_give_one_line_errors(data: dict, message: str) -> None:
