@@ -17,12 +17,12 @@ from typing import Any
 
 import click
 import pytest
-from click.testing import CliRunner
 
 import kohya_recipe.queue as queue_module
-from kohya_recipe.cli import COMMANDS, cli, main
+from kohya_recipe.cli import COMMANDS, cli
 from kohya_recipe.cli.queue import queue_group, sweep_cmd
 from kohya_recipe.queue import DONE, INTERRUPTED, PENDING, RUNNING, add_to_queue, list_queue
+from tests._cli_util import run_cli
 from tests._queue_util import PYTHON, FakeTrain, make_project, subprocess_env, wait_for, write_recipe
 
 GRID = ["--grid", "network_alpha=48,72,96", "--grid", "max_train_epochs=8,10"]
@@ -34,19 +34,6 @@ def _route_commands(monkeypatch: pytest.MonkeyPatch) -> None:
     # kohya_recipe.cli.queue; test_commands_are_wired_into_the_cli checks that route on its own.
     monkeypatch.setitem(COMMANDS, "sweep", ("kohya_recipe.cli.queue", "sweep_cmd", COMMANDS["sweep"][2]))
     monkeypatch.setitem(COMMANDS, "queue", ("kohya_recipe.cli.queue", "queue_group", COMMANDS["queue"][2]))
-
-
-def run_cli(*args: str | Path, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    """Run ``kohya-recipe ARGS`` through ``main`` (which turns errors into ``Error:`` lines and exit codes)."""
-    runner = CliRunner()
-    with runner.isolation(env=env) as (out, err, _):
-        try:
-            main([str(a) for a in args])
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        else:  # pragma: no cover - main always exits
-            code = 0
-        return code, out.getvalue().decode(), err.getvalue().decode()
 
 
 @pytest.fixture

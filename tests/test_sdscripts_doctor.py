@@ -16,24 +16,11 @@ from pathlib import Path
 
 import pytest
 from _train_util import FAKE_SD_SCRIPTS, fake_env, make_project
-from click.testing import CliRunner
 
-from kohya_recipe.cli import main
 from kohya_recipe.errors import ExitCode
 from kohya_recipe.launch import TrainerSetupError
 from kohya_recipe.sdscripts_doctor import bundled_options, cache_dir, doctor, parse_help
-
-
-def run_cli(*args: str | Path) -> tuple[int, str, str]:
-    runner = CliRunner()
-    with runner.isolation() as (out, err, _):
-        try:
-            main([str(a) for a in args])
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        else:  # pragma: no cover
-            code = 0
-        return code, out.getvalue().decode(), err.getvalue().decode()
+from tests._cli_util import run_cli
 
 
 @pytest.fixture

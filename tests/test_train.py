@@ -22,9 +22,7 @@ from pathlib import Path
 
 import pytest
 from _train_util import FAKE_SD_SCRIPTS, FAKE_SITE, KNOBS, fake_env, make_project, png
-from click.testing import CliRunner
 
-from kohya_recipe.cli import main
 from kohya_recipe.errors import ExitCode, RenderError
 from kohya_recipe.events import read_event_file
 from kohya_recipe.fsutil import sha256_file
@@ -32,22 +30,10 @@ from kohya_recipe.launch import TrainerSetupError
 from kohya_recipe.runner import EpochLines
 from kohya_recipe.safetensors_meta import read_metadata as safetensors_metadata
 from kohya_recipe.train import find_resume_state, train_project
+from tests._cli_util import run_cli
 
 DATA = Path(__file__).parent / "data" / "trainer"
 posix_only = pytest.mark.skipif(os.name == "nt", reason="signals to the own process")
-
-
-def run_cli(*args: str | Path, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    """``kohya-recipe ARGS`` through ``main``, which turns errors into ``Error:`` lines and exit codes."""
-    runner = CliRunner()
-    with runner.isolation(env=env) as (out, err, _):
-        try:
-            main([str(a) for a in args])
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        else:  # pragma: no cover - main always exits
-            code = 0
-        return code, out.getvalue().decode(), err.getvalue().decode()
 
 
 def _train(root: Path, **kwargs):
