@@ -146,8 +146,8 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the generated folder")
     args = parser.parse_args()
 
-    from kohya_recipe.dataset_check import check_dataset
-    from kohya_recipe.images import read_header
+    from kohya_recipe.dataset.check import check_dataset
+    from kohya_recipe.dataset.images import read_header
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_check_"))
     try:
@@ -177,7 +177,7 @@ def main() -> int:
         print(f"kohya-recipe check (header-only, full doctor): {check_s:7.3f} s  ({check_s / n * 1e6:6.1f} µs/image)"
               f"  runs: {', '.join(f'{r:.3f}' for r in runs)}  median {statistics.median(runs):.3f}")  # fmt: skip
         print(
-            f"kohya_recipe.images.read_header only:         {headers_s:7.3f} s  ({headers_s / n * 1e6:6.1f} µs/image)"
+            f"kohya_recipe.dataset.images.read_header only:         {headers_s:7.3f} s  ({headers_s / n * 1e6:6.1f} µs/image)"
         )
         print(f"Pillow Image.open().size (lazy, sizes only):  {lazy_s:7.3f} s  ({lazy_s / n * 1e6:6.1f} µs/image)")
         print(f"Pillow Image.open().load() (open + decode):   {decode_s:7.3f} s  ({decode_s / n * 1e6:6.1f} µs/image)")

@@ -4,7 +4,7 @@ Usage::
 
     python benchmarks/bench_report.py [--out DIR] [--reps N] [--quick] [--skip-large]
 
-It generates, with kohya_recipe.events.write_scalars (the layout torch's SummaryWriter writes for sd-scripts):
+It generates, with kohya_recipe.report.events.write_scalars (the layout torch's SummaryWriter writes for sd-scripts):
 
 * **article**: the article's run — 3360 steps x the five per-step tags sd-scripts logs (loss/current,
   loss/average, lr/textencoder, lr/unet, lr/group1) + 8 ``loss/epoch_average``; as a project folder with
@@ -37,7 +37,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from kohya_recipe.events import (
+from kohya_recipe.report.events import (
     encode_file_version_event,
     encode_record,
     encode_scalar_event,
@@ -168,8 +168,8 @@ def generate(out: Path, skip_large: bool) -> dict[str, object]:
 
 OURS = """
 import json, sys
-from kohya_recipe.events import read_log_dir
-from kohya_recipe.ranking import RANKING_TAGS, epoch_ranking
+from kohya_recipe.report.events import read_log_dir
+from kohya_recipe.report.ranking import RANKING_TAGS, epoch_ranking
 out = {}
 for d in sys.argv[1:]:
     rk = epoch_ranking(read_log_dir(d, RANKING_TAGS))
@@ -324,7 +324,7 @@ def decode_comparison(path: Path, rounds: int = 9) -> tuple[float, float, float]
     from tensorboard.compat.proto import event_pb2
 
     imp = time.perf_counter() - t
-    from kohya_recipe.events import crc32c
+    from kohya_recipe.report.events import crc32c
 
     pb = []
     for _ in range(rounds):
@@ -441,7 +441,7 @@ def main() -> None:
         f"\ndecoding the article file in-process (CRC checked in both): ours {ours_ms:.1f} ms, event_pb2 "
         f"{pb_ms:.1f} ms (+{imp_ms:.0f} ms import) -> {pb_ms / ours_ms:.1f}x"
     )
-    from kohya_recipe.events import crc32c_py
+    from kohya_recipe.report.events import crc32c_py
 
     t = time.perf_counter()
     parse_event_bytes(event.read_bytes(), event, crc=crc32c_py)

@@ -1,5 +1,5 @@
 """Helpers for the sweep and queue tests: a small recipe with images made on the fly, rendered projects, and fake
-training functions that stand in for ``kohya_recipe.train.train_project``."""
+training functions that stand in for ``kohya_recipe.train.run.train_project``."""
 
 from __future__ import annotations
 
@@ -44,8 +44,8 @@ def write_recipe(folder: Path, *extra_lines: str, name: str = "recipe.toml") -> 
 
 def make_project(folder: Path, letter: str = "A", *sets: str) -> Path:
     """Render a project for ``CharacterAI-1-<letter>`` into ``folder/CharacterAI-1-<letter>``."""
-    from kohya_recipe.project import render_project
-    from kohya_recipe.recipe import load_recipe
+    from kohya_recipe.render.project import render_project
+    from kohya_recipe.recipe.models import load_recipe
 
     recipe_file = folder / "recipe.toml"
     if not recipe_file.exists():

@@ -10,7 +10,7 @@ import shutil
 import struct
 from pathlib import Path
 
-from kohya_recipe.events import event_file_name, write_scalars
+from kohya_recipe.report.events import event_file_name, write_scalars
 
 DATA = Path(__file__).parent / "data" / "runs"
 RUNS = ("article-mini", "interrupted", "validation", "resume")

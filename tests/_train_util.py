@@ -65,11 +65,11 @@ def recipe_data(images: Path, **sections: Any) -> dict[str, Any]:
 
 def make_project(tmp_path: Path, name: str = "proj", **sections: Any) -> Path:
     """Write a recipe.toml on a preset, load it with load_recipe (which layers the preset) and render the project
-    with kohya_recipe.project.render_project (the real renderer)."""
+    with kohya_recipe.render.project.render_project (the real renderer)."""
     import tomli_w
 
-    from kohya_recipe.project import render_project
-    from kohya_recipe.recipe import load_recipe
+    from kohya_recipe.render.project import render_project
+    from kohya_recipe.recipe.models import load_recipe
 
     images = make_images(tmp_path / f"{name}-images")
     recipe_file = tmp_path / f"{name}-recipe.toml"

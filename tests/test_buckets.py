@@ -1,4 +1,4 @@
-"""kohya_recipe.buckets against the real sd-scripts BucketManager.
+"""kohya_recipe.sdscripts.buckets against the real sd-scripts BucketManager.
 
 tests/data/buckets/sd-scripts-bucket-assignments.json is a verbatim copy of
 ../shared/fixtures/buckets/sd-scripts-bucket-assignments.json: sd-scripts v0.10.1-5 (48d368fa)
@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kohya_recipe.buckets import (
+from kohya_recipe.sdscripts.buckets import (
     BucketManager,
     BucketSettingsError,
     adjust_min_max_bucket_reso_by_steps,

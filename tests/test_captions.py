@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kohya_recipe import captions
-from kohya_recipe.captions import (
+from kohya_recipe.dataset import captions
+from kohya_recipe.dataset.captions import (
     CaptionError,
     add_tags,
     caption_candidates,

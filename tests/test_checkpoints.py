@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from _report_util import materialise_run, write_safetensors
 
-from kohya_recipe.checkpoints import scan_checkpoints
+from kohya_recipe.report.checkpoints import scan_checkpoints
 
 
 @pytest.fixture(scope="module")

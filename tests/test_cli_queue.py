@@ -2,8 +2,8 @@
 (``kohya_recipe.cli.main``: errors become one ``Error: ...`` line and an exit code), plus ``python -m kohya_recipe
 queue run`` killed mid-run in a subprocess and started again.
 
-Training is the fake from tests/_queue_util.py, swapped in for ``kohya_recipe.train.train_project`` through
-``kohya_recipe.queue.default_train``.
+Training is the fake from tests/_queue_util.py, swapped in for ``kohya_recipe.train.run.train_project`` through
+``kohya_recipe.train.runqueue.default_train``.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from typing import Any
 import click
 import pytest
 
-import kohya_recipe.queue as queue_module
+import kohya_recipe.train.runqueue as queue_module
 from kohya_recipe.cli import COMMANDS, cli
 from kohya_recipe.cli.queue import queue_group, sweep_cmd
-from kohya_recipe.queue import DONE, INTERRUPTED, PENDING, RUNNING, add_to_queue, list_queue
+from kohya_recipe.train.runqueue import DONE, INTERRUPTED, PENDING, RUNNING, add_to_queue, list_queue
 from tests._cli_util import run_cli
 from tests._queue_util import PYTHON, FakeTrain, make_project, subprocess_env, wait_for, write_recipe
 
@@ -291,7 +291,7 @@ def _runner_script(queue_file: Path) -> list[str]:
     # The real entry point (`python -m kohya_recipe`), with the slow fake training swapped in.
     code = (
         "import runpy, sys\n"
-        "import kohya_recipe.queue as q\n"
+        "import kohya_recipe.train.runqueue as q\n"
         "from kohya_recipe.cli import COMMANDS\n"
         "from tests._queue_util import slow_train\n"
         "q.default_train = lambda: slow_train\n"

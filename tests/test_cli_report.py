@@ -13,7 +13,7 @@ from _report_util import materialise_run
 from click.testing import CliRunner
 
 from kohya_recipe.cli import cli, main
-from kohya_recipe.events import write_scalars
+from kohya_recipe.report.events import write_scalars
 
 
 @pytest.fixture(scope="module")

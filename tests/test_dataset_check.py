@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from kohya_recipe import dataset_check
-from kohya_recipe.buckets import bucket_manager_for
-from kohya_recipe.dataset_check import (
+from kohya_recipe.dataset import check as dataset_check
+from kohya_recipe.sdscripts.buckets import bucket_manager_for
+from kohya_recipe.dataset.check import (
     CheckSettings,
     Finding,
     Rules,
@@ -23,7 +23,7 @@ from kohya_recipe.dataset_check import (
     load_rules,
 )
 from kohya_recipe.errors import DatasetError, ExitCode
-from kohya_recipe.recipe import recipe_from_dict
+from kohya_recipe.recipe.models import recipe_from_dict
 from tests._dataset_util import ARTICLE_CAPTION, copy_article_mini, dataset, finishes, image, is_root, snapshot
 
 # Small thresholds so tiny images exercise the same code paths as the article's 768 px / 42 images.
@@ -157,7 +157,7 @@ def test_plain_folder_regularization_and_two_subjects(tmp_path: Path) -> None:
 
 
 def test_project_layout_uses_dataset_toml_and_resolved_recipe(tmp_path: Path) -> None:
-    from kohya_recipe.project import build_project
+    from kohya_recipe.render.project import build_project
 
     src = tmp_path / "src"
     dataset(src, 3, size=(64, 64), caption="1girl, Zed")
@@ -181,7 +181,7 @@ def test_project_layout_uses_dataset_toml_and_resolved_recipe(tmp_path: Path) ->
 def test_img_folder_of_a_project_uses_the_projects_recipe(tmp_path: Path) -> None:
     # `check PROJECT/img` (or one N_name folder in it) judges by the project's resolved recipe, like
     # `check PROJECT`: here its .caption extension, which the article's defaults (.txt) would call missing.
-    from kohya_recipe.project import build_project
+    from kohya_recipe.render.project import build_project
 
     src = tmp_path / "src"
     dataset(src, 3, size=(64, 64), caption="1girl, Zed", ext=".caption")

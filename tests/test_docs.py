@@ -1,7 +1,7 @@
 """The generated reference docs (docs/recipe.md, docs/cli.md) cannot drift from the code.
 
 Each test regenerates in memory with kohya_recipe.docgen and compares with the files on disk; when one fails,
-run `python -m kohya_recipe.docgen` and commit the result.
+run `python tools/docgen.py` and commit the result.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import click
 import pytest
 from pydantic import BaseModel
 
-from kohya_recipe import docgen, recipe
+from kohya_recipe.recipe import models as recipe
+from tools import docgen
 from kohya_recipe.cli import COMMANDS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,7 +51,7 @@ def _all_commands() -> list[tuple[str, ...]]:
 def test_generated_doc_is_current(rel: Path) -> None:
     generated = docgen.render_all()[rel]
     on_disk = (ROOT / rel).read_text(encoding="utf-8")
-    assert on_disk == generated, f"{rel} is out of date: run `python -m kohya_recipe.docgen` and commit it"
+    assert on_disk == generated, f"{rel} is out of date: run `python tools/docgen.py` and commit it"
 
 
 def test_every_command_and_sub_command_is_documented() -> None:

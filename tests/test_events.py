@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kohya_recipe.errors import EventsError
-from kohya_recipe.events import (
+from kohya_recipe.report.events import (
     crc32c,
     crc32c_py,
     decode_event,

@@ -18,11 +18,11 @@ from click.testing import CliRunner
 
 from kohya_recipe.cli import cli, main
 from kohya_recipe.errors import GuiConfigError
-from kohya_recipe.gui_fields import gui_keys
-from kohya_recipe.gui_import import import_gui_json, import_gui_values, migrate_gui_values, recipe_toml_text
-from kohya_recipe.gui_render import recipe_to_gui_json, render_gui_form
-from kohya_recipe.presets import load_preset
-from kohya_recipe.recipe import Recipe, recipe_from_dict
+from kohya_recipe.gui.fields import gui_keys
+from kohya_recipe.gui.importer import import_gui_json, import_gui_values, migrate_gui_values, recipe_toml_text
+from kohya_recipe.gui.render import recipe_to_gui_json, render_gui_form
+from kohya_recipe.recipe.presets import load_preset
+from kohya_recipe.recipe.models import Recipe, recipe_from_dict
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -147,7 +147,7 @@ def test_kohya_locon_and_unet_only() -> None:
 
 @pytest.mark.parametrize("preset", ["likeness-sd15", "likeness-sdxl", "style-sd15"])
 def test_recipe_json_recipe_is_identical(tmp_path: Path, preset: str) -> None:
-    from kohya_recipe.project import render_project
+    from kohya_recipe.render.project import render_project
 
     data = copy.deepcopy(load_preset(preset))
     data.setdefault("subject", {})["trigger"] = "CharacterAI"

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from kohya_recipe.errors import GuiConfigError, RenderError
-from kohya_recipe.gui_fields import gui_keys, validate_gui_values
-from kohya_recipe.gui_render import (
+from kohya_recipe.gui.fields import gui_keys, validate_gui_values
+from kohya_recipe.gui.render import (
     check_gui_passthrough,
     gui_json_text,
     preset_keys,
@@ -25,8 +25,8 @@ from kohya_recipe.gui_render import (
     recipe_to_gui_preset,
     write_gui_json,
 )
-from kohya_recipe.presets import load_preset
-from kohya_recipe.recipe import Recipe, recipe_from_dict
+from kohya_recipe.recipe.presets import load_preset
+from kohya_recipe.recipe.models import Recipe, recipe_from_dict
 
 GOLDEN = Path(__file__).parent / "golden" / "gui"
 PROJECT = "/home/user/CharacterAI"

@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from kohya_recipe.gui_import import import_gui_json
-from kohya_recipe.gui_render import parse_sample_prompts, recipe_to_gui_json
-from kohya_recipe.gui_translate import (
+from kohya_recipe.gui.importer import import_gui_json
+from kohya_recipe.gui.render import parse_sample_prompts, recipe_to_gui_json
+from kohya_recipe.gui.translate import (
     count_dataset_steps,
     gui_command,
     gui_max_train_steps,
@@ -31,12 +31,12 @@ from kohya_recipe.gui_translate import (
     gui_script,
     gui_to_toml,
 )
-from kohya_recipe.options import flatten_config, option_specs
-from kohya_recipe.presets import load_preset
-from kohya_recipe.project import render_project
-from kohya_recipe.recipe import Recipe, SamplePrompt, recipe_from_dict
-from kohya_recipe.render_config import render_config
-from kohya_recipe.render_dataset import render_dataset
+from kohya_recipe.sdscripts.options import flatten_config, option_specs
+from kohya_recipe.recipe.presets import load_preset
+from kohya_recipe.render.project import render_project
+from kohya_recipe.recipe.models import Recipe, SamplePrompt, recipe_from_dict
+from kohya_recipe.render.config import render_config
+from kohya_recipe.render.dataset import render_dataset
 
 if sys.version_info >= (3, 11):
     import tomllib

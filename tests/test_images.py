@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from kohya_recipe.images import (
+from kohya_recipe.dataset.images import (
     ImageReadError,
     decode_image,
     image_size,

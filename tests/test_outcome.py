@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from kohya_recipe.errors import ExitCode
-from kohya_recipe.outcome import FAILED, INTERRUPTED, SUCCESS, decide_outcome, describe_exit, is_sigint_exit
-from kohya_recipe.progress import ProgressState, parse_output
+from kohya_recipe.train.outcome import FAILED, INTERRUPTED, SUCCESS, decide_outcome, describe_exit, is_sigint_exit
+from kohya_recipe.train.progress import ProgressState, parse_output
 
 DATA = Path(__file__).parent / "data" / "trainer"
 

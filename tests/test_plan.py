@@ -1,4 +1,4 @@
-"""kohya_recipe.plan: the bucket-aware step plan equals what the real trainer printed.
+"""kohya_recipe.dataset.plan: the bucket-aware step plan equals what the real trainer printed.
 
 tests/data/plan/<run>/ holds pieces of ../shared/fixtures/sd-scripts-runs/<run>/ (real sd-scripts v0.10.1-5
 runs): config.toml, dataset.toml and stdout.txt are verbatim copies; stderr-buckets.txt holds the
@@ -21,9 +21,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kohya_recipe.buckets import BucketSettingsError
+from kohya_recipe.sdscripts.buckets import BucketSettingsError
 from kohya_recipe.errors import DatasetError, KohyaRecipeError
-from kohya_recipe.plan import (
+from kohya_recipe.dataset.plan import (
     DEFAULT_MAX_TRAIN_STEPS,
     Plan,
     PlanError,
@@ -578,7 +578,7 @@ def test_format_plan_shows_buckets_images_and_findings() -> None:
 
 
 def test_plan_from_recipe_uses_the_recipe_fields() -> None:
-    from kohya_recipe.recipe import recipe_from_dict
+    from kohya_recipe.recipe.models import recipe_from_dict
 
     recipe = recipe_from_dict(
         {

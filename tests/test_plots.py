@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from _report_util import materialise_run, synthetic_rows, write_run
 
-from kohya_recipe.plots import _epoch_ends, _lr_tags, _segment_points, ema, run_plots, write_plots
-from kohya_recipe.report import build_report, report_run
+from kohya_recipe.report.plots import _epoch_ends, _lr_tags, _segment_points, ema, run_plots, write_plots
+from kohya_recipe.report.build import build_report, report_run
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -99,7 +99,7 @@ def test_plots_are_deterministic(runs: Path) -> None:
 
 def test_legends_never_cover_the_data(runs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # In article-mini the loss spike at step 40 and the last epoch's label sat under an upper-right legend.
-    import kohya_recipe.plots as plots
+    import kohya_recipe.report.plots as plots
 
     figures = []
     monkeypatch.setattr(plots, "_png", lambda fig: figures.append(fig) or PNG)

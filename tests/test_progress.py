@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from kohya_recipe.progress import MAX_SEGMENT, ProgressParser, ProgressState, english_part, parse_output
+from kohya_recipe.train.progress import MAX_SEGMENT, ProgressParser, ProgressState, english_part, parse_output
 
 DATA = Path(__file__).parent / "data" / "trainer"
 RUNS = ["article-mini", "validation", "resume", "no-data", "bad-dataset-config", "interrupted"]

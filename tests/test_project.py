@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from kohya_recipe.errors import DatasetError, RenderError
-from kohya_recipe.plan import format_plan
-from kohya_recipe.project import build_project, load_project, plan_project, render_project
+from kohya_recipe.dataset.plan import format_plan
+from kohya_recipe.render.project import build_project, load_project, plan_project, render_project
 from tests._project_util import article_recipe, make_images
 
 GOLDEN = Path(__file__).parent / "golden" / "article"
@@ -154,7 +154,7 @@ def test_failed_write_removes_only_what_it_created(tmp_path, monkeypatch) -> Non
     out = tmp_path / "p"
     out.mkdir()
     (out / "notes.txt").write_text("keep me")
-    import kohya_recipe.project as project
+    import kohya_recipe.render.project as project
 
     calls = {"n": 0}
     real = project._link_or_copy
@@ -206,7 +206,7 @@ def test_render_without_images_warns_that_the_trainer_would_find_no_data(tmp_pat
 
 def test_a_project_needs_an_output_name(tmp_path) -> None:
     from kohya_recipe.errors import RecipeError
-    from kohya_recipe.recipe import recipe_from_dict
+    from kohya_recipe.recipe.models import recipe_from_dict
 
     with pytest.raises(RecipeError, match="no output name: set subject.trigger"):
         render_project(recipe_from_dict({}), tmp_path / "p")

@@ -1,8 +1,8 @@
-"""The persistent training queue (kohya_recipe/queue.py): file format, add/list/remove, running with outcomes,
+"""The persistent training queue (kohya_recipe/train/runqueue.py): file format, add/list/remove, running with outcomes,
 Ctrl-C, GPU-set locks, and continuing after the runner was killed.
 
 Training is a fake function (tests/_queue_util.py) with the signature and outcomes of
-``kohya_recipe.train.train_project``; the state folders it leaves follow sd-scripts' names
+``kohya_recipe.train.run.train_project``; the state folders it leaves follow sd-scripts' names
 (``<name>-<epoch:06d>-state/train_state.json``, reference/sd_scripts.md §8).
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from kohya_recipe.errors import ExitCode, KohyaRecipeError, TrainingInterrupted
-from kohya_recipe.queue import (
+from kohya_recipe.train.runqueue import (
     DONE,
     FAILED,
     INTERRUPTED,
@@ -38,7 +38,7 @@ from kohya_recipe.queue import (
     run_queue,
     trainer_processes,
 )
-from kohya_recipe.sweep import parse_grid, write_sweep
+from kohya_recipe.train.sweep import parse_grid, write_sweep
 from tests._queue_util import PYTHON, FakeTrain, make_project, subprocess_env, wait_for, write_recipe, write_state
 
 if sys.version_info >= (3, 11):
@@ -104,7 +104,7 @@ def test_add_projects_and_list_them(projects: list[Path], qfile: Path) -> None:
 
 
 def test_add_a_sweep_manifest_adds_every_run(tmp_path: Path, qfile: Path) -> None:
-    from kohya_recipe.recipe import load_recipe
+    from kohya_recipe.recipe.models import load_recipe
 
     recipe = load_recipe(write_recipe(tmp_path))
     sweep = write_sweep(recipe, parse_grid(["network_alpha=48,72", "max_train_epochs=8,10"]), tmp_path / "sw")
@@ -326,7 +326,7 @@ def test_keyboard_interrupt_outside_the_trainer_is_handled_the_same(projects: li
 
 
 def test_a_missing_trainer_stops_the_queue_without_using_up_entries(projects: list[Path], qfile: Path) -> None:
-    from kohya_recipe.launch import TrainerSetupError
+    from kohya_recipe.train.launch import TrainerSetupError
 
     add_to_queue(projects[:2], qfile)
 
@@ -469,7 +469,7 @@ def test_gpu_locks_overlap_as_sets() -> None:
 RUNNER = (
     "import sys\n"
     "from tests._queue_util import slow_train\n"
-    "from kohya_recipe.queue import run_queue\n"
+    "from kohya_recipe.train.runqueue import run_queue\n"
     "run_queue(sys.argv[1], train=slow_train)\n"
 )
 

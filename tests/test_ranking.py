@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from _report_util import DATA, synthetic_rows, write_run
 
-from kohya_recipe.events import TAG_EPOCH_AVERAGE, find_event_files, read_log_dir
-from kohya_recipe.ranking import epoch_ranking, indistinguishable, rank_values
+from kohya_recipe.report.events import TAG_EPOCH_AVERAGE, find_event_files, read_log_dir
+from kohya_recipe.report.ranking import epoch_ranking, indistinguishable, rank_values
 
 
 def fixture_ranking(run: str, metric: str = "auto"):  # type: ignore[no-untyped-def]

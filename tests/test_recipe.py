@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kohya_recipe.errors import RecipeError
-from kohya_recipe.presets import list_presets, load_preset
-from kohya_recipe.recipe import (
+from kohya_recipe.recipe.presets import list_presets, load_preset
+from kohya_recipe.recipe.models import (
     Recipe,
     apply_sets,
     load_recipe,

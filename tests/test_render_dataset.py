@@ -8,7 +8,7 @@ import pytest
 import toml
 
 from kohya_recipe.errors import RenderError
-from kohya_recipe.render_dataset import check_dataset_config, dataset_toml, render_dataset
+from kohya_recipe.render.dataset import check_dataset_config, dataset_toml, render_dataset
 from tests._project_util import article_recipe
 
 if sys.version_info >= (3, 11):

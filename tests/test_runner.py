@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from _train_util import FAKE_SD_SCRIPTS, fake_env, make_project
 
-from kohya_recipe.launch import TrainerSetupError, build_launch
-from kohya_recipe.project import load_project
-from kohya_recipe.runner import EpochLines, LiveBar, Passthrough, choose_display, open_log, run_launch
+from kohya_recipe.train.launch import TrainerSetupError, build_launch
+from kohya_recipe.render.project import load_project
+from kohya_recipe.train.runner import EpochLines, LiveBar, Passthrough, choose_display, open_log, run_launch
 
 posix_only = pytest.mark.skipif(os.name == "nt", reason="process groups and signals are POSIX here")
 
@@ -133,7 +133,7 @@ def test_no_process_left_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         started.append(proc.pid)
         return proc
 
-    monkeypatch.setattr("kohya_recipe.runner.subprocess.Popen", spy_popen)
+    monkeypatch.setattr("kohya_recipe.train.runner.subprocess.Popen", spy_popen)
     _interrupt_when(project.model_dir / "testchar-1-A-000001.safetensors")
     run_launch(cmd, project.log_dir / "t.log")
     assert started and _group_gone(started[0])
@@ -214,7 +214,7 @@ def test_displays_of_a_resumed_run_count_the_epochs_trained_before() -> None:
     """Real output of the `resume` fixture (tests/data/trainer/resume, copied from
     ../shared/fixtures/sd-scripts-runs/resume): sd-scripts' bar restarts at 0 of the whole run's 24 steps and ends
     at 8/24; the displays show 16 + k of 24 and an ETA for the steps really left."""
-    from kohya_recipe.progress import ProgressParser
+    from kohya_recipe.train.progress import ProgressParser
 
     data = Path(__file__).parent / "data" / "trainer" / "resume"
     parser = ProgressParser()

@@ -1,4 +1,4 @@
-"""Sweep expansion, versioned run names, the sweep.toml manifest and no-clobber writing (kohya_recipe/sweep.py).
+"""Sweep expansion, versioned run names, the sweep.toml manifest and no-clobber writing (kohya_recipe/train/sweep.py).
 
 Recipes and images are made on the fly (tests/_queue_util.py); the naming follows the article's
 ``CharacterAI-1-A`` example (lora-training-article.txt, "Folder Configuration").
@@ -15,8 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kohya_recipe.errors import RecipeError, RenderError
-from kohya_recipe.recipe import load_recipe
-from kohya_recipe.sweep import (
+from kohya_recipe.recipe.models import load_recipe
+from kohya_recipe.train.sweep import (
     MANIFEST_NAME,
     expand_grid,
     index_letter,
@@ -277,7 +277,7 @@ def test_a_foreign_sweep_toml_is_not_overwritten(recipe, tmp_path: Path) -> None
 
 
 def test_a_failed_render_removes_only_what_this_call_created(recipe, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from kohya_recipe.project import render_project
+    from kohya_recipe.render.project import render_project
 
     out = tmp_path / "sweep"
     write_sweep(recipe, parse_grid(["network_alpha=48,72"]), out)  # A and B exist, ours

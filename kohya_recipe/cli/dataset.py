@@ -1,7 +1,7 @@
 """CLI adapters for the dataset doctor (``check``) and the caption editor (``caption ...``).
 
-Thin by design: each command parses its options, calls one function of :mod:`kohya_recipe.dataset_check` or
-:mod:`kohya_recipe.captions` (imported when the command runs, so ``kohya-recipe --help`` stays light) and
+Thin by design: each command parses its options, calls one function of :mod:`kohya_recipe.dataset.check` or
+:mod:`kohya_recipe.dataset.captions` (imported when the command runs, so ``kohya-recipe --help`` stays light) and
 prints the result.
 """
 
@@ -118,7 +118,7 @@ def check_cmd(
     project. Reports layout mistakes, files sd-scripts skips, small/upscaled/corrupt/rotated/transparent
     images, duplicates, caption problems, the trigger word, shot coverage and contradicting tags.
     """
-    from kohya_recipe.dataset_check import check_dataset, format_report
+    from kohya_recipe.dataset.check import check_dataset, format_report
 
     bar = _ProgressBar("Checking images", enabled=not as_json and sys.stderr.isatty())
     try:
@@ -201,7 +201,7 @@ def caption_init_cmd(
     directory: Path, base: str, force: bool, extension: str | None, dry_run: bool, as_json: bool
 ) -> None:
     """Write the base caption for every image in DIRECTORY that has none."""
-    from kohya_recipe.captions import init_captions
+    from kohya_recipe.dataset.captions import init_captions
 
     _print_report(init_captions(directory, base, extension=extension, force=force, dry_run=dry_run), as_json)
 
@@ -255,7 +255,7 @@ def caption_add_cmd(
     as_json: bool,
 ) -> None:
     """Add TAGS to the matched captions that lack them (order and style kept)."""
-    from kohya_recipe.captions import add_tags
+    from kohya_recipe.dataset.captions import add_tags
 
     report = add_tags(tags, match=match, root=root, extension=extension, front=front, where=where, dry_run=dry_run)
     _print_report(report, as_json)
@@ -287,7 +287,7 @@ def caption_remove_cmd(
     as_json: bool,
 ) -> None:
     """Remove TAGS (globs allowed, e.g. "* eyes") from the matched captions."""
-    from kohya_recipe.captions import remove_tags
+    from kohya_recipe.dataset.captions import remove_tags
 
     _print_report(remove_tags(tags, match=match, root=root, extension=extension, where=where, dry_run=dry_run), as_json)
 
@@ -309,7 +309,7 @@ Examples:
 @_json
 def caption_set_cmd(file: Path, caption: str, force: bool, extension: str | None, dry_run: bool, as_json: bool) -> None:
     """Set the caption of FILE (an image or its caption file) to CAPTION."""
-    from kohya_recipe.captions import set_caption
+    from kohya_recipe.dataset.captions import set_caption
 
     _print_report(set_caption(file, caption, extension=extension, force=force, dry_run=dry_run), as_json)
 
@@ -330,7 +330,7 @@ Examples:
 @_json
 def caption_show_cmd(directory: Path, top: int | None, extension: str | None, as_json: bool) -> None:
     """Show the tag frequency table of the captions in DIRECTORY."""
-    from kohya_recipe.captions import tag_stats
+    from kohya_recipe.dataset.captions import tag_stats
 
     stats = tag_stats(directory, extension=extension)
     if as_json:

@@ -34,7 +34,7 @@ def import_cmd(config: str, output: str | None, force: bool, as_json: bool) -> N
     a file (numbers stored as text, legacy keys, boolean xformers, LoCon) and lists each repair. It reports keys
     the GUI does not know, and warns about values that do not carry over exactly.
     """
-    from kohya_recipe.gui_import import import_gui_json, recipe_toml_text
+    from kohya_recipe.gui.importer import import_gui_json, recipe_toml_text
 
     result = import_gui_json(config)
     text, toml_warnings = recipe_toml_text(result)
@@ -63,7 +63,7 @@ def import_cmd(config: str, output: str | None, force: bool, as_json: bool) -> N
 
 def _write(path: Path, text: str, force: bool) -> Path:
     from kohya_recipe.errors import RenderError
-    from kohya_recipe.fsutil import atomic_write_text
+    from kohya_recipe.files import atomic_write_text
 
     if path.is_dir():
         raise RenderError("is a folder", source=str(path))

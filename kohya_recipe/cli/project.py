@@ -33,7 +33,7 @@ Examples:
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def presets_cmd(as_json: bool) -> None:
     """List the bundled recipe presets."""
-    from kohya_recipe.presets import list_presets
+    from kohya_recipe.recipe.presets import list_presets
 
     items = list_presets()
     if as_json:
@@ -59,7 +59,7 @@ Examples:
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 def init_cmd(preset: str, trigger: str, class_token: str | None, images: str | None, output: str, force: bool) -> None:
     """Write a commented recipe.toml from a preset."""
-    from kohya_recipe.recipe_file import write_recipe_file
+    from kohya_recipe.recipe.writer import write_recipe_file
 
     path = write_recipe_file(
         Path(output), preset=preset, trigger=trigger, class_token=class_token, images=images, force=force
@@ -68,7 +68,7 @@ def init_cmd(preset: str, trigger: str, class_token: str | None, images: str | N
 
 
 def _load(recipe_path: str, sets: tuple[str, ...]) -> Any:
-    from kohya_recipe.recipe import load_recipe, recipe_warnings
+    from kohya_recipe.recipe.models import load_recipe, recipe_warnings
 
     recipe = load_recipe(recipe_path, sets)
     _warn(recipe_warnings(recipe))
@@ -95,15 +95,15 @@ def plan_cmd(target: str, images: str | None, sets: tuple[str, ...], as_json: bo
     TARGET is a rendered project folder or a recipe file. The plan simulates sd-scripts' bucketing, so its
     total equals the trainer's own `total optimization steps`.
     """
-    from kohya_recipe.plan import format_plan
-    from kohya_recipe.project import load_project, plan_recipe
+    from kohya_recipe.dataset.plan import format_plan
+    from kohya_recipe.render.project import load_project, plan_recipe
 
     path = Path(target)
     if path.is_dir():
         project = load_project(path)
         recipe = project.recipe
         if sets:
-            from kohya_recipe.recipe import apply_sets, recipe_from_dict
+            from kohya_recipe.recipe.models import apply_sets, recipe_from_dict
 
             recipe = recipe_from_dict(apply_sets(recipe.model_dump(), sets), source=str(project.resolved_recipe_file))
         plan = plan_recipe(recipe, images or project.subset_dir)
@@ -129,7 +129,7 @@ def _print_result(result: Any, verb: str) -> None:
             f"  {result.images} image(s), {result.captions} caption(s) in img/{result.recipe.subset_folder_name}/"
         )
     if result.plan is not None:
-        from kohya_recipe.plan import format_plan
+        from kohya_recipe.dataset.plan import format_plan
 
         click.echo("")
         click.echo(format_plan(result.plan))
@@ -184,7 +184,7 @@ def render_cmd(
     """
     recipe = _load(recipe_file, sets)
     if gui_json:
-        from kohya_recipe.gui_render import LAYOUT_KEYS, write_gui_json
+        from kohya_recipe.gui.render import LAYOUT_KEYS, write_gui_json
 
         # Without --out, an imported recipe keeps the folders and name its GUI config had ([gui] holds them);
         # otherwise the project is the recipe's folder.
@@ -197,7 +197,7 @@ def render_cmd(
         raise RecipeError("--preset-only goes with --gui-json")
     if not out_dir:
         raise RenderError("give --out PROJECT (or --gui-json FILE)")
-    from kohya_recipe.project import render_project
+    from kohya_recipe.render.project import render_project
 
     result = render_project(recipe, out_dir, force=force, dry_run=dry_run)
     if as_json:
@@ -251,8 +251,8 @@ def build_cmd(
     Writes the folder layout, the sd-scripts configs, the sample-prompt file and the resolved recipe, prints
     the step plan and the exact command that would train it. Images are hard-linked (or copied), never moved.
     """
-    from kohya_recipe.project import build_project
-    from kohya_recipe.recipe import (
+    from kohya_recipe.render.project import build_project
+    from kohya_recipe.recipe.models import (
         _absolute_paths,
         apply_sets,
         deep_merge,
@@ -268,7 +268,7 @@ def build_cmd(
         data = load_recipe_data(Path(recipe_file), (), preset=preset)
         source = recipe_file
     else:
-        from kohya_recipe.presets import load_preset
+        from kohya_recipe.recipe.presets import load_preset
 
         name = preset or "likeness-sd15"
         data = deep_merge(load_preset(name), {"preset": name})

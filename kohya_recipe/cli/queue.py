@@ -1,6 +1,6 @@
 """CLI adapters for sweeps and the training queue: ``sweep``, ``queue add/list/run/remove``.
 
-Each command parses its options, calls one function of :mod:`kohya_recipe.sweep` or :mod:`kohya_recipe.queue`
+Each command parses its options, calls one function of :mod:`kohya_recipe.train.sweep` or :mod:`kohya_recipe.train.runqueue`
 and prints the result; ``--json`` prints the same result for scripts.
 """
 
@@ -16,8 +16,8 @@ import click
 from kohya_recipe.errors import ExitCode
 
 if TYPE_CHECKING:
-    from kohya_recipe.queue import QueueEntry
-    from kohya_recipe.sweep import Sweep
+    from kohya_recipe.train.runqueue import QueueEntry
+    from kohya_recipe.train.sweep import Sweep
 
 SET_HELP = "Override a recipe value for every run: dotted key or sd-scripts option name, e.g. training.seed=42."
 GRID_HELP = (
@@ -99,7 +99,7 @@ def sweep_cmd(
     as_json: bool,
 ) -> None:  # fmt: skip
     """Expand a recipe into a grid of versioned runs, each its own project folder."""
-    from kohya_recipe.sweep import sweep_recipe_file
+    from kohya_recipe.train.sweep import sweep_recipe_file
 
     bar: Any = None
 
@@ -170,7 +170,7 @@ Examples:
 @click.option("--json", "as_json", is_flag=True, help="Print the added entries as JSON.")
 def queue_add_cmd(paths: tuple[str, ...], queue_file: str | None, as_json: bool) -> None:
     """Add project folders or sweep manifests (all their runs) to the queue."""
-    from kohya_recipe.queue import add_to_queue
+    from kohya_recipe.train.runqueue import add_to_queue
 
     result = add_to_queue(paths, queue_file)
     if as_json:
@@ -188,7 +188,7 @@ def queue_add_cmd(paths: tuple[str, ...], queue_file: str | None, as_json: bool)
 
 
 def _last(entry: QueueEntry) -> str:
-    from kohya_recipe.queue import RUNNING, entry_state
+    from kohya_recipe.train.runqueue import RUNNING, entry_state
 
     state = entry_state(entry)
     if entry.status == RUNNING:
@@ -219,7 +219,7 @@ Examples:
 @click.option("--json", "as_json", is_flag=True, help="Print the queue as JSON.")
 def queue_list_cmd(queue_file: str | None, as_json: bool) -> None:
     """Show the queue: id, status, attempts, run name, project and the last outcome."""
-    from kohya_recipe.queue import Queue, entry_state
+    from kohya_recipe.train.runqueue import Queue, entry_state
 
     queue = Queue(queue_file)
     entries = queue.read().entries
@@ -266,7 +266,7 @@ def queue_run_cmd(
     as_json: bool,
 ) -> None:  # fmt: skip
     """Train the queued runs one after another until the queue is empty."""
-    from kohya_recipe.queue import run_queue
+    from kohya_recipe.train.runqueue import run_queue
 
     result = run_queue(
         queue_file,
@@ -308,7 +308,7 @@ Examples:
 @click.option("--json", "as_json", is_flag=True, help="Print the removed entries as JSON.")
 def queue_remove_cmd(ids: tuple[int, ...], queue_file: str | None, as_json: bool) -> None:
     """Remove entries from the queue (not their project folders)."""
-    from kohya_recipe.queue import remove_from_queue
+    from kohya_recipe.train.runqueue import remove_from_queue
 
     removed = remove_from_queue(ids, queue_file)
     if as_json:

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
-from kohya_recipe.ranking import DEFAULT_Z, METRICS
+from kohya_recipe.report.ranking import DEFAULT_Z, METRICS
 
 T = TypeVar("T")
 
@@ -111,7 +111,7 @@ def report_cmd(
     output_name: str | None,
 ) -> None:
     """Rank epochs from TensorBoard logs and map them to checkpoints."""
-    from kohya_recipe import report as rp
+    from kohya_recipe.report import build as rp
 
     rep = rp.build_report(
         path,
@@ -129,12 +129,12 @@ def report_cmd(
     else:
         click.echo(rp.format_report(rep))
     if plots_dir is not None:
-        from kohya_recipe.plots import write_plots
+        from kohya_recipe.report.plots import write_plots
 
         written = write_plots(rep, plots_dir)
         _note(f"Wrote {len(written)} plot{'s' if len(written) != 1 else ''} to {plots_dir}", as_json)
     if html_file is not None:
-        from kohya_recipe.fsutil import atomic_write_text
+        from kohya_recipe.files import atomic_write_text
 
         html = rp.render_html(rep)
         try:
@@ -170,7 +170,7 @@ Reads only the file's JSON header (no torch, no tensors loaded).
 )
 def inspect_cmd(file: Path, as_json: bool, show_all: bool, top_tags: int) -> None:
     """Print a LoRA file's training metadata (no torch)."""
-    from kohya_recipe.safetensors_meta import format_summary, lora_summary, read_header
+    from kohya_recipe.report.safetensors_meta import format_summary, lora_summary, read_header
 
     header = read_header(file)
     summary = lora_summary(header, top_tags=top_tags)

@@ -1,4 +1,4 @@
-"""``kohya-recipe train`` and ``kohya-recipe doctor``: thin wrappers over kohya_recipe.train and .sdscripts_doctor."""
+"""``kohya-recipe train`` and ``kohya-recipe doctor``: thin wrappers over kohya_recipe.train.run and .sdscripts_doctor."""
 
 from __future__ import annotations
 
@@ -57,8 +57,8 @@ def train_cmd(
     run record to runs/<time>.json.
     """
     from kohya_recipe.errors import TrainerError, TrainingInterrupted
-    from kohya_recipe.outcome import INTERRUPTED, SUCCESS
-    from kohya_recipe.train import train_project
+    from kohya_recipe.train.outcome import INTERRUPTED, SUCCESS
+    from kohya_recipe.train.run import train_project
 
     record = train_project(
         project, sd_scripts=sd_scripts, python=python, resume=resume, dry_run=dry_run, quiet=quiet, verbose=verbose
@@ -117,8 +117,8 @@ def doctor_cmd(
     options our configs may use that this install lacks, and options it has that the spec does not know. With a
     PROJECT, every option its config.toml uses is checked, and a missing one is an error (exit 1).
     """
-    from kohya_recipe.launch import TrainerSetupError
-    from kohya_recipe.sdscripts_doctor import doctor
+    from kohya_recipe.train.launch import TrainerSetupError
+    from kohya_recipe.train.doctor import doctor
 
     report = doctor(
         sd_scripts=sd_scripts, python=python, project=project, script="sdxl_train_network.py" if sdxl else None,

@@ -1,0 +1,1 @@
+"""The dataset stage: images, captions, folder scan and layout detection, the checks, and the step plan."""

@@ -1,0 +1,1 @@
+"""The recipe: strict models, loading and resolving (preset, file, trigger, class, --set), and presets."""

@@ -1,0 +1,1 @@
+"""Reporting: TensorBoard events, epoch ranking, checkpoints and their metadata, text/HTML/plots."""

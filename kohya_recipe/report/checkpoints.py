@@ -1,0 +1,236 @@
+"""Which checkpoint file holds which epoch.
+
+sd-scripts names them (reference/sd_scripts.md §8):
+
+* ``<output_name>-<epoch:06d>.safetensors`` after epoch e when ``e % save_every_n_epochs == 0`` **and e is not the
+  last epoch**;
+* ``<output_name>.safetensors`` — the final weights, the last epoch, **without a number** (``ss_epoch`` =
+  num_epochs);
+* ``<output_name>-step<global_step:08d>.safetensors`` every ``save_every_n_steps`` (``ss_epoch`` there is the
+  0-based epoch index, so it is not used for mapping);
+* with no output_name: ``epoch-000001``, ``at-step00000004`` and ``last``.
+
+Each mapping is confirmed from the file's own metadata (``ss_epoch``, ``ss_steps``; header only, no tensors).
+Files pruned by ``save_last_n_epochs``, skipped by ``save_every_n_epochs`` or never written by an interrupted
+run are simply absent from the map.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kohya_recipe.report.safetensors_meta import SafetensorsError, SafetensorsHeader, read_header
+
+# --save_model_as choices that train_network.py writes for LoRA; only safetensors carries metadata.
+EXTENSIONS = (".safetensors", ".ckpt", ".pt")
+
+# train_util.DEFAULT_EPOCH_NAME / DEFAULT_LAST_OUTPUT_NAME / DEFAULT_STEP_NAME, used when output_name is unset.
+DEFAULT_EPOCH_NAME = "epoch"
+DEFAULT_LAST_NAME = "last"
+DEFAULT_STEP_NAME = "at"
+
+_EPOCH_RE = re.compile(r"^(?P<name>.+)-(?P<n>\d{6})$")
+_STEP_RE = re.compile(r"^(?P<name>.+)-step(?P<n>\d{8})$")
+
+
+@dataclass
+class Checkpoint:
+    """One checkpoint file. ``epoch`` is the epoch it holds (None for step files and unknown finals)."""
+
+    path: Path
+    name: str
+    kind: str  # "epoch" | "final" | "step"
+    number: int | None  # epoch (epoch files) or global step (step files) from the file name
+    size: int
+    header: SafetensorsHeader | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def stem(self) -> str:
+        """The name A1111 uses in ``<lora:NAME:weight>``."""
+        return self.path.stem
+
+    @property
+    def meta_epoch(self) -> int | None:
+        return self.header.meta_int("ss_epoch") if self.header else None
+
+    @property
+    def meta_steps(self) -> int | None:
+        return self.header.meta_int("ss_steps") if self.header else None
+
+    @property
+    def meta_num_epochs(self) -> int | None:
+        return self.header.meta_int("ss_num_epochs") if self.header else None
+
+    @property
+    def saved_at(self) -> float | None:
+        """``ss_training_finished_at``: when this file was saved (unix time)."""
+        return self.header.meta_float("ss_training_finished_at") if self.header else None
+
+    @property
+    def epoch(self) -> int | None:
+        if self.kind == "epoch":
+            return self.number
+        if self.kind == "final":
+            # The unnumbered final file holds the last epoch: ss_epoch = num_epochs.
+            return self.meta_epoch if self.meta_epoch is not None else self.meta_num_epochs
+        return None
+
+    @property
+    def confirmed(self) -> bool:
+        """True when the metadata's ``ss_epoch`` agrees with the epoch this file is mapped to."""
+        if self.kind == "epoch":
+            return self.meta_epoch is not None and self.meta_epoch == self.number
+        if self.kind == "final":
+            return self.meta_epoch is not None
+        return False
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "path": str(self.path),
+            "file": self.path.name,
+            "kind": self.kind,
+            "epoch": self.epoch,
+            "ss_epoch": self.meta_epoch,
+            "ss_steps": self.meta_steps,
+            "confirmed": self.confirmed,
+            "size": self.size,
+            "warnings": list(self.warnings),
+        }
+
+
+@dataclass
+class CheckpointSet:
+    model_dir: Path
+    output_name: str | None
+    epoch_files: dict[int, Checkpoint] = field(default_factory=dict)
+    final: Checkpoint | None = None
+    step_files: list[Checkpoint] = field(default_factory=list)
+    other_names: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def by_epoch(self) -> dict[int, Checkpoint]:
+        """epoch -> file, the unnumbered final file included under its ``ss_epoch``."""
+        out = dict(self.epoch_files)
+        if self.final is not None and self.final.epoch is not None:
+            # A numbered file for the final epoch should not exist (sd-scripts skips it); if one does, the final
+            # file wins because it is what the run ended with.
+            out[self.final.epoch] = self.final
+        return dict(sorted(out.items()))
+
+    @property
+    def all(self) -> list[Checkpoint]:
+        files = list(self.epoch_files.values())
+        if self.final is not None:
+            files.append(self.final)
+        return files + self.step_files
+
+    @property
+    def num_epochs(self) -> int | None:
+        """The planned number of epochs (``ss_num_epochs``), from any file that has it."""
+        for cp in self.all:
+            if cp.meta_num_epochs is not None:
+                return cp.meta_num_epochs
+        return None
+
+
+def _classify(stem: str) -> tuple[str, str, int | None]:
+    m = _STEP_RE.match(stem)
+    if m:
+        return m["name"], "step", int(m["n"])
+    m = _EPOCH_RE.match(stem)
+    if m:
+        return m["name"], "epoch", int(m["n"])
+    return stem, "final", None
+
+
+def _load(cp: Checkpoint) -> Checkpoint:
+    if cp.path.suffix != ".safetensors":
+        cp.warnings.append(f"{cp.path.name}: saved as {cp.path.suffix}, which has no metadata; epoch not confirmed")
+        return cp
+    try:
+        cp.header = read_header(cp.path)
+    except SafetensorsError as exc:
+        cp.warnings.append(str(exc))
+        return cp
+    cp.warnings.extend(f"{cp.path.name}: {w}" for w in cp.header.warnings)
+    if "ss_epoch" not in cp.header.metadata:
+        cp.warnings.append(
+            f"{cp.path.name}: no ss_epoch in its metadata (saved with --no_metadata?); "
+            "epoch taken from the file name only"
+        )
+    elif cp.kind == "epoch" and cp.meta_epoch != cp.number:
+        cp.warnings.append(
+            f"{cp.path.name}: the name says epoch {cp.number} but its metadata says ss_epoch="
+            f"{cp.header.metadata.get('ss_epoch')}"
+        )
+    return cp
+
+
+def scan_checkpoints(model_dir: str | Path, output_name: str | None = None) -> CheckpointSet:
+    """Find and classify the checkpoints in ``model_dir`` (not recursive: state folders are not checkpoints).
+
+    Without ``output_name`` the name is inferred from the numbered files (or the ``ss_output_name`` of an
+    unnumbered one); if several names share the folder, the one with the newest file is used and a warning says so.
+    """
+    model_dir = Path(model_dir)
+    cset = CheckpointSet(model_dir=model_dir, output_name=output_name)
+    if not model_dir.is_dir():
+        cset.warnings.append(f"{model_dir}: no checkpoint folder")
+        return cset
+    files = sorted(p for p in model_dir.iterdir() if p.is_file() and p.suffix in EXTENSIONS)
+    groups: dict[str, list[tuple[Path, str, int | None]]] = {}
+    for p in files:
+        name, kind, number = _classify(p.stem)
+        groups.setdefault(name, []).append((p, kind, number))
+
+    def final_name(name: str) -> str:
+        return DEFAULT_LAST_NAME if name == DEFAULT_EPOCH_NAME else name
+
+    def step_name(name: str) -> str:
+        return DEFAULT_STEP_NAME if name == DEFAULT_EPOCH_NAME else name
+
+    if output_name is None:
+        numbered = {n: g for n, g in groups.items() if any(k != "final" for _, k, _ in g)}
+        if DEFAULT_EPOCH_NAME in groups:  # "at-step…" and "last" belong to the unnamed run's "epoch-…" files
+            numbered.pop(DEFAULT_STEP_NAME, None)
+        candidates = numbered or groups
+        if not candidates:
+            return cset
+        if len(candidates) > 1:
+            newest = max(candidates, key=lambda n: max(p.stat().st_mtime for p, _, _ in candidates[n]))
+            cset.warnings.append(
+                f"{model_dir}: checkpoints of several runs ({', '.join(sorted(candidates))}); showing "
+                f"{newest!r}, the newest — pass the output name to choose"
+            )
+            output_name = newest
+        else:
+            output_name = next(iter(candidates))
+        cset.output_name = output_name
+    name = output_name
+    cset.other_names = sorted(n for n in groups if n not in (name, final_name(name), step_name(name)))
+
+    for p, kind, number in groups.get(name, []):
+        cp = _load(Checkpoint(path=p, name=name, kind=kind, number=number, size=p.stat().st_size))
+        if kind == "epoch" and number is not None:
+            cset.epoch_files[number] = cp
+        elif kind == "final" and final_name(name) == name:
+            cset.final = cp
+    for p, kind, _number in groups.get(final_name(name), []) if final_name(name) != name else []:
+        if kind == "final":
+            cset.final = _load(Checkpoint(path=p, name=name, kind="final", number=None, size=p.stat().st_size))
+    for p, kind, number in groups.get(step_name(name), []):
+        if kind == "step":
+            cset.step_files.append(
+                _load(Checkpoint(path=p, name=name, kind="step", number=number, size=p.stat().st_size))
+            )
+    if cset.final is not None and cset.final.epoch is None:
+        cset.warnings.append(
+            f"{cset.final.path.name}: the final file has no ss_epoch/ss_num_epochs; "
+            "its epoch is taken from the log if possible"
+        )
+    for cp in cset.all:
+        cset.warnings.extend(cp.warnings)
+    return cset

@@ -1,0 +1,577 @@
+"""Per-epoch losses from a run's event files, ranked, with honest uncertainty.
+
+Where the numbers come from (reference/sd_scripts.md §7):
+
+* ``loss/epoch_average`` (``loss/epoch`` up to sd-scripts 0.9.1) is logged once per epoch at step = the epoch
+  number: the mean of that epoch's ``loss/current`` values.
+* ``loss/validation/epoch_average`` (validation split on) is logged at the same step. It uses fixed timesteps and
+  re-seeded noise, so it is comparable across epochs and is the preferred ranking metric.
+* ``loss/current`` is logged per micro-batch at step = global_step. Its points are assigned to epochs by
+  **wall time**: an epoch's first epoch-level record is written right after its last step. (The step axis cannot
+  do it: a resumed run restarts global_step at 1 while epoch numbers continue.) Their spread gives each epoch's
+  standard error, sd/sqrt(n), treating batch losses as independent draws — diffusion loss noise is dominated by
+  the random timestep and noise of each batch, so this is a fair first approximation.
+
+The article's caution — "a loss graph is a hint, not a verdict" — becomes a flag: an epoch is *indistinguishable
+from the best* when its distance from the best is within ``z`` standard errors of the difference. Validation
+losses have no per-batch values in the log, so no standard error; there only near-equal values (``tie_rtol``)
+count as ties.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from bisect import bisect_left
+
+from kohya_recipe.report.events import (
+    TAG_CURRENT,
+    TAG_EPOCH_AVERAGE,
+    TAG_EPOCH_OLD,
+    TAG_VAL_DIVERGENCE,
+    TAG_VAL_EPOCH,
+    EventFile,
+    LogDir,
+    Record,
+    Scalars,
+)
+
+METRICS = ("auto", "validation", "train")
+# The tags ranking needs (prefixes): loss/average and lr/* only feed the plots, so the JSON path skips them.
+RANKING_TAGS = (TAG_CURRENT, TAG_EPOCH_OLD, "loss/validation/")
+DEFAULT_Z = 2.0  # ~95 % two-sided under a normal approximation
+DEFAULT_TIE_RTOL = 1e-5  # below this relative difference float32 losses are the same number (≈ 80 ulps)
+
+
+class StepStats(Record):
+    """``loss/current`` over one epoch."""
+
+    __slots__ = ("first_step", "last_step", "mean", "n", "sd", "se")
+
+    def __init__(
+        self, n: int, mean: float, sd: float | None, se: float | None, first_step: int, last_step: int
+    ) -> None:
+        self.n = n
+        self.mean = mean
+        self.sd = sd
+        self.se = se
+        self.first_step = first_step
+        self.last_step = last_step
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "n": self.n,
+            "mean": self.mean,
+            "sd": self.sd,
+            "se": self.se,
+            "first_step": self.first_step,
+            "last_step": self.last_step,
+        }
+
+
+def step_stats(values: list[float], steps: list[int]) -> StepStats | None:
+    n = len(values)
+    if n == 0:
+        return None
+    mean = math.fsum(values) / n
+    sd = se = None
+    if n > 1:
+        sd = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
+        se = sd / math.sqrt(n)
+    return StepStats(n=n, mean=mean, sd=sd, se=se, first_step=min(steps), last_step=max(steps))
+
+
+class EpochRow(Record):
+    """One epoch: what the log says, its step statistics, and (after ranking) its metric, rank and flags."""
+
+    __slots__ = (
+        "best",
+        "end_wall_time",
+        "epoch",
+        "indistinguishable",
+        "metric",
+        "notes",
+        "rank",
+        "se",
+        "segment",
+        "steps",
+        "tied",
+        "train_loss",
+        "validation_divergence",
+        "validation_loss",
+    )
+
+    def __init__(self, epoch: int, segment: str | None = None) -> None:
+        self.epoch = epoch
+        self.segment = segment
+        self.train_loss: float | None = None
+        self.validation_loss: float | None = None
+        self.validation_divergence: float | None = None
+        self.end_wall_time: float | None = None
+        self.steps: StepStats | None = None
+        self.metric: float | None = None
+        self.se: float | None = None
+        self.rank: int | None = None
+        self.tied = False
+        self.indistinguishable = False
+        self.best = False
+        self.notes: list[str] = []
+
+    @property
+    def logged(self) -> bool:
+        return self.train_loss is not None or self.validation_loss is not None
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "epoch": self.epoch,
+            "metric": self.metric,
+            "se": self.se,
+            "rank": self.rank,
+            "tied": self.tied,
+            "indistinguishable_from_best": self.indistinguishable,
+            "best": self.best,
+            "train_loss": self.train_loss,
+            "validation_loss": self.validation_loss,
+            "validation_divergence": self.validation_divergence,
+            "steps": self.steps.to_dict() if self.steps else None,
+            "segment": self.segment,
+            "end_wall_time": self.end_wall_time,
+            "notes": list(self.notes),
+        }
+
+
+class SegmentInfo(Record):
+    """One training process's log (one event file). ``step_offset`` is added to its steps to put resumed
+    segments on one step axis (plots only)."""
+
+    __slots__ = (
+        "first_epoch",
+        "first_wall_time",
+        "last_epoch",
+        "name",
+        "path",
+        "step_offset",
+        "steps_logged",
+        "superseded",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        path: str,
+        first_epoch: int | None,
+        last_epoch: int | None,
+        steps_logged: int,
+        step_offset: int,
+        first_wall_time: float | None,
+        superseded: bool = False,
+    ) -> None:
+        self.name = name
+        self.path = path
+        self.first_epoch = first_epoch
+        self.last_epoch = last_epoch
+        self.steps_logged = steps_logged
+        self.step_offset = step_offset
+        self.first_wall_time = first_wall_time
+        self.superseded = superseded
+
+    def to_dict(self) -> dict[str, object]:
+        return {k: getattr(self, k) for k in self.__slots__}
+
+
+class Incomplete(Record):
+    """Step points after the last epoch record: an epoch that never finished (interrupted, or still training)."""
+
+    __slots__ = ("epoch", "segment", "steps")
+
+    def __init__(self, epoch: int | None, segment: str, steps: StepStats) -> None:
+        self.epoch = epoch
+        self.segment = segment
+        self.steps = steps
+
+    def to_dict(self) -> dict[str, object]:
+        return {"epoch": self.epoch, "segment": self.segment, "steps": self.steps.to_dict()}
+
+
+class Ranking(Record):
+    """The epoch table of a run and how it was ranked (``metric``: "validation", "train" or "none")."""
+
+    __slots__ = ("incomplete", "metric", "metric_tag", "rows", "segments", "tie_rtol", "warnings", "z")
+
+    def __init__(
+        self,
+        rows: list[EpochRow],
+        metric: str,
+        metric_tag: str | None,
+        segments: list[SegmentInfo],
+        incomplete: Incomplete | None,
+        warnings: list[str],
+        z: float,
+        tie_rtol: float,
+    ) -> None:
+        self.rows = rows
+        self.metric = metric
+        self.metric_tag = metric_tag
+        self.segments = segments
+        self.incomplete = incomplete
+        self.warnings = warnings
+        self.z = z
+        self.tie_rtol = tie_rtol
+
+    @property
+    def ranked(self) -> list[EpochRow]:
+        return sorted((r for r in self.rows if r.rank is not None), key=lambda r: (r.rank, r.metric, r.epoch))
+
+    @property
+    def best(self) -> list[EpochRow]:
+        return [r for r in self.rows if r.best]
+
+    @property
+    def last_epoch(self) -> int | None:
+        logged = [r.epoch for r in self.rows if r.logged]
+        return max(logged) if logged else None
+
+    def row(self, epoch: int) -> EpochRow | None:
+        for r in self.rows:
+            if r.epoch == epoch:
+                return r
+        return None
+
+    @property
+    def metric_label(self) -> str:
+        if self.metric == "validation":
+            return f"validation loss ({self.metric_tag})"
+        if self.metric == "train":
+            return f"training loss ({self.metric_tag})"
+        return "no epoch loss logged"
+
+
+# --- assembling epochs from segments ------------------------------------------------------------------------------
+
+
+class _SegEpochs(Record):
+    __slots__ = ("epoch_tag", "first_epoch", "notes", "points_by_epoch", "rows", "trailing")
+
+    def __init__(
+        self,
+        rows: dict[int, EpochRow],
+        trailing: StepStats | None,
+        points_by_epoch: dict[int, tuple[list[float], list[int]]],
+        notes: list[str],
+        first_epoch: int | None,
+        epoch_tag: str | None,
+    ) -> None:
+        self.rows = rows
+        self.trailing = trailing
+        self.points_by_epoch = points_by_epoch
+        self.notes = notes
+        self.first_epoch = first_epoch
+        self.epoch_tag = epoch_tag
+
+
+def _epoch_values(s: Scalars | None) -> dict[int, tuple[float, float]]:
+    if s is None:
+        return {}
+    # Last write wins if an epoch appears twice in one file (it should not).
+    return {int(st): (v, w) for st, v, w in zip(s.steps, s.values, s.wall_times, strict=True)}
+
+
+def _segment_epochs(ef: EventFile, name: str) -> _SegEpochs:
+    sc = ef.scalars
+    epoch_tag = TAG_EPOCH_AVERAGE if TAG_EPOCH_AVERAGE in sc else (TAG_EPOCH_OLD if TAG_EPOCH_OLD in sc else None)
+    train = _epoch_values(sc.get(epoch_tag)) if epoch_tag else {}
+    val = _epoch_values(sc.get(TAG_VAL_EPOCH))
+    div = _epoch_values(sc.get(TAG_VAL_DIVERGENCE))
+    rows: dict[int, EpochRow] = {}
+    for tag_vals in (train, val, div):
+        for e, (_v, w) in tag_vals.items():
+            row = rows.setdefault(e, EpochRow(epoch=e, segment=name))
+            # The epoch ends at its first epoch-level record: validation is written before loss/epoch_average.
+            row.end_wall_time = w if row.end_wall_time is None else min(row.end_wall_time, w)
+    for e, row in rows.items():
+        row.train_loss = train[e][0] if e in train else None
+        row.validation_loss = val[e][0] if e in val else None
+        row.validation_divergence = div[e][0] if e in div else None
+    notes: list[str] = []
+    order = sorted(rows.values(), key=lambda r: (r.end_wall_time or 0.0, r.epoch))
+    for prev, cur in itertools.pairwise(order):
+        if cur.epoch <= prev.epoch:
+            notes.append(
+                f"{name}: epoch records out of order ({prev.epoch} then {cur.epoch}); the clock may have "
+                "jumped — step statistics may be misassigned"
+            )
+    bounds = [r.end_wall_time or 0.0 for r in order]
+    points: dict[int, tuple[list[float], list[int]]] = {r.epoch: ([], []) for r in order}
+    trailing_v: list[float] = []
+    trailing_s: list[int] = []
+    current = sc.get(TAG_CURRENT)
+    if current is not None:
+        for st, v, w in zip(current.steps, current.values, current.wall_times, strict=True):
+            i = bisect_left(bounds, w)
+            if i == len(order):
+                trailing_v.append(v)
+                trailing_s.append(st)
+            else:
+                bucket = points[order[i].epoch]
+                bucket[0].append(v)
+                bucket[1].append(st)
+    # A missing epoch record (lost to damage) merges two epochs' steps into the next one: don't split them wrongly.
+    for prev, cur_row in itertools.pairwise(order):
+        if cur_row.epoch > prev.epoch + 1:
+            missing = ", ".join(str(e) for e in range(prev.epoch + 1, cur_row.epoch))
+            notes.append(
+                f"{name}: no epoch record for epoch {missing} (lost or not logged); the loss/current "
+                f"points of epochs {missing}-{cur_row.epoch} cannot be split, so epoch {cur_row.epoch} "
+                "has no step statistics"
+            )
+            points[cur_row.epoch] = ([], [])
+            cur_row.notes.append(f"step statistics unavailable: epoch {missing} has no epoch record")
+    for e, (vals, steps) in points.items():
+        rows[e].steps = step_stats(vals, steps)
+    counts = sorted(r.steps.n for r in rows.values() if r.steps is not None)
+    if len(counts) >= 3:
+        mid = len(counts) // 2
+        usual = counts[mid] if len(counts) % 2 else (counts[mid - 1] + counts[mid]) / 2
+        for r in rows.values():
+            if r.steps is not None and r.steps.n > 1.5 * usual:
+                r.notes.append(
+                    f"{r.steps.n} loss/current points where epochs usually have {usual:g}: an epoch "
+                    "record may be missing before it"
+                )
+    return _SegEpochs(
+        rows=rows,
+        trailing=step_stats(trailing_v, trailing_s),
+        points_by_epoch=points,
+        notes=notes,
+        first_epoch=order[0].epoch if order else None,
+        epoch_tag=epoch_tag,
+    )
+
+
+def collect_epochs(log: LogDir) -> tuple[list[EpochRow], list[SegmentInfo], Incomplete | None, list[str], str | None]:
+    """Merge the segments (oldest first) into one epoch table.
+
+    A segment starting at epoch E (a ``--resume``, or a fresh start at 1) replaces every epoch >= E that earlier
+    segments logged: that is what the trainer re-did, and what the checkpoints on disk now hold.
+    """
+    merged: dict[int, EpochRow] = {}
+    segments: list[SegmentInfo] = []
+    warnings: list[str] = []
+    incomplete: Incomplete | None = None
+    epoch_tags: set[str] = set()
+    last_step_global: dict[int, int] = {}
+    for ef in log.segments:
+        name = log.segment_name(ef)
+        seg = _segment_epochs(ef, name)
+        warnings.extend(seg.notes)
+        if seg.epoch_tag:
+            epoch_tags.add(seg.epoch_tag)
+        cur = ef.scalars.get(TAG_CURRENT)
+        min_step = min(cur.steps) if cur is not None and len(cur) else 0
+        offset = 0
+        if seg.first_epoch is not None:
+            e0 = seg.first_epoch
+            replaced = sorted(e for e in merged if e >= e0)
+            if replaced:
+                complete = [e for e in replaced if merged[e].logged]
+                for s in segments:
+                    if s.first_epoch is not None and s.first_epoch >= e0:
+                        s.superseded = True
+                if complete:
+                    what = "a new training from epoch 1" if e0 == 1 else f"a resumed training from epoch {e0}"
+                    warnings.append(
+                        f"{name}: {what} replaces epoch{'s' if len(complete) > 1 else ''} "
+                        f"{_span(complete)} logged earlier; using the newer values"
+                    )
+                for e in replaced:
+                    del merged[e]
+            if incomplete is not None and (incomplete.epoch is None or incomplete.epoch >= e0):
+                incomplete = None  # the interrupted epoch was trained again here
+            # Resumed segments restart global_step at 1 (sd_scripts.md §8): shift them after the epochs before
+            # them, for the step-axis plots only.
+            first_row = seg.rows.get(e0)
+            if e0 > 1 and first_row is not None and first_row.steps is not None:
+                before = last_step_global.get(e0 - 1)
+                if before is None:
+                    before = (e0 - 1) * first_row.steps.n
+                if min_step <= before:
+                    offset = before
+            for e, row in seg.rows.items():
+                merged[e] = row
+                if row.steps is not None:
+                    last_step_global[e] = row.steps.last_step + offset
+            if seg.trailing is not None:
+                last = max(seg.rows)
+                incomplete = Incomplete(epoch=last + 1, segment=name, steps=seg.trailing)
+        elif seg.trailing is not None:
+            # Steps but no finished epoch in this segment: its epoch number is unknown.
+            newest = max(merged) if merged else None
+            incomplete = Incomplete(
+                epoch=(newest + 1) if newest is not None else None, segment=name, steps=seg.trailing
+            )
+            warnings.append(f"{name}: {seg.trailing.n} loss/current points but no finished epoch in this log")
+        segments.append(
+            SegmentInfo(
+                name=name,
+                path=str(ef.path),
+                first_epoch=seg.first_epoch,
+                last_epoch=max(seg.rows) if seg.rows else None,
+                steps_logged=len(cur) if cur is not None else 0,
+                step_offset=offset,
+                first_wall_time=ef.first_wall_time,
+            )
+        )
+    if len(epoch_tags) > 1:
+        warnings.append(
+            "segments use both loss/epoch (sd-scripts <= 0.9.1) and loss/epoch_average; treated as the same value"
+        )
+    tag = TAG_EPOCH_AVERAGE if TAG_EPOCH_AVERAGE in epoch_tags else (TAG_EPOCH_OLD if epoch_tags else None)
+    return [merged[e] for e in sorted(merged)], segments, incomplete, warnings, tag
+
+
+def _span(epochs: list[int]) -> str:
+    if len(epochs) > 2 and epochs == list(range(epochs[0], epochs[-1] + 1)):
+        return f"{epochs[0]}-{epochs[-1]}"
+    return ", ".join(str(e) for e in epochs)
+
+
+# --- ranking ------------------------------------------------------------------------------------------------------
+
+
+def rank_values(values: list[float | None], tie_rtol: float = DEFAULT_TIE_RTOL) -> list[int | None]:
+    """Competition ranks ("1, 1, 3"), lowest value first; values within ``tie_rtol`` of a group's first value tie.
+
+    Groups are anchored on their lowest value so that a slow drift does not chain into one long tie.
+    """
+    order = sorted((i for i, v in enumerate(values) if v is not None), key=lambda i: values[i])  # type: ignore
+    ranks: list[int | None] = [None] * len(values)
+    anchor: float | None = None
+    rank = 0
+    for pos, i in enumerate(order):
+        v = values[i]
+        assert v is not None
+        if anchor is None or abs(v - anchor) > tie_rtol * max(abs(v), abs(anchor)) + 1e-12:
+            anchor = v
+            rank = pos + 1
+        ranks[i] = rank
+    return ranks
+
+
+def indistinguishable(value: float, se: float | None, best: float, best_se: float | None, z: float) -> bool:
+    """Whether ``value`` is within ``z`` standard errors (of the difference) of ``best``."""
+    if se is None or best_se is None:
+        return False
+    return (value - best) <= z * math.sqrt(se * se + best_se * best_se)
+
+
+def rank_rows(
+    rows: list[EpochRow],
+    metric: str = "auto",
+    *,
+    z: float = DEFAULT_Z,
+    tie_rtol: float = DEFAULT_TIE_RTOL,
+    train_tag: str | None = TAG_EPOCH_AVERAGE,
+) -> tuple[str, str | None, list[str]]:
+    """Fill metric, se, rank, tied, best and indistinguishable on ``rows``; returns (metric, tag, warnings)."""
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {', '.join(METRICS)}")
+    warnings: list[str] = []
+    has_val = any(r.validation_loss is not None for r in rows)
+    has_train = any(r.train_loss is not None for r in rows)
+    if metric == "validation" and not has_val:
+        warnings.append(
+            "no loss/validation/epoch_average in the log (no validation split); ranking by training loss instead"
+        )
+        metric = "train"
+    if metric == "auto":
+        metric = "validation" if has_val else "train"
+    if metric == "train" and not has_train:
+        if has_val:
+            metric = "validation"
+        else:
+            return "none", None, warnings
+    tag = TAG_VAL_EPOCH if metric == "validation" else train_tag
+    for r in rows:
+        if metric == "validation":
+            r.metric = r.validation_loss
+            r.se = None  # no per-batch validation values are logged
+        else:
+            r.metric = r.train_loss
+            r.se = r.steps.se if r.steps is not None else None
+        r.rank = None
+        r.tied = r.best = r.indistinguishable = False
+    if metric == "validation":
+        missing = [r.epoch for r in rows if r.validation_loss is None and r.train_loss is not None]
+        if missing:
+            warnings.append(
+                f"epoch{'s' if len(missing) > 1 else ''} {_span(missing)} had no validation "
+                "(validate_every_n_epochs?) and are not ranked"
+            )
+    for r in rows:
+        if r.metric is not None and not math.isfinite(r.metric):
+            # A NaN/inf loss (training diverged, e.g. fp16 overflow) cannot be ordered: leave it unranked.
+            r.notes.append(f"loss is {r.metric}: training diverged; not ranked")
+            warnings.append(f"epoch {r.epoch}: loss is {r.metric} (training diverged?); not ranked")
+            r.metric = None
+            r.se = None
+    ranks = rank_values([r.metric for r in rows], tie_rtol)
+    for r, k in zip(rows, ranks, strict=True):
+        r.rank = k
+    counts: dict[int, int] = {}
+    for k in ranks:
+        if k is not None:
+            counts[k] = counts.get(k, 0) + 1
+    ranked = [r for r in rows if r.rank is not None]
+    if not ranked:
+        return metric, tag, warnings
+    top = min(ranked, key=lambda r: (r.metric, r.epoch))
+    for r in ranked:
+        r.tied = counts[r.rank] > 1  # type: ignore[index]
+        r.best = r.rank == 1
+        r.indistinguishable = r.best or indistinguishable(r.metric, r.se, top.metric, top.se, z)  # type: ignore
+    return metric, tag, warnings
+
+
+def cross_check(rows: list[EpochRow], rtol: float = 1e-4) -> list[str]:
+    """Compare each ``loss/epoch_average`` with the mean of the epoch's ``loss/current`` points.
+
+    They are the same number in an intact log (float32 rounding aside: 1.1579166452 vs 1.1579166651 measured,
+    tensorboard_reading.md §1). A difference means lost step records, or a partial last epoch, whose average
+    sd-scripts mixes with the previous epoch's tail (sd_scripts.md §7).
+    """
+    notes = []
+    for r in rows:
+        if r.train_loss is None or r.steps is None:
+            continue
+        if abs(r.steps.mean - r.train_loss) > rtol * max(abs(r.train_loss), 1e-12):
+            msg = (
+                f"epoch loss {r.train_loss:.6g} differs from the mean of its {r.steps.n} loss/current points "
+                f"({r.steps.mean:.6g}): step records lost, or a partial epoch"
+            )
+            r.notes.append(msg)
+            notes.append(f"epoch {r.epoch}: {msg}")
+    return notes
+
+
+def epoch_ranking(
+    log: LogDir,
+    metric: str = "auto",
+    *,
+    z: float = DEFAULT_Z,
+    tie_rtol: float = DEFAULT_TIE_RTOL,
+) -> Ranking:
+    """Read → epochs → ranks, in one call."""
+    rows, segments, incomplete, warnings, train_tag = collect_epochs(log)
+    warnings = list(warnings) + cross_check(rows)
+    used, tag, more = rank_rows(rows, metric, z=z, tie_rtol=tie_rtol, train_tag=train_tag or TAG_EPOCH_AVERAGE)
+    warnings.extend(more)
+    return Ranking(
+        rows=rows,
+        metric=used,
+        metric_tag=tag,
+        segments=segments,
+        incomplete=incomplete,
+        warnings=warnings,
+        z=z,
+        tie_rtol=tie_rtol,
+    )

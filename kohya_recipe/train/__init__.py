@@ -1,0 +1,1 @@
+"""Training: the launch builder, the runner and its progress display, outcomes, resume, doctor, queue, sweeps."""

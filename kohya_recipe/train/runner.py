@@ -1,0 +1,463 @@
+"""Run one training command: tee its raw output to a log, show progress, stop it cleanly on Ctrl-C.
+
+The trainer runs in its **own process group** (a new session on POSIX). A Ctrl-C at the terminal therefore
+reaches only kohya-recipe, which forwards SIGINT to the whole group (``accelerate launch`` and the
+``train_network.py`` it started: the same thing the fixture ``interrupted`` did), waits for it to stop, then
+sends SIGTERM, then SIGKILL. A second Ctrl-C skips to the next step. SIGTERM and SIGHUP sent to kohya-recipe
+(a queue being stopped, an SSH session closing) are handled the same way, so no trainer is left holding the GPU.
+Checkpoints already written are never touched.
+
+Output is read from both pipes by two threads in chunks as it arrives, written unchanged to the log file, and fed
+to :class:`~kohya_recipe.train.progress.ProgressParser` (bounded memory). The display is a live bar on a TTY, one line
+per epoch otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from kohya_recipe.train.launch import LaunchCommand, TrainerSetupError
+from kohya_recipe.train.progress import ProgressEvent, ProgressParser, ProgressState
+
+#: Seconds to wait after forwarding SIGINT before sending SIGTERM, and after SIGTERM before SIGKILL.
+INTERRUPT_GRACE = 30.0
+TERMINATE_GRACE = 10.0
+#: The raw log stops growing after this many bytes (a trainer stuck printing must not fill the disk).
+LOG_LIMIT = 1 << 30
+_READ_SIZE = 64 * 1024
+
+
+@dataclass
+class RunResult:
+    """What happened to the process; :mod:`kohya_recipe.train.outcome` judges it."""
+
+    exit_code: int | None
+    interrupted: bool  # we were asked to stop it (Ctrl-C, SIGTERM, SIGHUP) and forwarded that
+    state: ProgressState
+    log_file: Path
+    started_at: float
+    ended_at: float
+    signals_sent: list[str] = field(default_factory=list)
+    log_truncated: bool = False
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# displays
+
+
+class Display:
+    """Receives parsed events; the base class shows nothing."""
+
+    def start(self) -> None:
+        pass
+
+    def update(self, events: list[ProgressEvent], state: ProgressState) -> None:
+        pass
+
+    def raw(self, stream: str, data: bytes) -> None:
+        pass
+
+    def tick(self, state: ProgressState) -> None:
+        pass
+
+    def note(self, message: str) -> None:
+        pass
+
+    def finish(self, state: ProgressState) -> None:
+        pass
+
+
+def _loss(state: ProgressState) -> str:
+    return f"avr_loss {state.avr_loss:.3f}" if state.avr_loss is not None else ""
+
+
+class EpochLines(Display):
+    """One line per finished epoch (``--quiet`` or not a TTY): what a log file or a cron mail wants.
+
+    The epoch number and the checkpoints come from stdout events in order; step and loss come from the stderr
+    bar and are the latest known when the line is printed (the two pipes are read independently, so with very
+    short steps the bar may be a little ahead or behind).
+    """
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self._epoch: str | None = None  # "e/E" from the `epoch e/E` line
+        self._saved: list[str] = []
+
+    def _line(self, state: ProgressState, epoch: str) -> str:
+        parts = [f"epoch {epoch}"]
+        if state.step is not None and state.total_steps:
+            step = min(state.step + state.steps_before_this_run, state.total_steps)
+            parts.append(f"step {step}/{state.total_steps}")
+        if state.avr_loss is not None:
+            parts.append(_loss(state))
+        if self._saved:
+            parts.append("saved " + ", ".join(self._saved))
+        return "  ".join(parts)
+
+    def _emit(self, text: str) -> None:
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def update(self, events: list[ProgressEvent], state: ProgressState) -> None:
+        for ev in events:
+            if ev.kind == "epoch":
+                if self._epoch is not None:
+                    self._emit(self._line(state, self._epoch))
+                self._epoch = ev.text
+                self._saved = []
+            elif ev.kind == "checkpoint":
+                self._saved.append(ev.text)
+
+    def note(self, message: str) -> None:
+        self._emit(message)
+
+    def finish(self, state: ProgressState) -> None:
+        if self._epoch is not None:
+            self._emit(self._line(state, self._epoch))
+            self._epoch = None
+
+
+class LiveBar(EpochLines):
+    """A single live status line on a TTY (redrawn at most 10 times a second), with each finished epoch
+    printed above it."""
+
+    def __init__(self, stream: IO[str] | None = None, *, min_interval: float = 0.1) -> None:
+        super().__init__(stream)
+        self.min_interval = min_interval
+        self._last = 0.0
+        self._t0 = time.monotonic()
+        self._shown = False
+        self._text = ""
+
+    def _width(self) -> int:
+        return max(shutil.get_terminal_size((100, 24)).columns - 1, 40)
+
+    def _status(self, state: ProgressState) -> str:
+        if state.step is None or not state.total_steps:
+            elapsed = int(time.monotonic() - self._t0)
+            what = state.last_message or "starting"
+            return f"preparing {elapsed // 60:02d}:{elapsed % 60:02d}  {what}"
+        done = state.steps_before_this_run  # a resumed run: count the epochs trained before
+        step = min(state.step + done, state.total_steps)
+        frac = step / state.total_steps
+        cells = 20
+        full = int(frac * cells)
+        bar = "█" * full + ("▌" if frac * cells - full >= 0.5 else "")
+        bar = bar.ljust(cells)
+        parts = []
+        if state.epoch is not None:
+            parts.append(f"epoch {state.epoch}/{state.epochs}")
+        parts.append(f"|{bar}| {step}/{state.total_steps} {frac * 100:3.0f}%")
+        if state.avr_loss is not None:
+            parts.append(f"loss {state.avr_loss:.3f}")
+        if state.rate:
+            parts.append(state.rate)
+        per_step = state.seconds_per_step
+        if done and per_step is not None:
+            # tqdm's own ETA counts the steps of the epochs already trained as still to do
+            left = int((state.total_steps - step) * per_step)
+            hours = f"{left // 3600}:" if left >= 3600 else ""
+            parts.append(f"ETA {hours}{left // 60 % 60:02d}:{left % 60:02d}")
+        elif state.remaining and state.remaining != "?":
+            parts.append(f"ETA {state.remaining}")
+        return "  ".join(parts)
+
+    def _draw(self, state: ProgressState, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last < self.min_interval:
+            return
+        self._last = now
+        text = self._status(state)[: self._width()]
+        if text == self._text and self._shown:
+            return
+        self._text = text
+        self.stream.write("\r" + text + "\x1b[K")
+        self.stream.flush()
+        self._shown = True
+
+    def _emit(self, text: str) -> None:
+        # print above the live line, then let the next draw restore it
+        self.stream.write("\r\x1b[K" + text + "\n")
+        self.stream.flush()
+        self._shown = False
+
+    def start(self) -> None:
+        self._t0 = time.monotonic()
+
+    def update(self, events: list[ProgressEvent], state: ProgressState) -> None:
+        super().update(events, state)
+        self._draw(state, force=any(ev.kind == "epoch" for ev in events))
+
+    def tick(self, state: ProgressState) -> None:
+        self._draw(state)
+
+    def finish(self, state: ProgressState) -> None:
+        if self._shown:
+            self.stream.write("\r\x1b[K")
+        super().finish(state)
+
+
+class Passthrough(Display):
+    """Echo the trainer's raw output unchanged (``--verbose``)."""
+
+    def raw(self, stream: str, data: bytes) -> None:
+        target = sys.stdout if stream == "stdout" else sys.stderr
+        target.flush()
+        target.buffer.write(data)
+        target.buffer.flush()
+
+
+def choose_display(quiet: bool = False, verbose: bool = False, stream: IO[str] | None = None) -> Display:
+    """Live bar on a TTY; one line per epoch with ``quiet`` or when stderr is not a TTY."""
+    if verbose:
+        return Passthrough()
+    out = stream if stream is not None else sys.stderr
+    if not quiet and out.isatty():
+        return LiveBar(out)
+    return EpochLines(out)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# process control
+
+
+def _popen_kwargs() -> dict[str, Any]:
+    if os.name == "nt":
+        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}  # type: ignore[attr-defined]
+    return {"start_new_session": True}
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: str) -> None:
+    """Send ``sig`` ("SIGINT", "SIGTERM", "SIGKILL") to the trainer's whole process group."""
+    try:
+        if os.name == "nt":
+            if sig == "SIGINT":
+                proc.send_signal(signal.CTRL_BREAK_EVENT)  # type: ignore[attr-defined]
+            elif sig == "SIGTERM":
+                proc.terminate()
+            else:
+                proc.kill()
+            return
+        os.killpg(proc.pid, getattr(signal, sig))
+    except (ProcessLookupError, PermissionError, OSError):
+        pass  # already gone
+
+
+def _group_alive(proc: subprocess.Popen[bytes]) -> bool:
+    if os.name == "nt":
+        return proc.poll() is None
+    try:
+        os.killpg(proc.pid, 0)
+    except (ProcessLookupError, PermissionError, OSError):
+        return False
+    return True
+
+
+class _Stopper:
+    """Counts stop requests (signals to us) and escalates SIGINT → SIGTERM → SIGKILL on the trainer's group."""
+
+    STEPS = ("SIGINT", "SIGTERM", "SIGKILL")
+
+    def __init__(self, interrupt_grace: float, terminate_grace: float) -> None:
+        self.requests = 0
+        self.sent: list[str] = []
+        self.deadline = 0.0
+        self.graces = (interrupt_grace, terminate_grace, 0.0)
+
+    def request(self, *_: Any) -> None:
+        self.requests += 1
+
+    def step(self, proc: subprocess.Popen[bytes], display: Display) -> None:
+        if not self.requests:
+            return
+        level = len(self.sent)
+        if level >= len(self.STEPS):
+            return
+        due = level < self.requests or time.monotonic() >= self.deadline
+        if level == 0 or due:
+            sig = self.STEPS[level]
+            if level == 0:
+                display.note("stopping the trainer (Ctrl-C again to terminate it now)…")
+            else:
+                display.note(f"the trainer did not stop; sending {sig}")
+            _signal_group(proc, sig)
+            self.sent.append(sig)
+            self.deadline = time.monotonic() + self.graces[level]
+
+
+def _install_handlers(handler: Any) -> dict[int, Any]:
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous: dict[int, Any] = {}
+    names = ["SIGINT", "SIGTERM"] + (["SIGHUP"] if hasattr(signal, "SIGHUP") else [])
+    for name in names:
+        sig = getattr(signal, name)
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except (ValueError, OSError):
+            pass
+    return previous
+
+
+def _restore_handlers(previous: dict[int, Any]) -> None:
+    for sig, old in previous.items():
+        try:
+            signal.signal(sig, old)
+        except (ValueError, OSError):
+            pass
+
+
+def open_log(path: Path) -> IO[bytes]:
+    """Create the raw log file (never overwriting one); a one-line error if its folder is not writable."""
+    folder = path.parent
+    if folder.exists() and not folder.is_dir():
+        raise TrainerSetupError("cannot write the training log: not a folder", source=str(folder))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        return path.open("xb", buffering=0)
+    except FileExistsError:
+        raise TrainerSetupError("log file already exists", source=str(path)) from None
+    except OSError as exc:
+        raise TrainerSetupError(
+            f"cannot write the training log: {exc.strerror or exc}", source=str(exc.filename or path)
+        ) from None
+
+
+def run_launch(
+    cmd: LaunchCommand,
+    log_file: Path,
+    *,
+    display: Display | None = None,
+    interrupt_grace: float = INTERRUPT_GRACE,
+    terminate_grace: float = TERMINATE_GRACE,
+    log_limit: int = LOG_LIMIT,
+    log_stream: IO[bytes] | None = None,
+) -> RunResult:
+    """Run ``cmd`` to the end (or until stopped) and return what happened. Raises only if it cannot start.
+
+    The raw output goes to ``log_file`` (created here), or to ``log_stream`` when the caller opened it already
+    (:func:`open_log`); it is closed at the end either way.
+    """
+    disp = display if display is not None else Display()
+    log = log_stream if log_stream is not None else open_log(log_file)
+    parser = ProgressParser()
+    lock = threading.Lock()
+    written = 0
+    truncated = False
+
+    readers_done = threading.Event()
+    finished = 0
+
+    def pump(stream: str, pipe: IO[bytes]) -> None:
+        try:
+            _pump(stream, pipe)
+        finally:
+            nonlocal finished
+            with lock:
+                finished += 1
+                if finished == 2:
+                    readers_done.set()  # both pipes at EOF: the trainer exited (or closed them)
+
+    def _pump(stream: str, pipe: IO[bytes]) -> None:
+        nonlocal written, truncated
+        fd = pipe.fileno()
+        while True:
+            try:
+                chunk = os.read(fd, _READ_SIZE)
+            except OSError:
+                break
+            if not chunk:
+                break
+            with lock:
+                if written < log_limit:
+                    part = chunk[: log_limit - written]
+                    log.write(part)
+                    written += len(part)
+                    if written >= log_limit:
+                        truncated = True
+                        log.write(b"\n[kohya-recipe: log truncated here; the trainer kept printing]\n")
+                disp.raw(stream, chunk)
+                events = parser.feed(stream, chunk)  # type: ignore[arg-type]
+                if events:
+                    disp.update(events, parser.state)
+
+    stopper = _Stopper(interrupt_grace, terminate_grace)
+    started = time.time()
+    try:
+        proc = subprocess.Popen(
+            cmd.argv, cwd=str(cmd.cwd), env=cmd.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, **_popen_kwargs(),
+        )  # fmt: skip
+    except OSError as exc:
+        log.close()
+        log_file.unlink(missing_ok=True)  # created by us for this run, still empty: leave nothing behind
+        raise TrainerSetupError(f"cannot start the trainer: {exc.strerror or exc}", source=cmd.argv[0]) from None
+    assert proc.stdout is not None and proc.stderr is not None
+    readers = [
+        threading.Thread(target=pump, args=("stdout", proc.stdout), name="trainer-stdout", daemon=True),
+        threading.Thread(target=pump, args=("stderr", proc.stderr), name="trainer-stderr", daemon=True),
+    ]
+    for t in readers:
+        t.start()
+    disp.start()
+    previous = _install_handlers(stopper.request)
+    orphan_since: float | None = None
+    try:
+        while True:
+            try:
+                if readers_done.wait(0.1):
+                    # EOF on both pipes: normally the whole group has exited; reap the launcher
+                    if proc.poll() is None:
+                        try:
+                            proc.wait(timeout=0.1)
+                        except subprocess.TimeoutExpired:
+                            pass  # it closed its output but runs on: keep waiting (and forwarding signals)
+                    if proc.poll() is not None:
+                        break
+                elif proc.poll() is not None and not _group_alive(proc):
+                    # the whole group is gone, yet a pipe is still open: a detached grandchild holds it
+                    orphan_since = orphan_since or time.monotonic()
+                    if time.monotonic() - orphan_since > 2.0:
+                        break
+                with lock:
+                    disp.tick(parser.state)
+                    stopper.step(proc, disp)
+            except KeyboardInterrupt:  # handlers not installed (not the main thread) or raced: same meaning
+                stopper.request()
+    finally:
+        _restore_handlers(previous)
+        if proc.poll() is None:
+            # only reached on an unexpected error in this loop: never leave a trainer running unattended
+            _signal_group(proc, "SIGKILL")
+            proc.wait()
+    for t in readers:
+        t.join(1.0)
+    with lock:
+        for t, pipe in zip(readers, (proc.stdout, proc.stderr), strict=True):
+            if not t.is_alive():  # a reader still blocked in read() keeps its pipe (closing would free the fd)
+                pipe.close()
+        events = parser.close()
+        if events:
+            disp.update(events, parser.state)
+        log.close()
+        disp.finish(parser.state)
+    return RunResult(
+        exit_code=proc.returncode,
+        interrupted=stopper.requests > 0,
+        state=parser.state,
+        log_file=log_file,
+        started_at=started,
+        ended_at=time.time(),
+        signals_sent=list(stopper.sent),
+        log_truncated=truncated,
+    )

@@ -1,0 +1,464 @@
+"""Sweeps: one recipe expanded over a grid of settings into versioned runs, each its own project folder.
+
+The article names outputs so that versions can be planned: ``CharacterAI-1-A``, then ``-1-B`` for another try
+with different settings, and a new major number for a new dataset or recipe ("No matter what you do here, you
+will still probably end up doing this a few times with different settings"). A sweep makes those tries at
+once: the cartesian product of the ``--grid`` values, runs lettered from the recipe's own letter onwards.
+After ``Z`` the letters go on as spreadsheet columns do (``AA``, ``AB``, …, up to ``ZZZ``, the recipe's
+limit): the major number stays the same because every run of a sweep trains the same dataset with the same
+recipe, only the gridded settings differ. No peer tool offers sweeps (reference/peers-and-user-asks.md §4, gap
+5).
+
+``sweep.toml`` (written with tomli-w) lists the runs, their folders, output names and differing settings; it
+is what ``kohya-recipe queue add`` reads to queue every run.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from kohya_recipe.errors import RecipeError, RenderError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    from kohya_recipe.recipe.models import Recipe
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+MANIFEST_NAME = "sweep.toml"
+MANIFEST_KIND = "kohya-recipe sweep"
+SCHEMA_VERSION = 1
+
+# The recipe's Output.letter accepts A..ZZZ (recipe.py), so a sweep can hand out at most this many letters.
+MAX_LETTER_INDEX = 26 + 26**2 + 26**3  # bijective base 26: A=1 .. ZZZ=18278
+
+# Settings a sweep may not vary: the run names are the sweep's job, and a preset is layered before --set
+# applies.
+_RESERVED_KEYS = {
+    "output.name": "the sweep names its runs from the recipe's output name",
+    "output.major": "every run of a sweep shares the recipe's major version",
+    "output.letter": "the sweep hands out the letters itself",
+    "preset": "a preset is layered under the recipe before settings apply; sweep two recipes instead",
+    "schema_version": "it is the recipe file's format version, not a setting",
+}
+
+
+def letter_index(letter: str) -> int:
+    """``A`` -> 1, ``Z`` -> 26, ``AA`` -> 27 (spreadsheet columns, bijective base 26)."""
+    n = 0
+    for ch in letter:
+        n = n * 26 + (ord(ch) - ord("A") + 1)
+    return n
+
+
+def index_letter(n: int) -> str:
+    """Inverse of :func:`letter_index`: 1 -> ``A``, 27 -> ``AA``, 18278 -> ``ZZZ``."""
+    out = ""
+    while n > 0:
+        n, rem = divmod(n - 1, 26)
+        out = chr(ord("A") + rem) + out
+    return out
+
+
+def split_values(raw: str) -> list[str]:
+    """Split ``48,72,96`` on commas that are not inside brackets or quotes, so list values such as
+    ``[512,512],[768,768]`` stay whole."""
+    values: list[str] = []
+    depth = 0
+    quote: str | None = None
+    current = ""
+    for ch in raw:
+        if quote:
+            current += ch
+            if ch == quote:
+                quote = None
+            continue
+        if ch in "\"'":
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            values.append(current.strip())
+            current = ""
+            continue
+        current += ch
+    values.append(current.strip())
+    return values
+
+
+def parse_grid(items: Iterable[str]) -> dict[str, list[str]]:
+    """``["network_alpha=48,72", "max_train_epochs=8,10"]`` -> ``{"network_alpha": ["48", "72"], ...}``.
+
+    Keys are checked later against the recipe (:func:`expand_grid`); here only the shape: ``KEY=V1,V2,...``,
+    no empty value, no value twice, no key twice.
+    """
+    grid: dict[str, list[str]] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise RecipeError(f"{item!r} must be KEY=VALUE1,VALUE2,... (e.g. network_alpha=48,72,96)", source="--grid")
+        if key in grid:
+            raise RecipeError("given twice; list all its values in one --grid", source="--grid", field=key)
+        grid[key] = split_values(raw)
+    return grid
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    """A run of a sweep: its versioned output name (also its folder) and the settings that make it differ."""
+
+    name: str
+    folder: str
+    settings: dict[str, Any]  # recipe path (``network.alpha``) -> the value this run's recipe holds
+    grid_values: dict[str, str]  # grid key as given (``network_alpha``) -> the value string as given
+    recipe: Recipe | None = field(default=None, compare=False, repr=False)
+
+
+def _get_path(data: dict[str, Any], path: str) -> Any:
+    node: Any = data
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _check_grid(grid: dict[str, list[str]], base_data: dict[str, Any]) -> dict[str, str]:
+    """Validate keys and values up front; return grid key -> recipe path."""
+    from kohya_recipe.recipe.models import apply_sets, resolve_set_key
+
+    if not grid:
+        raise RecipeError("give at least one --grid KEY=VALUE1,VALUE2,...", source="sweep")
+    paths: dict[str, str] = {}
+    for key, values in grid.items():
+        if not values or any(v == "" for v in values):
+            raise RecipeError("empty value; give KEY=VALUE1,VALUE2,... with no empty item", source="--grid", field=key)
+        repeated = sorted({v for v in values if values.count(v) > 1})
+        if repeated:
+            raise RecipeError(f"value {repeated[0]!r} is listed twice", source="--grid", field=key)
+        path = resolve_set_key(key)
+        reason = _RESERVED_KEYS.get(path)
+        if reason:
+            raise RecipeError(f"cannot be swept: {reason}", source="--grid", field=key)
+        # The recipe's own --set machinery checks the key (unknown key -> did-you-mean) and parses the value.
+        apply_sets(base_data, [f"{key}={values[0]}"], source="--grid")
+        for other, other_path in paths.items():
+            if other_path == path:
+                raise RecipeError(f"names the same setting as --grid {other} ({path})", source="--grid", field=key)
+        paths[key] = path
+    return paths
+
+
+def expand_grid(recipe: Recipe, grid: dict[str, list[str]]) -> list[SweepRun]:
+    """The cartesian product of ``grid`` over ``recipe``, one validated recipe per run, lettered from the
+    recipe's own letter (``CharacterAI-1-A``, ``-1-B``, …; after ``Z``: ``AA``, ``AB``, …).
+
+    The first grid key varies slowest. A value the recipe rejects is reported with the run it belongs to.
+    """
+    from kohya_recipe.recipe.models import apply_sets, recipe_from_dict, recipe_to_data
+
+    base_data = recipe_to_data(recipe)
+    paths = _check_grid(grid, base_data)
+    combos = list(itertools.product(*grid.values()))
+    first = letter_index(recipe.output.letter)
+    last = first + len(combos) - 1
+    if last > MAX_LETTER_INDEX:
+        raise RecipeError(
+            f"{len(combos)} runs starting at letter {recipe.output.letter} would need letters past ZZZ; "
+            "use fewer values or a recipe with an earlier output.letter",
+            source="sweep",
+        )
+    runs: list[SweepRun] = []
+    for i, combo in enumerate(combos):
+        letter = index_letter(first + i)
+        given = dict(zip(grid, combo, strict=True))
+        sets = [f"{k}={v}" for k, v in given.items()]
+        data = apply_sets(base_data, sets, source="--grid")
+        data.setdefault("output", {})["letter"] = letter
+        name = f"{recipe.output.name}-{recipe.output.major}-{letter}"
+        shown = ", ".join(sets)
+        run_recipe = recipe_from_dict(data, source=f"sweep run {name} ({shown})")
+        resolved = recipe_to_data(run_recipe)
+        settings = {paths[k]: _get_path(resolved, paths[k]) for k in given}
+        runs.append(
+            SweepRun(
+                name=run_recipe.output.output_name,
+                folder=run_recipe.output.output_name,
+                settings={k: v for k, v in settings.items() if v is not None},
+                grid_values=given,
+                recipe=run_recipe,
+            )
+        )
+    return runs
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The manifest
+
+
+@dataclass
+class Sweep:
+    """A sweep manifest: where it is and the runs it lists (folders relative to the manifest's folder)."""
+
+    path: Path
+    runs: list[SweepRun]
+    grid: dict[str, list[str]]
+    base_output_name: str
+    created: datetime | None = None
+    recipe_file: str | None = None
+    warnings: list[str] = field(default_factory=list)  # from rendering; not written to the manifest
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    def run_dir(self, run: SweepRun) -> Path:
+        return self.root / run.folder
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
+            "kind": MANIFEST_KIND,
+            "base_output_name": self.base_output_name,
+        }
+        if self.created is not None:
+            data["created"] = self.created
+        if self.recipe_file:
+            data["recipe"] = self.recipe_file
+        data["grid"] = {k: list(v) for k, v in self.grid.items()}
+        data["runs"] = [{"name": r.name, "folder": r.folder, "settings": dict(r.settings)} for r in self.runs]
+        return data
+
+    def to_json(self) -> dict[str, Any]:
+        data = self.to_dict()
+        data["path"] = str(self.path)
+        if "created" in data:
+            data["created"] = data["created"].isoformat()
+        for run, out in zip(self.runs, data["runs"], strict=True):
+            out["project"] = str(self.run_dir(run))
+        return data
+
+
+def _manifest_error(path: Path, message: str, fld: str | None = None) -> RenderError:
+    return RenderError(message, source=str(path), field=fld)
+
+
+def load_sweep(path: str | Path) -> Sweep:
+    """Read and check a ``sweep.toml`` written by :func:`write_sweep`."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise _manifest_error(path, "file not found") from None
+    except IsADirectoryError:
+        raise _manifest_error(path, "is a folder, not a sweep manifest") from None
+    except UnicodeDecodeError as exc:
+        raise _manifest_error(path, f"not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise _manifest_error(path, exc.strerror or str(exc)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise _manifest_error(path, f"invalid TOML: {exc}") from None
+    if data.get("kind") != MANIFEST_KIND:
+        raise _manifest_error(
+            path,
+            "not a sweep manifest written by `kohya-recipe sweep` (no kind = "
+            f"{MANIFEST_KIND!r}); give a project folder or a sweep.toml",
+        )
+    if data.get("schema_version") != SCHEMA_VERSION:
+        raise _manifest_error(
+            path,
+            f"schema_version {data.get('schema_version')!r} is not supported "
+            f"(this kohya-recipe reads {SCHEMA_VERSION})",
+        )
+    raw_runs = data.get("runs")
+    if not isinstance(raw_runs, list) or not raw_runs:
+        raise _manifest_error(path, "must list at least one run", "runs")
+    runs = []
+    seen: set[str] = set()
+    for i, raw in enumerate(raw_runs):
+        where = f"runs[{i}]"
+        if not isinstance(raw, dict):
+            raise _manifest_error(path, "must be a table", where)
+        name, folder, settings = raw.get("name"), raw.get("folder"), raw.get("settings", {})
+        if not isinstance(name, str) or not name:
+            raise _manifest_error(path, "must be a non-empty string", f"{where}.name")
+        if not isinstance(folder, str) or not folder:
+            raise _manifest_error(path, "must be a non-empty string", f"{where}.folder")
+        pure = PurePosixPath(folder)
+        if pure.is_absolute() or ".." in pure.parts or "\\" in folder or ":" in folder:
+            # A manifest names folders inside its own folder; anything else could point queue runs anywhere.
+            raise _manifest_error(path, f"{folder!r} must be a folder name relative to the manifest", f"{where}.folder")
+        if folder in seen:
+            raise _manifest_error(path, f"{folder!r} is listed twice", f"{where}.folder")
+        seen.add(folder)
+        if not isinstance(settings, dict):
+            raise _manifest_error(path, "must be a table", f"{where}.settings")
+        runs.append(SweepRun(name=name, folder=folder, settings=settings, grid_values={}))
+    grid = data.get("grid", {})
+    if not isinstance(grid, dict) or not all(isinstance(v, list) for v in grid.values()):
+        raise _manifest_error(path, "must be a table of lists", "grid")
+    created = data.get("created")
+    return Sweep(
+        path=path.absolute(),
+        runs=runs,
+        grid={k: [str(x) for x in v] for k, v in grid.items()},
+        base_output_name=str(data.get("base_output_name", "")),
+        created=created if isinstance(created, datetime) else None,
+        recipe_file=data.get("recipe") if isinstance(data.get("recipe"), str) else None,
+    )
+
+
+def _recipe_of(run: SweepRun) -> Recipe:
+    # Runs from expand_grid carry their recipe; runs read back from a manifest do not (and are never rendered).
+    if run.recipe is None:
+        raise RenderError("has no recipe to render (it was read from a manifest)", source=run.name)
+    return run.recipe
+
+
+def _collect_warnings(sweep: Sweep, result: Any) -> None:
+    # Every run renders the same images, so the render's warnings (missing captions, skipped files) repeat.
+    for warning in getattr(result, "warnings", None) or []:
+        if warning not in sweep.warnings:
+            sweep.warnings.append(warning)
+
+
+def _same_runs(a: list[SweepRun], b: list[SweepRun]) -> bool:
+    return [(r.folder, r.settings) for r in a] == [(r.folder, r.settings) for r in b]
+
+
+def write_sweep(
+    recipe: Recipe,
+    grid: dict[str, list[str]],
+    out_dir: str | Path,
+    force: bool = False,
+    *,
+    recipe_file: str | Path | None = None,
+    render: Callable[..., Any] | None = None,
+    progress: Callable[[SweepRun, int, int], None] | None = None,
+    dry_run: bool = False,
+) -> Sweep:
+    """Expand ``grid`` and render each run into ``out_dir/<output name>/`` plus ``out_dir/sweep.toml``.
+
+    Never clobbers: a run folder that exists but is not listed in ``out_dir/sweep.toml``, or a ``sweep.toml``
+    that is not a sweep manifest or lists a different sweep, is refused unless ``force``. Running the same
+    sweep again re-renders its projects (each project's own no-clobber rules apply). On failure only the
+    folders created by this call are removed. ``dry_run`` makes every check and writes nothing.
+    """
+    if render is None:
+        from kohya_recipe.render.project import render_project
+
+        render = render_project
+    runs = expand_grid(recipe, grid)
+    out = Path(out_dir)
+    manifest_path = out / MANIFEST_NAME
+    if out.exists() and not out.is_dir():
+        raise RenderError("exists and is not a folder", source=str(out))
+
+    ours: set[str] = set()
+    if manifest_path.exists():
+        try:
+            previous = load_sweep(manifest_path)
+        except RenderError as exc:
+            if not force:
+                raise RenderError(
+                    f"{exc.message}; refusing to overwrite it (use --force or another --out)",
+                    source=exc.source,
+                    field=exc.field,
+                ) from None
+        else:
+            if not force and not _same_runs(previous.runs, runs):
+                raise RenderError(
+                    "holds a different sweep (other runs or settings); use another --out, or --force to "
+                    "replace the manifest (existing run folders are never deleted)",
+                    source=str(manifest_path),
+                )
+            ours = {r.folder for r in previous.runs}
+    if not force:
+        for run in runs:
+            target = out / run.folder
+            if target.exists() and run.folder not in ours:
+                raise RenderError(
+                    "exists and was not written by this sweep; use another --out, or --force",
+                    source=str(target),
+                )
+
+    sweep = Sweep(
+        path=manifest_path.absolute(),
+        runs=runs,
+        grid={k: list(v) for k, v in grid.items()},
+        base_output_name=recipe.output.output_name,
+        created=datetime.now().astimezone().replace(microsecond=0),
+        recipe_file=str(Path(recipe_file).absolute()) if recipe_file else None,
+    )
+    from kohya_recipe.recipe.models import recipe_warnings
+
+    for run in runs:
+        for warning in recipe_warnings(_recipe_of(run)):
+            if warning not in sweep.warnings:
+                sweep.warnings.append(warning)
+    if dry_run:
+        for run in runs:
+            _collect_warnings(sweep, render(_recipe_of(run), out / run.folder, force=force, dry_run=True))
+        return sweep
+    created_out = not out.exists()
+    created: list[Path] = []
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for i, run in enumerate(runs, 1):
+            target = out / run.folder
+            if not target.exists():
+                created.append(target)
+            _collect_warnings(sweep, render(_recipe_of(run), target, force=force))
+            if progress is not None:
+                progress(run, i, len(runs))
+        import tomli_w
+
+        from kohya_recipe.files import atomic_write_text
+
+        atomic_write_text(manifest_path, tomli_w.dumps(sweep.to_dict()))
+    except BaseException:
+        # Remove only what this call created (cookiecutter generate.py does the same); user images were
+        # hard-linked or copied into the run folders, so deleting a run folder never touches the originals.
+        for path in reversed(created):
+            shutil.rmtree(path, ignore_errors=True)
+        if created_out:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    return sweep
+
+
+def default_sweep_dir(recipe: Recipe) -> Path:
+    """``./<name>-<major>-sweep``: the runs share name and major version, only the letter differs."""
+    return Path(f"{recipe.output.name}-{recipe.output.major}-sweep")
+
+
+def sweep_recipe_file(
+    recipe_path: str | Path,
+    grid_items: Iterable[str],
+    out_dir: str | Path | None = None,
+    *,
+    sets: Iterable[str] = (),
+    force: bool = False,
+    dry_run: bool = False,
+    progress: Callable[[SweepRun, int, int], None] | None = None,
+) -> Sweep:
+    """``kohya-recipe sweep``: load the recipe (preset + ``--set``), parse the ``--grid`` items, write."""
+    from kohya_recipe.recipe.models import load_recipe
+
+    grid = parse_grid(grid_items)
+    recipe = load_recipe(recipe_path, tuple(sets))
+    out = Path(out_dir) if out_dir is not None else default_sweep_dir(recipe)
+    return write_sweep(recipe, grid, out, force=force, recipe_file=recipe_path, progress=progress, dry_run=dry_run)
