@@ -1,12 +1,146 @@
-"""Safe file writes: temp file in the same folder, then ``replace()``, so a reader never sees half a file."""
+"""Reading and writing files safely: the one TOML/JSON reader, atomic writes, hashing.
+
+Reads take regular files only and never block (a FIFO named ``recipe.toml`` would otherwise hang the command),
+and every problem becomes one line that names the file, raised as the caller's error class. Writes go to a temp
+file in the same folder and are ``replace()``-d into place, so a reader never sees half a file.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import stat
+import sys
 import tempfile
 from pathlib import Path
+from typing import Any
+
+from kohya_recipe.errors import KohyaRecipeError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+__all__ = [
+    "MAX_CONFIG_BYTES",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "loads_json",
+    "loads_toml",
+    "open_regular_file",
+    "read_bytes",
+    "read_json",
+    "read_text",
+    "read_toml",
+    "sha256_bytes",
+    "sha256_file",
+    "tomllib",
+]
+
+# Recipes, GUI configs, queues and manifests are a few kilobytes; 64 MiB is far beyond any real one and keeps a
+# wrong file (a checkpoint named config.toml) from being read into memory whole.
+MAX_CONFIG_BYTES = 64 << 20
+
+ErrorClass = type[KohyaRecipeError]
+
+# O_NONBLOCK: opening a FIFO for reading otherwise waits for a writer forever; on a regular file it changes nothing.
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+_BOM = "\ufeff"
+
+
+def open_regular_file(name: str | os.PathLike[str]) -> int:
+    """``os.open`` for reading that never blocks, and refuses anything but a regular file (after symlinks).
+
+    Raises ``OSError`` from ``open`` and ``ValueError`` for a FIFO, socket or device; the caller owns the fd.
+    """
+    fd = os.open(name, _OPEN_FLAGS)
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(21, "Is a directory", str(name))
+        if stat.S_ISFIFO(mode):
+            kind = "a FIFO"
+        elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+            kind = "a device"
+        else:
+            kind = "a socket or other special file"
+        raise ValueError(f"not a regular file ({kind}): reading it would block or never end")
+    return fd
+
+
+def _os_reason(exc: OSError) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return "file not found"
+    if isinstance(exc, IsADirectoryError):
+        return "is a folder, not a file"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    return exc.strerror or str(exc)
+
+
+def read_bytes(path: Path, *, error: ErrorClass = KohyaRecipeError, max_bytes: int = MAX_CONFIG_BYTES) -> bytes:
+    """The bytes of the regular file ``path`` (at most ``max_bytes``); any problem is one ``error`` naming it."""
+    try:
+        fd = open_regular_file(path)
+    except OSError as exc:
+        raise error(_os_reason(exc), source=str(path)) from None
+    except ValueError as exc:
+        raise error(str(exc), source=str(path)) from None
+    try:
+        with os.fdopen(fd, "rb") as fh:
+            data = fh.read(max_bytes + 1)
+    except OSError as exc:
+        raise error(_os_reason(exc), source=str(path)) from None
+    if len(data) > max_bytes:
+        raise error(f"larger than {max_bytes >> 20} MiB: not a config file", source=str(path))
+    return data
+
+
+def read_text(path: Path, *, error: ErrorClass = KohyaRecipeError, max_bytes: int = MAX_CONFIG_BYTES) -> str:
+    """UTF-8 text of ``path``; a leading byte-order mark (Windows editors write one) is dropped."""
+    data = read_bytes(path, error=error, max_bytes=max_bytes)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"not UTF-8 text (byte {exc.start})", source=str(path)) from None
+    return text.removeprefix(_BOM)
+
+
+def loads_toml(text: str, *, source: str | None = None, error: ErrorClass = KohyaRecipeError) -> dict[str, Any]:
+    """Parse TOML text; a syntax error or absurd nesting is one ``error`` naming ``source``."""
+    try:
+        return tomllib.loads(text.removeprefix(_BOM))
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"invalid TOML: {exc}", source=source) from None
+    except RecursionError:
+        raise error("invalid TOML: nested too deeply", source=source) from None
+
+
+def read_toml(path: Path, *, error: ErrorClass = KohyaRecipeError) -> dict[str, Any]:
+    """Parse the TOML file ``path``; any problem (missing, special file, not UTF-8, bad TOML) is one line."""
+    return loads_toml(read_text(path, error=error), source=str(path), error=error)
+
+
+def loads_json(text: str, *, source: str | None = None, error: ErrorClass = KohyaRecipeError) -> Any:
+    """Parse JSON text; a syntax error or absurd nesting is one ``error`` naming ``source``."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise error(f"invalid JSON: {exc}", source=source) from None
+    except RecursionError:
+        raise error("invalid JSON: nested too deeply", source=source) from None
+
+
+def read_json(path: Path, *, error: ErrorClass = KohyaRecipeError) -> Any:
+    """Parse the JSON file ``path``; any problem is one line naming it."""
+    return loads_json(read_text(path, error=error), source=str(path), error=error)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:

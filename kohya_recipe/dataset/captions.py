@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kohya_recipe.errors import DatasetError
-from kohya_recipe.dataset.images import is_trainer_image, list_trainer_images, open_regular_file
+from kohya_recipe.dataset.images import is_trainer_image, list_trainer_images
+from kohya_recipe.files import open_regular_file
 
 # The caption extensions people use with sd-scripts: its default is ".caption", the kohya_ss GUI and the
 # article write ".txt", some taggers ".cap".

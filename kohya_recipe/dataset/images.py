@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kohya_recipe.errors import DatasetError
+from kohya_recipe.files import open_regular_file
 
 # sd-scripts train_util.IMAGE_EXTENSIONS: lower-case and upper-case variants only, so ".Png" is silently
 # skipped by the trainer (reference/sd_scripts.md §5). AVIF/JXL count only when their Pillow plugins import.
@@ -179,34 +180,6 @@ def read_header(path: Path | str) -> ImageHeader:
         reasons = (*header.suspicious, f"the file is {header.format}, not {expected} as its extension says")
         header = _replace(header, suspicious=reasons)
     return header
-
-
-# O_NONBLOCK: opening a FIFO for reading otherwise waits for a writer forever (a hung doctor); on a regular
-# file the flag changes nothing.
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
-
-
-def open_regular_file(name: str | os.PathLike[str]) -> int:
-    """``os.open`` for reading that never blocks, and refuses anything but a regular file (after symlinks).
-
-    Raises ``OSError`` from ``open`` and ``ValueError`` for a FIFO, socket or device; the caller owns the fd.
-    """
-    fd = os.open(name, _OPEN_FLAGS)
-    try:
-        mode = os.fstat(fd).st_mode
-    except OSError:
-        os.close(fd)
-        raise
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        if stat.S_ISFIFO(mode):
-            kind = "a FIFO"
-        elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-            kind = "a device"
-        else:
-            kind = "a socket or other special file"
-        raise ValueError(f"not a regular file ({kind}): reading it would block or never end")
-    return fd
 
 
 def _os_reason(exc: OSError) -> str:

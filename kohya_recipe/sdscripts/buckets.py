@@ -11,6 +11,7 @@ count. This module reproduces, number for number, what the trainer does:
   (no-upscale mode), and returns the resized size before the crop and the aspect-ratio error.
 - :func:`adjust_min_max_bucket_reso_by_steps` and :func:`verify_bucket_reso_steps` — the dataset's checks,
   raised here as :class:`BucketSettingsError` instead of sd-scripts' ``AssertionError`` tracebacks.
+- :class:`BucketSettings` — the bucketing options, with sd-scripts' defaults, in one place.
 - :func:`bucket_manager_for` — the manager the dataset builds for a given setting (one fixed bucket when
   ``enable_bucket`` is off).
 
@@ -36,6 +37,35 @@ MIN_BUCKET_RESO_STEPS: dict[str, int] = {"sd15": 64, "sd2": 64, "sdxl": 32}
 
 class BucketSettingsError(RecipeError):
     """A bucketing setting that sd-scripts rejects with an ``AssertionError`` before training starts."""
+
+
+@dataclass(frozen=True)
+class BucketSettings:
+    """sd-scripts' bucketing options, the one copy every stage reads (plan, check, GUI import).
+
+    Defaults are ``train_network.py``'s argparse defaults: bucketing is *off* unless ``--enable_bucket`` is given
+    (the article and every preset turn it on). ``family`` picks the ``bucket_reso_steps`` divisor sd-scripts
+    enforces (:data:`MIN_BUCKET_RESO_STEPS`).
+    """
+
+    resolution: Reso
+    enable_bucket: bool = False
+    min_bucket_reso: int = 256
+    max_bucket_reso: int = 1024
+    bucket_reso_steps: int = 64
+    bucket_no_upscale: bool = False
+    family: str = "sd15"
+
+    def manager(self) -> BucketManager:
+        """The :class:`BucketManager` the dataset builds with these settings (see :func:`bucket_manager_for`)."""
+        return bucket_manager_for(
+            self.resolution,
+            enable_bucket=self.enable_bucket,
+            min_bucket_reso=self.min_bucket_reso,
+            max_bucket_reso=self.max_bucket_reso,
+            bucket_reso_steps=self.bucket_reso_steps,
+            bucket_no_upscale=self.bucket_no_upscale,
+        )
 
 
 @dataclass(frozen=True)
@@ -251,9 +281,7 @@ def adjust_min_max_bucket_reso_by_steps(
     ``max(resolution) <= max_bucket_reso``. Those asserts become :class:`BucketSettingsError`.
     """
     if bucket_reso_steps < 1:
-        raise BucketSettingsError(
-            f"must be >= 1, got {bucket_reso_steps}", field="training.bucket_reso_steps"
-        )
+        raise BucketSettingsError(f"must be >= 1, got {bucket_reso_steps}", field="training.bucket_reso_steps")
     warnings: list[str] = []
     if min_bucket_reso % bucket_reso_steps != 0:
         adjusted = min_bucket_reso - min_bucket_reso % bucket_reso_steps
@@ -319,9 +347,7 @@ def bucket_manager_for(
         manager = BucketManager(False, resolution, None, None, None)
         manager.set_predefined_resos([resolution])
         return manager
-    adjusted = adjust_min_max_bucket_reso_by_steps(
-        resolution, min_bucket_reso, max_bucket_reso, bucket_reso_steps
-    )
+    adjusted = adjust_min_max_bucket_reso_by_steps(resolution, min_bucket_reso, max_bucket_reso, bucket_reso_steps)
     manager = BucketManager(
         bucket_no_upscale, resolution, adjusted.min_bucket_reso, adjusted.max_bucket_reso, bucket_reso_steps
     )

@@ -1,0 +1,40 @@
+"""sd-scripts' folder mode: ``train_data_dir/<repeats>_<class tokens>/`` sub-folders are the subsets.
+
+``library/config_util.py`` ``generate_dreambooth_subsets_config_by_subdirs``: each sub-folder's name is split on
+``_``; ``int()`` of the first token is the repeat count (a folder without one is skipped with a warning, as is
+one whose count is below 1), the other tokens joined with ``_`` are the class tokens used as the caption of images
+without a caption file. Plain files next to the sub-folders are ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RepeatsFolder:
+    """What sd-scripts reads from one sub-folder name. ``repeats`` is ``None`` when the name has no count."""
+
+    name: str
+    repeats: int | None
+    class_tokens: str
+
+    @property
+    def trained(self) -> bool:
+        """Whether sd-scripts makes a subset of it (a count of at least 1)."""
+        return self.repeats is not None and self.repeats >= 1
+
+
+def parse_repeats_folder(name: str) -> RepeatsFolder:
+    """Read ``"10_CharacterAI woman"`` as 10 repeats of ``"CharacterAI woman"``, exactly as sd-scripts does."""
+    tokens = name.split("_")
+    try:
+        repeats = int(tokens[0])
+    except ValueError:
+        return RepeatsFolder(name, None, "")
+    return RepeatsFolder(name, repeats, "_".join(tokens[1:]))
+
+
+def repeats_folder_name(repeats: int, class_tokens: str) -> str:
+    """The folder name sd-scripts reads back as ``repeats`` repeats of ``class_tokens``."""
+    return f"{repeats}_{class_tokens}"
