@@ -42,7 +42,7 @@ _EXPORTS = {
     "recipe_to_gui_json": "kohya_recipe.gui.render",
     "recipe_to_gui_preset": "kohya_recipe.gui.render",
     "write_gui_json": "kohya_recipe.gui.render",
-    "validate_gui_values": "kohya_recipe.gui.fields",
+    "validate_gui_values": "kohya_recipe.kohya_ss.fields",
     "check_dataset": "kohya_recipe.dataset.check",
     "load_rules": "kohya_recipe.dataset.check",
     "init_captions": "kohya_recipe.dataset.captions",

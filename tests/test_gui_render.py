@@ -16,9 +16,8 @@ from typing import Any
 import pytest
 
 from kohya_recipe.errors import GuiConfigError, RenderError
-from kohya_recipe.gui.fields import gui_keys, validate_gui_values
+from kohya_recipe.kohya_ss.fields import check_gui_passthrough, gui_keys, validate_gui_values
 from kohya_recipe.gui.render import (
-    check_gui_passthrough,
     gui_json_text,
     preset_keys,
     recipe_to_gui_json,

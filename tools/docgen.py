@@ -205,7 +205,7 @@ RULES: tuple[Rule, ...] = (
         "captions are not shuffled (sdxl_train_network.py asserts all three).",
     ),
     Rule(
-        "gui.render:check_gui_passthrough",
+        "kohya_ss.fields:check_gui_passthrough",
         "gui",
         "Every key of `[gui]` must be a field of the kohya_ss GUI's LoRA tab (with a did-you-mean), not null "
         "(the GUI would keep whatever its form shows), and a value of the type that field's widget accepts.",

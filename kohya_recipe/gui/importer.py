@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from kohya_recipe.errors import GuiConfigError, RecipeError
-from kohya_recipe.gui.fields import (
+from kohya_recipe.kohya_ss.fields import (
     GuiProblem,
     describe,
     gui_defaults,

@@ -30,7 +30,7 @@ from pathlib import Path, PureWindowsPath
 from typing import Any
 
 from kohya_recipe.errors import GuiConfigError
-from kohya_recipe.gui.fields import (
+from kohya_recipe.kohya_ss.fields import (
     GuiProblem,
     gui_defaults,
     gui_field,
@@ -1176,30 +1176,11 @@ def write_gui_json(
     return target
 
 
-def check_gui_passthrough(gui: dict[str, Any], *, source: str = "recipe") -> None:
-    """``recipe.gui`` may only hold GUI form keys (or the layout keys), each a value its widget accepts."""
-    from kohya_recipe.sdscripts.options import did_you_mean
-
-    fields = gui_fields()
-    for key, value in gui.items():
-        if key not in fields:
-            raise GuiConfigError(f"not a field of the GUI's LoRA tab{did_you_mean(key, fields)}", source=source,
-                                 field=f"gui.{key}")  # fmt: skip
-        if value is None:
-            raise GuiConfigError("must not be null (the GUI would keep what its form shows)", source=source,
-                                 field=f"gui.{key}")  # fmt: skip
-    problems = [p for p in validate_gui_values(gui, source, preflight=False) if p.kind == "type"]
-    if problems:
-        p = problems[0]
-        raise GuiConfigError(p.message, source=source, field=f"gui.{p.key}")
-
-
 __all__ = [
     "EXTRA_KEYS",
     "LAYOUT_KEYS",
     "LORA_TYPES",
     "GuiRender",
-    "check_gui_passthrough",
     "gui_json_text",
     "recipe_to_gui_json",
     "recipe_to_gui_preset",

@@ -802,7 +802,7 @@ def recipe_from_dict(data: dict[str, Any], *, source: str = "recipe") -> Recipe:
     check_extra(recipe, source=source)
     if recipe.gui:
         from kohya_recipe.errors import GuiConfigError
-        from kohya_recipe.gui.render import check_gui_passthrough
+        from kohya_recipe.kohya_ss.fields import check_gui_passthrough
 
         try:
             check_gui_passthrough(recipe.gui, source=source)

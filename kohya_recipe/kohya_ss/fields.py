@@ -22,6 +22,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
+from kohya_recipe.errors import GuiConfigError
+from kohya_recipe.sdscripts.options import did_you_mean
+
 FIELDS_FILE = Path(__file__).parent.parent / "data" / "kohya_ss_gui-lora-fields.json"
 
 # LoRA types whose network_dim/conv_dim slider maximum the GUI raises from 512 to 100000 when selected
@@ -325,3 +328,19 @@ def unknown_gui_keys(mapping: dict[str, Any]) -> list[str]:
     """Keys the LoRA tab does not have (the GUI silently ignores them), sorted."""
     fields = _load()[1]
     return sorted(k for k in mapping if k not in fields)
+
+
+def check_gui_passthrough(gui: dict[str, Any], *, source: str = "recipe") -> None:
+    """``recipe.gui`` may only hold GUI form keys (or the layout keys), each a value its widget accepts."""
+    fields = gui_fields()
+    for key, value in gui.items():
+        if key not in fields:
+            raise GuiConfigError(f"not a field of the GUI's LoRA tab{did_you_mean(key, fields)}", source=source,
+                                 field=f"gui.{key}")  # fmt: skip
+        if value is None:
+            raise GuiConfigError("must not be null (the GUI would keep what its form shows)", source=source,
+                                 field=f"gui.{key}")  # fmt: skip
+    problems = [p for p in validate_gui_values(gui, source, preflight=False) if p.kind == "type"]
+    if problems:
+        p = problems[0]
+        raise GuiConfigError(p.message, source=source, field=f"gui.{p.key}")

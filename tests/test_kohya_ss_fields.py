@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from kohya_recipe.gui.fields import (
+from kohya_recipe.kohya_ss.fields import (
     BIG_DIM_MAXIMUM,
     check_value,
     gui_defaults,
