@@ -21,10 +21,10 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _EXPORTS = {
     "Recipe": "kohya_recipe.recipe.models",
-    "load_recipe": "kohya_recipe.recipe.models",
-    "recipe_from_dict": "kohya_recipe.recipe.models",
-    "recipe_to_toml": "kohya_recipe.recipe.models",
-    "recipe_warnings": "kohya_recipe.recipe.models",
+    "load_recipe": "kohya_recipe.recipe.loading",
+    "recipe_from_dict": "kohya_recipe.recipe.loading",
+    "recipe_to_toml": "kohya_recipe.recipe.loading",
+    "recipe_warnings": "kohya_recipe.recipe.advice",
     "list_presets": "kohya_recipe.recipe.presets",
     "load_preset": "kohya_recipe.recipe.presets",
     # (not render_config/render_dataset/render_prompts: importing a submodule sets the package attribute of the

@@ -20,6 +20,12 @@ class ExitCode(enum.IntEnum):
     INTERRUPTED = 130  # Ctrl-C / SIGINT (128 + 2, the shell convention)
 
 
+def _one_line(text: str) -> str:
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+
+
 class KohyaRecipeError(Exception):
     """Base of every error the CLI reports as a one-line ``Error: ...``."""
 
@@ -34,7 +40,9 @@ class KohyaRecipeError(Exception):
     def format(self) -> str:
         parts = [p for p in (self.source, self.field) if p]
         parts.append(self.message)
-        return ": ".join(parts)
+        # One line, always: a key or value with a newline or other control character (from a hostile file) is
+        # shown escaped, so the message cannot spill over lines or move the cursor.
+        return _one_line(": ".join(parts))
 
 
 class RecipeError(KohyaRecipeError):

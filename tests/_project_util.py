@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kohya_recipe.recipe.loading import apply_sets, recipe_from_dict
+from kohya_recipe.recipe.models import Recipe
 from kohya_recipe.recipe.presets import load_preset
-from kohya_recipe.recipe.models import Recipe, apply_sets, recipe_from_dict
 
 ARTICLE_CAPTION = "1girl, CharacterAI, dark skin, braided hair, earrings, 3D render, UHD, 4K"
 

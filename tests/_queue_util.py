@@ -44,8 +44,8 @@ def write_recipe(folder: Path, *extra_lines: str, name: str = "recipe.toml") -> 
 
 def make_project(folder: Path, letter: str = "A", *sets: str) -> Path:
     """Render a project for ``CharacterAI-1-<letter>`` into ``folder/CharacterAI-1-<letter>``."""
+    from kohya_recipe.recipe.loading import load_recipe
     from kohya_recipe.render.project import render_project
-    from kohya_recipe.recipe.models import load_recipe
 
     recipe_file = folder / "recipe.toml"
     if not recipe_file.exists():

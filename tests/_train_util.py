@@ -68,8 +68,8 @@ def make_project(tmp_path: Path, name: str = "proj", **sections: Any) -> Path:
     with kohya_recipe.render.project.render_project (the real renderer)."""
     import tomli_w
 
+    from kohya_recipe.recipe.loading import load_recipe
     from kohya_recipe.render.project import render_project
-    from kohya_recipe.recipe.models import load_recipe
 
     images = make_images(tmp_path / f"{name}-images")
     recipe_file = tmp_path / f"{name}-recipe.toml"

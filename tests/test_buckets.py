@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kohya_recipe.errors import KohyaRecipeError, RecipeError
 from kohya_recipe.sdscripts.buckets import (
     BucketManager,
     BucketSettingsError,
@@ -23,7 +24,6 @@ from kohya_recipe.sdscripts.buckets import (
     make_bucket_resolutions,
     verify_bucket_reso_steps,
 )
-from kohya_recipe.errors import KohyaRecipeError, RecipeError
 
 FIXTURE = Path(__file__).parent / "data" / "buckets" / "sd-scripts-bucket-assignments.json"
 CASES = json.loads(FIXTURE.read_text(encoding="utf-8"))["cases"]

@@ -12,7 +12,6 @@ import pytest
 from PIL import Image
 
 from kohya_recipe.dataset import check as dataset_check
-from kohya_recipe.sdscripts.buckets import bucket_manager_for
 from kohya_recipe.dataset.check import (
     CheckSettings,
     Finding,
@@ -23,7 +22,8 @@ from kohya_recipe.dataset.check import (
     load_rules,
 )
 from kohya_recipe.errors import DatasetError, ExitCode
-from kohya_recipe.recipe.models import recipe_from_dict
+from kohya_recipe.recipe.loading import recipe_from_dict
+from kohya_recipe.sdscripts.buckets import bucket_manager_for
 from tests._dataset_util import ARTICLE_CAPTION, copy_article_mini, dataset, finishes, image, is_root, snapshot
 
 # Small thresholds so tiny images exercise the same code paths as the article's 768 px / 42 images.

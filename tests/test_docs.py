@@ -15,9 +15,10 @@ import click
 import pytest
 from pydantic import BaseModel
 
+from kohya_recipe.cli import COMMANDS
+from kohya_recipe.recipe import advice
 from kohya_recipe.recipe import models as recipe
 from tools import docgen
-from kohya_recipe.cli import COMMANDS
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -158,7 +159,7 @@ def test_rules_name_every_validator() -> None:
         module, _, name = where.partition(":")
         assert callable(getattr(importlib.import_module(f"kohya_recipe.{module}"), name)), where
     # One documented warning per warning recipe_warnings can give.
-    assert len(docgen.WARNINGS) == inspect.getsource(recipe.recipe_warnings).count("out.append(")
+    assert len(docgen.WARNINGS) == inspect.getsource(advice.recipe_warnings).count("out.append(")
 
 
 def test_index_maps_the_docs_folder() -> None:

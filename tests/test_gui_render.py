@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from kohya_recipe.errors import GuiConfigError, RenderError
-from kohya_recipe.kohya_ss.fields import check_gui_passthrough, gui_keys, validate_gui_values
 from kohya_recipe.gui.render import (
     gui_json_text,
     preset_keys,
@@ -24,8 +23,10 @@ from kohya_recipe.gui.render import (
     recipe_to_gui_preset,
     write_gui_json,
 )
+from kohya_recipe.kohya_ss.fields import check_gui_passthrough, gui_keys, validate_gui_values
+from kohya_recipe.recipe.loading import recipe_from_dict
+from kohya_recipe.recipe.models import Recipe
 from kohya_recipe.recipe.presets import load_preset
-from kohya_recipe.recipe.models import Recipe, recipe_from_dict
 
 GOLDEN = Path(__file__).parent / "golden" / "gui"
 PROJECT = "/home/user/CharacterAI"

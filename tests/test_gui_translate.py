@@ -31,12 +31,13 @@ from kohya_recipe.gui.translate import (
     gui_script,
     gui_to_toml,
 )
-from kohya_recipe.sdscripts.options import flatten_config, option_specs
+from kohya_recipe.recipe.loading import recipe_from_dict
+from kohya_recipe.recipe.models import Recipe, SamplePrompt
 from kohya_recipe.recipe.presets import load_preset
-from kohya_recipe.render.project import render_project
-from kohya_recipe.recipe.models import Recipe, SamplePrompt, recipe_from_dict
 from kohya_recipe.render.config import render_config
 from kohya_recipe.render.dataset import render_dataset
+from kohya_recipe.render.project import render_project
+from kohya_recipe.sdscripts.options import flatten_config, option_specs
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -11,6 +11,7 @@ import pytest
 from _train_util import FAKE_SD_SCRIPTS, FAKE_SITE, make_project
 
 from kohya_recipe.errors import ExitCode
+from kohya_recipe.render.project import load_project
 from kohya_recipe.train.launch import (
     ACCELERATE_MODULE,
     TrainerSetupError,
@@ -21,7 +22,6 @@ from kohya_recipe.train.launch import (
     python_candidates,
     sd_scripts_version,
 )
-from kohya_recipe.render.project import load_project
 
 REAL_ACCELERATE = importlib.util.find_spec("accelerate") is not None
 

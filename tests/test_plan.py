@@ -21,8 +21,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kohya_recipe.sdscripts.buckets import BucketSettingsError
-from kohya_recipe.errors import DatasetError, KohyaRecipeError
 from kohya_recipe.dataset.plan import (
     DEFAULT_MAX_TRAIN_STEPS,
     Plan,
@@ -37,6 +35,8 @@ from kohya_recipe.dataset.plan import (
     subset_from_folder,
     subsets_from_train_data_dir,
 )
+from kohya_recipe.errors import DatasetError, KohyaRecipeError
+from kohya_recipe.sdscripts.buckets import BucketSettingsError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -578,7 +578,7 @@ def test_format_plan_shows_buckets_images_and_findings() -> None:
 
 
 def test_plan_from_recipe_uses_the_recipe_fields() -> None:
-    from kohya_recipe.recipe.models import recipe_from_dict
+    from kohya_recipe.recipe.loading import recipe_from_dict
 
     recipe = recipe_from_dict(
         {

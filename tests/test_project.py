@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from kohya_recipe.errors import DatasetError, RenderError
 from kohya_recipe.dataset.plan import format_plan
+from kohya_recipe.errors import DatasetError, RenderError
 from kohya_recipe.render.project import build_project, load_project, plan_project, render_project
 from tests._project_util import article_recipe, make_images
 
@@ -206,7 +206,7 @@ def test_render_without_images_warns_that_the_trainer_would_find_no_data(tmp_pat
 
 def test_a_project_needs_an_output_name(tmp_path) -> None:
     from kohya_recipe.errors import RecipeError
-    from kohya_recipe.recipe.models import recipe_from_dict
+    from kohya_recipe.recipe.loading import recipe_from_dict
 
     with pytest.raises(RecipeError, match="no output name: set subject.trigger"):
         render_project(recipe_from_dict({}), tmp_path / "p")

@@ -104,7 +104,7 @@ def test_add_projects_and_list_them(projects: list[Path], qfile: Path) -> None:
 
 
 def test_add_a_sweep_manifest_adds_every_run(tmp_path: Path, qfile: Path) -> None:
-    from kohya_recipe.recipe.models import load_recipe
+    from kohya_recipe.recipe.loading import load_recipe
 
     recipe = load_recipe(write_recipe(tmp_path))
     sweep = write_sweep(recipe, parse_grid(["network_alpha=48,72", "max_train_epochs=8,10"]), tmp_path / "sw")

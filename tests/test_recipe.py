@@ -7,16 +7,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kohya_recipe.errors import RecipeError
+from kohya_recipe.files import read_toml
+from kohya_recipe.recipe.advice import recipe_warnings
+from kohya_recipe.recipe.loading import apply_sets, load_recipe, recipe_from_dict, recipe_to_toml
+from kohya_recipe.recipe.models import Recipe
 from kohya_recipe.recipe.presets import list_presets, load_preset
-from kohya_recipe.recipe.models import (
-    Recipe,
-    apply_sets,
-    load_recipe,
-    read_toml,
-    recipe_from_dict,
-    recipe_to_toml,
-    recipe_warnings,
-)
 from tests._project_util import article_recipe
 
 
@@ -158,9 +153,9 @@ def test_malformed_files(tmp_path, content: bytes, message: str) -> None:
     path = tmp_path / "recipe.toml"
     path.write_bytes(content)
     with pytest.raises(RecipeError, match=message):
-        read_toml(path)
+        read_toml(path, error=RecipeError)
     with pytest.raises(RecipeError, match="file not found"):
-        read_toml(tmp_path / "missing.toml")
+        read_toml(tmp_path / "missing.toml", error=RecipeError)
 
 
 _scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 5000), st.floats(allow_nan=True), st.text(max_size=12))
@@ -186,7 +181,7 @@ def test_fuzz_toml_reader_only_raises_recipe_errors(tmp_path_factory, blob: byte
     path = tmp_path_factory.mktemp("fuzz") / "r.toml"
     path.write_bytes(blob)
     try:
-        data = read_toml(path)
+        data = read_toml(path, error=RecipeError)
         recipe_from_dict(data, source="r.toml")
     except RecipeError:
         pass

@@ -9,8 +9,8 @@ import pytest
 import toml
 
 from kohya_recipe.errors import RecipeError
-from kohya_recipe.sdscripts.options import check_config, check_option, flatten_config, option_specs
 from kohya_recipe.render.config import config_toml, config_values, render_config
+from kohya_recipe.sdscripts.options import check_config, check_option, flatten_config, option_specs
 from tests._project_util import article_recipe
 
 if sys.version_info >= (3, 11):

@@ -13,7 +13,6 @@ import pytest
 from _report_util import materialise_run, record_offsets, synthetic_rows, write_run, write_safetensors
 
 from kohya_recipe.errors import EventsError
-from kohya_recipe.report.events import write_scalars
 from kohya_recipe.report.build import (
     SCHEMA,
     ReportError,
@@ -31,6 +30,7 @@ from kohya_recipe.report.build import (
     report_to_dict,
     report_to_json,
 )
+from kohya_recipe.report.events import write_scalars
 
 ARTICLE_PROMPT = "1girl, testchar, braided hair, photo, realistic, 8K, HDR"  # tests/data/runs/article-mini/prompt.txt
 
@@ -191,9 +191,9 @@ def test_json_schema(runs: Path) -> None:
 @pytest.fixture(scope="module")
 def project(runs: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real kohya-recipe project (rendered by kohya_recipe.render.project) holding the article-mini run's outputs."""
+    from kohya_recipe.recipe.loading import deep_merge, recipe_from_dict
     from kohya_recipe.recipe.presets import load_preset
     from kohya_recipe.render.project import render_project
-    from kohya_recipe.recipe.models import deep_merge, recipe_from_dict
 
     data = deep_merge(
         load_preset("likeness-sd15"),

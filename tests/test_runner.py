@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from _train_util import FAKE_SD_SCRIPTS, fake_env, make_project
 
-from kohya_recipe.train.launch import TrainerSetupError, build_launch
 from kohya_recipe.render.project import load_project
+from kohya_recipe.train.launch import TrainerSetupError, build_launch
 from kohya_recipe.train.runner import EpochLines, LiveBar, Passthrough, choose_display, open_log, run_launch
 
 posix_only = pytest.mark.skipif(os.name == "nt", reason="process groups and signals are POSIX here")

@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 from _report_util import materialise_run, write_safetensors
 
-from kohya_recipe.report.safetensors_meta import SafetensorsError, format_summary, lora_summary, read_header, read_metadata
+from kohya_recipe.report.safetensors_meta import (
+    SafetensorsError,
+    format_summary,
+    lora_summary,
+    read_header,
+    read_metadata,
+)
 
 
 @pytest.fixture(scope="module")

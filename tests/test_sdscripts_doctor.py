@@ -18,8 +18,8 @@ import pytest
 from _train_util import FAKE_SD_SCRIPTS, fake_env, make_project
 
 from kohya_recipe.errors import ExitCode
-from kohya_recipe.train.launch import TrainerSetupError
 from kohya_recipe.train.doctor import bundled_options, cache_dir, doctor, parse_help
+from kohya_recipe.train.launch import TrainerSetupError
 from tests._cli_util import run_cli
 
 
@@ -146,9 +146,9 @@ def test_sdxl_script_includes_its_extra_options(env: Path) -> None:
 
 
 def test_train_warns_from_a_cached_doctor_answer(env: Path) -> None:
-    from kohya_recipe.train.runner import EpochLines
     from kohya_recipe.train.doctor import cached_unknown_keys
     from kohya_recipe.train.run import train_project
+    from kohya_recipe.train.runner import EpochLines
 
     sd = _install(env, lambda options: options.remove(next(o for o in options if o["dest"] == "sdpa")))
     root = make_project(env)

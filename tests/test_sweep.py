@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kohya_recipe.errors import RecipeError, RenderError
-from kohya_recipe.recipe.models import load_recipe
+from kohya_recipe.recipe.loading import load_recipe
 from kohya_recipe.train.sweep import (
     MANIFEST_NAME,
     expand_grid,

@@ -185,7 +185,7 @@ RULES: tuple[Rule, ...] = (
         "and fail later, reference §3).",
     ),
     Rule(
-        "recipe.models:check_extra",
+        "recipe.loading:check_extra",
         "extra",
         "Every key of `[extra]` must be an option of the script that will run (train_network.py, or "
         "sdxl_train_network.py for SDXL), checked against the bundled option spec with a did-you-mean, and "
@@ -194,7 +194,7 @@ RULES: tuple[Rule, ...] = (
         "{derived}.",
     ),
     Rule(
-        "recipe.models:check_extra",
+        "recipe.loading:check_extra",
         "extra",
         "Options sd-scripts would stop on are refused before launch: the legacy `use_8bit_adam` and "
         "`use_lion_optimizer` (sd-scripts asserts they are not given with `optimizer_type`, which is always "
@@ -214,34 +214,34 @@ RULES: tuple[Rule, ...] = (
 
 WARNINGS: tuple[Rule, ...] = (
     Rule(
-        "recipe.models:recipe_warnings",
+        "recipe.advice:recipe_warnings",
         "optimizer.learning_rate, optimizer.unet_lr, optimizer.text_encoder_lr",
         "Adafactor in relative-step mode ignores the learning rates (sd-scripts sets them to None): the article's "
         '"none of these matter with adafactor". Pass `relative_step=False` for a fixed rate.',
     ),
     Rule(
-        "recipe.models:recipe_warnings",
+        "recipe.advice:recipe_warnings",
         "optimizer.scheduler",
         "Adafactor in relative-step mode replaces any scheduler with `adafactor`.",
     ),
-    Rule("recipe.models:recipe_warnings", "subject.trigger", "No trigger word: nothing will call the LoRA up."),
+    Rule("recipe.advice:recipe_warnings", "subject.trigger", "No trigger word: nothing will call the LoRA up."),
     Rule(
-        "recipe.models:recipe_warnings",
+        "recipe.advice:recipe_warnings",
         "dataset.regularization",
         "The article advises against regularization images for a single subject.",
     ),
     Rule(
-        "recipe.models:recipe_warnings",
+        "recipe.advice:recipe_warnings",
         "training.save_every_n_epochs",
         "Unset: only the final epoch gets a checkpoint, so no earlier epoch can be kept (the article keeps the "
         "lowest-loss epoch and the last).",
     ),
     Rule(
-        "recipe.models:recipe_warnings",
+        "recipe.advice:recipe_warnings",
         "training.save_every_n_epochs",
         "Anything but 1 leaves epochs without a checkpoint to compare.",
     ),
-    Rule("recipe.models:recipe_warnings", "samples.prompts", "A sample prompt without the trigger word."),
+    Rule("recipe.advice:recipe_warnings", "samples.prompts", "A sample prompt without the trigger word."),
 )
 
 # How a field reaches the trainer when it is not a one-to-one sd-scripts option (render_config.py and
@@ -404,8 +404,8 @@ def _sections() -> list[_Section]:
 
 
 def _load_presets() -> list[tuple[str, str, dict[str, Any]]]:
+    from kohya_recipe.files import read_toml
     from kohya_recipe.recipe.presets import list_presets
-    from kohya_recipe.recipe.models import read_toml
 
     return [(p.name, p.description, read_toml(p.path)) for p in list_presets()]
 
@@ -427,7 +427,7 @@ def _preset_value(data: dict[str, Any], section: _Section, key: str) -> Any:
 
 
 def _written_as(path: str) -> str | None:
-    from kohya_recipe.recipe.models import SDSCRIPTS_FIELDS
+    from kohya_recipe.recipe.mapping import SDSCRIPTS_FIELDS
 
     options = [opt for opt, field in SDSCRIPTS_FIELDS.items() if field == path]
     if options:
@@ -437,7 +437,8 @@ def _written_as(path: str) -> str | None:
 
 def render_recipe_md() -> str:
     """The text of docs/recipe.md."""
-    from kohya_recipe.recipe.models import DERIVED_OPTIONS, SCHEDULERS, SDSCRIPTS_FIELDS
+    from kohya_recipe.recipe.mapping import DERIVED_OPTIONS, SDSCRIPTS_FIELDS
+    from kohya_recipe.recipe.models import SCHEDULERS
 
     presets = _load_presets()
     sections = _sections()

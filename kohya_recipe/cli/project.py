@@ -68,7 +68,8 @@ def init_cmd(preset: str, trigger: str, class_token: str | None, images: str | N
 
 
 def _load(recipe_path: str, sets: tuple[str, ...]) -> Any:
-    from kohya_recipe.recipe.models import load_recipe, recipe_warnings
+    from kohya_recipe.recipe.advice import recipe_warnings
+    from kohya_recipe.recipe.loading import load_recipe
 
     recipe = load_recipe(recipe_path, sets)
     _warn(recipe_warnings(recipe))
@@ -103,7 +104,7 @@ def plan_cmd(target: str, images: str | None, sets: tuple[str, ...], as_json: bo
         project = load_project(path)
         recipe = project.recipe
         if sets:
-            from kohya_recipe.recipe.models import apply_sets, recipe_from_dict
+            from kohya_recipe.recipe.loading import apply_sets, recipe_from_dict
 
             recipe = recipe_from_dict(apply_sets(recipe.model_dump(), sets), source=str(project.resolved_recipe_file))
         plan = plan_recipe(recipe, images or project.subset_dir)
@@ -251,15 +252,9 @@ def build_cmd(
     Writes the folder layout, the sd-scripts configs, the sample-prompt file and the resolved recipe, prints
     the step plan and the exact command that would train it. Images are hard-linked (or copied), never moved.
     """
+    from kohya_recipe.recipe.advice import recipe_warnings
+    from kohya_recipe.recipe.loading import absolute_paths, apply_sets, deep_merge, load_recipe_data, recipe_from_dict
     from kohya_recipe.render.project import build_project
-    from kohya_recipe.recipe.models import (
-        _absolute_paths,
-        apply_sets,
-        deep_merge,
-        load_recipe_data,
-        recipe_from_dict,
-        recipe_warnings,
-    )
 
     extra_sets = [f"subject.trigger={json.dumps(trigger)}"] if trigger is not None else []
     if class_token is not None:
@@ -275,7 +270,7 @@ def build_cmd(
         source = f"preset {name}"
     data = apply_sets(data, [*extra_sets, *sets])
     # A --set path is typed relative to the current folder; the trainer runs in the project folder.
-    _absolute_paths(data, Path.cwd())
+    absolute_paths(data, Path.cwd())
     recipe = recipe_from_dict(data, source=source)
     _warn(recipe_warnings(recipe))
     result = build_project(images, out_dir, recipe, force=force, dry_run=dry_run, copy_images=copy_images)

@@ -117,8 +117,8 @@ def doctor_cmd(
     options our configs may use that this install lacks, and options it has that the spec does not know. With a
     PROJECT, every option its config.toml uses is checked, and a missing one is an error (exit 1).
     """
-    from kohya_recipe.train.launch import TrainerSetupError
     from kohya_recipe.train.doctor import doctor
+    from kohya_recipe.train.launch import TrainerSetupError
 
     report = doctor(
         sd_scripts=sd_scripts, python=python, project=project, script="sdxl_train_network.py" if sdxl else None,

@@ -29,8 +29,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kohya_recipe.errors import DatasetError
 from kohya_recipe.dataset.images import is_trainer_image, list_trainer_images
+from kohya_recipe.errors import DatasetError
 from kohya_recipe.files import open_regular_file
 
 # The caption extensions people use with sd-scripts: its default is ".caption", the kohya_ss GUI and the
@@ -271,7 +271,7 @@ def dataset_folders(path: str | Path, extension: str | None = None) -> tuple[lis
     if len(subset_exts) == 1:
         return folders, subset_exts.pop()
     if layout.recipe_file is not None:
-        from kohya_recipe.recipe.models import load_recipe
+        from kohya_recipe.recipe.loading import load_recipe
 
         return folders, load_recipe(layout.recipe_file).dataset.caption_extension
     return folders, ".txt"

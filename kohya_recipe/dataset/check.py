@@ -43,7 +43,6 @@ from kohya_recipe.dataset.captions import (
     normalize_tag,
     parse_caption,
 )
-from kohya_recipe.errors import DatasetError, ExitCode, KohyaRecipeError
 from kohya_recipe.dataset.images import (
     TRAINER_IMAGE_EXTENSIONS,
     DecodeResult,
@@ -53,10 +52,11 @@ from kohya_recipe.dataset.images import (
     looks_like_image,
     read_header,
 )
+from kohya_recipe.errors import DatasetError, ExitCode, KohyaRecipeError
 
 if TYPE_CHECKING:
-    from kohya_recipe.sdscripts.buckets import BucketAssignment
     from kohya_recipe.recipe.models import Recipe
+    from kohya_recipe.sdscripts.buckets import BucketAssignment
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -1022,7 +1022,7 @@ def _resolve_settings(layout: Layout, recipe: Recipe | str | Path | None, trigge
     if recipe is None:
         settings = CheckSettings()
     elif isinstance(recipe, (str, Path)):
-        from kohya_recipe.recipe.models import load_recipe
+        from kohya_recipe.recipe.loading import load_recipe
 
         settings = settings_from_recipe(load_recipe(recipe), source=str(recipe))
     else:

@@ -11,7 +11,6 @@ doctor then decodes that one image for real (:func:`decode_image`).
 from __future__ import annotations
 
 import os
-import stat
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from kohya_recipe.errors import DatasetError
 from kohya_recipe.sdscripts.buckets import (
     BucketAssignment,
     BucketManager,
@@ -37,7 +38,6 @@ from kohya_recipe.sdscripts.buckets import (
     bucket_manager_for,
     verify_bucket_reso_steps,
 )
-from kohya_recipe.errors import DatasetError
 
 if TYPE_CHECKING:
     from kohya_recipe.recipe.models import Recipe

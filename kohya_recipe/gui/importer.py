@@ -32,14 +32,6 @@ from pathlib import Path
 from typing import Any
 
 from kohya_recipe.errors import GuiConfigError, RecipeError
-from kohya_recipe.kohya_ss.fields import (
-    GuiProblem,
-    describe,
-    gui_defaults,
-    gui_fields,
-    lora_types,
-    validate_gui_values,
-)
 from kohya_recipe.gui.render import (
     EXTRA_KEYS,
     FAMILY_FLAGS,
@@ -60,7 +52,18 @@ from kohya_recipe.gui.render import (
     render_gui_form,
     split_additional,
 )
-from kohya_recipe.recipe.models import SDSCRIPTS_FIELDS, Recipe, recipe_from_dict, recipe_warnings
+from kohya_recipe.kohya_ss.fields import (
+    GuiProblem,
+    describe,
+    gui_defaults,
+    gui_fields,
+    lora_types,
+    validate_gui_values,
+)
+from kohya_recipe.recipe.advice import recipe_warnings
+from kohya_recipe.recipe.loading import recipe_from_dict
+from kohya_recipe.recipe.mapping import SDSCRIPTS_FIELDS
+from kohya_recipe.recipe.models import Recipe
 
 # update_my_data's coercions (reference §1): key -> (type, fallback when the value cannot be parsed).
 _INT_KEYS = (
@@ -92,7 +95,7 @@ class ImportResult:
     warnings: list[str] = field(default_factory=list)  # values that do not carry over exactly, and advice
 
     def to_dict(self) -> dict[str, Any]:
-        from kohya_recipe.recipe.models import recipe_to_data
+        from kohya_recipe.recipe.loading import recipe_to_data
 
         return {
             "source": self.source,
@@ -790,7 +793,7 @@ def recipe_toml_text(result: ImportResult) -> tuple[str, list[str]]:
     TOML cannot carry (a ``None`` where the recipe's default is something else is written as nothing)."""
     import sys
 
-    from kohya_recipe.recipe.models import recipe_to_toml
+    from kohya_recipe.recipe.loading import recipe_to_toml
 
     if sys.version_info >= (3, 11):
         import tomllib

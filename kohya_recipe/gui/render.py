@@ -513,8 +513,8 @@ def option_value(spec: Any, values: list[str]) -> Any:
 def split_additional(text: str, *, sdxl: bool) -> tuple[list[tuple[str, Any]], list[str]]:
     """``additional_parameters`` as the sd-scripts options kohya-recipe can check (name, value), and the rest
     of the text (options it does not know, or that the project layout decides) as raw pieces."""
+    from kohya_recipe.recipe.mapping import DERIVED_OPTIONS
     from kohya_recipe.sdscripts.options import option_specs
-    from kohya_recipe.recipe.models import DERIVED_OPTIONS
 
     specs = option_specs(sdxl)
     known: list[tuple[str, Any]] = []

@@ -32,14 +32,14 @@ def list_presets() -> list[PresetInfo]:
 
 def load_preset(name: str) -> dict[str, Any]:
     """The raw data of preset ``name``; an unknown name is an error listing the known ones."""
+    from kohya_recipe.files import read_toml
     from kohya_recipe.sdscripts.options import did_you_mean
-    from kohya_recipe.recipe.models import read_toml
 
     names = [p.name for p in list_presets()]
     if name not in names:
         raise RecipeError(
             f"unknown preset{did_you_mean(name, names)}; known presets: {', '.join(names)}", field="preset"
         )
-    data = read_toml(presets_dir() / f"{name}.toml")
+    data = read_toml(presets_dir() / f"{name}.toml", error=RecipeError)
     data.pop("preset", None)
     return data

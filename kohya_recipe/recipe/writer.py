@@ -13,7 +13,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from kohya_recipe.errors import RenderError
-from kohya_recipe.recipe.models import Recipe, apply_sets, deep_merge, recipe_from_dict, recipe_to_data
+from kohya_recipe.recipe.loading import apply_sets, deep_merge, recipe_from_dict, recipe_to_data
+from kohya_recipe.recipe.models import Recipe
 
 
 def _comment(text: str) -> list[str]:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from kohya_recipe.recipe.mapping import SDSCRIPTS_FIELDS
+from kohya_recipe.recipe.models import Recipe
 from kohya_recipe.sdscripts.options import check_config, option_specs
-from kohya_recipe.recipe.models import SDSCRIPTS_FIELDS, Recipe
 
 # Project layout, relative to the project folder (the trainer's cwd).
 OUTPUT_DIR = "model"

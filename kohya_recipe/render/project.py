@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from kohya_recipe.errors import DatasetError, GuiConfigError, RecipeError, RenderError
-from kohya_recipe.files import atomic_write_bytes, sha256_bytes, sha256_file
-from kohya_recipe.recipe.models import Recipe, read_toml, recipe_from_dict, recipe_to_toml
+from kohya_recipe.files import atomic_write_bytes, read_toml, sha256_bytes, sha256_file
+from kohya_recipe.recipe.loading import recipe_from_dict, recipe_to_toml
+from kohya_recipe.recipe.models import Recipe
 from kohya_recipe.render.config import IMG_DIR, LOGGING_DIR, OUTPUT_DIR, PROMPTS_FILE
 
 RESOLVED_RECIPE = "resolved-recipe.toml"
@@ -93,7 +94,7 @@ def load_project(path: str | Path) -> Project:
             f"not a kohya-recipe project (no {RESOLVED_RECIPE}); run `kohya-recipe build` or `render` first",
             source=str(root),
         )
-    recipe = recipe_from_dict(read_toml(resolved), source=str(resolved))
+    recipe = recipe_from_dict(read_toml(resolved, error=RecipeError), source=str(resolved))
     return Project(root.resolve(), recipe)
 
 
@@ -264,7 +265,7 @@ def _read_manifest(root: Path) -> dict[str, str]:
 
 def _same_recipe_file(path: Path, recipe: Recipe) -> bool:
     try:
-        return recipe_from_dict(read_toml(path), source=str(path)) == recipe
+        return recipe_from_dict(read_toml(path, error=RecipeError), source=str(path)) == recipe
     except RecipeError:
         return False
 

@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kohya_recipe.report.checkpoints import Checkpoint, CheckpointSet, scan_checkpoints
 from kohya_recipe.errors import EventsError, KohyaRecipeError
+from kohya_recipe.report.checkpoints import Checkpoint, CheckpointSet, scan_checkpoints
 from kohya_recipe.report.events import EVENT_FILE_MARK, LogDir, read_log_dir
 from kohya_recipe.report.ranking import (
     DEFAULT_TIE_RTOL,

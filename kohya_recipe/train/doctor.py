@@ -20,7 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from kohya_recipe.errors import KohyaRecipeError
-from kohya_recipe.train.launch import TrainerSetupError, find_python, find_sd_scripts, launch_pythonpath, sd_scripts_version
+from kohya_recipe.train.launch import (
+    TrainerSetupError,
+    find_python,
+    find_sd_scripts,
+    launch_pythonpath,
+    sd_scripts_version,
+)
 
 CACHE_VERSION = 1
 HELP_TIMEOUT = 600.0  # CUDA builds of torch import slowly; a cold disk cache on a rented GPU even more so
@@ -174,7 +180,7 @@ def cached_unknown_keys(sd_scripts: Path, script: str, config_file: Path) -> lis
 
 def config_keys(config_file: Path) -> list[str]:
     """The option names a rendered config.toml sets (sections flattened, as sd-scripts does; §3)."""
-    from kohya_recipe.recipe.models import read_toml
+    from kohya_recipe.files import read_toml
 
     keys: list[str] = []
     for key, value in read_toml(config_file).items():

@@ -466,7 +466,7 @@ def _run(
 def _recipe_hash(project: Project) -> str:
     """sha256 of the recipe in canonical TOML: comments and key order in the file do not change it."""
     from kohya_recipe.files import sha256_bytes
-    from kohya_recipe.recipe.models import recipe_to_toml
+    from kohya_recipe.recipe.loading import recipe_to_toml
 
     return sha256_bytes(recipe_to_toml(project.recipe).encode())
 

@@ -138,7 +138,7 @@ def _get_path(data: dict[str, Any], path: str) -> Any:
 
 def _check_grid(grid: dict[str, list[str]], base_data: dict[str, Any]) -> dict[str, str]:
     """Validate keys and values up front; return grid key -> recipe path."""
-    from kohya_recipe.recipe.models import apply_sets, resolve_set_key
+    from kohya_recipe.recipe.loading import apply_sets, resolve_set_key
 
     if not grid:
         raise RecipeError("give at least one --grid KEY=VALUE1,VALUE2,...", source="sweep")
@@ -168,7 +168,7 @@ def expand_grid(recipe: Recipe, grid: dict[str, list[str]]) -> list[SweepRun]:
 
     The first grid key varies slowest. A value the recipe rejects is reported with the run it belongs to.
     """
-    from kohya_recipe.recipe.models import apply_sets, recipe_from_dict, recipe_to_data
+    from kohya_recipe.recipe.loading import apply_sets, recipe_from_dict, recipe_to_data
 
     base_data = recipe_to_data(recipe)
     paths = _check_grid(grid, base_data)
@@ -403,7 +403,7 @@ def write_sweep(
         created=datetime.now().astimezone().replace(microsecond=0),
         recipe_file=str(Path(recipe_file).absolute()) if recipe_file else None,
     )
-    from kohya_recipe.recipe.models import recipe_warnings
+    from kohya_recipe.recipe.advice import recipe_warnings
 
     for run in runs:
         for warning in recipe_warnings(_recipe_of(run)):
@@ -456,7 +456,7 @@ def sweep_recipe_file(
     progress: Callable[[SweepRun, int, int], None] | None = None,
 ) -> Sweep:
     """``kohya-recipe sweep``: load the recipe (preset + ``--set``), parse the ``--grid`` items, write."""
-    from kohya_recipe.recipe.models import load_recipe
+    from kohya_recipe.recipe.loading import load_recipe
 
     grid = parse_grid(grid_items)
     recipe = load_recipe(recipe_path, tuple(sets))
