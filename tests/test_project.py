@@ -81,6 +81,19 @@ def test_article_plan_and_images(article_project) -> None:
     assert not (root / "reg").exists()
 
 
+def test_render_writes_the_project_facts(article_project) -> None:
+    from kohya_recipe.layout import is_project, read_facts
+
+    _, root = article_project
+    facts = read_facts(root)
+    assert is_project(root) and facts is not None
+    assert facts.output_name == "CharacterAI-1-A"
+    assert (facts.trigger, facts.class_token) == ("CharacterAI", "woman")
+    assert [(s.folder, s.repeats, s.is_reg) for s in facts.subsets] == [("img/10_CharacterAI woman", 10, False)]
+    assert list(facts.sample_prompts) == (root / "sample-prompts.txt").read_text(encoding="utf-8").splitlines()
+    assert (facts.max_train_epochs, facts.save_every_n_epochs, facts.script) == (8, 1, "train_network.py")
+
+
 def test_images_are_linked_never_moved(tmp_path) -> None:
     images = make_images(tmp_path / "src", [(64, 64), (64, 80)])
     before = sorted(p.name for p in images.iterdir())

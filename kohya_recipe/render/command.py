@@ -7,10 +7,8 @@ script, then ``--config_file``. Every accelerate flag is passed explicitly, beca
 
 from __future__ import annotations
 
+from kohya_recipe.layout import CONFIG_FILE, DATASET_FILE
 from kohya_recipe.recipe.models import Recipe
-
-CONFIG_FILE = "config.toml"
-DATASET_FILE = "dataset.toml"
 
 
 def accelerate_args(recipe: Recipe) -> list[str]:

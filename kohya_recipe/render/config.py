@@ -9,15 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from kohya_recipe.layout import LOG_DIR, MODEL_DIR, PROMPTS_FILE
 from kohya_recipe.recipe.mapping import SDSCRIPTS_FIELDS
 from kohya_recipe.recipe.models import Recipe
 from kohya_recipe.sdscripts.options import check_config, option_specs
 
 # Project layout, relative to the project folder (the trainer's cwd).
-OUTPUT_DIR = "model"
-LOGGING_DIR = "log"
-IMG_DIR = "img"
-PROMPTS_FILE = "sample-prompts.txt"
 
 # spec "source" (the sd-scripts function that adds the option) -> section name people recognise from
 # sd-scripts' own example configs.
@@ -65,9 +62,9 @@ def config_values(recipe: Recipe) -> dict[str, Any]:
     flat["sdpa"] = True if tr.attention == "sdpa" else None
     flat["xformers"] = True if tr.attention == "xformers" else None
     flat["output_name"] = recipe.output.output_name
-    flat["output_dir"] = OUTPUT_DIR
+    flat["output_dir"] = MODEL_DIR
     flat["save_model_as"] = "safetensors"  # the only format that carries ss_epoch metadata (§8)
-    flat["logging_dir"] = LOGGING_DIR if tr.log_with else None
+    flat["logging_dir"] = LOG_DIR if tr.log_with else None
     flat["sample_prompts"] = PROMPTS_FILE if recipe.samples.prompts else None
     # Always explicit: without max_train_epochs sd-scripts stops at its 1600-step default (§10).
     flat["max_train_epochs"] = tr.max_train_epochs

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from kohya_recipe.errors import RenderError
+from kohya_recipe.layout import IMG_DIR
 from kohya_recipe.recipe.models import Recipe
-from kohya_recipe.render.config import IMG_DIR
 
 # Key -> accepted Python types, per level (config_util.ConfigSanitizer with dreambooth+finetuning+dropout).
 _SUBSET_ASCENDABLE: dict[str, tuple[type, ...]] = {

@@ -22,13 +22,25 @@ from typing import Any, Literal
 
 from kohya_recipe.errors import DatasetError, GuiConfigError, RecipeError, RenderError
 from kohya_recipe.files import atomic_write_bytes, read_toml, sha256_bytes, sha256_file
+from kohya_recipe.layout import (
+    CONFIG_FILE,
+    DATASET_FILE,
+    IMG_DIR,
+    LOG_DIR,
+    MANIFEST,
+    MODEL_DIR,
+    PROMPTS_FILE,
+    REG_DIR,
+    RESOLVED_RECIPE,
+    RUNS_DIR,
+    STATE_DIR,
+    ProjectFacts,
+    SubsetFacts,
+    write_facts,
+)
 from kohya_recipe.recipe.loading import recipe_from_dict, recipe_to_toml
 from kohya_recipe.recipe.models import Recipe
-from kohya_recipe.render.config import IMG_DIR, LOGGING_DIR, OUTPUT_DIR, PROMPTS_FILE
-
-RESOLVED_RECIPE = "resolved-recipe.toml"
-MANIFEST = ".kohya-recipe/manifest.json"
-RUNS_DIR = "runs"
+from kohya_recipe.render.prompts import prompt_line
 
 
 @dataclass(frozen=True)
@@ -40,11 +52,11 @@ class Project:
 
     @property
     def config_file(self) -> Path:
-        return self.root / "config.toml"
+        return self.root / CONFIG_FILE
 
     @property
     def dataset_file(self) -> Path:
-        return self.root / "dataset.toml"
+        return self.root / DATASET_FILE
 
     @property
     def prompts_file(self) -> Path:
@@ -64,11 +76,11 @@ class Project:
 
     @property
     def model_dir(self) -> Path:
-        return self.root / OUTPUT_DIR
+        return self.root / MODEL_DIR
 
     @property
     def log_dir(self) -> Path:
-        return self.root / LOGGING_DIR
+        return self.root / LOG_DIR
 
     @property
     def runs_dir(self) -> Path:
@@ -219,8 +231,8 @@ def _generated_items(recipe: Recipe, root: Path, warnings: list[str]) -> list[_I
     )
     items = [
         _Item(RESOLVED_RECIPE, "generated", (header + recipe_to_toml(recipe)).encode()),
-        _Item("config.toml", "generated", config_toml(recipe).encode()),
-        _Item("dataset.toml", "generated", dataset_toml(recipe).encode()),
+        _Item(CONFIG_FILE, "generated", config_toml(recipe).encode()),
+        _Item(DATASET_FILE, "generated", dataset_toml(recipe).encode()),
         _Item("train.sh", "generated", _train_script(recipe).encode(), mode=0o755),
     ]
     if recipe.samples.prompts:
@@ -298,7 +310,7 @@ def render_project(
     root = Path(out_dir).absolute()
     result = RenderResult(root=root, recipe=recipe, dry_run=dry_run)
     result.command = display_command(recipe)
-    folders = [IMG_DIR, f"{IMG_DIR}/{recipe.subset_folder_name}", LOGGING_DIR, OUTPUT_DIR]
+    folders = [IMG_DIR, f"{IMG_DIR}/{recipe.subset_folder_name}", LOG_DIR, MODEL_DIR]
     items = _generated_items(recipe, root, result.warnings)
     if sync_images and recipe.dataset.images:
         src = Path(recipe.dataset.images)
@@ -314,8 +326,8 @@ def render_project(
     if recipe.dataset.regularization:
         from kohya_recipe.render.dataset import reg_folder_name
 
-        reg_rel = f"reg/{reg_folder_name(recipe)}"
-        folders += ["reg", reg_rel]
+        reg_rel = f"{REG_DIR}/{reg_folder_name(recipe)}"
+        folders += [REG_DIR, reg_rel]
         if sync_images:
             items += _source_items(recipe, Path(recipe.dataset.regularization), reg_rel, result.warnings)
 
@@ -373,14 +385,42 @@ def render_project(
     if dry_run:
         return result
     _write(root, folders, todo, manifest, copy_images)
+    write_facts(root, project_facts(recipe))
     return result
+
+
+def project_facts(recipe: Recipe) -> ProjectFacts:
+    """What later stages read about a project rendered from ``recipe`` (:mod:`kohya_recipe.layout`)."""
+    from kohya_recipe.render.dataset import reg_folder_name
+
+    tokens = " ".join(t for t in (recipe.subject.trigger, recipe.subject.class_token) if t)
+    subsets = [SubsetFacts(f"{IMG_DIR}/{recipe.subset_folder_name}", recipe.dataset.repeats, tokens)]
+    if recipe.dataset.regularization:
+        reg = reg_folder_name(recipe)
+        subsets.append(SubsetFacts(f"{REG_DIR}/{reg}", recipe.dataset.reg_repeats, recipe.subject.class_token, True))
+    tr = recipe.training
+    return ProjectFacts(
+        output_name=recipe.output.output_name,
+        trigger=recipe.subject.trigger,
+        class_token=recipe.subject.class_token,
+        family=recipe.model.family,
+        script=recipe.script_name,
+        caption_extension=recipe.dataset.caption_extension,
+        max_train_epochs=tr.max_train_epochs,
+        save_every_n_epochs=tr.save_every_n_epochs,
+        subsets=tuple(subsets),
+        sample_prompts=tuple(prompt_line(p) for p in recipe.samples.prompts),
+        sampler=recipe.samples.sampler if recipe.samples.prompts else None,
+        log_dir=LOG_DIR if tr.log_with else None,
+        model_dir=MODEL_DIR,
+    )
 
 
 def _write(root: Path, folders: list[str], todo: list[_Item], manifest: dict[str, str], copy_images: bool) -> None:
     created_files: list[Path] = []
     created_dirs: list[Path] = []
     try:
-        for rel in [".", *folders, ".kohya-recipe", RUNS_DIR]:
+        for rel in [".", *folders, STATE_DIR, RUNS_DIR]:
             d = root / rel
             missing = []
             p = d

@@ -201,7 +201,7 @@ def _recipe_changed(project: Project) -> bool:
 
     No manifest means nothing to compare: the rendered files are used as they are.
     """
-    from kohya_recipe.render.project import MANIFEST, RESOLVED_RECIPE
+    from kohya_recipe.layout import MANIFEST, RESOLVED_RECIPE
 
     try:
         manifest = json.loads((project.root / MANIFEST).read_text(encoding="utf-8"))
@@ -229,7 +229,8 @@ def ensure_rendered(project: Project, *, dry_run: bool = False, notes: list[str]
     when it is missing. A file edited by hand is never overwritten: if the recipe is unchanged the edit is
     used as it is (with a note); if the recipe changed too, that is an error naming both ways out.
     """
-    from kohya_recipe.render.project import RESOLVED_RECIPE, render_project
+    from kohya_recipe.layout import RESOLVED_RECIPE
+    from kohya_recipe.render.project import render_project
 
     # Link the images again only when the subset folder is new or empty (e.g. dataset.repeats changed the
     # "<repeats>_<trigger> <class>" name); otherwise caption edits made inside the project stay untouched.
