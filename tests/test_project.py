@@ -167,10 +167,10 @@ def test_failed_write_removes_only_what_it_created(tmp_path, monkeypatch) -> Non
     out = tmp_path / "p"
     out.mkdir()
     (out / "notes.txt").write_text("keep me")
-    import kohya_recipe.render.project as project
+    import kohya_recipe.render.safewrite as safewrite
 
     calls = {"n": 0}
-    real = project._link_or_copy
+    real = safewrite.link_or_copy
 
     def flaky(src, dst, copy):
         calls["n"] += 1
@@ -178,7 +178,7 @@ def test_failed_write_removes_only_what_it_created(tmp_path, monkeypatch) -> Non
             raise OSError(28, "No space left on device", str(dst))
         real(src, dst, copy)
 
-    monkeypatch.setattr(project, "_link_or_copy", flaky)
+    monkeypatch.setattr(safewrite, "link_or_copy", flaky)
     with pytest.raises(RenderError, match="No space left on device"):
         build_project(images, out, article_recipe("training.resolution=64", "training.min_bucket_reso=64"))
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]

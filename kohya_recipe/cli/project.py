@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import shlex
 from pathlib import Path
-from typing import Any
 
 import click
 
-from kohya_recipe.errors import RecipeError, RenderError
-
-SET_HELP = "Override a recipe value: dotted key or sd-scripts option name, e.g. network.alpha=48 or network_alpha=48."
-
-
-def _echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
-
-
-def _warn(lines: list[str]) -> None:
-    for line in lines:
-        click.echo(f"Warning: {line}", err=True)
+from kohya_recipe.cli.options import dry_run_option, force_option, json_option, out_option, set_option
+from kohya_recipe.cli.output import emit, warn
 
 
 @click.command(
@@ -30,18 +17,12 @@ Examples:
   kohya-recipe presets --json
 """
 )
-@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@json_option
 def presets_cmd(as_json: bool) -> None:
     """List the bundled recipe presets."""
-    from kohya_recipe.recipe.presets import list_presets
+    from kohya_recipe.recipe.presets import format_presets, list_presets
 
-    items = list_presets()
-    if as_json:
-        _echo_json([{"name": p.name, "description": p.description, "path": str(p.path)} for p in items])
-        return
-    width = max(len(p.name) for p in items)
-    for p in items:
-        click.echo(f"{p.name:<{width}}  {p.description}")
+    emit(list_presets(), as_json, format_presets)
 
 
 @click.command(
@@ -55,25 +36,17 @@ Examples:
 @click.option("--trigger", default="", help="Trigger word (subject.trigger).")
 @click.option("--class", "class_token", default=None, help="Class token (subject.class_token).")
 @click.option("--images", type=click.Path(file_okay=False), default=None, help="Image folder (dataset.images).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default="recipe.toml", show_default=True)
-@click.option("--force", is_flag=True, help="Overwrite an existing file.")
-def init_cmd(preset: str, trigger: str, class_token: str | None, images: str | None, output: str, force: bool) -> None:
+@out_option("Recipe file to write.", default="recipe.toml")
+@force_option("Overwrite an existing file.")
+def init_cmd(preset: str, trigger: str, class_token: str | None, images: str | None, out: str, force: bool) -> None:
     """Write a commented recipe.toml from a preset."""
     from kohya_recipe.recipe.writer import write_recipe_file
 
-    path = write_recipe_file(
-        Path(output), preset=preset, trigger=trigger, class_token=class_token, images=images, force=force
+    written = write_recipe_file(
+        Path(out), preset=preset, trigger=trigger, class_token=class_token, images=images, force=force
     )
-    click.echo(f"Wrote {path} from preset {preset}. Edit it, then: kohya-recipe render {path} --out <project>")
-
-
-def _load(recipe_path: str, sets: tuple[str, ...]) -> Any:
-    from kohya_recipe.recipe.advice import recipe_warnings
-    from kohya_recipe.recipe.loading import load_recipe
-
-    recipe = load_recipe(recipe_path, sets)
-    _warn(recipe_warnings(recipe))
-    return recipe
+    click.echo(f"Wrote {written.path} from preset {preset}. Edit it, then: kohya-recipe render {out} --out <project>")
+    warn(written.warnings)
 
 
 @click.command(
@@ -88,8 +61,8 @@ Examples:
 @click.option(
     "--images", type=click.Path(file_okay=False), default=None, help="Image folder (overrides dataset.images)."
 )
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
-@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@set_option
+@json_option
 def plan_cmd(target: str, images: str | None, sets: tuple[str, ...], as_json: bool) -> None:
     """Show the step plan and the bucket of every image.
 
@@ -97,49 +70,9 @@ def plan_cmd(target: str, images: str | None, sets: tuple[str, ...], as_json: bo
     total equals the trainer's own `total optimization steps`.
     """
     from kohya_recipe.dataset.plan import format_plan
-    from kohya_recipe.render.project import load_project, plan_recipe
+    from kohya_recipe.render.project import plan_target
 
-    path = Path(target)
-    if path.is_dir():
-        project = load_project(path)
-        recipe = project.recipe
-        if sets:
-            from kohya_recipe.recipe.loading import apply_sets, recipe_from_dict
-
-            recipe = recipe_from_dict(apply_sets(recipe.model_dump(), sets), source=str(project.resolved_recipe_file))
-        plan = plan_recipe(recipe, images or project.subset_dir)
-    else:
-        plan = plan_recipe(_load(target, sets), images, source=target)
-    if as_json:
-        _echo_json(plan.to_dict())
-        return
-    click.echo(format_plan(plan))  # includes the plan's findings
-
-
-def _print_result(result: Any, verb: str) -> None:
-    root = result.root
-    prefix = "Would write" if result.dry_run else "Wrote"
-    click.echo(f"{prefix} {len(result.written)} file(s) in {root} ({len(result.unchanged)} unchanged).")
-    if result.dry_run:
-        for rel in result.folders:
-            click.echo(f"  mkdir {rel}/")
-        for rel in result.written:
-            click.echo(f"  write {rel}")
-    if result.images:
-        click.echo(
-            f"  {result.images} image(s), {result.captions} caption(s) in img/{result.recipe.subset_folder_name}/"
-        )
-    if result.plan is not None:
-        from kohya_recipe.dataset.plan import format_plan
-
-        click.echo("")
-        click.echo(format_plan(result.plan))
-    click.echo("")
-    click.echo("Train it with:")
-    click.echo(f"  kohya-recipe train {shlex.quote(str(root))}")
-    click.echo("or run sd-scripts yourself:")
-    click.echo(f"  cd {shlex.quote(str(root))} && {shlex.join(result.command)}")
-    _warn(result.warnings)
+    emit(plan_target(target, images=images, sets=sets), as_json, format_plan)
 
 
 @click.command(
@@ -153,8 +86,8 @@ Examples:
 """
 )
 @click.argument("recipe_file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, help="Project folder to render into.")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@out_option("Project folder to render into.")
+@set_option
 @click.option(
     "--gui-json",
     type=click.Path(dir_okay=False),
@@ -164,12 +97,12 @@ Examples:
 @click.option(
     "--preset-only", is_flag=True, help="With --gui-json: a shareable GUI preset (no folders, model, names, samples)."
 )
-@click.option("--force", is_flag=True, help="Overwrite files kohya-recipe did not write.")
-@click.option("--dry-run", is_flag=True, help="Show what would be written; write nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@force_option()
+@dry_run_option("Show what would be written; write nothing.")
+@json_option
 def render_cmd(
     recipe_file: str,
-    out_dir: str | None,
+    out: str | None,
     sets: tuple[str, ...],
     gui_json: str | None,
     preset_only: bool,
@@ -183,28 +116,24 @@ def render_cmd(
     sample-prompts.txt, train.sh, the kohya_ss GUI JSON and the img/log/model layout, linking the images of
     dataset.images into img/<repeats>_<trigger> <class>/.
     """
-    recipe = _load(recipe_file, sets)
+    from kohya_recipe.recipe.advice import recipe_warnings
+    from kohya_recipe.recipe.loading import load_recipe
+    from kohya_recipe.render.project import format_render_result, render_project, write_gui_config
+
+    recipe = load_recipe(recipe_file, sets)
     if gui_json:
-        from kohya_recipe.gui.render import LAYOUT_KEYS, write_gui_json
-
-        # Without --out, an imported recipe keeps the folders and name its GUI config had ([gui] holds them);
-        # otherwise the project is the recipe's folder.
-        keeps_layout = any(key in recipe.gui for key in LAYOUT_KEYS)
-        project_dir = Path(out_dir) if out_dir else (None if keeps_layout else Path(recipe_file).parent)
-        path = write_gui_json(recipe, project_dir, Path(gui_json), preset_only=preset_only, force=force)
+        path = write_gui_config(
+            recipe, gui_json, recipe_file=recipe_file, project=out, preset_only=preset_only, force=force
+        )
         click.echo(f"Wrote {'GUI preset' if preset_only else 'GUI config'} {path}")
-        return
-    if preset_only:
-        raise RecipeError("--preset-only goes with --gui-json")
-    if not out_dir:
-        raise RenderError("give --out PROJECT (or --gui-json FILE)")
-    from kohya_recipe.render.project import render_project
-
-    result = render_project(recipe, out_dir, force=force, dry_run=dry_run)
-    if as_json:
-        _echo_json(result.to_dict())
-        return
-    _print_result(result, "render")
+        return warn(recipe_warnings(recipe))
+    if preset_only or not out:
+        raise click.UsageError(
+            "--preset-only goes with --gui-json" if preset_only else "give --out PROJECT (or --gui-json FILE)"
+        )
+    result = render_project(recipe, out, force=force, dry_run=dry_run)
+    emit(result, as_json, format_render_result)
+    warn([] if as_json else result.warnings)
 
 
 @click.command(
@@ -228,19 +157,19 @@ Examples:
 )
 @click.option("--trigger", default=None, help="Trigger word (subject.trigger).")
 @click.option("--class", "class_token", default=None, help="Class token (subject.class_token).")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Project folder to create.")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@out_option("Project folder to create.", required=True)
+@set_option
 @click.option("--copy", "copy_images", is_flag=True, help="Copy images instead of hard-linking them.")
-@click.option("--force", is_flag=True, help="Overwrite files kohya-recipe did not write.")
-@click.option("--dry-run", is_flag=True, help="Show the plan and what would be written; write nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@force_option()
+@dry_run_option("Show the plan and what would be written; write nothing.")
+@json_option
 def build_cmd(
     images: str,
     preset: str | None,
     recipe_file: str | None,
     trigger: str | None,
     class_token: str | None,
-    out_dir: str,
+    out: str,
     sets: tuple[str, ...],
     copy_images: bool,
     force: bool,
@@ -252,29 +181,10 @@ def build_cmd(
     Writes the folder layout, the sd-scripts configs, the sample-prompt file and the resolved recipe, prints
     the step plan and the exact command that would train it. Images are hard-linked (or copied), never moved.
     """
-    from kohya_recipe.recipe.advice import recipe_warnings
-    from kohya_recipe.recipe.loading import absolute_paths, apply_sets, deep_merge, load_recipe_data, recipe_from_dict
-    from kohya_recipe.render.project import build_project
+    from kohya_recipe.recipe.loading import resolve_recipe
+    from kohya_recipe.render.project import build_project, format_render_result
 
-    extra_sets = [f"subject.trigger={json.dumps(trigger)}"] if trigger is not None else []
-    if class_token is not None:
-        extra_sets.append(f"subject.class_token={json.dumps(class_token)}")
-    if recipe_file:
-        data = load_recipe_data(Path(recipe_file), (), preset=preset)
-        source = recipe_file
-    else:
-        from kohya_recipe.recipe.presets import load_preset
-
-        name = preset or "likeness-sd15"
-        data = deep_merge(load_preset(name), {"preset": name})
-        source = f"preset {name}"
-    data = apply_sets(data, [*extra_sets, *sets])
-    # A --set path is typed relative to the current folder; the trainer runs in the project folder.
-    absolute_paths(data, Path.cwd())
-    recipe = recipe_from_dict(data, source=source)
-    _warn(recipe_warnings(recipe))
-    result = build_project(images, out_dir, recipe, force=force, dry_run=dry_run, copy_images=copy_images)
-    if as_json:
-        _echo_json(result.to_dict())
-        return
-    _print_result(result, "build")
+    recipe = resolve_recipe(recipe_file, preset=preset, trigger=trigger, class_token=class_token, sets=sets)
+    result = build_project(images, out, recipe, force=force, dry_run=dry_run, copy_images=copy_images)
+    emit(result, as_json, format_render_result)
+    warn([] if as_json else result.warnings)

@@ -313,3 +313,50 @@ def recipe_to_toml(recipe: Recipe) -> str:
     import tomli_w
 
     return tomli_w.dumps(recipe_to_data(recipe))
+
+
+DEFAULT_PRESET = "likeness-sd15"
+
+
+def resolve_recipe(
+    recipe_file: str | Path | None = None,
+    *,
+    preset: str | None = None,
+    trigger: str | None = None,
+    class_token: str | None = None,
+    images: str | Path | None = None,
+    sets: list[str] | tuple[str, ...] = (),
+    base: Path | None = None,
+) -> Recipe:
+    """The one way from what a command is given to a validated :class:`Recipe`.
+
+    Layers, bottom to top: the preset (``preset``, else the file's own ``preset`` key, else
+    :data:`DEFAULT_PRESET` when there is no file), the recipe file, the subject (``trigger``, ``class_token``),
+    the image folder, then ``--set`` overrides. Relative paths given on the command line (``images``, paths in
+    ``sets``) are taken relative to ``base`` (default: the current folder), as a user typing them means.
+    """
+    if recipe_file is not None:
+        path = Path(recipe_file)
+        data = load_recipe_data(path, (), preset=preset)
+        source = str(path)
+    else:
+        from kohya_recipe.recipe.presets import load_preset
+
+        name = preset or DEFAULT_PRESET
+        data = deep_merge(load_preset(name), {"preset": name})
+        source = f"preset {name}"
+    subject = data.setdefault("subject", {})
+    if not isinstance(subject, dict):
+        raise RecipeError("must be a table", source=source, field="subject")
+    if trigger is not None:
+        subject["trigger"] = trigger
+    if class_token is not None:
+        subject["class_token"] = class_token
+    if images is not None:
+        dataset = data.setdefault("dataset", {})
+        if not isinstance(dataset, dict):
+            raise RecipeError("must be a table", source=source, field="dataset")
+        dataset["images"] = str(images)
+    data = apply_sets(data, sets)
+    absolute_paths(data, base or Path.cwd())
+    return recipe_from_dict(data, source=source)

@@ -30,6 +30,12 @@ def list_presets() -> list[PresetInfo]:
     return out
 
 
+def format_presets(presets: list[PresetInfo]) -> str:
+    """One line per preset: its name and description."""
+    width = max((len(p.name) for p in presets), default=0)
+    return "\n".join(f"{p.name:<{width}}  {p.description}" for p in presets)
+
+
 def load_preset(name: str) -> dict[str, Any]:
     """The raw data of preset ``name``; an unknown name is an error listing the known ones."""
     from kohya_recipe.files import read_toml

@@ -6,14 +6,15 @@ so the file cannot drift from the recipe it documents. Unset values are written 
 
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
 from kohya_recipe.errors import RenderError
-from kohya_recipe.recipe.loading import apply_sets, deep_merge, recipe_from_dict, recipe_to_data
+from kohya_recipe.recipe.advice import recipe_warnings
+from kohya_recipe.recipe.loading import recipe_to_data, resolve_recipe
 from kohya_recipe.recipe.models import Recipe
 
 
@@ -77,6 +78,14 @@ def commented_recipe_toml(recipe: Recipe, *, preset: str | None = None) -> str:
     return "\n".join(out)
 
 
+@dataclass(frozen=True)
+class WrittenRecipe:
+    """A recipe file ``init`` wrote, and what the user should know about it."""
+
+    path: Path
+    warnings: list[str]
+
+
 def write_recipe_file(
     path: Path,
     *,
@@ -85,24 +94,26 @@ def write_recipe_file(
     class_token: str | None = None,
     images: str | None = None,
     force: bool = False,
-) -> Path:
-    """Write a commented recipe from ``preset`` with the subject filled in; refuse to overwrite without ``force``."""
-    from kohya_recipe.files import atomic_write_text
-    from kohya_recipe.recipe.presets import load_preset
+) -> WrittenRecipe:
+    """Write a commented recipe from ``preset`` with the subject filled in; refuse to overwrite without ``force``.
 
+    A symlink is never written through (a dangling one would create a file somewhere else), and an image folder
+    that does not exist yet is written as given, with a warning.
+    """
+    from kohya_recipe.files import atomic_write_text
+
+    if path.is_symlink():
+        raise RenderError("is a symlink; give the real file name", source=str(path))
     if path.exists() and not force:
         raise RenderError("already exists (use --force to overwrite)", source=str(path))
-    sets = [f"subject.trigger={json.dumps(trigger)}"]
-    if class_token is not None:
-        sets.append(f"subject.class_token={json.dumps(class_token)}")
-    if images is not None:
-        sets.append(f"dataset.images={json.dumps(str(Path(images).resolve()))}")
-    data = apply_sets(deep_merge(load_preset(preset), {}), sets)
-    recipe = recipe_from_dict(data, source=f"preset {preset}")
     if not path.parent.is_dir():
         raise RenderError("folder does not exist", source=str(path.parent))
+    recipe = resolve_recipe(preset=preset, trigger=trigger, class_token=class_token, images=images)
+    warnings = recipe_warnings(recipe)
+    if images is not None and not Path(images).is_dir():
+        warnings.insert(0, f"dataset.images: {images} is not a folder (yet); create it before `render`")
     try:
         atomic_write_text(path, commented_recipe_toml(recipe, preset=preset))
     except OSError as exc:
         raise RenderError(f"cannot write: {exc.strerror}", source=str(path)) from None
-    return path
+    return WrittenRecipe(path, warnings)

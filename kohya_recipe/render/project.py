@@ -1,46 +1,40 @@
 """A training project on disk: render a recipe into the folder layout and files sd-scripts needs.
 
-Layout (mirrors the kohya_ss GUI's folder preparation, reference/kohya_ss_gui.md §4)::
-
-    PROJECT/resolved-recipe.toml  config.toml  dataset.toml  sample-prompts.txt  train.sh  <output_name>.json
-    PROJECT/img/<repeats>_<trigger> <class>/   images (hard-linked or copied, never moved) + captions
-    PROJECT/log/  PROJECT/model/  [PROJECT/reg/<repeats>_<class>/]
-
-Writing never clobbers: a file the tool did not write (or wrote and the user changed since) is not overwritten
-without ``force``; every write is atomic; if anything fails, only what this call created is removed.
+The layout is :mod:`kohya_recipe.layout`'s. Writing never clobbers (:mod:`kohya_recipe.render.safewrite`): a file
+the tool did not write (or wrote and the user changed since) is not overwritten without ``force``; every write is
+atomic; if anything fails, only what this call created is removed.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import shlex
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar
 
 from kohya_recipe.errors import DatasetError, GuiConfigError, RecipeError, RenderError
-from kohya_recipe.files import atomic_write_bytes, read_toml, sha256_bytes, sha256_file
+from kohya_recipe.files import read_toml
 from kohya_recipe.layout import (
     CONFIG_FILE,
     DATASET_FILE,
     IMG_DIR,
     LOG_DIR,
-    MANIFEST,
     MODEL_DIR,
     PROMPTS_FILE,
     REG_DIR,
     RESOLVED_RECIPE,
     RUNS_DIR,
     STATE_DIR,
+    TRAIN_SCRIPT,
     ProjectFacts,
     SubsetFacts,
     write_facts,
 )
+from kohya_recipe.recipe.advice import recipe_warnings
 from kohya_recipe.recipe.loading import recipe_from_dict, recipe_to_toml
 from kohya_recipe.recipe.models import Recipe
 from kohya_recipe.render.prompts import prompt_line
+from kohya_recipe.render.safewrite import Item, read_manifest, refuse_conflicts, sort_items, write_items
 
 
 @dataclass(frozen=True)
@@ -115,21 +109,11 @@ def load_project(path: str | Path) -> Project:
 
 
 @dataclass
-class _Item:
-    rel: str
-    kind: Literal["generated", "data"]
-    data: bytes | None = None  # generated content
-    source: Path | None = None  # data file to link/copy
-    mode: int | None = None
-    copy: bool = False  # always copy, never hard-link (captions)
-
-
-@dataclass
 class RenderResult:
-    """What a render did (or, with ``dry_run``, would do)."""
+    """What a render did (or, with ``dry_run``, would do); its JSON form is what ``--json`` prints."""
 
-    root: Path
-    recipe: Recipe
+    root: Path = field(metadata={"json": False})
+    recipe: Recipe = field(metadata={"json": False})
     written: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     folders: list[str] = field(default_factory=list)
@@ -140,21 +124,19 @@ class RenderResult:
     command: list[str] = field(default_factory=list)
     plan: Any = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "project": str(self.root),
-            "output_name": self.recipe.output.output_name,
-            "dry_run": self.dry_run,
-            "written": self.written,
-            "unchanged": self.unchanged,
-            "folders": self.folders,
-            "images": self.images,
-            "captions": self.captions,
-            "warnings": self.warnings,
-            "command": self.command,
-            "command_cwd": str(self.root),
-            "plan": self.plan.to_dict() if self.plan is not None and hasattr(self.plan, "to_dict") else None,
-        }
+    __json_properties__: ClassVar[tuple[str, ...]] = ("project", "output_name", "command_cwd")
+
+    @property
+    def project(self) -> Path:
+        return self.root
+
+    @property
+    def output_name(self) -> str:
+        return self.recipe.output.output_name
+
+    @property
+    def command_cwd(self) -> Path:
+        return self.root
 
 
 def display_command(recipe: Recipe, sd_scripts: str = "<sd-scripts>") -> list[str]:
@@ -177,7 +159,7 @@ def _train_script(recipe: Recipe) -> str:
     )
 
 
-def _source_items(recipe: Recipe, src: Path, dest_rel: str, warnings: list[str]) -> list[_Item]:
+def _source_items(recipe: Recipe, src: Path, dest_rel: str, warnings: list[str]) -> list[Item]:
     """Images sd-scripts would read from ``src`` and their captions, as data items under ``dest_rel``."""
     from kohya_recipe.dataset.images import is_trainer_image
 
@@ -204,12 +186,12 @@ def _source_items(recipe: Recipe, src: Path, dest_rel: str, warnings: list[str])
     ext = recipe.dataset.caption_extension
     missing = 0
     for img in images:
-        items.append(_Item(f"{dest_rel}/{img.name}", "data", source=img))
+        items.append(Item(f"{dest_rel}/{img.name}", "data", source=img))
         cap = img.with_suffix(ext)
         if cap.is_file():
             # Captions are copied, not hard-linked: the article edits them in the project ("from side", "from
             # behind"), and an editor that writes in place would change the user's original through the link.
-            items.append(_Item(f"{dest_rel}/{cap.name}", "data", source=cap, copy=True))
+            items.append(Item(f"{dest_rel}/{cap.name}", "data", source=cap, copy=True))
         else:
             missing += 1
     if missing:
@@ -220,7 +202,7 @@ def _source_items(recipe: Recipe, src: Path, dest_rel: str, warnings: list[str])
     return items
 
 
-def _generated_items(recipe: Recipe, root: Path, warnings: list[str]) -> list[_Item]:
+def _generated_items(recipe: Recipe, root: Path, warnings: list[str]) -> list[Item]:
     from kohya_recipe.render.config import config_toml
     from kohya_recipe.render.dataset import dataset_toml
     from kohya_recipe.render.prompts import render_prompts
@@ -230,13 +212,13 @@ def _generated_items(recipe: Recipe, root: Path, warnings: list[str]) -> list[_I
         "# Edit it and run `kohya-recipe render` (or `train`, which re-renders) to update the project.\n\n"
     )
     items = [
-        _Item(RESOLVED_RECIPE, "generated", (header + recipe_to_toml(recipe)).encode()),
-        _Item(CONFIG_FILE, "generated", config_toml(recipe).encode()),
-        _Item(DATASET_FILE, "generated", dataset_toml(recipe).encode()),
-        _Item("train.sh", "generated", _train_script(recipe).encode(), mode=0o755),
+        Item(RESOLVED_RECIPE, "generated", (header + recipe_to_toml(recipe)).encode()),
+        Item(CONFIG_FILE, "generated", config_toml(recipe).encode()),
+        Item(DATASET_FILE, "generated", dataset_toml(recipe).encode()),
+        Item(TRAIN_SCRIPT, "generated", _train_script(recipe).encode(), mode=0o755),
     ]
     if recipe.samples.prompts:
-        items.append(_Item(PROMPTS_FILE, "generated", render_prompts(recipe).encode()))
+        items.append(Item(PROMPTS_FILE, "generated", render_prompts(recipe).encode()))
     try:
         items.append(_gui_item(recipe, root))
     except GuiConfigError as exc:
@@ -245,12 +227,12 @@ def _generated_items(recipe: Recipe, root: Path, warnings: list[str]) -> list[_I
     return items
 
 
-def _gui_item(recipe: Recipe, root: Path) -> _Item:
+def _gui_item(recipe: Recipe, root: Path) -> Item:
     """The kohya_ss GUI JSON for the project (``<output_name>.json``)."""
     from kohya_recipe.gui.render import gui_json_text, recipe_to_gui_json
 
     text = gui_json_text(recipe_to_gui_json(recipe, root))
-    return _Item(f"{recipe.output.output_name}.json", "generated", text.encode())
+    return Item(f"{recipe.output.output_name}.json", "generated", text.encode())
 
 
 def _has_trainer_images(folder: Path) -> bool:
@@ -262,33 +244,46 @@ def _has_trainer_images(folder: Path) -> bool:
         return False
 
 
-def _read_manifest(root: Path) -> dict[str, str]:
-    path = root / MANIFEST
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        files = data.get("files", {})
-        return {str(k): str(v) for k, v in files.items()} if isinstance(files, dict) else {}
-    except (OSError, ValueError):
-        # A damaged manifest only means we treat every existing file as not ours: safe.
-        return {}
-
-
-def _same_recipe_file(path: Path, recipe: Recipe) -> bool:
+def _same_recipe_file(item: Item, path: Path, recipe: Recipe) -> bool:
+    """Whether ``path`` is the resolved recipe and, edited by the user, still means ``recipe``."""
+    if item.rel != RESOLVED_RECIPE:
+        return False
     try:
         return recipe_from_dict(read_toml(path, error=RecipeError), source=str(path)) == recipe
     except RecipeError:
         return False
 
 
-def _same_content(a: Path, b: Path) -> bool:
-    try:
-        if a.samefile(b):
-            return True
-        return a.stat().st_size == b.stat().st_size and sha256_file(a) == sha256_file(b)
-    except OSError:
-        return False
+def _project_items(recipe: Recipe, root: Path, sync_images: bool, result: RenderResult) -> tuple[list[str], list[Item]]:
+    """The folders and files of the project ``recipe`` renders into ``root``."""
+    subset = f"{IMG_DIR}/{recipe.subset_folder_name}"
+    folders = [IMG_DIR, subset, LOG_DIR, MODEL_DIR]
+    items = _generated_items(recipe, root, result.warnings)
+    if sync_images and recipe.dataset.images:
+        src = Path(recipe.dataset.images)
+        if not (root / subset).exists() or src.resolve() != (root / subset).resolve():
+            items += _source_items(recipe, src, subset, result.warnings)
+    elif sync_images and not _has_trainer_images(root / subset):
+        # sd-scripts logs "No data found" and exits 0 on an empty subset (train_network.py NetworkTrainer.train
+        # checks len(train_dataset_group) == 0): say it now.
+        result.warnings.append(
+            f"dataset.images is unset and {subset}/ holds no images: the trainer would find no data; set "
+            "dataset.images (or use `kohya-recipe build IMAGES`) or put the images there"
+        )
+    if recipe.dataset.regularization:
+        from kohya_recipe.render.dataset import reg_folder_name
+
+        reg_rel = f"{REG_DIR}/{reg_folder_name(recipe)}"
+        folders += [REG_DIR, reg_rel]
+        if sync_images:
+            items += _source_items(recipe, Path(recipe.dataset.regularization), reg_rel, result.warnings)
+    return folders, items
+
+
+def _count_data(items: list[Item], caption_extension: str) -> tuple[int, int]:
+    data = [i.source for i in items if i.kind == "data" and i.source is not None]
+    captions = sum(1 for s in data if s.suffix == caption_extension)
+    return len(data) - captions, captions
 
 
 def render_project(
@@ -301,91 +296,28 @@ def render_project(
     copy_images: bool = False,
 ) -> RenderResult:
     """Render ``recipe`` into ``out_dir``: folders, configs, prompts, GUI JSON and (from ``dataset.images``) the
-    images and captions. Returns what was (or would be) written."""
+    images and captions. Returns what was (or would be) written, with the recipe's warnings."""
     if not recipe.output.name:
         # Without a name every file would be called "-1-A..." (output_name = <name>-<major>-<letter>).
         raise RecipeError(
             "no output name: set subject.trigger (e.g. --trigger CharacterAI) or output.name", field="output.name"
         )
     root = Path(out_dir).absolute()
-    result = RenderResult(root=root, recipe=recipe, dry_run=dry_run)
+    result = RenderResult(root=root, recipe=recipe, dry_run=dry_run, warnings=recipe_warnings(recipe))
     result.command = display_command(recipe)
-    folders = [IMG_DIR, f"{IMG_DIR}/{recipe.subset_folder_name}", LOG_DIR, MODEL_DIR]
-    items = _generated_items(recipe, root, result.warnings)
-    if sync_images and recipe.dataset.images:
-        src = Path(recipe.dataset.images)
-        dest = f"{IMG_DIR}/{recipe.subset_folder_name}"
-        if not (root / dest).exists() or src.resolve() != (root / dest).resolve():
-            items += _source_items(recipe, src, dest, result.warnings)
-    elif sync_images and not _has_trainer_images(root / IMG_DIR / recipe.subset_folder_name):
-        # sd-scripts logs "No data found" and exits 0 on an empty subset (reference/sd_scripts.md §4): say it now.
-        result.warnings.append(
-            f"dataset.images is unset and {IMG_DIR}/{recipe.subset_folder_name}/ holds no images: the trainer "
-            "would find no data; set dataset.images (or use `kohya-recipe build IMAGES`) or put the images there"
-        )
-    if recipe.dataset.regularization:
-        from kohya_recipe.render.dataset import reg_folder_name
-
-        reg_rel = f"{REG_DIR}/{reg_folder_name(recipe)}"
-        folders += [REG_DIR, reg_rel]
-        if sync_images:
-            items += _source_items(recipe, Path(recipe.dataset.regularization), reg_rel, result.warnings)
-
-    manifest = _read_manifest(root)
-    conflicts: list[str] = []
-    todo: list[_Item] = []
-    for item in items:
-        target = root / item.rel
-        if target.is_symlink() or target.is_dir():
-            conflicts.append(item.rel)
-            continue
-        if not target.exists():
-            todo.append(item)
-            continue
-        if item.kind == "data":
-            assert item.source is not None
-            if _same_content(item.source, target):
-                result.unchanged.append(item.rel)
-            elif force:
-                todo.append(item)
-            else:
-                conflicts.append(item.rel)
-            continue
-        assert item.data is not None
-        current = sha256_file(target)
-        if current == sha256_bytes(item.data):
-            result.unchanged.append(item.rel)
-        elif item.rel == RESOLVED_RECIPE and _same_recipe_file(target, recipe):
-            # The user's own edit of the resolved recipe is the source we render from: keep it, and own it.
-            result.unchanged.append(item.rel)
-            manifest[item.rel] = current
-        elif manifest.get(item.rel) == current or force:
-            todo.append(item)  # ours and untouched since, or the user said --force
-        else:
-            conflicts.append(item.rel)
-    if conflicts:
-        shown = ", ".join(conflicts[:3]) + (f" and {len(conflicts) - 3} more" if len(conflicts) > 3 else "")
-        raise RenderError(
-            f"would overwrite {len(conflicts)} file(s) kohya-recipe did not write or that were changed since: "
-            f"{shown} (use --force to overwrite)",
-            source=str(root),
-        )
+    folders, items = _project_items(recipe, root, sync_images, result)
+    manifest = read_manifest(root)
+    ordered = sort_items(
+        items, root, manifest, force=force, keep_edit=lambda item, path: _same_recipe_file(item, path, recipe)
+    )
+    refuse_conflicts(ordered.conflicts, root)
+    result.unchanged = ordered.unchanged
     result.folders = [f for f in folders if not (root / f).is_dir()]
-    result.written = [i.rel for i in todo]
-    result.images = sum(
-        1
-        for i in items
-        if i.kind == "data" and i.source is not None and i.source.suffix != recipe.dataset.caption_extension
-    )
-    result.captions = sum(
-        1
-        for i in items
-        if i.kind == "data" and i.source is not None and i.source.suffix == recipe.dataset.caption_extension
-    )
-    if dry_run:
-        return result
-    _write(root, folders, todo, manifest, copy_images)
-    write_facts(root, project_facts(recipe))
+    result.written = [i.rel for i in ordered.todo]
+    result.images, result.captions = _count_data(items, recipe.dataset.caption_extension)
+    if not dry_run:
+        write_items(root, [*folders, STATE_DIR, RUNS_DIR], ordered.todo, manifest, copy_images)
+        write_facts(root, project_facts(recipe))
     return result
 
 
@@ -414,69 +346,6 @@ def project_facts(recipe: Recipe) -> ProjectFacts:
         log_dir=LOG_DIR if tr.log_with else None,
         model_dir=MODEL_DIR,
     )
-
-
-def _write(root: Path, folders: list[str], todo: list[_Item], manifest: dict[str, str], copy_images: bool) -> None:
-    created_files: list[Path] = []
-    created_dirs: list[Path] = []
-    try:
-        for rel in [".", *folders, STATE_DIR, RUNS_DIR]:
-            d = root / rel
-            missing = []
-            p = d
-            while not p.exists():
-                missing.append(p)
-                p = p.parent
-            d.mkdir(parents=True, exist_ok=True)
-            created_dirs += reversed(missing)
-        for item in todo:
-            target = root / item.rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            existed = target.exists()
-            if item.kind == "generated":
-                assert item.data is not None
-                atomic_write_bytes(target, item.data)
-                if item.mode is not None:
-                    target.chmod(item.mode)
-                manifest[item.rel] = sha256_bytes(item.data)
-            else:
-                assert item.source is not None
-                _link_or_copy(item.source, target, copy_images or item.copy)
-            if not existed:
-                created_files.append(target)
-        atomic_write_bytes(
-            root / MANIFEST, (json.dumps({"version": 1, "files": manifest}, indent=2, sort_keys=True) + "\n").encode()
-        )
-    except OSError as exc:
-        # Remove only what this call created; never anything that was there before.
-        for f in reversed(created_files):
-            f.unlink(missing_ok=True)
-        for d in reversed(created_dirs):
-            try:
-                d.rmdir()
-            except OSError:
-                pass
-        where = exc.filename or str(root)
-        raise RenderError(f"cannot write: {exc.strerror or exc}", source=str(where)) from None
-
-
-def _link_or_copy(source: Path, target: Path, copy_images: bool) -> None:
-    """Hard-link the user's file into the project (no extra space, source untouched), else copy it."""
-    tmp = target.with_name(f".{target.name}.kr-tmp")
-    tmp.unlink(missing_ok=True)
-    if not copy_images:
-        try:
-            os.link(source, tmp)
-            os.replace(tmp, target)
-            return
-        except OSError:
-            tmp.unlink(missing_ok=True)  # cross-device or unsupported: fall back to a copy
-    shutil.copy2(source, tmp)
-    os.replace(tmp, target)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Build: a folder of images + preset + subject -> project
 
 
 def build_project(
@@ -520,3 +389,75 @@ def plan_project(path: str | Path) -> Any:
     """The step plan of a rendered project (its own ``img/`` subset folder)."""
     project = load_project(path)
     return plan_recipe(project.recipe, project.subset_dir)
+
+
+def plan_target(target: str | Path, *, images: str | Path | None = None, sets: list[str] | tuple[str, ...] = ()) -> Any:
+    """The step plan of ``target``: a rendered project (its ``img/`` subset unless ``images``) or a recipe file
+    (whose warnings join the plan's findings). ``sets`` override the recipe either way."""
+    from dataclasses import replace
+
+    from kohya_recipe.dataset.plan import PlanWarning
+    from kohya_recipe.recipe.loading import apply_sets, load_recipe
+
+    path = Path(target)
+    if path.is_dir():
+        project = load_project(path)
+        recipe = project.recipe
+        if sets:
+            data = apply_sets(recipe.model_dump(), sets)
+            recipe = recipe_from_dict(data, source=str(project.resolved_recipe_file))
+        return plan_recipe(recipe, images or project.subset_dir)
+    recipe = load_recipe(path, sets)
+    plan = plan_recipe(recipe, images, source=str(path))
+    advice = tuple(PlanWarning("recipe", w) for w in recipe_warnings(recipe))
+    return replace(plan, warnings=(*advice, *plan.warnings)) if advice else plan
+
+
+def write_gui_config(
+    recipe: Recipe,
+    path: str | Path,
+    *,
+    recipe_file: str | Path | None = None,
+    project: str | Path | None = None,
+    preset_only: bool = False,
+    force: bool = False,
+) -> Path:
+    """Write only the kohya_ss GUI JSON of ``recipe`` to ``path``.
+
+    Its folders point at ``project``; without one, an imported recipe keeps the folders and name its GUI config had
+    (its ``[gui]`` table holds them), and any other recipe uses the recipe file's folder.
+    """
+    from kohya_recipe.gui.render import LAYOUT_KEYS, write_gui_json
+
+    if project is not None:
+        project_dir: Path | None = Path(project)
+    elif any(key in recipe.gui for key in LAYOUT_KEYS) or recipe_file is None:
+        project_dir = None
+    else:
+        project_dir = Path(recipe_file).parent
+    return write_gui_json(recipe, project_dir, Path(path), preset_only=preset_only, force=force)
+
+
+def format_render_result(result: RenderResult) -> str:
+    """What ``render``/``build`` print: what was written, the step plan, how to train, warnings last."""
+    from kohya_recipe.dataset.plan import format_plan
+
+    root = result.root
+    prefix = "Would write" if result.dry_run else "Wrote"
+    out = [f"{prefix} {len(result.written)} file(s) in {root} ({len(result.unchanged)} unchanged)."]
+    if result.dry_run:
+        out += [f"  mkdir {rel}/" for rel in result.folders]
+        out += [f"  write {rel}" for rel in result.written]
+    if result.images:
+        subset = f"{IMG_DIR}/{result.recipe.subset_folder_name}/"
+        out.append(f"  {result.images} image(s), {result.captions} caption(s) in {subset}")
+    if result.plan is not None:
+        out += ["", format_plan(result.plan).rstrip("\n")]
+    out += [
+        "",
+        "Train it with:",
+        f"  kohya-recipe train {shlex.quote(str(root))}",
+        "or run sd-scripts yourself:",
+        f"  cd {shlex.quote(str(root))} && {shlex.join(result.command)}",
+    ]
+    return "\n".join(out)
