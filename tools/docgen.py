@@ -182,7 +182,7 @@ RULES: tuple[Rule, ...] = (
         "every field",
         'Values are native TOML types: `rank = true` or `flip = "yes"` or `max_train_epochs = "8"` are errors, '
         "not silently read as 1, true or 8 (sd-scripts itself would take a TOML string where it wants a number "
-        "and fail later, reference §3).",
+        "and fail later: library/train_util.py read_config_from_file).",
     ),
     Rule(
         "recipe.loading:check_extra",

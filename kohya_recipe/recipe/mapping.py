@@ -80,9 +80,10 @@ DERIVED_OPTIONS = frozenset(
 )  # fmt: skip
 
 
-# Legacy or misspelled options that stand for a recipe field. We always write optimizer_type and caption_extension,
-# so these would conflict: sd-scripts asserts "both option use_8bit_adam and optimizer_type are specified" (likewise
-# use_lion_optimizer), and copies the misspelled --caption_extention over caption_extension (§2 notes).
+# Legacy or misspelled options that stand for a recipe field. We always write optimizer_type and caption_extension, so
+# these would conflict: sd-scripts asserts "both option use_8bit_adam and optimizer_type are specified" (likewise
+# use_lion_optimizer), and copies the misspelled --caption_extention over caption_extension (library/train_util.py
+# get_optimizer, prepare_dataset_args).
 ALIAS_OPTIONS = {
     "use_8bit_adam": "legacy alias that sd-scripts refuses next to optimizer_type; set optimizer.type = 'AdamW8bit'",
     "use_lion_optimizer": "legacy alias that sd-scripts refuses next to optimizer_type; set optimizer.type = 'Lion'",

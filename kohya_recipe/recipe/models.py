@@ -2,7 +2,8 @@
 
 A recipe is a TOML file. A preset (``presets/*.toml``) is a partial recipe layered underneath it, and
 ``--set dotted.key=value`` overrides go on top. Unknown keys are errors, because sd-scripts itself accepts
-misspelled config keys silently (reference/sd_scripts.md §3). The trainer's real semantics (Adafactor's
+misspelled config keys silently (``library/train_util.py read_config_from_file`` lifts every key
+into the argparse namespace). The trainer's real semantics (Adafactor's
 relative-step mode, color augmentation vs latent caching, the 1600-step default) are encoded as validation here,
 so a mistake is caught before any GPU time is spent.
 """
@@ -30,14 +31,14 @@ SavePrecision = Literal["float", "fp16", "bf16"]
 Attention = Literal["sdpa", "xformers", "none"]
 CaptionExtension = Literal[".txt", ".caption", ".cap"]
 LogWith = Literal["tensorboard", "wandb", "all"]
-# sd-scripts --sample_sampler choices (reference/sd_scripts.md §2).
+# sd-scripts --sample_sampler choices (library/train_util.py add_training_arguments).
 Sampler = Literal[
     "ddim", "pndm", "lms", "euler", "euler_a", "heun", "dpm_2", "dpm_2_a", "dpmsolver", "dpmsolver++",
     "dpmsingle", "k_lms", "k_euler", "k_euler_a", "k_dpm_2", "k_dpm_2_a",
 ]  # fmt: skip
 
 # Schedulers sd-scripts' train_network accepts by name; reduce_lr_on_plateau and cosine_warmup_with_min_lr fail
-# with a TypeError at start-up (reference/sd_scripts.md §10), so they are not offered.
+# with a TypeError at start-up (library/train_util.py get_scheduler_fix), so they are not offered.
 SCHEDULERS = (
     "adafactor", "constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial",
     "inverse_sqrt", "cosine_with_min_lr", "warmup_stable_decay", "piecewise_constant",
@@ -220,7 +221,8 @@ class Optimizer(_Strict):
     @field_validator("args", "scheduler_args")
     @classmethod
     def _python_literals(cls, v: list[str]) -> list[str]:
-        # sd-scripts splits on "=" and parses the value with ast.literal_eval: `false` raises ValueError (§10).
+        # sd-scripts splits on "=" and parses the value with ast.literal_eval: `false` raises ValueError
+        # (library/train_util.py get_optimizer).
         for item in v:
             key, sep, value = item.partition("=")
             if not sep or not key.strip():
@@ -244,7 +246,8 @@ class Optimizer(_Strict):
     @field_validator("warmup_steps")
     @classmethod
     def _warmup(cls, v: int | float) -> int | float:
-        # A TOML float means a ratio of all steps: 100.0 would mean x100 (reference/sd_scripts.md §3).
+        # A TOML float means a ratio of all steps: 100.0 would mean x100 (library/train_util.py get_scheduler_fix
+        # multiplies a float lr_warmup_steps by the number of training steps).
         if isinstance(v, float) and v >= 1:
             raise ValueError("a float is a share of all steps and must be below 1; write whole steps as an integer")
         return v
@@ -366,7 +369,8 @@ class SamplePrompt(_Strict):
     @field_validator("prompt", "negative")
     @classmethod
     def _no_option_marker(cls, v: str) -> str:
-        # sd-scripts splits each prompt line on " --"; one inside the text would start a bogus option (§6).
+        # sd-scripts splits each prompt line on " --"; one inside the text would start a bogus option
+        # (library/train_util.py line_to_prompt_dict).
         # Python reads the prompt file with universal newlines, so a "\r" ends the line just as "\n" does.
         if " --" in v or "\n" in v or "\r" in v:
             raise ValueError("must not contain ' --' or a newline (sd-scripts splits prompt lines on ' --')")
@@ -375,8 +379,9 @@ class SamplePrompt(_Strict):
     @field_validator("prompt")
     @classmethod
     def _a_line_sd_scripts_keeps(cls, v: str) -> str:
-        # sd-scripts strips each line, skips lines starting with "#", and takes the text before the first " --"
-        # as the prompt (§6): an empty prompt would make "--w 512" the prompt, a "#" one would never be sampled.
+        # sd-scripts strips each line, skips lines starting with "#", and takes the text before the first " --" as the
+        # prompt (library/train_util.py load_prompts): an empty prompt would make "--w 512" the prompt, a "#" one would
+        # never be sampled.
         if not v.strip():
             raise ValueError("must not be empty (sd-scripts would take '--w ...' as the prompt)")
         if v.lstrip().startswith("#"):

@@ -1,8 +1,9 @@
 """The ``accelerate launch`` arguments a recipe needs (pure: no file system, no sd-scripts lookup).
 
-The GUI builds the same shape of command (reference/kohya_ss_gui.md §3): accelerate's own flags first, then the
-script, then ``--config_file``. Every accelerate flag is passed explicitly, because without an accelerate config
-``accelerate launch`` warns and guesses (reference/sd_scripts.md §12).
+The GUI builds the same shape of command (kohya_ss ``kohya_gui/class_accelerate_launch.py AccelerateLaunch.run_cmd``):
+accelerate's own flags first, then the script, then ``--config_file``. Every accelerate flag is passed explicitly,
+because without an accelerate config ``accelerate launch`` warns and guesses (accelerate ``commands/launch.py
+_validate_launch_command``).
 """
 
 from __future__ import annotations

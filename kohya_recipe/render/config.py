@@ -1,7 +1,7 @@
 """The sd-scripts ``--config_file`` TOML, serialised from the recipe (never templated).
 
-sd-scripts flattens every section of this file one level (reference/sd_scripts.md §3), so section names only
-help people read it; keys are argparse dest names with native TOML types. Paths are relative to the project
+sd-scripts flattens every section of this file one level (``library/train_util.py read_config_from_file``), so section
+names only help people read it; keys are argparse dest names with native TOML types. Paths are relative to the project
 folder, which is the trainer's working directory.
 """
 
@@ -47,7 +47,8 @@ def config_values(recipe: Recipe) -> dict[str, Any]:
             value = list(value)
         flat[dest] = value
     opt, tr = recipe.optimizer, recipe.training
-    # Adafactor in relative-step mode drops every learning rate and forces the adafactor scheduler (§10); writing
+    # Adafactor in relative-step mode drops every learning rate and forces the adafactor scheduler
+    # (library/train_util.py get_optimizer / get_scheduler_fix); writing
     # them would only mislead a reader of the file.
     if opt.is_adafactor and opt.relative_step:
         flat["learning_rate"] = flat["unet_lr"] = flat["text_encoder_lr"] = None
@@ -63,10 +64,13 @@ def config_values(recipe: Recipe) -> dict[str, Any]:
     flat["xformers"] = True if tr.attention == "xformers" else None
     flat["output_name"] = recipe.output.output_name
     flat["output_dir"] = MODEL_DIR
-    flat["save_model_as"] = "safetensors"  # the only format that carries ss_epoch metadata (§8)
+    flat["save_model_as"] = (
+        "safetensors"  # the only format that carries ss_epoch metadata (train_network.py save_model)
+    )
     flat["logging_dir"] = LOG_DIR if tr.log_with else None
     flat["sample_prompts"] = PROMPTS_FILE if recipe.samples.prompts else None
-    # Always explicit: without max_train_epochs sd-scripts stops at its 1600-step default (§10).
+    # Always explicit: without max_train_epochs sd-scripts stops at its 1600-step default (--max_train_steps in
+    # library/train_util.py add_training_arguments).
     flat["max_train_epochs"] = tr.max_train_epochs
     flat["mixed_precision"] = tr.mixed_precision
     flat["caption_extension"] = recipe.dataset.caption_extension

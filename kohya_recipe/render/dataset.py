@@ -1,7 +1,7 @@
 """The sd-scripts ``--dataset_config`` TOML (DreamBooth-style subsets), serialised from the recipe.
 
-Unlike ``--config_file``, this file is validated strictly by sd-scripts (voluptuous: unknown keys, keys at the
-wrong level and wrong int/float types are fatal, reference/sd_scripts.md §4). :func:`check_dataset_config`
+Unlike ``--config_file``, this file is validated strictly by sd-scripts (voluptuous: unknown keys, keys at the wrong
+level and wrong int/float types are fatal: ``library/config_util.py ConfigSanitizer``). :func:`check_dataset_config`
 encodes that schema so we never hand the trainer a file it rejects.
 """
 
@@ -101,7 +101,8 @@ def _check_level(table: dict[str, Any], allowed: dict[str, tuple[type, ...]], wh
 
 
 def check_dataset_config(data: dict[str, Any]) -> None:
-    """Apply sd-scripts' dataset schema (§4): which keys at which level, and exact int/float/bool types."""
+    """Apply sd-scripts' dataset schema (``library/config_util.py ConfigSanitizer``): which keys at which level,
+    and exact int/float/bool types."""
     for key in data:
         if key not in ("general", "datasets"):
             raise RenderError(f"extra keys not allowed @ data['{key}']", source="dataset.toml")

@@ -1,9 +1,9 @@
 """The sd-scripts option spec bundled with the package, and checks of config keys against it.
 
-sd-scripts flattens ``--config_file`` TOML sections and turns every key into an argparse attribute *without*
-checking it: a misspelled key is silently ignored and a TOML value skips argparse's ``type=``/``choices=``
-(reference/sd_scripts.md §3). So this module is the gate: every key we write is a known option of the script we
-launch, with a value of the option's type.
+sd-scripts flattens ``--config_file`` TOML sections and turns every key into an argparse attribute *without* checking
+it: a misspelled key is silently ignored and a TOML value skips argparse's ``type=``/``choices=``
+(``library/train_util.py read_config_from_file``). So this module is the gate: every key we write is a known option of
+the script we launch, with a value of the option's type.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def did_you_mean(name: str, candidates: list[str] | set[str] | dict[str, Any]) -
 
 
 def _type_ok(spec: OptionSpec, value: Any) -> bool:
-    # TOML values reach sd-scripts unconverted, so the native type must already be right (§3).
+    # TOML values reach sd-scripts unconverted (they bypass argparse's type=), so the native type must be right.
     if spec.type == "bool_flag":
         return isinstance(value, bool)
     if spec.type == "int":
@@ -82,7 +82,8 @@ def _type_ok(spec: OptionSpec, value: Any) -> bool:
         return isinstance(value, str)
     if spec.type == "list":
         if not isinstance(value, list):
-            # text_encoder_lr is a list option but a plain float from TOML also works (§2 notes).
+            # text_encoder_lr is a list option (nargs="*") but a plain float from TOML also works (train_network.py
+            # NetworkTrainer.train accepts both).
             return spec.item_type == "float" and isinstance(value, (int, float)) and not isinstance(value, bool)
         if spec.item_type == "float":
             return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
@@ -115,7 +116,7 @@ def check_config(flat: dict[str, Any], *, sdxl: bool = False, source: str = "con
 
 def flatten_config(sections: dict[str, Any]) -> dict[str, Any]:
     """What sd-scripts makes of a ``--config_file``: every section's keys lifted to the top, later sections
-    winning (train_util.read_config_from_file, reference/sd_scripts.md §3)."""
+    winning (``library/train_util.py read_config_from_file``)."""
     flat: dict[str, Any] = {}
     for key, value in sections.items():
         if isinstance(value, dict):
