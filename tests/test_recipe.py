@@ -217,8 +217,29 @@ def test_relative_local_paths_are_relative_to_the_recipe_and_hub_ids_stay(tmp_pa
 
 
 def test_epoch_count_has_an_upper_bound() -> None:
-    with pytest.raises(RecipeError, match="training.max_train_epochs: must be <= 100000"):
-        recipe_from_dict({"training": {"max_train_epochs": 10**20}})
+    with pytest.raises(RecipeError, match="training.max_train_epochs: must be <= 100000, got 1000000 .far beyond"):
+        recipe_from_dict({"training": {"max_train_epochs": 10**6}})
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"network": {"rank": 10**20}}, r"network.rank: 100000000000000000000 is beyond TOML's 64-bit integers"),
+        ({"network": {"alpha": float("inf")}}, r"network.alpha: must be a finite number, got inf"),
+        ({"optimizer": {"learning_rate": float("inf")}}, r"optimizer.learning_rate: must be a finite number"),
+        ({"optimizer": {"learning_rate": 50.0}}, r"optimizer.learning_rate: must be <= 10, got 50.0 \(a learning rate"),
+        ({"dataset": {"repeats": 2**63 - 1}}, r"dataset.repeats: must be <= 10000, got 9223372036854775807 \(each"),
+        ({"network": {"rank": 200_000}}, r"network.rank: must be <= 100000, got 200000 \(the kohya_ss GUI"),
+        ({"training": {"seed": 2**40}}, r"training.seed: must be <= 4294967295.*32 bits"),
+        ({"training": {"resolution": [9000, 9000]}}, r"resolution: each side must be at most 8192"),
+        ({"extra": {"max_grad_norm": float("nan")}}, r"extra.max_grad_norm: must be a finite number, got nan"),
+        ({"output": {"name": "a" * 5_000_000}}, r"output.name: must have at most 100 characters, got 'aaa.*\(5000002 characters\) \(file names"),
+    ],
+)
+def test_absurd_numbers_are_refused_with_the_reason(data: dict, message: str) -> None:
+    with pytest.raises(RecipeError, match=message) as info:
+        recipe_from_dict(data)
+    assert len(str(info.value)) < 300
 
 
 @pytest.mark.parametrize("trigger", ["x;rm", "-rf", "a$(id)", "Character AI", ".."])

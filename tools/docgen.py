@@ -135,6 +135,7 @@ RULES: tuple[Rule, ...] = (
         "steps, so `100.0` would mean 100 times the run); write a whole number of steps as an integer.",
     ),
     Rule("Training._buckets", "training.resolution", "Each side of the resolution must be at least 64 pixels."),
+    Rule("Training._buckets", "training.resolution", "Each side of the resolution must be at most 8192 pixels."),
     Rule(
         "Training._buckets",
         "training.min_bucket_reso, training.resolution",

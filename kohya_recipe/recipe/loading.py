@@ -7,6 +7,7 @@ turn "a preset or a recipe file, a trigger, a class and some ``--set``" into a v
 from __future__ import annotations
 
 import copy
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -128,8 +129,39 @@ _PYDANTIC_WORDING = (
     ("Input should be less than or equal to ", "must be <= "),
     ("Input should be less than ", "must be < "),
     ("Input should be ", "must be "),
+    ("String should have at most ", "must have at most "),
+    ("String should have at least ", "must have at least "),
     ("Value error, ", ""),
 )
+
+
+def _model_at(loc: tuple[Any, ...]) -> Any:
+    """The model class that holds the last key of ``loc`` (list indexes and unions stepped through)."""
+    model: Any = Recipe
+    for p in loc:
+        if isinstance(p, int) or not (isinstance(model, type) and issubclass(model, BaseModel)):
+            continue
+        if p not in model.model_fields:
+            return None
+        ann = model.model_fields[p].annotation
+        args = [a for a in getattr(ann, "__args__", ()) if isinstance(a, type) and issubclass(a, BaseModel)]
+        model = args[0] if args else ann
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _why(loc: tuple[Any, ...]) -> str | None:
+    """The reason a field's bound exists (``_doc(why=...)``), for the error that crosses it."""
+    names = [p for p in loc if isinstance(p, str)]
+    model = _model_at(tuple(loc[:-1]))
+    if model is None or not names or names[-1] not in model.model_fields:
+        return None
+    extra = model.model_fields[names[-1]].json_schema_extra
+    return str(extra["why"]) if isinstance(extra, dict) and extra.get("why") else None
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:50]}... ({len(text)} characters)"
 
 
 def _format_validation_error(exc: ValidationError, source: str) -> RecipeError:
@@ -137,29 +169,50 @@ def _format_validation_error(exc: ValidationError, source: str) -> RecipeError:
     from kohya_recipe.sdscripts.options import did_you_mean
 
     err = exc.errors()[0]
+    loc = tuple(err["loc"])
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
-        model: Any = Recipe
-        for p in err["loc"][:-1]:
-            if isinstance(p, int) or not (isinstance(model, type) and issubclass(model, BaseModel)):
-                continue
-            ann = model.model_fields[p].annotation
-            args = [a for a in getattr(ann, "__args__", ()) if isinstance(a, type) and issubclass(a, BaseModel)]
-            model = args[0] if args else ann
-        known = model.model_fields if isinstance(model, type) and issubclass(model, BaseModel) else {}
-        msg = f"unknown key{did_you_mean(str(err['loc'][-1]), known)}".replace("\n", "\\n")
+        model = _model_at(loc[:-1])
+        known = model.model_fields if model is not None else {}
+        msg = f"unknown key{did_you_mean(str(loc[-1]), known)}"
     for old, new in _PYDANTIC_WORDING:
         msg = msg.replace(old, new)
-    if (
-        err["type"] not in ("extra_forbidden", "value_error")
-        and "input" in err
-        and not isinstance(err["input"], (dict, list))
-    ):
-        msg += f", got {err['input']!r}"
+    shows_input = err["type"] not in ("extra_forbidden", "value_error") and "input" in err
+    if shows_input and not isinstance(err["input"], (dict, list)):
+        msg += f", got {_shown(err['input'])}"
+    if err["type"] in _BOUND_ERRORS and (why := _why(loc)):
+        msg += f" ({why})"
     more = len(exc.errors()) - 1
     if more:
         msg += f" (and {more} more problem{'s' if more > 1 else ''})"
-    return RecipeError(msg, source=source, field=_loc(tuple(err["loc"])) or None)
+    return RecipeError(msg, source=source, field=_loc(loc) or None)
+
+
+_BOUND_ERRORS = frozenset({"less_than", "less_than_equal", "greater_than", "greater_than_equal", "string_too_long"})
+
+# TOML integers are signed 64-bit (toml.io "Integer"): a larger one cannot be written back, and sd-scripts' own
+# reader (the toml package) refuses it.
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _reject_unrepresentable(value: Any, source: str, where: str = "") -> None:
+    """Numbers TOML cannot hold (ints beyond 64 bits) and non-finite floats (inf, nan) are errors, anywhere."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _reject_unrepresentable(item, source, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _reject_unrepresentable(item, source, f"{where}[{i}]")
+    elif isinstance(value, bool):
+        return
+    elif isinstance(value, int) and not _INT64[0] <= value <= _INT64[1]:
+        raise RecipeError(
+            f"{_shown(value)} is beyond TOML's 64-bit integers (sd-scripts could not read it back)",
+            source=source,
+            field=where or None,
+        )
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise RecipeError(f"must be a finite number, got {value}", source=source, field=where or None)
 
 
 def _substitute(data: dict[str, Any]) -> dict[str, Any]:
@@ -182,6 +235,7 @@ def _substitute(data: dict[str, Any]) -> dict[str, Any]:
 def recipe_from_dict(data: dict[str, Any], *, source: str = "recipe") -> Recipe:
     """Validate raw recipe data (preset already layered) into a :class:`Recipe`, then check ``extra``."""
     data = _substitute(copy.deepcopy(data))
+    _reject_unrepresentable(data, source)
     reject_coercion(data, Recipe, source=source)
     try:
         recipe = Recipe.model_validate(data)

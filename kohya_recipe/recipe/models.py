@@ -48,10 +48,28 @@ SCHEDULERS = (
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
-def _doc(description: str, article: str | None = None, **kw: Any) -> Any:
-    """A Field with a description and, where the article says something, its words (for docs/recipe.md)."""
-    extra: dict[str, Any] | None = {"article": article} if article else None
-    return Field(description=description, json_schema_extra=extra, **kw)
+def _doc(description: str, article: str | None = None, *, why: str | None = None, **kw: Any) -> Any:
+    """A Field with a description and, where the article says something, its words (for docs/recipe.md).
+
+    ``why`` explains a bound (``le``/``ge``/...): it is added to the error when a value crosses it.
+    """
+    extra: dict[str, Any] = {}
+    if article:
+        extra["article"] = article
+    if why:
+        extra["why"] = why
+    return Field(description=description, json_schema_extra=extra or None, **kw)
+
+
+# Reasons for upper bounds, said once.
+_WHY_REPEATS = "each image is shown this often per epoch; beyond 10,000 an epoch of even one image is absurd"
+_WHY_DIM = "the kohya_ss GUI's own limit, on its LyCORIS network_dim slider: a LoRA this size outgrows its model"
+_WHY_LR = "a learning rate above 10 diverges with every optimizer sd-scripts offers (Prodigy and D-Adaptation use 1)"
+_WHY_SEED = "sd-scripts seeds numpy (accelerate set_seed), whose seed must fit in 32 bits"
+_WHY_PIXELS = "no GPU trains or samples an image side beyond 8,192 pixels"
+_WHY_COUNT = "far beyond any real training run"
+_WHY_HARDWARE = "beyond any machine sd-scripts runs on"
+SEED_MAX = 2**32 - 1
 
 
 def _kinds(annotation: Any) -> set[type]:
@@ -131,6 +149,8 @@ class Dataset(_Strict):
         "10 repeats: 42 images make 420 steps per epoch.",
         default=10,
         ge=1,
+        le=10_000,
+        why=_WHY_REPEATS,
     )
     caption_extension: CaptionExtension = _doc(
         "Caption file extension. Always written explicitly: sd-scripts' own default is `.caption`.",
@@ -142,14 +162,16 @@ class Dataset(_Strict):
         "Don't: regularization slows training and dilutes a single-subject LoRA.",
         default=None,
     )
-    reg_repeats: int = _doc("Repeats of the regularization images.", default=1, ge=1)
+    reg_repeats: int = _doc("Repeats of the regularization images.", default=1, ge=1, le=10_000, why=_WHY_REPEATS)
     validation_split: float = _doc(
         "Share of images held out for validation loss (sd-scripts >= 0.10); 0 turns validation off.",
         default=0.0,
         ge=0.0,
         lt=1.0,
     )
-    validation_seed: int | None = _doc("Seed for the validation split and noise.", default=None)
+    validation_seed: int | None = _doc(
+        "Seed for the validation split and noise.", default=None, ge=0, le=SEED_MAX, why=_WHY_SEED
+    )
 
 
 class Model(_Strict):
@@ -170,12 +192,16 @@ class Network(_Strict):
         "96: storage is cheap, a larger LoRA captures the subject better.",
         default=32,
         ge=1,
+        le=100_000,
+        why=_WHY_DIM,
     )
     alpha: float = _doc(
         "Network alpha: scales the LoRA's weights by alpha/rank during training.",
         "72 (75% of the rank) gives a gentler, more flexible LoRA; 0 or equal to the rank has no effect.",
         default=16.0,
         ge=0,
+        le=100_000,
+        why=_WHY_DIM,
     )
     args: list[str] = _doc("Extra `--network_args` (`key=value`).", default_factory=list)
     dropout: float | None = _doc("Network dropout.", default=None, ge=0, le=1)
@@ -206,15 +232,17 @@ class Optimizer(_Strict):
         "None of the learning rates matter with Adafactor.",
         default=None,
         gt=0,
+        le=10,
+        why=_WHY_LR,
     )
-    unet_lr: float | None = _doc("U-Net learning rate.", default=None, ge=0)
-    text_encoder_lr: float | None = _doc("Text-encoder learning rate.", default=None, ge=0)
+    unet_lr: float | None = _doc("U-Net learning rate.", default=None, ge=0, le=10, why=_WHY_LR)
+    text_encoder_lr: float | None = _doc("Text-encoder learning rate.", default=None, ge=0, le=10, why=_WHY_LR)
     scheduler: str = _doc("Learning-rate scheduler.", "adafactor, matching the optimizer.", default="constant")
     scheduler_args: list[str] = _doc("Scheduler arguments, `key=value`.", default_factory=list)
     warmup_steps: int | float = _doc(
         "Warmup: an integer number of steps, or a float below 1 as a share of all steps.", default=0, ge=0
     )
-    scheduler_num_cycles: int = _doc("Cycles for cosine_with_restarts.", default=1, ge=1)
+    scheduler_num_cycles: int = _doc("Cycles for cosine_with_restarts.", default=1, ge=1, le=100_000, why=_WHY_COUNT)
     scheduler_power: float = _doc("Power for the polynomial scheduler.", default=1.0)
     max_grad_norm: float = _doc("Gradient clipping norm (0 = off).", default=1.0, ge=0)
 
@@ -275,29 +303,34 @@ class Training(_Strict):
         default=8,
         ge=1,
         le=100_000,
+        why=_WHY_COUNT,
     )
     batch_size: int = _doc(
         "Images per step.",
         "1 for a likeness; for a style, as large as VRAM allows.",
         default=1,
         ge=1,
+        le=4096,
+        why=_WHY_HARDWARE,
     )
-    gradient_accumulation_steps: int = _doc("Steps to accumulate before an optimizer step.", default=1, ge=1)
+    gradient_accumulation_steps: int = _doc(
+        "Steps to accumulate before an optimizer step.", default=1, ge=1, le=4096, why=_WHY_COUNT
+    )
     resolution: tuple[int, int] = _doc(
         "Training resolution [width, height]; written as the string sd-scripts expects.",
         "768,768: SD 1.5's sweet spot; 512 isn't enough, 1024 doesn't work as well.",
         default=(512, 512),
     )
     enable_bucket: bool = _doc("Aspect-ratio bucketing.", default=True)
-    min_bucket_reso: int = _doc("Smallest bucket side.", default=256, ge=64)
-    max_bucket_reso: int = _doc("Largest bucket side.", default=1024, ge=64)
-    bucket_reso_steps: int = _doc("Bucket side granularity in pixels.", default=64, ge=8)
+    min_bucket_reso: int = _doc("Smallest bucket side.", default=256, ge=64, le=8192, why=_WHY_PIXELS)
+    max_bucket_reso: int = _doc("Largest bucket side.", default=1024, ge=64, le=8192, why=_WHY_PIXELS)
+    bucket_reso_steps: int = _doc("Bucket side granularity in pixels.", default=64, ge=8, le=8192, why=_WHY_PIXELS)
     bucket_no_upscale: bool = _doc("Never upscale an image into a larger bucket.", default=False)
     mixed_precision: MixedPrecision = _doc("Mixed precision for training.", default="fp16")
     # Not optional: sd-scripts' unset value keeps the parameters' dtype, which for a LoRA is fp32 = "float", and
     # the kohya_ss GUI always writes one (a TOML file cannot say "unset" once a preset has set it).
     save_precision: SavePrecision = _doc("Precision of saved LoRA files (float = fp32).", default="fp16")
-    seed: int | None = _doc("Random seed.", default=None)
+    seed: int | None = _doc("Random seed.", default=None, ge=0, le=SEED_MAX, why=_WHY_SEED)
     clip_skip: int | None = _doc("CLIP skip (SD 1.5 anime models often use 2).", default=None, ge=1, le=12)
     attention: Attention = _doc("Memory-efficient attention: sdpa, xformers or none.", default="sdpa")
     gradient_checkpointing: bool = _doc("Trade speed for memory.", default=False)
@@ -311,12 +344,18 @@ class Training(_Strict):
         "Keep every epoch so the lowest-loss one (epoch 6 in the article) can be picked.",
         default=None,
         ge=1,
+        le=100_000,
+        why=_WHY_COUNT,
     )
     save_state: bool = _doc("Also save optimizer state with each checkpoint (enables --resume).", default=False)
-    save_last_n_epochs: int | None = _doc("Keep only the last N epoch checkpoints.", default=None, ge=1)
-    max_data_loader_n_workers: int | None = _doc("Data loader workers.", default=None, ge=0)
+    save_last_n_epochs: int | None = _doc(
+        "Keep only the last N epoch checkpoints.", default=None, ge=1, le=100_000, why=_WHY_COUNT
+    )
+    max_data_loader_n_workers: int | None = _doc("Data loader workers.", default=None, ge=0, le=1024, why=_WHY_HARDWARE)
     max_token_length: Literal[75, 150, 225] | None = _doc("Caption token limit.", default=None)
-    noise_offset: float | None = _doc("Noise offset.", default=None, ge=0)
+    noise_offset: float | None = _doc(
+        "Noise offset.", default=None, ge=0, le=1, why="an offset above 1 drowns the image in noise"
+    )
     log_with: LogWith | None = _doc(
         "Logger. TensorBoard logs feed `kohya-recipe report`.",
         "TensorBoard's loss graphs are how the article picks an epoch.",
@@ -329,6 +368,8 @@ class Training(_Strict):
         w, h = self.resolution
         if w < 64 or h < 64:
             raise ValueError("resolution: each side must be at least 64")
+        if w > 8192 or h > 8192:
+            raise ValueError(f"resolution: each side must be at most 8192 ({_WHY_PIXELS})")
         if self.enable_bucket:
             # sd-scripts asserts these at dataset construction (train_util.py).
             if min(w, h) < self.min_bucket_reso:
@@ -354,17 +395,26 @@ class Augmentation(_Strict):
     shuffle_caption: bool = _doc(
         "Shuffle caption tags.", "Off: captions were written intentionally, don't mess with them.", default=False
     )
-    keep_tokens: int = _doc("Leading tags kept in place when shuffling.", default=0, ge=0)
+    keep_tokens: int = _doc(
+        "Leading tags kept in place when shuffling.",
+        default=0,
+        ge=0,
+        le=225,
+        why="a caption holds at most 225 tokens (max_token_length)",
+    )
 
 
 class SamplePrompt(_Strict):
     prompt: str = _doc("Prompt text; `{trigger}` and `{class}` are replaced.")
     negative: str = _doc("Negative prompt.", default="")
-    width: int = _doc("Width (multiple of 8, at least 64).", default=512, ge=64)
-    height: int = _doc("Height (multiple of 8, at least 64).", default=512, ge=64)
+    width: int = _doc("Width (multiple of 8, at least 64).", default=512, ge=64, le=8192, why=_WHY_PIXELS)
+    height: int = _doc("Height (multiple of 8, at least 64).", default=512, ge=64, le=8192, why=_WHY_PIXELS)
     steps: int = _doc("Sampling steps (1-1000).", default=30, ge=1, le=1000)
-    cfg_scale: float | None = _doc("CFG scale (sd-scripts default 7.5).", default=None, gt=0)
-    seed: int | None = _doc("Seed (none = random).", default=None)
+    cfg_scale: float | None = _doc(
+        "CFG scale (sd-scripts default 7.5).", default=None, gt=0, le=100, why="a CFG scale above 100 burns the image"
+    )
+    # sd-scripts reads "--d (\\d+)": a negative seed would be dropped silently (train_util.py line_to_prompt_dict).
+    seed: int | None = _doc("Seed (none = random).", default=None, ge=0, le=SEED_MAX, why=_WHY_SEED)
 
     @field_validator("prompt", "negative")
     @classmethod
@@ -409,8 +459,10 @@ class SamplePrompt(_Strict):
 
 
 class Samples(_Strict):
-    every_n_epochs: int | None = _doc("Sample after every N epochs.", default=None, ge=1)
-    every_n_steps: int | None = _doc("Sample every N steps (ignored when every_n_epochs is set).", default=None, ge=1)
+    every_n_epochs: int | None = _doc("Sample after every N epochs.", default=None, ge=1, le=100_000, why=_WHY_COUNT)
+    every_n_steps: int | None = _doc(
+        "Sample every N steps (ignored when every_n_epochs is set).", default=None, ge=1, le=10**9, why=_WHY_COUNT
+    )
     at_first: bool = _doc("Sample once before training.", default=False)
     sampler: Sampler = _doc("Sampler for the sample images.", default="euler_a")
     prompts: list[SamplePrompt] = _doc(
@@ -421,8 +473,16 @@ class Samples(_Strict):
 
 
 class Output(_Strict):
-    name: str = _doc("Base output name (defaults to the trigger).", default="")
-    major: int = _doc("Major version: a new dataset or recipe.", "Name outputs to plan for versions.", default=1, ge=0)
+    name: str = _doc(
+        "Base output name (defaults to the trigger).",
+        default="",
+        max_length=100,
+        why="file names are limited to 255 bytes and sd-scripts appends -000001-state, .safetensors and more",
+    )
+    major: int = _doc(
+        "Major version: a new dataset or recipe.", "Name outputs to plan for versions.", default=1, ge=0,
+        le=100_000, why=_WHY_COUNT,
+    )  # fmt: skip
     letter: str = _doc(
         "Variant letter: another try with different settings (A, B, ...).", "CharacterAI-1-A.", default="A"
     )
@@ -450,13 +510,13 @@ class Output(_Strict):
 
 
 class Accelerate(_Strict):
-    num_processes: int = _doc("Processes (GPUs) for accelerate launch.", default=1, ge=1)
-    num_machines: int = _doc("Machines.", default=1, ge=1)
+    num_processes: int = _doc("Processes (GPUs) for accelerate launch.", default=1, ge=1, le=4096, why=_WHY_HARDWARE)
+    num_machines: int = _doc("Machines.", default=1, ge=1, le=4096, why=_WHY_HARDWARE)
     gpu_ids: list[str] = _doc('GPU ids for a multi-GPU run (e.g. ["0", "1"]).', default_factory=list)
     mixed_precision: MixedPrecision | None = _doc(
         "accelerate's mixed precision (none = training.mixed_precision).", default=None
     )
-    num_cpu_threads_per_process: int = _doc("CPU threads per process.", default=2, ge=1)
+    num_cpu_threads_per_process: int = _doc("CPU threads per process.", default=2, ge=1, le=4096, why=_WHY_HARDWARE)
     main_process_port: int | None = _doc("Port for multi-GPU rendezvous.", default=None, ge=1, le=65535)
     dynamo_backend: str = _doc("torch dynamo backend for accelerate (no = off).", default="no")
 
