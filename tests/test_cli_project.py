@@ -133,10 +133,19 @@ def test_build_set_model_path_is_relative_to_the_current_folder(tmp_path) -> Non
 
 def test_build_with_a_trigger_that_cannot_be_a_file_name_says_so(tmp_path) -> None:
     images = make_images(tmp_path / "imgs", [(64, 64)])
-    proc = run_main("build", str(images), "--trigger", "x;rm", "--out", str(tmp_path / "p"), *SMALL)
+    proc = run_main("build", str(images), "--trigger", "😀", "--out", str(tmp_path / "p"), *SMALL)
     assert proc.returncode == 1
-    assert proc.stderr.startswith("Error: preset likeness-sd15: subject.trigger: 'x;rm' is also the output name")
+    assert proc.stderr.startswith("Error: --trigger: '😀' has no letters or digits to make the output name")
     assert "Traceback" not in proc.stderr and not (tmp_path / "p").exists()
+
+
+def test_build_with_a_two_word_trigger_derives_a_file_safe_output_name(tmp_path) -> None:
+    images = make_images(tmp_path / "imgs", [(64, 64)])
+    proc = run_main("build", str(images), "--trigger", "darius kawasaki", "--class", "man", "--out", str(tmp_path / "p"), *SMALL)
+    assert proc.returncode == 0, proc.stderr
+    assert "output name: darius_kawasaki-1-A" in proc.stdout
+    assert (tmp_path / "p" / "img" / "10_darius kawasaki man").is_dir()
+    assert (tmp_path / "p" / "darius_kawasaki-1-A.json").is_file()
 
 
 def test_plan_of_a_recipe_without_images_names_the_file_and_field(tmp_path) -> None:

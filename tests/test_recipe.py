@@ -242,13 +242,22 @@ def test_absurd_numbers_are_refused_with_the_reason(data: dict, message: str) ->
     assert len(str(info.value)) < 300
 
 
-@pytest.mark.parametrize("trigger", ["x;rm", "-rf", "a$(id)", "Character AI", ".."])
-def test_trigger_that_becomes_the_output_name_must_be_a_safe_name(trigger: str) -> None:
-    # Without output.name the trigger is the output name (a file name and a shell word): it gets the same check.
-    with pytest.raises(RecipeError, match="subject.trigger: .* is also the output name .*set output.name"):
-        recipe_from_dict({"subject": {"trigger": trigger}}, source="recipe.toml")
+@pytest.mark.parametrize(
+    ("trigger", "name"),
+    [("darius kawasaki", "darius_kawasaki"), ("x;rm", "x_rm"), ("-rf", "rf"), ("a$(id)", "a_id"), ("a..b", "a.b"),
+     ("Café Noir", "Caf_Noir")],
+)  # fmt: skip
+def test_output_name_is_the_trigger_made_file_safe(trigger: str, name: str) -> None:
+    # Without output.name the trigger gives the output name (a file name and a shell word).
+    assert recipe_from_dict({"subject": {"trigger": trigger}}).output.output_name == f"{name}-1-A"
     r = recipe_from_dict({"subject": {"trigger": trigger}, "output": {"name": "Safe"}})
     assert r.output.output_name == "Safe-1-A"
+
+
+@pytest.mark.parametrize("trigger", ["..", "😀", "---"])
+def test_a_trigger_without_letters_needs_an_output_name(trigger: str) -> None:
+    with pytest.raises(RecipeError, match="subject.trigger: .* has no letters or digits .*set output.name"):
+        recipe_from_dict({"subject": {"trigger": trigger}}, source="recipe.toml")
 
 
 @pytest.mark.parametrize(

@@ -131,7 +131,7 @@ def render_cmd(
         raise click.UsageError(
             "--preset-only goes with --gui-json" if preset_only else "give --out PROJECT (or --gui-json FILE)"
         )
-    result = render_project(recipe, out, force=force, dry_run=dry_run)
+    result = render_project(recipe, out, force=force, dry_run=dry_run, source=recipe_file)
     emit(result, as_json, format_render_result)
     warn([] if as_json else result.warnings)
 

@@ -413,4 +413,14 @@ def resolve_recipe(
         dataset["images"] = str(images)
     data = apply_sets(data, sets)
     absolute_paths(data, base or Path.cwd())
-    return recipe_from_dict(data, source=source)
+    try:
+        return recipe_from_dict(data, source=source)
+    except RecipeError as exc:
+        # A bad --trigger or --class is the command line's mistake, not the preset's or the file's.
+        # (A model-level rule names the field at the start of its message instead.)
+        given = {"subject.trigger": ("--trigger", trigger), "subject.class_token": ("--class", class_token)}
+        field = exc.field or exc.message.partition(": ")[0]
+        option, value = given.get(field, ("", None))
+        if value is None:
+            raise
+        raise RecipeError(exc.message.removeprefix(f"{field}: "), source=option) from None

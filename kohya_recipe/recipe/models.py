@@ -48,6 +48,15 @@ SCHEDULERS = (
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
+def file_safe_name(text: str, limit: int = 100) -> str:
+    """``text`` as a name for files and shell words: every run of other characters becomes ``_``, and the name
+    starts with a letter or digit (``"darius kawasaki"`` -> ``"darius_kawasaki"``); empty when nothing is left."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", text)
+    name = re.sub(r"\.{2,}", ".", name)
+    name = re.sub(r"^[^A-Za-z0-9]+", "", name)[:limit]
+    return name.rstrip("_.-")
+
+
 def _doc(description: str, article: str | None = None, *, why: str | None = None, **kw: Any) -> Any:
     """A Field with a description and, where the article says something, its words (for docs/recipe.md).
 
@@ -577,15 +586,15 @@ class Recipe(_Strict):
     @model_validator(mode="after")
     def _defaults(self) -> Recipe:
         if not self.output.name and self.subject.trigger:
-            # The trigger becomes the output name, a file name and a shell word: it must pass output.name's rule
-            # too (validate_assignment is off, so the assignment below would not check it).
-            if not _SAFE_NAME.match(self.subject.trigger) or ".." in self.subject.trigger:
+            # The output name is a file name and a shell word: a two-word trigger ("darius kawasaki") gives
+            # "darius_kawasaki". validate_assignment is off, so the derived name is checked here.
+            name = file_safe_name(self.subject.trigger)
+            if not name:
                 raise ValueError(
-                    f"subject.trigger: {self.subject.trigger!r} is also the output name (output.name is unset), "
-                    "which must be letters, digits, '.', '_' or '-' (no '/', '..', spaces or shell characters); "
-                    "set output.name"
+                    f"subject.trigger: {self.subject.trigger!r} has no letters or digits to make the output name "
+                    "(a file name) from; set output.name, e.g. --set output.name=MyLoRA"
                 )
-            self.output.name = self.subject.trigger
+            self.output.name = name
         return self
 
     @property

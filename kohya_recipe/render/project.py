@@ -294,13 +294,17 @@ def render_project(
     dry_run: bool = False,
     sync_images: bool = True,
     copy_images: bool = False,
+    source: str | None = None,
 ) -> RenderResult:
     """Render ``recipe`` into ``out_dir``: folders, configs, prompts, GUI JSON and (from ``dataset.images``) the
-    images and captions. Returns what was (or would be) written, with the recipe's warnings."""
+    images and captions. Returns what was (or would be) written, with the recipe's warnings. ``source`` names the
+    recipe file in errors."""
     if not recipe.output.name:
         # Without a name every file would be called "-1-A..." (output_name = <name>-<major>-<letter>).
         raise RecipeError(
-            "no output name: set subject.trigger (e.g. --trigger CharacterAI) or output.name", field="output.name"
+            "no output name: set subject.trigger (e.g. --trigger CharacterAI) or output.name",
+            source=source,
+            field="output.name",
         )
     root = Path(out_dir).absolute()
     result = RenderResult(root=root, recipe=recipe, dry_run=dry_run, warnings=recipe_warnings(recipe))
@@ -444,7 +448,10 @@ def format_render_result(result: RenderResult) -> str:
 
     root = result.root
     prefix = "Would write" if result.dry_run else "Wrote"
-    out = [f"{prefix} {len(result.written)} file(s) in {root} ({len(result.unchanged)} unchanged)."]
+    out = [
+        f"{prefix} {len(result.written)} file(s) in {root} ({len(result.unchanged)} unchanged).",
+        f"  output name: {result.output_name}",
+    ]
     if result.dry_run:
         out += [f"  mkdir {rel}/" for rel in result.folders]
         out += [f"  write {rel}" for rel in result.written]
