@@ -322,3 +322,11 @@ def test_control_characters_in_subject_words_are_refused_not_a_traceback(trigger
 def test_carriage_return_in_a_sample_prompt_is_a_line_break_for_sd_scripts() -> None:
     with pytest.raises(RecipeError, match="samples.prompts\\[0\\].prompt: must not contain ' --' or a newline"):
         recipe_from_dict({"samples": {"prompts": [{"prompt": "a\rb"}]}}, source="recipe.toml")
+
+
+def test_alpha_above_rank_is_warned() -> None:
+    from kohya_recipe.recipe.advice import recipe_warnings
+
+    warnings = recipe_warnings(recipe_from_dict({"subject": {"trigger": "x"}, "network": {"rank": 1, "alpha": 72}}))
+    assert any("network.alpha 72 is above network.rank 1" in w and "x72" in w for w in warnings)
+    assert not any("network.alpha" in w for w in recipe_warnings(recipe_from_dict({"subject": {"trigger": "x"}})))

@@ -225,6 +225,11 @@ WARNINGS: tuple[Rule, ...] = (
         "optimizer.scheduler",
         "Adafactor in relative-step mode replaces any scheduler with `adafactor`.",
     ),
+    Rule(
+        "recipe.advice:recipe_warnings",
+        "network.alpha, network.rank",
+        "An alpha above the rank scales the LoRA's update up (alpha/rank > 1), which usually overshoots.",
+    ),
     Rule("recipe.advice:recipe_warnings", "subject.trigger", "No trigger word: nothing will call the LoRA up."),
     Rule(
         "recipe.advice:recipe_warnings",

@@ -20,6 +20,13 @@ def recipe_warnings(recipe: Recipe) -> list[str]:
             out.append(
                 f"optimizer.scheduler: {opt.scheduler!r} is replaced by 'adafactor' in Adafactor's relative-step mode"
             )
+    net = recipe.network
+    if net.alpha > net.rank:
+        # networks/lora.py LoRAModule: the update is scaled by alpha / rank.
+        out.append(
+            f"network.alpha {net.alpha:g} is above network.rank {net.rank}: the LoRA's update is scaled by "
+            f"alpha/rank = x{net.alpha / net.rank:g}, which usually overshoots (the article uses 72/96 = 0.75)"
+        )
     if not recipe.subject.trigger:
         out.append("subject.trigger: no trigger word; the LoRA will have nothing to call it up by")
     if recipe.dataset.regularization:
