@@ -18,7 +18,8 @@ from click.testing import CliRunner
 
 from kohya_recipe.cli import cli, main
 from kohya_recipe.errors import GuiConfigError
-from kohya_recipe.gui.importer import import_gui_json, import_gui_values, migrate_gui_values, recipe_toml_text
+from kohya_recipe.gui.importer import import_gui_json, import_gui_values, recipe_toml_text
+from kohya_recipe.gui.migrate import migrate_gui_values
 from kohya_recipe.gui.render import recipe_to_gui_json, render_gui_form
 from kohya_recipe.kohya_ss.fields import gui_keys
 from kohya_recipe.recipe.loading import recipe_from_dict

@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 
 from kohya_recipe.gui.importer import import_gui_json
-from kohya_recipe.gui.render import parse_sample_prompts, recipe_to_gui_json
+from kohya_recipe.gui.form import parse_sample_prompts
+from kohya_recipe.gui.render import recipe_to_gui_json
 from kohya_recipe.gui.translate import (
     count_dataset_steps,
     gui_command,

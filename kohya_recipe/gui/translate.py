@@ -14,7 +14,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from kohya_recipe.gui.render import LORA_TYPES, network_args_from_form
+from kohya_recipe.gui.mapping import LORA_TYPES
+from kohya_recipe.gui.network import network_args_from_form
 
 # The trainer reads these image suffixes when the GUI counts steps (§5), case-insensitive.
 GUI_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
