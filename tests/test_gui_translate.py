@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
+from kohya_recipe.gui.form import textbox_prompts
 from kohya_recipe.gui.importer import import_gui_json
-from kohya_recipe.gui.form import parse_sample_prompts
 from kohya_recipe.gui.render import recipe_to_gui_json
 from kohya_recipe.gui.translate import (
     count_dataset_steps,
@@ -148,7 +148,7 @@ LEGITIMATE_DIFFERENCES = {
 
 def _prompts(text: str) -> list[SamplePrompt]:
     """The prompts sd-scripts reads from a prompt file's text (same lines in effect, whatever the spelling)."""
-    prompts, dropped = parse_sample_prompts(text)
+    prompts, dropped = textbox_prompts(text)
     assert dropped == []
     return [SamplePrompt(**p) for p in prompts]
 

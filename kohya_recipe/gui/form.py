@@ -3,12 +3,15 @@ resolution text, and the ``additional_parameters`` command line."""
 
 from __future__ import annotations
 
-import re
+from dataclasses import dataclass
 from typing import Any
 
 from kohya_recipe.errors import GuiConfigError
 from kohya_recipe.gui.mapping import EXTRA_KEYS, MULTIRES_NOISE_KEYS, SDSCRIPTS_UNSET_EQUIVALENT, SDXL_EXTRA_KEYS
+from kohya_recipe.recipe.mapping import DERIVED_OPTIONS
 from kohya_recipe.recipe.models import SamplePrompt
+from kohya_recipe.sdscripts.options import option_specs
+from kohya_recipe.sdscripts.prompts import PromptLine, parse_prompt_file
 
 
 def recipe_error(recipe_field: str, message: str) -> GuiConfigError:
@@ -30,60 +33,60 @@ def whole(x: float) -> int | float:
 
 def sample_prompts_text(prompts: list[SamplePrompt]) -> str:
     """The GUI's "Sample prompts" textbox: one sd-scripts prompt line per prompt (the GUI writes this text to
-    ``<output_dir>/sample/prompt.txt`` itself, §3)."""
-    from kohya_recipe.render.prompts import prompt_line
-
-    return "\n".join(prompt_line(p) for p in prompts)
+    ``<output_dir>/sample/prompt.txt`` itself: ``kohya_gui/class_sample_images.py`` ``create_prompt_file``)."""
+    return "\n".join(p.line().format() for p in prompts)
 
 
-def parse_prompt_line(line: str) -> tuple[dict[str, Any], list[str]]:
-    """One sd-scripts prompt line as SamplePrompt fields, plus the inline options a recipe cannot hold.
-
-    sd-scripts splits the line on the literal " --"; the first piece is the prompt, each later piece is an option
-    matched case-insensitively (reference/sd_scripts.md §6).
-    """
-    pieces = line.split(" --")
-    data: dict[str, Any] = {"prompt": pieces[0].strip()}
-    dropped: list[str] = []
-    for piece in pieces[1:]:
-        m = re.match(r"(\w+)\s*(.*)$", piece, re.DOTALL)
-        if not m:
-            dropped.append("--" + piece)
-            continue
-        opt, arg = m.group(1).lower(), m.group(2).strip()
-        try:
-            if opt == "n":
-                data["negative"] = arg
-            elif opt == "w":
-                data["width"] = int(arg)
-            elif opt == "h":
-                data["height"] = int(arg)
-            elif opt == "s":
-                data["steps"] = int(arg)
-            elif opt == "d":
-                data["seed"] = int(arg)
-            elif opt == "l":
-                data["cfg_scale"] = float(arg)
-            else:
-                dropped.append("--" + piece)
-        except ValueError:
-            # sd-scripts logs a malformed value and ignores it (§6).
-            dropped.append("--" + piece)
-    return data, dropped
+# The options of a prompt line a SamplePrompt holds; a per-prompt sampler (--ss) or guidance scale (--g) it cannot.
+_HELD_PROMPT_OPTIONS = ("negative", "width", "height", "steps", "cfg_scale", "seed")
 
 
-def parse_sample_prompts(text: str) -> tuple[list[dict[str, Any]], list[str]]:
-    """The textbox text as SamplePrompt field dicts: blank and ``#`` lines are skipped, as sd-scripts does."""
+def textbox_prompts(text: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """The textbox text read as sd-scripts reads a prompt file (:func:`~kohya_recipe.sdscripts.prompts.
+    parse_prompt_file`): SamplePrompt fields per prompt, and the inline options a recipe cannot hold (what
+    sd-scripts drops itself, and a per-prompt ``--ss``/``--g``)."""
     prompts: list[dict[str, Any]] = []
-    dropped: list[str] = []
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        data, lost = parse_prompt_line(line)
-        prompts.append(data)
-        dropped += lost
-    return prompts, dropped
+    lost: list[str] = []
+    for line in parse_prompt_file(text):
+        held = {k: getattr(line, k) for k in _HELD_PROMPT_OPTIONS if getattr(line, k) not in (None, "")}
+        prompts.append({"prompt": line.prompt, **held})
+        lost += line.dropped + _unheld_options(line)
+    return prompts, lost
+
+
+def _unheld_options(line: PromptLine) -> list[str]:
+    out = [f"--ss {line.sampler}"] if line.sampler is not None else []
+    if line.guidance_scale is not None:
+        out.append(f"--g {line.guidance_scale:g}")
+    return out
+
+
+@dataclass(frozen=True)
+class EffectiveRates:
+    """What sd-scripts trains with, given the GUI's three learning-rate fields. A 0 rate is "unset": the base
+    rate, which is sd-scripts' default when ``learning_rate`` is 0 too; a 0 text-encoder rate trains the UNet only
+    and a 0 UNet rate the text encoder only (``kohya_gui/lora_gui.py`` ``resolve_network_train_flags``)."""
+
+    base: Any
+    text_encoder: Any
+    unet: Any
+    te_only: bool
+    unet_only: bool
+
+    @property
+    def networks(self) -> tuple[bool, bool]:
+        """Which networks train: (text encoder only, UNet only)."""
+        return self.te_only, self.unet_only
+
+
+def effective_lrs(lr: Any, te: Any, unet: Any, default_lr: float) -> EffectiveRates:
+    """:class:`EffectiveRates` for the GUI's ``learning_rate``, ``text_encoder_lr`` and ``unet_lr``."""
+    base = lr if lr else default_lr
+    te_only = te != 0 and unet == 0
+    unet_only = te == 0 and unet != 0
+    te_eff = None if unet_only else (te if te else base)
+    unet_eff = None if te_only else (unet if unet else base)
+    return EffectiveRates(base, te_eff, unet_eff, te_only, unet_only)
 
 
 def parse_resolution(text: str) -> tuple[int, int] | None:
@@ -100,17 +103,18 @@ def parse_resolution(text: str) -> tuple[int, int] | None:
     return None
 
 
+def gui_split(text: Any) -> list[str]:
+    """How the GUI splits ``optimizer_args``, ``lr_scheduler_args`` and ``additional_parameters`` into words:
+    ``str(text).replace('"', "").split()`` (``kohya_gui/lora_gui.py`` ``train_model``, ``kohya_gui/common_gui.py``
+    ``run_cmd_advanced_training``): no shell quoting, double quotes dropped."""
+    return str(text).replace('"', "").split()
+
+
 def cli_options(text: str) -> list[tuple[str, list[str]]]:
     """``--opt v1 v2 --flag --k=v`` as [(opt, [values])], the way argparse reads the GUI's
-    ``additional_parameters`` (split on whitespace, quotes removed, §3)."""
-    import shlex
-
-    try:
-        tokens = shlex.split(text)
-    except ValueError:
-        tokens = text.replace('"', "").replace("'", "").split()
+    ``additional_parameters`` (split as :func:`gui_split` does)."""
     out: list[tuple[str, list[str]]] = []
-    for token in tokens:
+    for token in gui_split(text):
         if token.startswith("--") and len(token) > 2:
             name, eq, value = token[2:].partition("=")
             out.append((name, [value] if eq else []))
@@ -147,9 +151,6 @@ def option_value(spec: Any, values: list[str]) -> Any:
 def split_additional(text: str, *, sdxl: bool) -> tuple[list[tuple[str, Any]], list[str]]:
     """``additional_parameters`` as the sd-scripts options kohya-recipe can check (name, value), and the rest
     of the text (options it does not know, or that the project layout decides) as raw pieces."""
-    from kohya_recipe.recipe.mapping import DERIVED_OPTIONS
-    from kohya_recipe.sdscripts.options import option_specs
-
     specs = option_specs(sdxl)
     known: list[tuple[str, Any]] = []
     rest: list[str] = []
@@ -188,8 +189,6 @@ def inert_extra_value(key: str, value: Any, form: dict[str, Any]) -> bool:
     """Whether the GUI, given this value of an extra-backed field, trains exactly as if the option were unset:
     it does not pass a falsy value (§3 filter), passes nothing the noise_offset_type gate closes, and a value
     equal to sd-scripts' own default changes nothing."""
-    from kohya_recipe.sdscripts.options import option_specs
-
     if key in SDXL_EXTRA_KEYS:
         return isinstance(value, bool) and (not value or not form["sdxl"])
     if key in ("adaptive_noise_scale", "noise_offset_random_strength") and form["noise_offset_type"] == "Multires":

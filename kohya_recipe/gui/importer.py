@@ -24,17 +24,17 @@ back gives the same GUI file. Keys the GUI does not know are reported (the GUI d
 
 from __future__ import annotations
 
-import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kohya_recipe.errors import GuiConfigError
-from kohya_recipe.gui.migrate import IGNORED_KNOWN_KEYS
+from kohya_recipe.files import loads_toml, read_json
+from kohya_recipe.gui.migrate import unknown_keys
 from kohya_recipe.gui.to_recipe import FormImporter
-from kohya_recipe.kohya_ss.fields import gui_fields
 from kohya_recipe.recipe.advice import recipe_warnings
-from kohya_recipe.recipe.loading import recipe_from_dict
+from kohya_recipe.recipe.loading import recipe_from_dict, recipe_to_data, recipe_to_toml
 from kohya_recipe.recipe.models import Recipe
 
 
@@ -49,8 +49,6 @@ class ImportResult:
     warnings: list[str] = field(default_factory=list)  # values that do not carry over exactly, and advice
 
     def to_dict(self) -> dict[str, Any]:
-        from kohya_recipe.recipe.loading import recipe_to_data
-
         return {
             "source": self.source,
             "recipe": recipe_to_data(self.recipe),
@@ -64,39 +62,34 @@ class ImportResult:
 # Reading
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
+def _json_kind(value: Any) -> str:
+    kinds = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
+    return kinds.get(type(value), "null")
+
+
+def _refuse_non_finite(value: Any, source: str) -> None:
+    """Python's json reads NaN and Infinity, which are not JSON numbers (and no GUI field can hold them)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        name = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+        raise GuiConfigError(f"invalid JSON: {name} is not a JSON number", source=source)
+    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    for child in children:
+        _refuse_non_finite(child, source)
 
 
 def read_gui_json(path: str | Path) -> dict[str, Any]:
-    """The JSON object in ``path``; anything else is one :class:`GuiConfigError` line naming the file."""
+    """The JSON object in ``path`` (read with :func:`kohya_recipe.files.read_json`: a regular file only, UTF-8, a
+    byte-order mark dropped); anything else is one :class:`GuiConfigError` line naming the file."""
     p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise GuiConfigError("file not found", source=str(p)) from None
-    except IsADirectoryError:
-        raise GuiConfigError("is a folder, not a JSON file", source=str(p)) from None
-    except OSError as exc:
-        raise GuiConfigError(exc.strerror or str(exc), source=str(p)) from None
-    try:
-        text = raw.decode("utf-8-sig")  # a BOM from a Windows editor is harmless; the GUI's json.load minds it
-    except UnicodeDecodeError as exc:
-        raise GuiConfigError(f"not UTF-8 text (byte {exc.start})", source=str(p)) from None
-    try:
-        data = json.loads(text, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        raise GuiConfigError(
-            f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})", source=str(p)
-        ) from None
-    except ValueError as exc:
-        raise GuiConfigError(f"invalid JSON: {exc}", source=str(p)) from None
+    data = read_json(p, error=GuiConfigError)
     if not isinstance(data, dict):
-        kind = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean"}.get(
-            type(data), "null"
-        )
-        raise GuiConfigError(f"is {kind}, not a JSON object of GUI settings", source=str(p))
+        raise GuiConfigError(f"is {_json_kind(data)}, not a JSON object of GUI settings", source=str(p))
+    _refuse_non_finite(data, str(p))
     return data
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Importing
 
 
 def import_gui_values(data: dict[str, Any], source: str = "gui.json", *, base_dir: Path | None = None) -> ImportResult:
@@ -105,15 +98,8 @@ def import_gui_values(data: dict[str, Any], source: str = "gui.json", *, base_di
         raise GuiConfigError("is not a JSON object of GUI settings", source=source)
     importer = FormImporter(data, source, base_dir)
     recipe = importer.build()
-    fields = gui_fields()
-    # Legacy keys a load-time repair used up are reported as repairs, not as unknown (a null
-    # lora_network_weights is skipped by the GUI's rename, so it stays unknown).
-    consumed = {"use_8bit_adam", "use_wandb"} | (
-        {"lora_network_weights"} if data.get("lora_network_weights") is not None else set()
-    )
-    unknown = sorted(k for k in data if k not in fields and k not in IGNORED_KNOWN_KEYS and k not in consumed)
     warnings = importer.warnings + [w for w in recipe_warnings(recipe) if w not in importer.warnings]
-    return ImportResult(recipe, source, importer.repairs, unknown, warnings)
+    return ImportResult(recipe, source, importer.repairs, unknown_keys(data), warnings)
 
 
 def import_gui_json(path: str | Path) -> ImportResult:
@@ -130,30 +116,25 @@ def import_gui_json(path: str | Path) -> ImportResult:
 def recipe_toml_text(result: ImportResult) -> tuple[str, list[str]]:
     """The imported recipe as TOML text (with a header naming the source), and a warning for every value that
     TOML cannot carry (a ``None`` where the recipe's default is something else is written as nothing)."""
-    import sys
-
-    from kohya_recipe.recipe.loading import recipe_to_toml
-
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - Python 3.10
-        import tomli as tomllib
-
     body = recipe_to_toml(result.recipe)
     header = (
         f"# Imported by kohya-recipe from the kohya_ss GUI config {Path(result.source).name}.\n"
         "# Values the recipe does not model are kept in [extra] (sd-scripts options) and [gui] (GUI-only).\n\n"
     )
+    again = recipe_from_dict(loads_toml(body, source=result.source, error=GuiConfigError), source=result.source)
+    return header + body, _toml_losses(result.recipe, again)
+
+
+def _toml_losses(recipe: Recipe, again: Recipe) -> list[str]:
+    """One warning per value that reads back differently from the TOML text."""
+    if again == recipe:
+        return []
     warnings: list[str] = []
-    again = recipe_from_dict(tomllib.loads(body), source=result.source)
-    if again != result.recipe:
-        before, after = result.recipe.model_dump(), again.model_dump()
-        for section, values in before.items():
-            if isinstance(values, dict) and isinstance(after.get(section), dict):
-                for key, value in values.items():
-                    if after[section].get(key) != value:
-                        warnings.append(
-                            f"{section}.{key}: {value!r} cannot be written in TOML; the file says "
-                            f"{after[section].get(key)!r}"
-                        )
-    return header + body, warnings
+    before, after = recipe.model_dump(), again.model_dump()
+    for section, values in before.items():
+        if isinstance(values, dict) and isinstance(after.get(section), dict):
+            for key, value in values.items():
+                if after[section].get(key) != value:
+                    said = after[section].get(key)
+                    warnings.append(f"{section}.{key}: {value!r} cannot be written in TOML; the file says {said!r}")
+    return warnings

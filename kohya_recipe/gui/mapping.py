@@ -267,7 +267,10 @@ RANKLESS_LORA_TYPES = frozenset({"LyCORIS/iA3", "LyCORIS/Native Fine-Tuning"})
 
 
 # GUI values that sd-scripts treats exactly like the option being unset.
-SDSCRIPTS_UNSET_EQUIVALENT: dict[str, Any] = {"max_timestep": 1000}  # train_util: None -> 1000 timesteps
+SDSCRIPTS_UNSET_EQUIVALENT: dict[str, Any] = {
+    "max_timestep": 1000,  # library/train_util.py: None -> the scheduler's 1000 timesteps
+    "max_token_length": 75,  # library/train_util.py: None -> one 75-token chunk
+}
 
 
 def active_network_keys(lora_type: str) -> set[str]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from kohya_recipe.errors import GuiConfigError
 from kohya_recipe.gui.mapping import LEGACY_LORA_TYPES
-from kohya_recipe.kohya_ss.fields import describe, gui_fields
+from kohya_recipe.kohya_ss.fields import describe, gui_fields, unknown_gui_keys
 
 # update_my_data's coercions (reference §1): key -> (type, fallback when the value cannot be parsed).
 _INT_KEYS = (
@@ -150,3 +150,13 @@ def migrate_gui_values(data: dict[str, Any], source: str = "gui.json") -> tuple[
                 d[key] = round(value)
                 repairs.append(f"{key}: {describe(value)} rounded to {d[key]} (a whole-number field)")
     return d, repairs
+
+
+def unknown_keys(data: dict[str, Any]) -> list[str]:
+    """Keys of a loaded file the GUI does not know (it ignores them), sorted; the legacy keys a load-time repair
+    used up are repairs, not unknown (a null ``lora_network_weights`` is skipped by the GUI's rename, so it stays
+    unknown), and ``save_as_bool`` is the GUI's own."""
+    consumed = {"use_8bit_adam", "use_wandb"} | (
+        {"lora_network_weights"} if data.get("lora_network_weights") is not None else set()
+    )
+    return [k for k in unknown_gui_keys(data) if k not in IGNORED_KNOWN_KEYS and k not in consumed]

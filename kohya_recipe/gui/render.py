@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PureWindowsPath
 from typing import Any
 
-from kohya_recipe.errors import GuiConfigError
+from kohya_recipe.errors import GuiConfigError, RenderError
+from kohya_recipe.files import atomic_write_bytes
 from kohya_recipe.gui.form import cli_tokens, recipe_error, sample_prompts_text, split_additional, whole
 from kohya_recipe.gui.mapping import (
     EXTRA_KEYS,
@@ -38,6 +39,7 @@ from kohya_recipe.gui.mapping import (
     PRESET_STRIP_KEYWORDS,
     RECIPE_CLI_OPTIONS,
     RECIPE_FIELDS,
+    SDSCRIPTS_UNSET_EQUIVALENT,
     SDXL_EXTRA_KEYS,
     is_recipe_owned,
 )
@@ -50,7 +52,9 @@ from kohya_recipe.kohya_ss.fields import (
     gui_fields,
     validate_gui_values,
 )
+from kohya_recipe.layout import IMG_DIR, LOG_DIR, MODEL_DIR, REG_DIR
 from kohya_recipe.recipe.models import Recipe
+from kohya_recipe.sdscripts.options import option_specs
 
 
 @dataclass
@@ -78,8 +82,6 @@ def _join(root: str, name: str) -> str:
 def _learning_rates(recipe: Recipe, form: dict[str, Any]) -> None:
     """learning_rate / text_encoder_lr / unet_lr as the GUI turns them into sd-scripts' (§3, §9 of the
     implications): te = 0 means UNet-only, unet = 0 means TE-only, all three 0 is refused, 0 is "unset"."""
-    from kohya_recipe.sdscripts.options import option_specs
-
     opt, net = recipe.optimizer, recipe.network
     default_lr = float(option_specs()["learning_rate"].default)
     # An unset learning rate is sd-scripts' default; the GUI cannot leave it unset, so write that default.
@@ -124,8 +126,6 @@ def _warmup(recipe: Recipe, form: dict[str, Any]) -> None:
 
 def _additional_parameters(recipe: Recipe) -> list[str]:
     """Tokens for recipe values and ``extra`` options that have no GUI field."""
-    from kohya_recipe.sdscripts.options import option_specs
-
     specs = option_specs(recipe.model.family == "sdxl")
     tokens: list[str] = []
     for option, path in RECIPE_CLI_OPTIONS.items():
@@ -191,10 +191,10 @@ def _base_form(recipe: Recipe, project_dir: str | Path | None) -> dict[str, Any]
     # Layout.
     if project_dir is not None:
         root = str(project_dir)
-        form["train_data_dir"] = _join(root, "img")
-        form["reg_data_dir"] = _join(root, "reg") if recipe.dataset.regularization else ""
-        form["output_dir"] = _join(root, "model")
-        form["logging_dir"] = _join(root, "log") if tr.log_with else ""
+        form["train_data_dir"] = _join(root, IMG_DIR)
+        form["reg_data_dir"] = _join(root, REG_DIR) if recipe.dataset.regularization else ""
+        form["output_dir"] = _join(root, MODEL_DIR)
+        form["logging_dir"] = _join(root, LOG_DIR) if tr.log_with else ""
         form["output_name"] = recipe.output.output_name
         form["dataset_config"] = ""
         form["resume"] = ""
@@ -276,14 +276,12 @@ def _base_form(recipe: Recipe, project_dir: str | Path | None) -> dict[str, Any]
     form["save_every_n_epochs"] = tr.save_every_n_epochs or 0
     form["save_state"] = tr.save_state
     form["save_last_n_epochs"] = tr.save_last_n_epochs or 0
-    from kohya_recipe.sdscripts.options import option_specs
-
     if tr.max_data_loader_n_workers is None:
         # The GUI always writes this key; an unset recipe value means sd-scripts' default.
         form["max_data_loader_n_workers"] = option_specs()["max_data_loader_n_workers"].default
     else:
         form["max_data_loader_n_workers"] = tr.max_data_loader_n_workers
-    form["max_token_length"] = tr.max_token_length or 75  # sd-scripts' unset = 75 tokens
+    form["max_token_length"] = tr.max_token_length or SDSCRIPTS_UNSET_EQUIVALENT["max_token_length"]
     form["noise_offset"] = whole(tr.noise_offset) if tr.noise_offset else 0
     form["log_with"] = tr.log_with or ""
     # Dataset and augmentation.
@@ -402,9 +400,6 @@ def write_gui_json(
     ``project_dir`` is made absolute (the GUI does not run in the project folder); an existing ``path`` is
     only replaced with ``force``. The write is atomic.
     """
-    from kohya_recipe.errors import RenderError
-    from kohya_recipe.files import atomic_write_bytes
-
     if preset_only:
         data = recipe_to_gui_preset(recipe)
     else:

@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from kohya_recipe.gui.form import inert_extra_value, parse_resolution, parse_sample_prompts
+from pydantic import ValidationError
+
+from kohya_recipe.gui.form import effective_lrs, inert_extra_value, parse_resolution, textbox_prompts
 from kohya_recipe.gui.mapping import (
     EXTRA_KEYS,
     LAYOUT_KEYS,
@@ -20,6 +22,7 @@ from kohya_recipe.gui.mapping import (
     active_network_keys,
 )
 from kohya_recipe.recipe.models import Recipe, SamplePrompt
+from kohya_recipe.sdscripts.options import option_specs
 
 
 @dataclass
@@ -31,11 +34,9 @@ class Spellings:
 
 
 def _prompts_equal(text: str, prompts: list[SamplePrompt]) -> bool:
-    parsed, dropped = parse_sample_prompts(text)
-    if dropped or len(parsed) != len(prompts):
+    parsed, lost = textbox_prompts(text)
+    if lost or len(parsed) != len(prompts):
         return False
-    from pydantic import ValidationError
-
     try:
         return [SamplePrompt(**p) for p in parsed] == list(prompts)
     except ValidationError:
@@ -102,36 +103,22 @@ def _inert_extra(key: str, value: Any, form: dict[str, Any], recipe: Recipe) -> 
     return option not in recipe.extra and inert_extra_value(key, value, form)
 
 
-def _effective_lrs(lr: Any, te: Any, unet: Any, default_lr: float) -> tuple[Any, ...]:
-    """What sd-scripts trains with, from the GUI's three learning-rate fields (§3 translation)."""
-    base = lr if lr else default_lr
-    te_only = te != 0 and unet == 0
-    unet_only = te == 0 and unet != 0
-    te_eff = None if unet_only else (te if te else base)
-    unet_eff = None if te_only else (unet if unet else base)
-    return base, te_eff, unet_eff, te_only, unet_only
-
-
 def apply_spellings(recipe: Recipe, form: dict[str, Any], *, project: bool) -> Spellings:
-    from kohya_recipe.sdscripts.options import option_specs
-
     result = Spellings()
     gui = recipe.gui
     lr_keys = ("learning_rate", "text_encoder_lr", "unet_lr")
     if any(k in gui for k in lr_keys):
         default_lr = float(option_specs()["learning_rate"].default)
         spelled = {k: gui.get(k, form[k]) for k in lr_keys}
-        mine = _effective_lrs(form["learning_rate"], form["text_encoder_lr"], form["unet_lr"], default_lr)
+        mine = effective_lrs(form["learning_rate"], form["text_encoder_lr"], form["unet_lr"], default_lr)
         theirs = None
         if all(_is_num(v) for v in spelled.values()):
-            theirs = _effective_lrs(
-                spelled["learning_rate"], spelled["text_encoder_lr"], spelled["unet_lr"], default_lr
-            )
+            theirs = effective_lrs(spelled["learning_rate"], spelled["text_encoder_lr"], spelled["unet_lr"], default_lr)
         ok = theirs == mine
         if theirs is not None and recipe.optimizer.is_adafactor and recipe.optimizer.relative_step:
             # Relative-step Adafactor ignores every learning rate (sd-scripts sets them to None); only which
             # networks train still depends on them.
-            ok = theirs[3:] == mine[3:]
+            ok = theirs.networks == mine.networks
         for k in lr_keys:
             if k in gui:
                 if ok:

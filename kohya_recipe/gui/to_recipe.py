@@ -8,7 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from kohya_recipe.errors import GuiConfigError, RecipeError
-from kohya_recipe.gui.form import inert_extra_value, parse_resolution, parse_sample_prompts, split_additional
+from kohya_recipe.gui.form import (
+    effective_lrs,
+    gui_split,
+    inert_extra_value,
+    parse_resolution,
+    split_additional,
+    textbox_prompts,
+    whole,
+)
 from kohya_recipe.gui.mapping import (
     EXTRA_KEYS,
     FAMILY_FLAGS,
@@ -18,9 +26,11 @@ from kohya_recipe.gui.mapping import (
     RANKLESS_LORA_TYPES,
     RECIPE_CLI_OPTIONS,
     RECIPE_FIELDS,
+    SDSCRIPTS_UNSET_EQUIVALENT,
     SDXL_EXTRA_KEYS,
     SECRET_KEYS,
     UNSUPPORTED_LORA_TYPES,
+    active_network_keys,
     is_recipe_owned,
 )
 from kohya_recipe.gui.migrate import migrate_gui_values
@@ -37,21 +47,15 @@ from kohya_recipe.kohya_ss.fields import (
 from kohya_recipe.recipe.loading import recipe_from_dict
 from kohya_recipe.recipe.mapping import SDSCRIPTS_FIELDS
 from kohya_recipe.recipe.models import Recipe
+from kohya_recipe.sdscripts.folders import RepeatsFolder, parse_repeats_folder
+from kohya_recipe.sdscripts.options import option_specs
 
-_SUBSET_FOLDER = re.compile(r"^(\d+)_(.+)$")
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
-def _num(value: Any) -> Any:
-    """A JSON number as int when whole (sliders hold 64.0 for 64)."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-def _split_args(text: str) -> list[str]:
-    # The GUI splits these strings on whitespace after removing '"' (str(x).replace('"', '').split()).
-    return str(text).replace('"', "").split()
+def _unless_unset(key: str, value: Any) -> Any:
+    """``None`` where sd-scripts treats ``value`` exactly like the option being unset."""
+    return None if value == SDSCRIPTS_UNSET_EQUIVALENT.get(key) else value
 
 
 def _set_path(data: dict[str, Any], path: str, value: Any) -> None:
@@ -59,8 +63,9 @@ def _set_path(data: dict[str, Any], path: str, value: Any) -> None:
     data.setdefault(section, {})[name] = value
 
 
-def _find_subset(train_data_dir: str, base: Path | None) -> tuple[Path, int, str] | None:
-    """The one ``<repeats>_<name>`` folder under ``train_data_dir``, if that folder exists here."""
+def _find_subset(train_data_dir: str, base: Path | None) -> tuple[Path, RepeatsFolder] | None:
+    """The one ``<repeats>_<class tokens>`` folder sd-scripts would train under ``train_data_dir``, if that folder
+    exists here."""
     if not train_data_dir:
         return None
     p = Path(train_data_dir)
@@ -69,13 +74,12 @@ def _find_subset(train_data_dir: str, base: Path | None) -> tuple[Path, int, str
         try:
             if not c.is_dir():
                 continue
-            subs = [s for s in sorted(c.iterdir()) if s.is_dir() and _SUBSET_FOLDER.match(s.name)]
+            subs = [(s, parse_repeats_folder(s.name)) for s in sorted(c.iterdir()) if s.is_dir()]
         except OSError:
             continue
-        if len(subs) == 1:
-            m = _SUBSET_FOLDER.match(subs[0].name)
-            assert m is not None
-            return subs[0], int(m.group(1)), m.group(2)
+        trained = [(s, folder) for s, folder in subs if folder.trained]
+        if len(trained) == 1 and trained[0][1].class_tokens:
+            return trained[0]
         return None
     return None
 
@@ -138,8 +142,6 @@ class FormImporter:
 
     # ---- mapping ------------------------------------------------------------------------------------------
     def build(self) -> Recipe:
-        from kohya_recipe.sdscripts.options import option_specs
-
         d, repairs = migrate_gui_values(self.raw, self.source)
         self.repairs += repairs
         self.check(d)
@@ -233,7 +235,7 @@ class FormImporter:
         # GUI-only values that differ from what a default render would show; the config's own folders.
         canonical = render_gui_form(Recipe(), None, check=False).values
         for key in self.present:
-            if is_recipe_owned(key) or (key in NETWORK_FIELDS and key in _active_keys(lora_type)):
+            if is_recipe_owned(key) or (key in NETWORK_FIELDS and key in active_network_keys(lora_type)):
                 continue
             if not _same(form[key], canonical[key]):
                 gui[key] = form[key]
@@ -268,23 +270,21 @@ class FormImporter:
                                               "to train")  # fmt: skip
         if lr < 0:
             raise self.error("learning_rate", f"{lr} is negative: sd-scripts would train away from the data")
-        base = lr if lr else default_lr
-        te_only = te != 0 and unet == 0
-        unet_only = te == 0 and unet != 0
+        rates = effective_lrs(lr, te, unet, default_lr)
         opt: dict[str, Any] = {
             "type": form["optimizer"],
-            "args": _split_args(form["optimizer_args"]),
+            "args": gui_split(form["optimizer_args"]),
             "learning_rate": None if (lr == 0 or lr == default_lr) else float(lr),
             "scheduler": form["lr_scheduler"],
-            "scheduler_args": _split_args(form["lr_scheduler_args"]),
+            "scheduler_args": gui_split(form["lr_scheduler_args"]),
             "scheduler_num_cycles": int(form["lr_scheduler_num_cycles"]),
             "scheduler_power": float(form["lr_scheduler_power"]),
             "max_grad_norm": float(form["max_grad_norm"]),
         }
-        opt["text_encoder_lr"] = None if (te == 0 or te == base) else float(te)
-        opt["unet_lr"] = None if (unet == 0 or unet == base) else float(unet)
-        data["network"]["train_unet_only"] = unet_only
-        data["network"]["train_text_encoder_only"] = te_only
+        opt["text_encoder_lr"] = None if (te == 0 or te == rates.base) else float(te)
+        opt["unet_lr"] = None if (unet == 0 or unet == rates.base) else float(unet)
+        data["network"]["train_unet_only"] = rates.unet_only
+        data["network"]["train_text_encoder_only"] = rates.te_only
         if form["t5xxl_lr"]:
             self.warn("t5xxl_lr", "is for Flux.1/SD3 text encoders; it does nothing for this model and is dropped")
         # Warmup: absolute steps win over the percentage (§3); the constant scheduler zeroes both on load.
@@ -351,9 +351,11 @@ class FormImporter:
             "save_state": bool(form["save_state"]),
             "save_last_n_epochs": int(form["save_last_n_epochs"]) or None,
             "max_data_loader_n_workers": None if n_workers == specs["max_data_loader_n_workers"].default else n_workers,
-            "max_token_length": None if int(form["max_token_length"]) == 75 else int(form["max_token_length"]),
+            "max_token_length": _unless_unset("max_token_length", int(form["max_token_length"])),
             "noise_offset": (
-                _num(form["noise_offset"]) if form["noise_offset"] and form["noise_offset_type"] == "Original" else None
+                whole(form["noise_offset"])
+                if form["noise_offset"] and form["noise_offset_type"] == "Original"
+                else None
             ),
             "log_with": log_with,
         }
@@ -372,7 +374,7 @@ class FormImporter:
                                    "accelerate.num_processes")  # fmt: skip
 
     def _samples(self, form: dict[str, Any], data: dict[str, Any]) -> None:
-        prompts, dropped = parse_sample_prompts(form["sample_prompts"])
+        prompts, dropped = textbox_prompts(form["sample_prompts"])
         for p in prompts:
             for side in ("width", "height"):
                 v = p.get(side)
@@ -381,10 +383,6 @@ class FormImporter:
                     self.repairs.append(f"sample_prompts: --{side[0]} {v} becomes {new} (sd-scripts rounds down to a "
                                         "multiple of 8, at least 64)")  # fmt: skip
                     p[side] = new
-            if isinstance(p.get("steps"), int) and not 1 <= p["steps"] <= 1000:
-                new = min(1000, max(1, p["steps"]))
-                self.repairs.append(f"sample_prompts: --s {p['steps']} becomes {new} (sd-scripts clamps to 1-1000)")
-                p["steps"] = new
         if dropped:
             self.warn("sample_prompts", f"inline options the recipe cannot hold are dropped: {', '.join(dropped)}")
         data["samples"] = {
@@ -413,8 +411,9 @@ class FormImporter:
         subject: dict[str, Any] = {}
         found = _find_subset(form["train_data_dir"], self.base_dir)
         if found is not None:
-            folder, repeats, tokens = found
-            trigger, _, cls = tokens.partition(" ")
+            folder, name = found
+            repeats = name.repeats
+            trigger, _, cls = name.class_tokens.partition(" ")
             subject = {"trigger": trigger, "class_token": cls or trigger}
             data["dataset"] = {**data.get("dataset", {}), "repeats": repeats}
             if any(f.is_file() and f.name.lower().endswith(_IMAGE_SUFFIXES) for f in folder.iterdir()):
@@ -498,14 +497,6 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(a, bool) or isinstance(b, bool):
         return a is b
     return bool(a == b)
-
-
-def _active_keys(lora_type: str) -> set[str]:
-    t = LORA_TYPES[lora_type]
-    keys = {a.key for a in t.args}
-    if lora_type == "Kohya LoCon":
-        keys |= {"conv_dim", "conv_alpha"}
-    return keys | {"loraplus_lr_ratio", "loraplus_unet_lr_ratio", "loraplus_text_encoder_lr_ratio"}
 
 
 def _gui_key_for(recipe_field: str) -> str | None:

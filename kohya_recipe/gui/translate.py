@@ -14,8 +14,10 @@ import math
 from pathlib import Path
 from typing import Any
 
+from kohya_recipe.gui.form import gui_split
 from kohya_recipe.gui.mapping import LORA_TYPES
 from kohya_recipe.gui.network import network_args_from_form
+from kohya_recipe.sdscripts.folders import parse_repeats_folder
 
 # The trainer reads these image suffixes when the GUI counts steps (§5), case-insensitive.
 GUI_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
@@ -69,11 +71,13 @@ def count_dataset_steps(train_data_dir: str | Path, *, cwd: str | Path | None = 
     for sub in sorted(root.iterdir()):
         if not sub.is_dir():
             continue
-        head = sub.name.split("_", 1)[0]
-        if "_" not in sub.name or not head.isdigit():
-            continue  # the GUI skips folders without a repeats prefix
+        # The GUI reads the count as sd-scripts does (int() of the text before the first "_") and skips a folder
+        # without one, but does not skip a count below 1.
+        repeats = parse_repeats_folder(sub.name).repeats
+        if repeats is None:
+            continue
         images = sum(1 for f in sub.iterdir() if f.is_file() and f.name.lower().endswith(GUI_IMAGE_SUFFIXES))
-        total += int(head) * images
+        total += repeats * images
     return total
 
 
@@ -151,8 +155,8 @@ def gui_to_toml(
     # Names that differ.
     out["resolution"] = form["max_resolution"]
     out["optimizer_type"] = form["optimizer"]
-    out["optimizer_args"] = str(form["optimizer_args"]).replace('"', "").split()
-    out["lr_scheduler_args"] = str(form["lr_scheduler_args"]).replace('"', "").split()
+    out["optimizer_args"] = gui_split(form["optimizer_args"])
+    out["lr_scheduler_args"] = gui_split(form["lr_scheduler_args"])
     lora_type = form["LoRA_type"]
     out["network_module"] = LORA_TYPES[lora_type].module
     out["network_args"] = [a.replace('"', "") for a in network_args_from_form(form, lora_type)]
@@ -223,5 +227,5 @@ def gui_command(values: dict[str, Any], *, kohya_dir: str = "<kohya_ss>", config
         if form[key]:
             cmd += [f"--{key}", str(int(form[key]))]
     cmd += [f"{kohya_dir}/sd-scripts/{gui_script(values)}", "--config_file", config_file]
-    cmd += str(form["additional_parameters"]).replace('"', "").split()
+    cmd += gui_split(form["additional_parameters"])
     return cmd
