@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kohya_recipe.errors import GuiConfigError
-from kohya_recipe.files import loads_toml, read_json
+from kohya_recipe.errors import GuiConfigError, RenderError
+from kohya_recipe.files import atomic_write_text, loads_toml, read_json
 from kohya_recipe.gui.migrate import unknown_keys
 from kohya_recipe.gui.to_recipe import FormImporter
 from kohya_recipe.recipe.advice import recipe_warnings
@@ -48,14 +48,19 @@ class ImportResult:
     unknown_keys: list[str] = field(default_factory=list)  # keys the GUI does not know (it ignores them)
     warnings: list[str] = field(default_factory=list)  # values that do not carry over exactly, and advice
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "recipe": recipe_to_data(self.recipe),
-            "repairs": self.repairs,
-            "unknown_keys": self.unknown_keys,
-            "warnings": self.warnings,
-        }
+
+@dataclass
+class RecipeImport:
+    """What ``kohya-recipe import`` made of a GUI config: the recipe file (its text, and the data it holds), where
+    it was written, and what to report. ``warnings`` ends with the values TOML cannot carry."""
+
+    source: str
+    recipe: dict[str, Any]  # the recipe as the TOML file holds it (no nulls: recipe_to_data)
+    repairs: list[str]
+    unknown_keys: list[str]
+    warnings: list[str]
+    written: Path | None = None
+    text: str = field(default="", metadata={"json": False})
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -138,3 +143,31 @@ def _toml_losses(recipe: Recipe, again: Recipe) -> list[str]:
                     said = after[section].get(key)
                     warnings.append(f"{section}.{key}: {value!r} cannot be written in TOML; the file says {said!r}")
     return warnings
+
+
+def import_recipe_file(config: str | Path, out: str | Path | None = None, *, force: bool = False) -> RecipeImport:
+    """Import the GUI config ``config`` as a recipe file: written to ``out`` (atomically; an existing file only
+    with ``force``), or only returned as text when ``out`` is None."""
+    result = import_gui_json(config)
+    text, toml_warnings = recipe_toml_text(result)
+    written = _write_new(Path(out), text, force=force) if out else None
+    return RecipeImport(
+        source=result.source,
+        recipe=recipe_to_data(result.recipe),
+        repairs=result.repairs,
+        unknown_keys=result.unknown_keys,
+        warnings=[*result.warnings, *toml_warnings],
+        written=written,
+        text=text,
+    )
+
+
+def _write_new(path: Path, text: str, *, force: bool) -> Path:
+    if path.is_dir():
+        raise RenderError("is a folder", source=str(path))
+    if path.exists() and not force:
+        raise RenderError("already exists (use --force to overwrite)", source=str(path))
+    try:
+        return atomic_write_text(path, text)
+    except OSError as exc:
+        raise RenderError(f"cannot write: {exc.strerror or exc}", source=str(path)) from None
