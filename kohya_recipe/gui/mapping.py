@@ -273,12 +273,20 @@ SDSCRIPTS_UNSET_EQUIVALENT: dict[str, Any] = {
 }
 
 
-def active_network_keys(lora_type: str) -> set[str]:
+# Kohya LoCon is networks.lora with conv_dim/conv_alpha in network_args (kohya_gui/lora_gui.py train_model).
+_KOHYA_LOCON_ARGS = (NetArg("conv_dim", "conv_dim", "int"), NetArg("conv_alpha", "conv_alpha", "float"))
+
+
+def network_args_of(lora_type: str) -> dict[str, NetArg]:
+    """Every ``network_args`` entry the GUI can build for ``lora_type``, by its name in network_args."""
     t = LORA_TYPES[lora_type]
-    keys = {a.key for a in (*t.args, *LORAPLUS_ARGS)}
-    if lora_type == "Kohya LoCon":
-        keys |= {"conv_dim", "conv_alpha"}
-    return keys
+    extra = _KOHYA_LOCON_ARGS if lora_type == "Kohya LoCon" else ()
+    return {a.name: a for a in (*t.args, *LORAPLUS_ARGS, *extra)}
+
+
+def active_network_keys(lora_type: str) -> set[str]:
+    """The GUI fields that go into ``network_args`` for ``lora_type``."""
+    return {a.key for a in network_args_of(lora_type).values()}
 
 
 def is_recipe_owned(key: str) -> bool:

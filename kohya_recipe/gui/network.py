@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from kohya_recipe.gui.form import gui_arg_text, recipe_error, whole
-from kohya_recipe.gui.mapping import ALGO_TO_TYPE, LORA_TYPES, LORAPLUS_ARGS, NetArg
+from kohya_recipe.gui.mapping import ALGO_TO_TYPE, LORA_TYPES, LORAPLUS_ARGS, NetArg, network_args_of
 from kohya_recipe.recipe.models import Recipe
 
 
@@ -75,11 +75,9 @@ def _text_bool(text: str) -> bool:
     raise ValueError(text)
 
 
-def network_fields(recipe: Recipe, form: dict[str, Any]) -> str:
-    """Fill LoRA_type and the network fields from network.module/args; returns the LoRA type."""
-    net = recipe.network
-    args = parse_arg_list(net.args)
-    module = net.module
+def _lora_type(recipe: Recipe, args: dict[str, str]) -> str:
+    """The GUI's LoRA type for the recipe's network module (and LyCORIS algo)."""
+    module = recipe.network.module
     if module == "lycoris.kohya":
         algo = args.get("algo", "lora").strip('"').lower()
         if algo == "lora":
@@ -95,16 +93,14 @@ def network_fields(recipe: Recipe, form: dict[str, Any]) -> str:
             known = ", ".join(sorted({t.module for t in LORA_TYPES.values()}))
             raise recipe_error("network.module", f"{module!r} has no LoRA type in the GUI (it offers {known})")
         lora_type = by_module[module]
-    t = LORA_TYPES[lora_type]
     if lora_type in ("Kohya LoHa", "Kohya LoKr") and recipe.model.family != "sdxl":
         raise recipe_error("network.module", f"the GUI's {lora_type!r} needs an SDXL model (train_model check)")
-    form["LoRA_type"] = lora_type
-    allowed = {a.name: a for a in (*t.args, *LORAPLUS_ARGS)}
-    if lora_type == "Kohya LoCon":
-        allowed["conv_dim"] = NetArg("conv_dim", "conv_dim", "int")
-        allowed["conv_alpha"] = NetArg("conv_alpha", "conv_alpha", "float")
+    return lora_type
+
+
+def _refuse_unknown_args(args: dict[str, str], allowed: dict[str, NetArg], lora_type: str) -> None:
     for name in args:
-        if name == "algo" and t.algo:
+        if name == "algo" and LORA_TYPES[lora_type].algo:
             continue
         if name not in allowed:
             have = ", ".join(sorted(allowed)) or "none"
@@ -112,48 +108,63 @@ def network_fields(recipe: Recipe, form: dict[str, Any]) -> str:
                 "network.args",
                 f"{name!r} has no field in the GUI for LoRA_type {lora_type!r} (its network args: {have})",
             )
-    # Fields of this type that the args leave out: kohya types write nothing for a falsy field, so 0/"" is
-    # the same as absent; LyCORIS types always write every field, so an absent arg gets LyCORIS's own default.
+
+
+def _given_value(a: NetArg, given: str) -> Any:
+    """A ``network_args`` value as its GUI field holds it."""
+    text = given.strip('"')
+    try:
+        if a.kind == "str":
+            return text
+        if a.kind == "bool":
+            return _text_bool(text)
+        value = _text_number(text)
+        if a.kind != "int":
+            return whole(float(value)) if isinstance(value, float) else value
+        if not float(value).is_integer():
+            raise ValueError(text)
+        return int(value)
+    except ValueError:
+        raise recipe_error("network.args", f"{a.name}={given}: not a {a.kind} the GUI field can hold") from None
+
+
+def _lycoris_absent_value(a: NetArg, lora_type: str, recipe: Recipe) -> Any:
+    """A LyCORIS type writes every field: an arg the recipe leaves out gets LyCORIS's own default
+    (``lycoris/kohya.py`` ``create_network``: conv_dim/conv_alpha fall back to the network's rank and alpha)."""
+    t = LORA_TYPES[lora_type]
+    if a.name == "conv_dim":
+        return recipe.network.rank
+    if a.name == "conv_alpha":
+        return whole(float(recipe.network.alpha))
+    if a.lycoris_default is None and a in t.args:
+        raise recipe_error("network.args", f"LyCORIS {t.algo} in the GUI always passes {a.name}=; set it")
+    return 0 if a in LORAPLUS_ARGS else a.lycoris_default
+
+
+# What a kohya type's field holds when the recipe leaves its arg out, where that is not 0/""/false (the GUI writes
+# nothing for a falsy field, so 0 is the same as absent): sd-scripts' own defaults.
+_KOHYA_ABSENT = {
+    ("Kohya LoCon", "conv_alpha"): 1,  # networks/lora.py create_network: conv_alpha 1 when conv_dim is given
+    ("Kohya LoKr", "factor"): -1,  # the GUI writes factor only when it is not -1
+    ("Kohya DyLoRA", "unit"): 1,  # networks/dylora.py create_network: unit 1
+}
+
+
+def _absent_value(a: NetArg, lora_type: str, recipe: Recipe) -> Any:
+    if LORA_TYPES[lora_type].algo:
+        return _lycoris_absent_value(a, lora_type, recipe)
+    if a.kind == "str":
+        return ""
+    return _KOHYA_ABSENT.get((lora_type, a.name), False if a.kind == "bool" else 0)
+
+
+def network_fields(recipe: Recipe, form: dict[str, Any]) -> str:
+    """Fill LoRA_type and the network fields from network.module/args; returns the LoRA type."""
+    args = parse_arg_list(recipe.network.args)
+    lora_type = _lora_type(recipe, args)
+    form["LoRA_type"] = lora_type
+    allowed = network_args_of(lora_type)
+    _refuse_unknown_args(args, allowed, lora_type)
     for a in allowed.values():
-        if a.name in args:
-            text = args[a.name].strip('"')
-            try:
-                if a.kind == "str":
-                    value: Any = text
-                elif a.kind == "bool":
-                    value = _text_bool(text)
-                else:
-                    value = _text_number(text)
-                    if a.kind == "int":
-                        if not float(value).is_integer():
-                            raise ValueError(text)
-                        value = int(value)
-                    else:
-                        value = whole(float(value)) if isinstance(value, float) else value
-            except ValueError:
-                raise recipe_error(
-                    "network.args", f"{a.name}={args[a.name]}: not a {a.kind} the GUI field can hold"
-                ) from None
-        elif t.algo:
-            if a.name in ("conv_dim",):
-                value = net.rank
-            elif a.name == "conv_alpha":
-                value = whole(float(net.alpha))
-            elif a.lycoris_default is None and a in t.args:
-                raise recipe_error("network.args", f"LyCORIS {t.algo} in the GUI always passes {a.name}=; set it")
-            elif a in LORAPLUS_ARGS:
-                value = 0
-            else:
-                value = a.lycoris_default
-        elif lora_type == "Kohya LoCon" and a.name == "conv_alpha":
-            value = 1  # networks.lora: conv_alpha defaults to 1 when conv_dim is given
-        elif a.kind == "str":
-            value = ""
-        elif lora_type == "Kohya LoKr" and a.name == "factor":
-            value = -1
-        elif lora_type == "Kohya DyLoRA" and a.name == "unit":
-            value = 1  # networks.dylora: unit defaults to 1
-        else:
-            value = 0 if a.kind != "bool" else False
-        form[a.key] = value
+        form[a.key] = _given_value(a, args[a.name]) if a.name in args else _absent_value(a, lora_type, recipe)
     return lora_type

@@ -170,16 +170,8 @@ def _extra_fields(recipe: Recipe, form: dict[str, Any]) -> None:
     form["noise_offset_type"] = "Multires" if multires else "Original"
 
 
-def _base_form(recipe: Recipe, project_dir: str | Path | None) -> dict[str, Any]:
-    """The canonical form for ``recipe`` (no spellings applied yet)."""
-    form = _fresh_form()
-    form["model_list"] = "custom"  # reference §1: a hidden legacy field; the loader forces "custom" anyway
-    gui = recipe.gui
-    # GUI-only values first; everything the recipe decides is written over them below.
-    for key, value in gui.items():
-        if key in form and not is_recipe_owned(key):
-            form[key] = value
-    tr, opt, acc, model = recipe.training, recipe.optimizer, recipe.accelerate, recipe.model
+def _model(recipe: Recipe, form: dict[str, Any]) -> None:
+    model = recipe.model
     form["pretrained_model_name_or_path"] = model.base
     form["v2"] = model.family == "sd2"
     form["v_parameterization"] = model.v_parameterization
@@ -188,26 +180,31 @@ def _base_form(recipe: Recipe, project_dir: str | Path | None) -> dict[str, Any]
         form[flag] = False
     form["vae"] = model.vae or ""
     form["save_model_as"] = "safetensors"  # what config.toml writes: the only format with ss_* metadata
-    # Layout.
+
+
+def _layout(recipe: Recipe, form: dict[str, Any], project_dir: str | Path | None) -> None:
+    """The folders and output name: the project's (its layout names), else the config's own from ``recipe.gui``."""
     if project_dir is not None:
         root = str(project_dir)
         form["train_data_dir"] = _join(root, IMG_DIR)
         form["reg_data_dir"] = _join(root, REG_DIR) if recipe.dataset.regularization else ""
         form["output_dir"] = _join(root, MODEL_DIR)
-        form["logging_dir"] = _join(root, LOG_DIR) if tr.log_with else ""
+        form["logging_dir"] = _join(root, LOG_DIR) if recipe.training.log_with else ""
         form["output_name"] = recipe.output.output_name
         form["dataset_config"] = ""
         form["resume"] = ""
-    else:
-        for key in LAYOUT_KEYS:
-            form[key] = gui.get(key, "")
-        form["output_name"] = gui.get("output_name", recipe.output.output_name)
-        if recipe.dataset.regularization and not form["reg_data_dir"]:
-            raise recipe_error(
-                "dataset.regularization",
-                "the GUI needs reg_data_dir, a folder of <repeats>_<class> folders: render with a project",
-            )
-    # Network.
+        return
+    for key in LAYOUT_KEYS:
+        form[key] = recipe.gui.get(key, "")
+    form["output_name"] = recipe.gui.get("output_name", recipe.output.output_name)
+    if recipe.dataset.regularization and not form["reg_data_dir"]:
+        raise recipe_error(
+            "dataset.regularization",
+            "the GUI needs reg_data_dir, a folder of <repeats>_<class> folders: render with a project",
+        )
+
+
+def _network(recipe: Recipe, form: dict[str, Any]) -> None:
     network_fields(recipe, form)
     form["network_dim"] = recipe.network.rank
     alpha = recipe.network.alpha
@@ -220,7 +217,10 @@ def _base_form(recipe: Recipe, project_dir: str | Path | None) -> dict[str, Any]
     form["network_alpha"] = whole(float(alpha))
     form["network_dropout"] = recipe.network.dropout or 0
     form["network_weights"] = recipe.network.weights or ""
-    # Optimizer.
+
+
+def _optimizer(recipe: Recipe, form: dict[str, Any]) -> None:
+    opt = recipe.optimizer
     form["optimizer"] = opt.type
     for key, values, path in (
         ("optimizer_args", opt.args, "optimizer.args"),
@@ -239,24 +239,22 @@ def _base_form(recipe: Recipe, project_dir: str | Path | None) -> dict[str, Any]
     form["lr_scheduler_num_cycles"] = opt.scheduler_num_cycles
     form["lr_scheduler_power"] = opt.scheduler_power
     form["max_grad_norm"] = opt.max_grad_norm
-    # Length: epochs drive the run. max_train_steps = 0 makes the GUI compute steps from `epoch` (its default
-    # 1600 would cap the run, §5); max_train_epochs is written too because sd-scripts lets it override those
-    # steps with its own bucket-aware count (the GUI's formula ignores partly filled buckets).
-    form["epoch"] = tr.max_train_epochs
-    form["max_train_epochs"] = tr.max_train_epochs
+
+
+def _length(recipe: Recipe, form: dict[str, Any]) -> None:
+    """Epochs drive the run. max_train_steps = 0 makes the GUI compute steps from ``epoch`` (its default 1600
+    would cap the run: ``kohya_gui/lora_gui.py`` ``train_model``); max_train_epochs is written too because
+    sd-scripts lets it override those steps with its own bucket-aware count (the GUI's formula ignores partly
+    filled buckets)."""
+    form["epoch"] = recipe.training.max_train_epochs
+    form["max_train_epochs"] = recipe.training.max_train_epochs
     form["max_train_steps"] = 0
     form["stop_text_encoder_training"] = 0
-    # Training.
-    form["train_batch_size"] = tr.batch_size
-    form["gradient_accumulation_steps"] = tr.gradient_accumulation_steps
-    w, h = tr.resolution
-    form["max_resolution"] = f"{w},{h}"
-    form["enable_bucket"] = tr.enable_bucket
-    form["min_bucket_reso"] = tr.min_bucket_reso
-    form["max_bucket_reso"] = tr.max_bucket_reso
-    form["bucket_reso_steps"] = tr.bucket_reso_steps
-    form["bucket_no_upscale"] = tr.bucket_no_upscale
-    mixed = acc.mixed_precision or tr.mixed_precision
+
+
+def _precision_and_seed(recipe: Recipe, form: dict[str, Any]) -> None:
+    tr = recipe.training
+    mixed = recipe.accelerate.mixed_precision or tr.mixed_precision
     if mixed != tr.mixed_precision:
         raise recipe_error(
             "accelerate.mixed_precision",
@@ -267,6 +265,20 @@ def _base_form(recipe: Recipe, project_dir: str | Path | None) -> dict[str, Any]
     if tr.seed == 0:
         raise recipe_error("training.seed", "0 means 'random' in the GUI (it omits the seed); choose another seed")
     form["seed"] = tr.seed if tr.seed is not None else 0
+
+
+def _training(recipe: Recipe, form: dict[str, Any]) -> None:
+    tr = recipe.training
+    form["train_batch_size"] = tr.batch_size
+    form["gradient_accumulation_steps"] = tr.gradient_accumulation_steps
+    w, h = tr.resolution
+    form["max_resolution"] = f"{w},{h}"
+    form["enable_bucket"] = tr.enable_bucket
+    form["min_bucket_reso"] = tr.min_bucket_reso
+    form["max_bucket_reso"] = tr.max_bucket_reso
+    form["bucket_reso_steps"] = tr.bucket_reso_steps
+    form["bucket_no_upscale"] = tr.bucket_no_upscale
+    _precision_and_seed(recipe, form)
     form["clip_skip"] = tr.clip_skip if tr.clip_skip is not None else 0  # 0 = not written = sd-scripts' default
     form["xformers"] = tr.attention
     form["mem_eff_attn"] = False
@@ -276,42 +288,49 @@ def _base_form(recipe: Recipe, project_dir: str | Path | None) -> dict[str, Any]
     form["save_every_n_epochs"] = tr.save_every_n_epochs or 0
     form["save_state"] = tr.save_state
     form["save_last_n_epochs"] = tr.save_last_n_epochs or 0
-    if tr.max_data_loader_n_workers is None:
-        # The GUI always writes this key; an unset recipe value means sd-scripts' default.
-        form["max_data_loader_n_workers"] = option_specs()["max_data_loader_n_workers"].default
-    else:
-        form["max_data_loader_n_workers"] = tr.max_data_loader_n_workers
+    # The GUI always writes this key; an unset recipe value means sd-scripts' default.
+    workers = tr.max_data_loader_n_workers
+    form["max_data_loader_n_workers"] = (
+        option_specs()["max_data_loader_n_workers"].default if workers is None else workers
+    )
     form["max_token_length"] = tr.max_token_length or SDSCRIPTS_UNSET_EQUIVALENT["max_token_length"]
     form["noise_offset"] = whole(tr.noise_offset) if tr.noise_offset else 0
     form["log_with"] = tr.log_with or ""
-    # Dataset and augmentation.
+
+
+def _dataset_and_samples(recipe: Recipe, form: dict[str, Any]) -> None:
     form["caption_extension"] = recipe.dataset.caption_extension
     aug = recipe.augmentation
     form["flip_aug"] = aug.flip
     form["color_aug"] = aug.color
     form["shuffle_caption"] = aug.shuffle_caption
     form["keep_tokens"] = aug.keep_tokens
-    # Samples.
     s = recipe.samples
     form["sample_every_n_epochs"] = s.every_n_epochs or 0
     form["sample_every_n_steps"] = s.every_n_steps or 0
     form["sample_sampler"] = s.sampler
     form["sample_prompts"] = sample_prompts_text(s.prompts)
-    # Accelerate.
+
+
+def _accelerate(recipe: Recipe, form: dict[str, Any]) -> None:
+    acc = recipe.accelerate
     form["num_processes"] = acc.num_processes
-    form["multi_gpu"] = acc.num_processes > 1  # as command.py launches it
+    form["multi_gpu"] = acc.num_processes > 1  # as render/command.py launches it
     form["num_machines"] = acc.num_machines
     form["gpu_ids"] = ",".join(acc.gpu_ids)
     form["num_cpu_threads_per_process"] = acc.num_cpu_threads_per_process
     form["main_process_port"] = acc.main_process_port or 0
     form["dynamo_backend"] = acc.dynamo_backend
-    # sd-scripts options the recipe keeps in `extra` (the form holds their fresh values otherwise).
-    _extra_fields(recipe, form)
+
+
+def _additional(recipe: Recipe, form: dict[str, Any]) -> None:
+    """additional_parameters: the recipe's options without a GUI field, or the config's own text while it still
+    says the same about the options kohya-recipe can check."""
     tokens = _additional_parameters(recipe)
     form["additional_parameters"] = " ".join(tokens)
-    spelled = str(gui.get("additional_parameters", "")).strip()
+    spelled = str(recipe.gui.get("additional_parameters", "")).strip()
     if spelled:
-        sdxl = model.family == "sdxl"
+        sdxl = recipe.model.family == "sdxl"
         known, rest = split_additional(spelled, sdxl=sdxl)
         mine, _ = split_additional(form["additional_parameters"], sdxl=sdxl)
         if sorted(map(repr, known)) == sorted(map(repr, mine)):
@@ -319,6 +338,23 @@ def _base_form(recipe: Recipe, project_dir: str | Path | None) -> dict[str, Any]
         else:
             # The recipe changed what the checked options say; keep only the options kohya-recipe cannot check.
             form["additional_parameters"] = " ".join([*tokens, *rest])
+
+
+def _base_form(recipe: Recipe, project_dir: str | Path | None) -> dict[str, Any]:
+    """The canonical form for ``recipe`` (no spellings applied yet)."""
+    form = _fresh_form()
+    form["model_list"] = "custom"  # a hidden legacy field; the GUI's update_my_data forces "custom" anyway
+    # GUI-only values first; everything the recipe decides is written over them below.
+    for key, value in recipe.gui.items():
+        if key in form and not is_recipe_owned(key):
+            form[key] = value
+    _model(recipe, form)
+    _layout(recipe, form, project_dir)
+    for section in (_network, _optimizer, _length, _training, _dataset_and_samples, _accelerate):
+        section(recipe, form)
+    # sd-scripts options the recipe keeps in `extra` (the form holds their fresh values otherwise).
+    _extra_fields(recipe, form)
+    _additional(recipe, form)
     return form
 
 

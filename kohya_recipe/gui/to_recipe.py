@@ -19,30 +19,24 @@ from kohya_recipe.gui.form import (
 )
 from kohya_recipe.gui.mapping import (
     EXTRA_KEYS,
-    FAMILY_FLAGS,
     LAYOUT_KEYS,
     LORA_TYPES,
     NETWORK_FIELDS,
-    RANKLESS_LORA_TYPES,
     RECIPE_CLI_OPTIONS,
     RECIPE_FIELDS,
     SDSCRIPTS_UNSET_EQUIVALENT,
     SDXL_EXTRA_KEYS,
     SECRET_KEYS,
-    UNSUPPORTED_LORA_TYPES,
     active_network_keys,
     is_recipe_owned,
 )
-from kohya_recipe.gui.migrate import migrate_gui_values
+from kohya_recipe.gui.migrate import load_gui_values
 from kohya_recipe.gui.network import network_args_from_form
 from kohya_recipe.gui.render import render_gui_form
 from kohya_recipe.kohya_ss.fields import (
-    GuiProblem,
     describe,
     gui_defaults,
     gui_fields,
-    lora_types,
-    validate_gui_values,
 )
 from kohya_recipe.recipe.loading import recipe_from_dict
 from kohya_recipe.recipe.mapping import SDSCRIPTS_FIELDS
@@ -85,15 +79,22 @@ def _find_subset(train_data_dir: str, base: Path | None) -> tuple[Path, RepeatsF
 
 
 class FormImporter:
-    """Maps one GUI config (as loaded) to a recipe, collecting repairs and warnings on the way."""
+    """Maps one GUI config to a recipe, collecting repairs and warnings on the way (:meth:`build`)."""
 
     def __init__(self, data: dict[str, Any], source: str, base_dir: Path | None) -> None:
-        self.raw = data
         self.source = source
         self.base_dir = base_dir
-        self.repairs: list[str] = []
-        self.warnings: list[str] = []
+        loaded = load_gui_values(data, source)
+        self.repairs = loaded.repairs
+        self.warnings = loaded.warnings
         self.lost: set[str] = set()  # keys already explained in a warning
+        # The keys the file sets, in the GUI's registry order.
+        self.present = dict.fromkeys(k for k in gui_fields() if loaded.values.get(k) is not None)
+        self.form = self._full_form(loaded.values)
+        self.specs = option_specs(self.form["sdxl"] is True)
+        self.data: dict[str, Any] = {}
+        self.gui: dict[str, Any] = {}  # recipe.gui
+        self.extra: dict[str, Any] = {}  # recipe.extra
 
     def error(self, key: str, message: str) -> GuiConfigError:
         return GuiConfigError(message, source=self.source, field=key)
@@ -102,90 +103,65 @@ class FormImporter:
         self.warnings.append(f"{key}: {message}")
         self.lost.add(key)
 
-    # ---- checks -------------------------------------------------------------------------------------------
-    def check(self, d: dict[str, Any]) -> None:
-        lora_type = d.get("LoRA_type")
-        if lora_type is not None and lora_type not in lora_types():
-            raise self.error("LoRA_type", f"{describe(lora_type)} is not a LoRA type of the GUI "
-                                          f"({', '.join(lora_types())})")  # fmt: skip
-        if lora_type in UNSUPPORTED_LORA_TYPES:
-            raise self.error("LoRA_type", f"{lora_type!r} trains a model family kohya-recipe does not support "
-                                          "(SD 1.x, SD 2.x and SDXL only)")  # fmt: skip
-        for flag in FAMILY_FLAGS:
-            if d.get(flag) is True:
-                name = flag.replace("_checkbox", "").replace("hunyuan_image", "HunyuanImage").replace("flux1", "Flux.1")
-                raise self.error(flag, f"{name} training is not supported by kohya-recipe (SD 1.x, SD 2.x, SDXL)")
-        if d.get("sdxl") is True and d.get("v2") is True:
-            raise self.error("v2", "v2 and sdxl are both set: a model is one or the other")
-        problems = validate_gui_values(d, self.source, preflight=True)
-        errors: list[GuiProblem] = []
-        for p in problems:
-            if p.kind == "choice" and p.key == "caption_extension":
-                self.repairs.append(
-                    f"caption_extension: {describe(d['caption_extension'])} (a free-text value of older GUIs) is not "
-                    "one of the current GUI's choices, which refuses to save or train with it; using '.txt'"
-                )
-                d["caption_extension"] = ".txt"
-            elif p.kind == "range" and p.key == "network_dim" and lora_type in RANKLESS_LORA_TYPES:
-                self.warnings.append(
-                    f"network_dim: {p.message}; {lora_type} has no rank (LyCORIS ignores it), so the value is kept, "
-                    "but the GUI refuses to save or train until it is lowered"
-                )
-            elif p.severity == "warning":
-                self.warnings.append(f"{p.key}: {p.message}")
-            else:
-                errors.append(p)
-        if errors:
-            p = errors[0]
-            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-            raise self.error(p.key, p.message + more)
-
-    # ---- mapping ------------------------------------------------------------------------------------------
-    def build(self) -> Recipe:
-        d, repairs = migrate_gui_values(self.raw, self.source)
-        self.repairs += repairs
-        self.check(d)
-        self.present = {k for k in d if k in gui_fields() and d[k] is not None}
-        missing = [k for k in gui_fields() if k not in self.present]
-        # Keys the file does not set keep whatever the GUI's form shows; we take a freshly started GUI's form
-        # (what applying a preset there gives), except: max_train_steps 0 instead of the form's 1600, which
-        # would cap the run (§2), and the recipe's base model instead of the form's runwayml repository, which
-        # is no longer on the Hugging Face hub.
+    def _full_form(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Every field: the file's value, or what a freshly started GUI's form shows (what applying a preset
+        there gives; a key the file does not set keeps whatever the form shows). Except: max_train_steps 0
+        instead of the form's 1600, which would cap the run, and the recipe's base model instead of the form's
+        runwayml repository, which is no longer on the Hugging Face hub."""
         base = {k: ("" if v is None else v) for k, v in gui_defaults().items()}
         base["max_train_steps"] = 0
         base["pretrained_model_name_or_path"] = Recipe().model.base
-        form = {k: (d[k] if k in self.present else base[k]) for k in gui_fields()}
+        missing = [k for k in gui_fields() if k not in self.present]
         if missing:
             shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
             self.warnings.append(
                 f"{len(missing)} of the GUI's {len(gui_fields())} fields are not in the file ({shown}): they take "
                 "a fresh GUI form's values (max_train_steps 0, and the recipe's base model)"
             )
-        self.form = form
-        specs = option_specs(form["sdxl"] is True)
-        data: dict[str, Any] = {}
-        gui: dict[str, Any] = {}
-        extra: dict[str, Any] = {}
+        return {k: (values[k] if k in self.present else base[k]) for k in gui_fields()}
 
-        # Model.
+    def build(self) -> Recipe:
+        """The recipe: each recipe section from its fields, then what only the GUI holds, then the spellings."""
+        for step in (
+            self._model,
+            self._network,
+            self._optimizer,
+            self._training,
+            self._dataset,
+            self._samples,
+            self._subject_and_output,
+            self._accelerate,
+            self._extra_fields,
+            self._additional,
+            self._gui_only,
+        ):
+            step()
+        self.data["extra"] = self.extra
+        self.data["gui"] = self.gui
+        recipe = self._validate(self.data)
+        return self._spellings(recipe, self.data)
+
+    def _model(self) -> None:
+        form = self.form
         family = "sdxl" if form["sdxl"] else ("sd2" if form["v2"] else "sd15")
-        data["model"] = {
+        self.data["model"] = {
             "base": form["pretrained_model_name_or_path"] or Recipe().model.base,
             "family": family,
             "v_parameterization": bool(form["v_parameterization"]),
             "vae": form["vae"] or None,
         }
         if "pretrained_model_name_or_path" in self.present and not form["pretrained_model_name_or_path"]:
-            self.warn("pretrained_model_name_or_path", f"empty; using {data['model']['base']!r}")
-        # Network.
+            self.warn("pretrained_model_name_or_path", f"empty; using {self.data['model']['base']!r}")
+
+    def _network(self) -> None:
+        form = self.form
         lora_type = form["LoRA_type"]
-        t = LORA_TYPES[lora_type]
         args: list[str] = []
         for item in network_args_from_form(form, lora_type):
             if item not in args:  # the GUI lists use_tucker twice for LyCORIS LoCon/LoHa
                 args.append(item)
-        data["network"] = {
-            "module": t.module,
+        self.data["network"] = {
+            "module": LORA_TYPES[lora_type].module,
             "rank": int(form["network_dim"]),
             "alpha": float(form["network_alpha"]),
             "args": args,
@@ -194,31 +170,30 @@ class FormImporter:
         }
         if isinstance(form["network_dim"], float) and not form["network_dim"].is_integer():
             raise self.error("network_dim", f"{form['network_dim']} is not a whole number")
-        # Optimizer.
-        self._optimizer(form, data, specs)
-        # Training.
-        self._training(form, data, extra, specs)
-        # Dataset, augmentation.
+
+    def _dataset(self) -> None:
+        form = self.form
         ext = form["caption_extension"]
-        data["dataset"] = {"caption_extension": ".caption" if ext == "" else ext}
-        data["augmentation"] = {
+        self.data["dataset"] = {"caption_extension": ".caption" if ext == "" else ext}
+        self.data["augmentation"] = {
             "flip": bool(form["flip_aug"]),
             "color": bool(form["color_aug"]),
             "shuffle_caption": bool(form["shuffle_caption"]),
             "keep_tokens": int(form["keep_tokens"]),
         }
         if form["color_aug"] and form["cache_latents"]:
-            # lora_gui.py: color_aug's change event turns cache_latents off (sd-scripts refuses both).
-            data["training"]["cache_latents"] = False
+            # kohya_gui/common_gui.py color_aug_changed: ticking color_aug turns cache_latents off (sd-scripts
+            # refuses both).
+            self.data["training"]["cache_latents"] = False
             self.repairs.append("cache_latents: turned off because color_aug is on, as the GUI does on load")
-        self._samples(form, data)
-        self._subject_and_output(form, data, gui)
-        self._accelerate(form, data)
-        # sd-scripts options that have GUI fields.
+
+    def _extra_fields(self) -> None:
+        """sd-scripts options that have GUI fields (recipe.extra)."""
+        form = self.form
         for key, option in EXTRA_KEYS.items():
             value = form[key]
             if key in self.present and not inert_extra_value(key, value, form):
-                extra[option] = self._option_value(option, value, specs, key)
+                self.extra[option] = self._option_value(option, value, key)
                 if key in SECRET_KEYS and value:
                     self.warnings.append(
                         f"{key}: a secret; it is kept in the recipe's extra.{option} — do not share the recipe"
@@ -226,30 +201,25 @@ class FormImporter:
         if form["sdxl"]:
             for key, option in SDXL_EXTRA_KEYS.items():
                 if form[key] is True:
-                    extra[option] = True
-        # additional_parameters: raw command-line flags after --config_file (they override the TOML). The text
-        # itself is kept for the GUI; rendering uses it while its options still match the recipe.
-        self._additional(form["additional_parameters"], data, extra, bool(form["sdxl"]))
-        if form["additional_parameters"].strip():
-            gui["additional_parameters"] = form["additional_parameters"]
-        # GUI-only values that differ from what a default render would show; the config's own folders.
+                    self.extra[option] = True
+
+    def _gui_only(self) -> None:
+        """GUI-only values that differ from what a default render would show, and the config's own folders."""
+        form = self.form
+        active = active_network_keys(form["LoRA_type"])
         canonical = render_gui_form(Recipe(), None, check=False).values
         for key in self.present:
-            if is_recipe_owned(key) or (key in NETWORK_FIELDS and key in active_network_keys(lora_type)):
+            if is_recipe_owned(key) or (key in NETWORK_FIELDS and key in active):
                 continue
             if not _same(form[key], canonical[key]):
-                gui[key] = form[key]
+                self.gui[key] = form[key]
         for key in LAYOUT_KEYS:
             if key != "output_name" and key in self.present and form[key]:
-                gui[key] = form[key]
-        data["extra"] = extra
-        data["gui"] = gui
-        recipe = self._validate(data)
-        recipe = self._spellings(recipe, data)
-        return recipe
+                self.gui[key] = form[key]
 
-    def _option_value(self, option: str, value: Any, specs: dict[str, Any], key: str) -> Any:
-        spec = specs.get(option)
+    def _option_value(self, option: str, value: Any, key: str) -> Any:
+        """The value sd-scripts' ``--option`` takes for a GUI field's value."""
+        spec = self.specs.get(option)
         if spec is None:
             return value
         if spec.type == "int" and isinstance(value, float):
@@ -262,8 +232,9 @@ class FormImporter:
             return bool(value)
         return value
 
-    def _optimizer(self, form: dict[str, Any], data: dict[str, Any], specs: dict[str, Any]) -> None:
-        default_lr = float(specs["learning_rate"].default)
+    def _optimizer(self) -> None:
+        form, data = self.form, self.data
+        default_lr = float(self.specs["learning_rate"].default)
         lr, te, unet = form["learning_rate"], form["text_encoder_lr"], form["unet_lr"]
         if lr == 0 and te == 0 and unet == 0:
             raise self.error("learning_rate", "learning_rate, text_encoder_lr and unet_lr are all 0: the GUI refuses "
@@ -304,7 +275,8 @@ class FormImporter:
             opt["warmup_steps"] = 0
         data["optimizer"] = opt
 
-    def _training(self, form: dict[str, Any], data: dict[str, Any], extra: dict[str, Any], specs: Any) -> None:
+    def _training(self) -> None:
+        form, data, specs = self.form, self.data, self.specs
         res = parse_resolution(form["max_resolution"])
         if res is None:
             raise self.error("max_resolution", f"{describe(form['max_resolution'])} is not 'W,H' or 'N'")
@@ -373,7 +345,8 @@ class FormImporter:
             self.warn("multi_gpu", "is on with num_processes = 1; kohya-recipe launches multi-GPU from "
                                    "accelerate.num_processes")  # fmt: skip
 
-    def _samples(self, form: dict[str, Any], data: dict[str, Any]) -> None:
+    def _samples(self) -> None:
+        form, data = self.form, self.data
         prompts, dropped = textbox_prompts(form["sample_prompts"])
         for p in prompts:
             for side in ("width", "height"):
@@ -392,7 +365,8 @@ class FormImporter:
             "prompts": prompts,
         }
 
-    def _subject_and_output(self, form: dict[str, Any], data: dict[str, Any], gui: dict[str, Any]) -> None:
+    def _subject_and_output(self) -> None:
+        form, data, gui = self.form, self.data, self.gui
         # A file without output_name (a preset) leaves the recipe's default: the trigger word.
         name = form["output_name"] if "output_name" in self.present else ""
         m = re.fullmatch(r"(.+)-(\d+)-([A-Z]{1,3})", name or "")
@@ -427,7 +401,8 @@ class FormImporter:
             )
         data["subject"] = subject
 
-    def _accelerate(self, form: dict[str, Any], data: dict[str, Any]) -> None:
+    def _accelerate(self) -> None:
+        form, data = self.form, self.data
         ids = [g.strip() for g in str(form["gpu_ids"]).split(",") if g.strip()]
         data["accelerate"] = {
             "num_processes": int(form["num_processes"]),
@@ -439,8 +414,13 @@ class FormImporter:
             "dynamo_backend": form["dynamo_backend"],
         }
 
-    def _additional(self, text: str, data: dict[str, Any], extra: dict[str, Any], sdxl: bool) -> None:
-        known, rest = split_additional(text, sdxl=sdxl)
+    def _additional(self) -> None:
+        """additional_parameters: raw command-line flags after --config_file (they override the TOML). The text
+        itself is kept for the GUI; rendering uses it while its options still match the recipe."""
+        text, data, extra = self.form["additional_parameters"], self.data, self.extra
+        if text.strip():
+            self.gui["additional_parameters"] = text
+        known, rest = split_additional(text, sdxl=bool(self.form["sdxl"]))
         for name, value in known:
             if name in RECIPE_CLI_OPTIONS:
                 _set_path(data, RECIPE_CLI_OPTIONS[name], value)
