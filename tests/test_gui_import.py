@@ -1,4 +1,4 @@
-"""Importing kohya_ss GUI JSON configs (gui_import) and the ``kohya-recipe import`` command.
+"""Importing kohya_ss GUI JSON configs (gui.importer, gui.migrate, gui.to_recipe) and ``kohya-recipe import``.
 
 The configs in tests/data/gui/saved-by-gui are ../shared/fixtures/kohya_ss-gui/saved-by-gui: LoRA-tab configs
 and presets written by several GUI versions (numbers stored as text, legacy keys, 28 to 288 keys).

@@ -169,7 +169,8 @@ def split_additional(text: str, *, sdxl: bool) -> tuple[list[tuple[str, Any]], l
 
 def cli_tokens(option: str, value: Any, spec_type: str, *, where: str) -> list[str]:
     """``--option value`` tokens for the GUI's ``additional_parameters``, which it splits on whitespace and
-    strips of quotes (§3): a value with spaces or quotes cannot pass through it."""
+    strips of quotes (``kohya_gui/common_gui.py`` ``run_cmd_advanced_training``): a value with spaces or quotes
+    cannot pass through it."""
     if spec_type == "bool_flag":
         return [f"--{option}"] if value else []
     values = value if isinstance(value, list) else [value]
@@ -187,8 +188,8 @@ def cli_tokens(option: str, value: Any, spec_type: str, *, where: str) -> list[s
 
 def inert_extra_value(key: str, value: Any, form: dict[str, Any]) -> bool:
     """Whether the GUI, given this value of an extra-backed field, trains exactly as if the option were unset:
-    it does not pass a falsy value (§3 filter), passes nothing the noise_offset_type gate closes, and a value
-    equal to sd-scripts' own default changes nothing."""
+    it does not pass a falsy value (the filter at the end of ``kohya_gui/lora_gui.py`` ``train_model``), passes
+    nothing the noise_offset_type gate closes, and a value equal to sd-scripts' own default changes nothing."""
     if key in SDXL_EXTRA_KEYS:
         return isinstance(value, bool) and (not value or not form["sdxl"])
     if key in ("adaptive_noise_scale", "noise_offset_random_strength") and form["noise_offset_type"] == "Multires":

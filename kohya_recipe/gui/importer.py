@@ -1,25 +1,11 @@
 """Import a kohya_ss GUI LoRA JSON (any GUI version, full config or preset) into a recipe.
 
-The importer does what the GUI does when it loads a file (reference/kohya_ss_gui.md §1), and says so:
-
-1. ``update_my_data``'s repairs: numbers stored as strings become numbers (unparseable ones fall back to 0, 1,
-   75 or 1.0 as in the GUI), ``LoCon`` becomes ``LyCORIS/LoCon``, a boolean ``xformers`` becomes
-   ``"xformers"``/``"none"``, ``use_wandb`` becomes ``log_with``, ``lora_network_weights`` becomes
-   ``network_weights``, an unknown ``save_model_as`` becomes ``safetensors``, a missing ``optimizer`` becomes
-   ``AdamW`` (``AdamW8bit`` with ``use_8bit_adam``).
-2. Gradio's own coercions: a Checkbox applies ``bool()``, a Textbox ``str()``, a precision-0 Number
-   ``int(round())``. Where Gradio would crash (a string in a precision-0 Number) or silently turn a value
-   into its opposite (the string ``"false"`` in a Checkbox is true), the import stops with one line naming the
-   file, the key and the reason.
-3. The widget checks the GUI makes on the next Save/Train: a value outside a dropdown's choices or a number
-   outside its range is an error, with two exceptions that the GUI's own shipped presets need: a
-   ``caption_extension`` from the days it was a free text box (``.txt2``, ``.none-use-foldername``) becomes
-   ``.txt``, and ``network_dim`` above the slider maximum of a LyCORIS type that has no rank (iA3, full
-   fine-tuning) is kept with a warning.
-
-Everything the recipe models becomes recipe fields; other sd-scripts options go to ``recipe.extra``; other
-non-default GUI values (and a config's own folders and spellings) go to ``recipe.gui``, so rendering the recipe
-back gives the same GUI file. Keys the GUI does not know are reported (the GUI drops them silently).
+The importer does what the GUI does when it loads a file (``kohya_gui/lora_gui.py`` ``open_configuration``), and
+says so: ``update_my_data``'s repairs, Gradio's coercions and the widget checks of the next Save/Train
+(:mod:`kohya_recipe.gui.migrate`). Then everything the recipe models becomes recipe fields, other sd-scripts
+options go to ``recipe.extra``, and other non-default GUI values (and a config's own folders and spellings) go to
+``recipe.gui``, so rendering the recipe back gives the same GUI file (:mod:`kohya_recipe.gui.to_recipe`). Keys
+the GUI does not know are reported (the GUI drops them silently).
 """
 
 from __future__ import annotations

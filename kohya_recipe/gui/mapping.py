@@ -13,8 +13,9 @@ LAYOUT_KEYS = (
 )  # fmt: skip
 
 # GUI fields that are sd-scripts options the recipe does not model: they live in ``recipe.extra`` under the
-# sd-scripts name. The GUI writes each to the TOML under the same name when it is truthy (§3 "All other keys go
-# out under the same name when truthy"), except where ``EXTRA_GATES`` says otherwise.
+# sd-scripts name. The GUI writes each to the TOML under the same name when it is truthy (``kohya_gui/lora_gui.py``
+# ``train_model`` builds ``config_toml_data`` and drops every "", False and None), except where the noise gates
+# below or the SDXL checkbox say otherwise.
 EXTRA_KEYS: dict[str, str] = {
     k: k
     for k in (
@@ -36,12 +37,12 @@ EXTRA_KEYS: dict[str, str] = {
 # SDXL-page checkboxes: the GUI writes them under the sd-scripts name, and only when the SDXL box is ticked.
 SDXL_EXTRA_KEYS = {"sdxl_no_half_vae": "no_half_vae", "sdxl_cache_text_encoder_outputs": "cache_text_encoder_outputs"}
 
-# noise_offset_type gates these (§3): "Original" writes noise_offset/adaptive_noise_scale/random_strength,
+# noise_offset_type gates these (``train_model``): "Original" writes noise_offset/adaptive_noise_scale/random_strength,
 # "Multires" writes the multires pair; the other group stays in the form but does nothing.
 ORIGINAL_NOISE_KEYS = ("noise_offset", "adaptive_noise_scale", "noise_offset_random_strength")
 MULTIRES_NOISE_KEYS = ("multires_noise_iterations", "multires_noise_discount")
 
-# Every field that encodes network_module/network_args (lora_gui.py train_model, §3 table).
+# Every field that encodes network_module/network_args (``kohya_gui/lora_gui.py`` ``train_model``).
 NETWORK_FIELDS = (
     "LyCORIS_preset", "conv_dim", "conv_alpha", "use_tucker", "use_scalar", "rank_dropout_scale", "bypass_mode",
     "dora_wd", "use_cp", "decompose_both", "factor", "constrain", "rescaled", "train_norm", "train_on_input",
@@ -90,7 +91,8 @@ RECIPE_FIELDS: dict[str, str] = {
 }  # fmt: skip
 
 # sd-scripts options that have no GUI field: the GUI passes them through `additional_parameters`, raw command
-# line tokens appended after --config_file (§3), which override the TOML.
+# line tokens appended after --config_file (``kohya_gui/common_gui.py`` ``run_cmd_advanced_training``), which
+# override the TOML.
 RECIPE_CLI_OPTIONS: dict[str, str] = {
     "log_prefix": "training.log_prefix",
     "sample_at_first": "samples.at_first",
@@ -101,7 +103,7 @@ RECIPE_CLI_OPTIONS: dict[str, str] = {
 FAMILY_FLAGS = ("flux1_checkbox", "sd3_checkbox", "hunyuan_image_checkbox", "anima_checkbox", "lumina_checkbox")
 
 # --------------------------------------------------------------------------------------------------------------
-# LoRA types: network_module and the network_args the GUI builds from the form (lora_gui.py train_model)
+# LoRA types: network_module and the network_args the GUI builds from the form (kohya_gui/lora_gui.py train_model)
 
 
 @dataclass(frozen=True)
@@ -142,8 +144,8 @@ def _ly(name: str, key: str, kind: str, default: Any = None) -> NetArg:
     return NetArg(name, key, kind, default)
 
 
-# LyCORIS defaults from lycoris/kohya.py create_network: conv_dim/conv_alpha fall back to the network's rank and
-# alpha, block_size to 4, the toggles to False, dropouts and constraint to 0, factor to -1.
+# LyCORIS defaults from LyCORIS's lycoris/kohya.py create_network: conv_dim/conv_alpha fall back to the network's
+# rank and alpha, block_size to 4, the toggles to False, dropouts and constraint to 0, factor to -1.
 _P = _ly("preset", "LyCORIS_preset", "str", "full")
 _CD = _ly("conv_dim", "conv_dim", "int")
 _CA = _ly("conv_alpha", "conv_alpha", "float")
@@ -268,8 +270,8 @@ RANKLESS_LORA_TYPES = frozenset({"LyCORIS/iA3", "LyCORIS/Native Fine-Tuning"})
 
 # GUI values that sd-scripts treats exactly like the option being unset.
 SDSCRIPTS_UNSET_EQUIVALENT: dict[str, Any] = {
-    "max_timestep": 1000,  # library/train_util.py: None -> the scheduler's 1000 timesteps
-    "max_token_length": 75,  # library/train_util.py: None -> one 75-token chunk
+    "max_timestep": 1000,  # sd-scripts library/train_util.py get_noise_noisy_latents_and_timesteps: None -> 1000
+    "max_token_length": 75,  # sd-scripts library/train_util.py get_hidden_states: None -> one 75-token chunk
 }
 
 

@@ -25,8 +25,8 @@ def network_args_from_form(form: dict[str, Any], lora_type: str) -> list[str]:
         out.insert(pos, f"algo={t.algo}")
     else:
         if lora_type == "Kohya LoCon":
-            # lora_gui.py: network_args += f' conv_dim="{conv_dim}" conv_alpha="{conv_alpha}"'; the quotes are
-            # stripped when the string is split into the TOML list.
+            # kohya_gui/lora_gui.py train_model: network_args += f' conv_dim="{conv_dim}" conv_alpha="{conv_alpha}"';
+            # the quotes are stripped when the string is split into the TOML list.
             out += [f"conv_dim={gui_arg_text(form['conv_dim'])}", f"conv_alpha={gui_arg_text(form['conv_alpha'])}"]
         for a in t.args:
             value = form[a.key]

@@ -1,6 +1,7 @@
 """The kohya_ss GUI's LoRA-tab JSON, rendered from a recipe.
 
-What the GUI needs (reference/kohya_ss_gui.md §1, "Implications for a generator"):
+What the GUI needs (``kohya_gui/lora_gui.py`` ``open_configuration`` loads a file, ``train_model`` trains from the
+form):
 
 * **All 287 fields.** A key missing from the file (or ``null``) keeps whatever the form happens to show, so a
   partial file does not say what will be trained.
@@ -11,7 +12,7 @@ What the GUI needs (reference/kohya_ss_gui.md §1, "Implications for a generator
   the recipe field and the GUI's limit.
 * **GUI semantics.** ``max_train_steps = 0`` (the GUI's default 1600 would cap the run), ``epoch`` and
   ``max_train_epochs`` = the recipe's epochs, SD1.5 = every family checkbox false, ``model_list = "custom"``,
-  ``sample_prompts`` holds the prompt *text*, the folders are the project's ``img``/``model``/``log``.
+  ``sample_prompts`` holds the prompt *text*, the folders are the project's (:mod:`kohya_recipe.layout`).
 
 ``recipe.gui`` holds what the recipe does not model: values of GUI-only fields (``model_list``, the Flux/SD3
 pages, accelerate's dynamo options, ...), the folders and output name of a config that was imported without a
@@ -80,8 +81,9 @@ def _join(root: str, name: str) -> str:
 
 
 def _learning_rates(recipe: Recipe, form: dict[str, Any]) -> None:
-    """learning_rate / text_encoder_lr / unet_lr as the GUI turns them into sd-scripts' (§3, §9 of the
-    implications): te = 0 means UNet-only, unet = 0 means TE-only, all three 0 is refused, 0 is "unset"."""
+    """learning_rate / text_encoder_lr / unet_lr as the GUI turns them into sd-scripts' (``kohya_gui/lora_gui.py``
+    ``resolve_network_train_flags``): te = 0 means UNet-only, unet = 0 means TE-only, all three 0 is refused
+    (``train_model``), 0 is "unset"."""
     opt, net = recipe.optimizer, recipe.network
     default_lr = float(option_specs()["learning_rate"].default)
     # An unset learning rate is sd-scripts' default; the GUI cannot leave it unset, so write that default.
@@ -412,7 +414,7 @@ def recipe_to_gui_preset(recipe: Recipe) -> dict[str, Any]:
     the full form minus folder, model, naming, sample and secret keys (tools/prepare_presets.py).
 
     Applying a preset changes only the keys it has, so ``max_train_steps = 0`` is kept on purpose: without it
-    the preset would inherit the form's 1600-step cap (reference §2).
+    the preset would inherit the form's 1600-step cap (``kohya_gui/class_basic_training.py``).
     """
     values = render_gui_form(recipe, None).values
     return {k: values[k] for k in preset_keys()}

@@ -60,10 +60,10 @@ def _spelling_ok(key: str, value: Any, form: dict[str, Any], recipe: Recipe, *, 
     if key == "max_resolution":
         return isinstance(value, str) and parse_resolution(value) == tuple(tr.resolution)
     if key == "max_train_epochs":
-        # 0: the GUI computes the steps from `epoch` with its own formula (§5), which ignores partly filled
-        # buckets and multi-GPU: the same run only with one image per step, one process and no reg images. A
-        # project's JSON must train what its config.toml trains, so there it is used only in that case; a
-        # config rendered without a project keeps its own form.
+        # 0: the GUI computes the steps from `epoch` with its own formula (kohya_gui/lora_gui.py train_model),
+        # which ignores partly filled buckets and multi-GPU: the same run only with one image per step, one
+        # process and no reg images. A project's JSON must train what its config.toml trains, so there it is used
+        # only in that case; a config rendered without a project keeps its own form.
         exact = (
             tr.batch_size * tr.gradient_accumulation_steps == 1
             and recipe.accelerate.num_processes == 1

@@ -258,7 +258,8 @@ class FormImporter:
         data["network"]["train_text_encoder_only"] = rates.te_only
         if form["t5xxl_lr"]:
             self.warn("t5xxl_lr", "is for Flux.1/SD3 text encoders; it does nothing for this model and is dropped")
-        # Warmup: absolute steps win over the percentage (§3); the constant scheduler zeroes both on load.
+        # Warmup: absolute steps win over the percentage (kohya_gui/common_gui.py resolve_lr_warmup_steps); the
+        # constant scheduler zeroes both on load (kohya_gui/class_basic_training.py lr_scheduler_changed).
         steps, pct = form["lr_warmup_steps"], form["lr_warmup"]
         if form["lr_scheduler"] == "constant" and (steps or pct):
             self.repairs.append("lr_warmup: set to 0 because lr_scheduler is 'constant', as the GUI does on load")

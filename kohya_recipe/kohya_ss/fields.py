@@ -4,12 +4,12 @@ The field list is read from ``data/kohya_ss_gui-lora-fields.json``, which was ta
 Gradio components (bmaltais/kohya_ss 45088f04, gradio 6.17.3): widget type, fresh-form default, choices of
 dropdowns and radios, and minimum/maximum/precision of numbers and sliders.
 
-Why this matters (reference/kohya_ss_gui.md §1): the GUI *loads* any JSON without checking it (unknown
-keys are dropped, a missing or ``null`` key keeps whatever the form shows), and only on the next Save, Train
-or "Print training command" does Gradio's preprocess refuse a dropdown value outside its choices or a number
-outside its range. A file that loads fine can therefore still be unusable. :func:`validate_gui_values` makes
-those checks up front, plus the pre-launch checks ``train_model()`` makes (§7), so we never hand the GUI a
-broken file.
+Why this matters: the GUI *loads* any JSON without checking it (``kohya_gui/lora_gui.py``
+``open_configuration``: unknown keys are dropped, a missing or ``null`` key keeps whatever the form shows), and
+only on the next Save, Train or "Print training command" does Gradio's preprocess refuse a dropdown value outside
+its choices or a number outside its range. A file that loads fine can therefore still be unusable.
+:func:`validate_gui_values` makes those checks up front, plus the pre-launch checks ``train_model()`` makes, so
+we never hand the GUI a broken file.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from kohya_recipe.sdscripts.options import did_you_mean
 FIELDS_FILE = Path(__file__).parent.parent / "data" / "kohya_ss_gui-lora-fields.json"
 
 # LoRA types whose network_dim/conv_dim slider maximum the GUI raises from 512 to 100000 when selected
-# (lora_gui.py update_LoRA_settings; reference §1 "Side effects that fire after a load").
+# (kohya_gui/lora_gui.py update_LoRA_settings, which fires after a load too).
 BIG_DIM_LORA_TYPES = frozenset({"LyCORIS/LoHa", "LyCORIS/LoKr", "LyCORIS/BOFT", "LyCORIS/Diag-OFT"})
 BIG_DIM_MAXIMUM = 100000
 BIG_DIM_FIELDS = ("network_dim", "conv_dim")
@@ -37,7 +37,7 @@ BIG_DIM_FIELDS = ("network_dim", "conv_dim")
 # the 2-core machine it was read on, so that number says nothing about the user's machine.
 HOST_DEPENDENT_MAXIMUM = frozenset({"num_cpu_threads_per_process"})
 
-# Model-family checkboxes (reference §1 "Keys that select the model family").
+# Model-family checkboxes (kohya_gui/lora_gui.py train_model picks the training script from them).
 FAMILY_CHECKBOXES = (
     "sdxl", "flux1_checkbox", "sd3_checkbox", "hunyuan_image_checkbox", "anima_checkbox", "lumina_checkbox",
 )  # fmt: skip
@@ -250,7 +250,8 @@ _KV_TOKEN = re.compile(r"^[^\s=]+=\S+$")
 
 
 def _args_problem(text: str) -> str | None:
-    """train_model() check 2 (§7): empty, or key=value tokens split by single spaces, no spaces around '='."""
+    """``kohya_gui/common_gui.py`` ``validate_args_setting`` (called by train_model): empty, or key=value tokens
+    split by single spaces, no spaces around '='."""
     if text == "":
         return None
     if "  " in text or text != text.strip():
