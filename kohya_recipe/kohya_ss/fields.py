@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from kohya_recipe.errors import GuiConfigError
+from kohya_recipe.files import read_json
 from kohya_recipe.sdscripts.options import did_you_mean
 
 FIELDS_FILE = Path(__file__).parent.parent / "data" / "kohya_ss_gui-lora-fields.json"
@@ -107,7 +108,7 @@ def _num(x: float) -> str:
 
 @lru_cache(maxsize=1)
 def _load() -> tuple[str, dict[str, GuiField]]:
-    raw = json.loads(FIELDS_FILE.read_text(encoding="utf-8"))
+    raw = read_json(FIELDS_FILE)
     fields: dict[str, GuiField] = {}
     for entry in raw["fields"]:
         choices = entry.get("choices")
