@@ -1,4 +1,4 @@
-"""Importing kohya_ss GUI JSON configs (gui_import) and the ``kohya-recipe import`` command.
+"""Importing kohya_ss GUI JSON configs (gui.importer, gui.migrate, gui.to_recipe) and ``kohya-recipe import``.
 
 The configs in tests/data/gui/saved-by-gui are ../shared/fixtures/kohya_ss-gui/saved-by-gui: LoRA-tab configs
 and presets written by several GUI versions (numbers stored as text, legacy keys, 28 to 288 keys).
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,8 @@ from click.testing import CliRunner
 
 from kohya_recipe.cli import cli, main
 from kohya_recipe.errors import GuiConfigError
-from kohya_recipe.gui.importer import import_gui_json, import_gui_values, migrate_gui_values, recipe_toml_text
+from kohya_recipe.gui.importer import import_gui_json, import_gui_values, recipe_toml_text
+from kohya_recipe.gui.migrate import migrate_gui_values
 from kohya_recipe.gui.render import recipe_to_gui_json, render_gui_form
 from kohya_recipe.kohya_ss.fields import gui_keys
 from kohya_recipe.recipe.loading import recipe_from_dict
@@ -201,7 +203,9 @@ def test_legacy_network_weights_key_is_renamed_even_when_empty(tmp_path: Path) -
     # empty legacy key clears network_weights too, and a legacy value wins over a network_weights beside it.
     result = import_gui_json(_write(tmp_path, {"lora_network_weights": "", "network_weights": "x.safetensors"}))
     assert result.recipe.network.weights is None and result.unknown_keys == []
-    assert 'lora_network_weights: renamed to network_weights, replacing its "x.safetensors"' in "\n".join(result.repairs)
+    assert 'lora_network_weights: renamed to network_weights, replacing its "x.safetensors"' in "\n".join(
+        result.repairs
+    )
     result = import_gui_json(_write(tmp_path, {"lora_network_weights": None, "network_weights": "x.safetensors"}))
     assert result.recipe.network.weights == "x.safetensors" and result.unknown_keys == ["lora_network_weights"]
 
@@ -231,7 +235,7 @@ def test_subject_and_repeats_come_from_the_image_folder(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "words"),
     [
-        ("{not json", "config.json: invalid JSON: Expecting property name enclosed in double quotes (line 1"),
+        ("{not json", "config.json: invalid JSON: Expecting property name enclosed in double quotes: line 1"),
         ("[1, 2]", "config.json: is a list, not a JSON object of GUI settings"),
         ('"text"', "config.json: is a string, not a JSON object"),
         ('{"learning_rate": NaN}', "config.json: invalid JSON: NaN is not a JSON number"),
@@ -268,6 +272,32 @@ def test_missing_file_and_folder(tmp_path: Path) -> None:
         import_gui_json(tmp_path)
 
 
+def test_a_fifo_is_refused_not_waited_on(tmp_path: Path) -> None:
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs on this platform")
+    fifo = tmp_path / "config.json"
+    os.mkfifo(fifo)
+    with pytest.raises(GuiConfigError, match="not a regular file"):
+        import_gui_json(fifo)  # reading would block until a writer came
+
+
+def test_sample_prompts_are_read_as_sd_scripts_reads_them(tmp_path: Path) -> None:
+    # sd-scripts matches prompt options case-insensitively (library/train_util.py line_to_prompt_dict): --W 640
+    # sets the width. A per-prompt sampler is read too, but a recipe prompt cannot hold one: it is reported.
+    data = {**_load(RESAVED), "sample_prompts": "a cat --W 640 --H 512 --S 20 --ss k_euler --N ugly --zz 1"}
+    result = import_gui_json(_write(tmp_path, data))
+    prompt = result.recipe.samples.prompts[0]
+    assert (prompt.prompt, prompt.width, prompt.height, prompt.steps, prompt.negative) == (
+        "a cat",
+        640,
+        512,
+        20,
+        "ugly",
+    )
+    (lost,) = [w for w in result.warnings if w.startswith("sample_prompts:")]
+    assert "--zz 1" in lost and "--ss k_euler" in lost
+
+
 # ---- the command ----------------------------------------------------------------------------------------------
 
 
@@ -278,10 +308,7 @@ def test_cli_import_writes_the_recipe_and_reports(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert f"Wrote {out} from {src}" in res.stdout
     assert 'seed: "1234" read as 1234' in res.stderr
-    assert (
-        "Unknown keys (the GUI ignores them): conv_alphas, conv_dims, no_token_padding"
-        in res.stderr
-    )
+    assert "Unknown keys (the GUI ignores them): conv_alphas, conv_dims, no_token_padding" in res.stderr
     assert "Warning: mem_eff_attn:" in res.stderr
     recipe = recipe_from_dict(tomllib.loads(out.read_text(encoding="utf-8")), source=str(out))
     assert recipe.training.batch_size == 3

@@ -1,4 +1,4 @@
-"""Rendering a recipe as the kohya_ss GUI's LoRA JSON (gui_render).
+"""Rendering a recipe as the kohya_ss GUI's LoRA JSON (gui.render).
 
 The golden file tests/golden/gui/likeness-sd15.json is the article preset rendered for the project
 /home/user/CharacterAI; it is compared byte for byte. Regenerate it only on purpose:

@@ -1,4 +1,4 @@
-"""The GUI's own JSON -> TOML translation (gui_translate), and what it makes of the JSON we render.
+"""The GUI's own JSON -> TOML translation (gui.translate), and what it makes of the JSON we render.
 
 1. The translator is checked against the real GUI: ``gui-output/`` holds what kohya_ss 45088f04 printed for
    ``Standard-AdamW.resaved-by-current-gui.json`` ("Print training command"): the config_lora TOML, the
@@ -21,8 +21,9 @@ from typing import Any
 
 import pytest
 
+from kohya_recipe.gui.form import textbox_prompts
 from kohya_recipe.gui.importer import import_gui_json
-from kohya_recipe.gui.render import parse_sample_prompts, recipe_to_gui_json
+from kohya_recipe.gui.render import recipe_to_gui_json
 from kohya_recipe.gui.translate import (
     count_dataset_steps,
     gui_command,
@@ -123,7 +124,7 @@ def test_gates_and_filters() -> None:
 LEGITIMATE_DIFFERENCES = {
     "epoch": "the GUI writes an `epoch` key; sd-scripts has no such option (inert); the GUI uses it for its step count",
     "noise_offset_type": "GUI-only key the GUI also writes; sd-scripts has no such option (inert)",
-    "max_train_steps": "the GUI's own count from the folders (§5); sd-scripts replaces it, since max_train_epochs "
+    "max_train_steps": "the GUI's own count from the folders (kohya_gui/lora_gui.py train_model); sd-scripts replaces it, since max_train_epochs "
     "is set, with epochs x its bucket-aware steps per epoch",
     "wandb_run_name": "the GUI fills it with output_name; only read with log_with = wandb",
     "dynamo_backend": "the GUI also writes accelerate's dynamo_backend to the TOML; sd-scripts reads it only "
@@ -147,7 +148,7 @@ LEGITIMATE_DIFFERENCES = {
 
 def _prompts(text: str) -> list[SamplePrompt]:
     """The prompts sd-scripts reads from a prompt file's text (same lines in effect, whatever the spelling)."""
-    prompts, dropped = parse_sample_prompts(text)
+    prompts, dropped = textbox_prompts(text)
     assert dropped == []
     return [SamplePrompt(**p) for p in prompts]
 

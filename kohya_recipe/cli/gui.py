@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+from kohya_recipe.cli.options import force_option, json_option
+from kohya_recipe.cli.output import echo_json, warn
+
+if TYPE_CHECKING:
+    from kohya_recipe.gui.importer import RecipeImport
 
 
 @click.command(
@@ -25,8 +30,8 @@ Examples:
     default=None,
     help="Write the recipe here (default: print it).",
 )
-@click.option("--force", is_flag=True, help="Overwrite an existing --output file.")
-@click.option("--json", "as_json", is_flag=True, help="Print the recipe, repairs, unknown keys and warnings as JSON.")
+@force_option("Overwrite an existing --output file.")
+@json_option
 def import_cmd(config: str, output: str | None, force: bool, as_json: bool) -> None:
     """Import a kohya_ss GUI JSON config into a recipe.
 
@@ -34,43 +39,22 @@ def import_cmd(config: str, output: str | None, force: bool, as_json: bool) -> N
     a file (numbers stored as text, legacy keys, boolean xformers, LoCon) and lists each repair. It reports keys
     the GUI does not know, and warns about values that do not carry over exactly.
     """
-    from kohya_recipe.gui.importer import import_gui_json, recipe_toml_text
+    from kohya_recipe.gui.importer import import_recipe_file
 
-    result = import_gui_json(config)
-    text, toml_warnings = recipe_toml_text(result)
-    written = None
-    if output:
-        written = _write(Path(output), text, force)
+    result = import_recipe_file(config, output, force=force)
     if as_json:
-        data = result.to_dict()
-        data["warnings"] = [*data["warnings"], *toml_warnings]
-        data["written"] = str(written) if written else None
-        click.echo(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False))
+        echo_json(result)
         return
-    if written is None:
-        click.echo(text, nl=False)
-    else:
-        click.echo(f"Wrote {written} from {config}")
+    click.echo(result.text if result.written is None else f"Wrote {result.written} from {config}\n", nl=False)
+    _report(result)
+
+
+def _report(result: RecipeImport) -> None:
+    """Repairs, unknown keys and warnings, on stderr."""
     if result.repairs:
         click.echo("Repaired (as the GUI does when it loads the file):", err=True)
         for line in result.repairs:
             click.echo(f"  {line}", err=True)
     if result.unknown_keys:
         click.echo(f"Unknown keys (the GUI ignores them): {', '.join(result.unknown_keys)}", err=True)
-    for line in [*result.warnings, *toml_warnings]:
-        click.echo(f"Warning: {line}", err=True)
-
-
-def _write(path: Path, text: str, force: bool) -> Path:
-    from kohya_recipe.errors import RenderError
-    from kohya_recipe.files import atomic_write_text
-
-    if path.is_dir():
-        raise RenderError("is a folder", source=str(path))
-    if path.exists() and not force:
-        raise RenderError("already exists (use --force to overwrite)", source=str(path))
-    try:
-        atomic_write_text(path, text)
-    except OSError as exc:
-        raise RenderError(f"cannot write: {exc.strerror or exc}", source=str(path)) from None
-    return path
+    warn(result.warnings)

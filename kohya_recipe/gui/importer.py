@@ -1,87 +1,27 @@
 """Import a kohya_ss GUI LoRA JSON (any GUI version, full config or preset) into a recipe.
 
-The importer does what the GUI does when it loads a file (reference/kohya_ss_gui.md §1), and says so:
-
-1. ``update_my_data``'s repairs: numbers stored as strings become numbers (unparseable ones fall back to 0, 1,
-   75 or 1.0 as in the GUI), ``LoCon`` becomes ``LyCORIS/LoCon``, a boolean ``xformers`` becomes
-   ``"xformers"``/``"none"``, ``use_wandb`` becomes ``log_with``, ``lora_network_weights`` becomes
-   ``network_weights``, an unknown ``save_model_as`` becomes ``safetensors``, a missing ``optimizer`` becomes
-   ``AdamW`` (``AdamW8bit`` with ``use_8bit_adam``).
-2. Gradio's own coercions: a Checkbox applies ``bool()``, a Textbox ``str()``, a precision-0 Number
-   ``int(round())``. Where Gradio would crash (a string in a precision-0 Number) or silently turn a value
-   into its opposite (the string ``"false"`` in a Checkbox is true), the import stops with one line naming the
-   file, the key and the reason.
-3. The widget checks the GUI makes on the next Save/Train: a value outside a dropdown's choices or a number
-   outside its range is an error, with two exceptions that the GUI's own shipped presets need: a
-   ``caption_extension`` from the days it was a free text box (``.txt2``, ``.none-use-foldername``) becomes
-   ``.txt``, and ``network_dim`` above the slider maximum of a LyCORIS type that has no rank (iA3, full
-   fine-tuning) is kept with a warning.
-
-Everything the recipe models becomes recipe fields; other sd-scripts options go to ``recipe.extra``; other
-non-default GUI values (and a config's own folders and spellings) go to ``recipe.gui``, so rendering the recipe
-back gives the same GUI file. Keys the GUI does not know are reported (the GUI drops them silently).
+The importer does what the GUI does when it loads a file (``kohya_gui/lora_gui.py`` ``open_configuration``), and
+says so: ``update_my_data``'s repairs, Gradio's coercions and the widget checks of the next Save/Train
+(:mod:`kohya_recipe.gui.migrate`). Then everything the recipe models becomes recipe fields, other sd-scripts
+options go to ``recipe.extra``, and other non-default GUI values (and a config's own folders and spellings) go to
+``recipe.gui``, so rendering the recipe back gives the same GUI file (:mod:`kohya_recipe.gui.to_recipe`). Keys
+the GUI does not know are reported (the GUI drops them silently).
 """
 
 from __future__ import annotations
 
-import json
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kohya_recipe.errors import GuiConfigError, RecipeError
-from kohya_recipe.gui.render import (
-    EXTRA_KEYS,
-    FAMILY_FLAGS,
-    LAYOUT_KEYS,
-    LEGACY_LORA_TYPES,
-    LORA_TYPES,
-    NETWORK_FIELDS,
-    RANKLESS_LORA_TYPES,
-    RECIPE_CLI_OPTIONS,
-    RECIPE_FIELDS,
-    SDXL_EXTRA_KEYS,
-    UNSUPPORTED_LORA_TYPES,
-    inert_extra_value,
-    is_recipe_owned,
-    network_args_from_form,
-    parse_resolution,
-    parse_sample_prompts,
-    render_gui_form,
-    split_additional,
-)
-from kohya_recipe.kohya_ss.fields import (
-    GuiProblem,
-    describe,
-    gui_defaults,
-    gui_fields,
-    lora_types,
-    validate_gui_values,
-)
+from kohya_recipe.errors import GuiConfigError, RenderError
+from kohya_recipe.files import atomic_write_text, loads_toml, read_json
+from kohya_recipe.gui.migrate import unknown_keys
+from kohya_recipe.gui.to_recipe import FormImporter
 from kohya_recipe.recipe.advice import recipe_warnings
-from kohya_recipe.recipe.loading import recipe_from_dict
-from kohya_recipe.recipe.mapping import SDSCRIPTS_FIELDS
+from kohya_recipe.recipe.loading import recipe_from_dict, recipe_to_data, recipe_to_toml
 from kohya_recipe.recipe.models import Recipe
-
-# update_my_data's coercions (reference §1): key -> (type, fallback when the value cannot be parsed).
-_INT_KEYS = (
-    "clip_skip", "epoch", "gradient_accumulation_steps", "keep_tokens", "lr_warmup", "max_data_loader_n_workers",
-    "max_train_epochs", "save_every_n_epochs", "seed", "max_train_steps", "caption_dropout_every_n_epochs",
-)  # fmt: skip
-INT_COERCED = dict.fromkeys(_INT_KEYS, 0) | {"lr_scheduler_num_cycles": 1, "max_token_length": 75}
-_FLOAT_KEYS = ("adaptive_noise_scale", "noise_offset", "learning_rate", "text_encoder_lr", "unet_lr")
-FLOAT_COERCED = dict.fromkeys(_FLOAT_KEYS, 0.0) | {"lr_scheduler_power": 1.0}
-
-# Written by the GUI's own 💾 button (the exclusion list misses it) and ignored on load: not "unknown".
-IGNORED_KNOWN_KEYS = frozenset({"save_as_bool"})
-
-# Extra-backed GUI fields that hold secrets: kept (nothing is lost) but the user is told.
-SECRET_KEYS = frozenset({"wandb_api_key", "huggingface_token"})
-
-_SUBSET_FOLDER = re.compile(r"^(\d+)_(.+)$")
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
 @dataclass
@@ -94,687 +34,63 @@ class ImportResult:
     unknown_keys: list[str] = field(default_factory=list)  # keys the GUI does not know (it ignores them)
     warnings: list[str] = field(default_factory=list)  # values that do not carry over exactly, and advice
 
-    def to_dict(self) -> dict[str, Any]:
-        from kohya_recipe.recipe.loading import recipe_to_data
 
-        return {
-            "source": self.source,
-            "recipe": recipe_to_data(self.recipe),
-            "repairs": self.repairs,
-            "unknown_keys": self.unknown_keys,
-            "warnings": self.warnings,
-        }
+@dataclass
+class RecipeImport:
+    """What ``kohya-recipe import`` made of a GUI config: the recipe file (its text, and the data it holds), where
+    it was written, and what to report. ``warnings`` ends with the values TOML cannot carry."""
+
+    source: str
+    recipe: dict[str, Any]  # the recipe as the TOML file holds it (no nulls: recipe_to_data)
+    repairs: list[str]
+    unknown_keys: list[str]
+    warnings: list[str]
+    written: Path | None = None
+    text: str = field(default="", metadata={"json": False})
 
 
 # --------------------------------------------------------------------------------------------------------------
 # Reading
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
+def _json_kind(value: Any) -> str:
+    kinds = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
+    return kinds.get(type(value), "null")
+
+
+def _refuse_non_finite(value: Any, source: str) -> None:
+    """Python's json reads NaN and Infinity, which are not JSON numbers (and no GUI field can hold them)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        name = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+        raise GuiConfigError(f"invalid JSON: {name} is not a JSON number", source=source)
+    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    for child in children:
+        _refuse_non_finite(child, source)
 
 
 def read_gui_json(path: str | Path) -> dict[str, Any]:
-    """The JSON object in ``path``; anything else is one :class:`GuiConfigError` line naming the file."""
+    """The JSON object in ``path`` (read with :func:`kohya_recipe.files.read_json`: a regular file only, UTF-8, a
+    byte-order mark dropped); anything else is one :class:`GuiConfigError` line naming the file."""
     p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise GuiConfigError("file not found", source=str(p)) from None
-    except IsADirectoryError:
-        raise GuiConfigError("is a folder, not a JSON file", source=str(p)) from None
-    except OSError as exc:
-        raise GuiConfigError(exc.strerror or str(exc), source=str(p)) from None
-    try:
-        text = raw.decode("utf-8-sig")  # a BOM from a Windows editor is harmless; the GUI's json.load minds it
-    except UnicodeDecodeError as exc:
-        raise GuiConfigError(f"not UTF-8 text (byte {exc.start})", source=str(p)) from None
-    try:
-        data = json.loads(text, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        raise GuiConfigError(
-            f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})", source=str(p)
-        ) from None
-    except ValueError as exc:
-        raise GuiConfigError(f"invalid JSON: {exc}", source=str(p)) from None
+    data = read_json(p, error=GuiConfigError)
     if not isinstance(data, dict):
-        kind = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean"}.get(
-            type(data), "null"
-        )
-        raise GuiConfigError(f"is {kind}, not a JSON object of GUI settings", source=str(p))
+        raise GuiConfigError(f"is {_json_kind(data)}, not a JSON object of GUI settings", source=str(p))
+    _refuse_non_finite(data, str(p))
     return data
 
 
 # --------------------------------------------------------------------------------------------------------------
-# What the GUI does on load
-
-
-def _gui_int(value: Any) -> int | None:
-    """Python's ``int(value)`` as update_my_data calls it; None where it raises ValueError."""
-    try:
-        return int(value)
-    except ValueError:
-        return None
-    except (TypeError, OverflowError):
-        raise TypeError from None
-
-
-def _gui_float(value: Any) -> float | None:
-    try:
-        result = float(value)
-    except ValueError:
-        return None
-    except TypeError:
-        raise TypeError from None
-    return result
-
-
-def migrate_gui_values(data: dict[str, Any], source: str = "gui.json") -> tuple[dict[str, Any], list[str]]:
-    """Apply the GUI's load-time repairs (``update_my_data`` and Gradio's postprocess) to a copy of ``data``.
-
-    Returns the repaired mapping and one sentence per repair. A value the GUI would crash on raises
-    :class:`GuiConfigError`.
-    """
-    d = dict(data)
-    repairs: list[str] = []
-
-    def fail(key: str, why: str) -> GuiConfigError:
-        return GuiConfigError(why, source=source, field=key)
-
-    # update_my_data, in its order.
-    if "optimizer" not in d:
-        d["optimizer"] = "AdamW8bit" if d.get("use_8bit_adam") else "AdamW"
-        why = "use_8bit_adam is set" if d.get("use_8bit_adam") else "the GUI's fallback"
-        repairs.append(f"optimizer: missing, set to {d['optimizer']!r} ({why})")
-    if "use_8bit_adam" in d:
-        d.pop("use_8bit_adam")
-        repairs.append("use_8bit_adam: legacy key, replaced by optimizer")
-    for key, fallback in INT_COERCED.items():
-        value = d.get(key)
-        if value is None or (type(value) is int):
-            continue
-        if isinstance(value, float) and not math.isfinite(value):
-            raise fail(key, f"{value} is not a number the GUI can hold")
-        try:
-            parsed = _gui_int(value)
-        except TypeError:
-            raise fail(key, f"must be a number, not {describe(value)} (the GUI crashes on it)") from None
-        new = fallback if parsed is None else parsed
-        d[key] = new
-        if isinstance(value, str):
-            what = f"read as {new}" if parsed is not None else f"is not a whole number: the GUI uses {new}"
-            repairs.append(f"{key}: {describe(value)} {what}")
-        elif new != value:
-            repairs.append(f"{key}: {describe(value)} truncated to {new} (the GUI's int())")
-    for key, fallback_f in FLOAT_COERCED.items():
-        value = d.get(key)
-        if value is None or type(value) is float:
-            continue
-        try:
-            parsed_f = _gui_float(value)
-        except TypeError:
-            raise fail(key, f"must be a number, not {describe(value)} (the GUI crashes on it)") from None
-        if parsed_f is not None and not math.isfinite(parsed_f):
-            raise fail(key, f"{describe(value)} is not a number the GUI can hold")
-        new_f = fallback_f if parsed_f is None else parsed_f
-        d[key] = new_f
-        if isinstance(value, str):
-            what = f"read as {new_f}" if parsed_f is not None else f"is not a number: the GUI uses {new_f}"
-            repairs.append(f"{key}: {describe(value)} {what}")
-    if d.get("LoRA_type") in LEGACY_LORA_TYPES:
-        old = d["LoRA_type"]
-        d["LoRA_type"] = LEGACY_LORA_TYPES[old]
-        repairs.append(f"LoRA_type: {old!r} is now {d['LoRA_type']!r}")
-    if "save_model_as" in d and d.get("save_model_as") not in ("safetensors", "ckpt"):
-        repairs.append(f"save_model_as: {describe(d['save_model_as'])} is not a LoRA format, set to 'safetensors'")
-        d["save_model_as"] = "safetensors"
-    if isinstance(d.get("xformers"), bool):
-        new_x = "xformers" if d["xformers"] else "none"
-        repairs.append(f"xformers: {describe(d['xformers'])} is now {new_x!r}")
-        d["xformers"] = new_x
-    if "use_wandb" in d:
-        value = d.pop("use_wandb")
-        if value == "True":
-            d["log_with"] = "wandb"
-            repairs.append("use_wandb: \"True\" is now log_with = 'wandb'")
-        else:
-            repairs.append(f"use_wandb: legacy key ({describe(value)}) dropped, as the GUI does")
-    if d.get("lora_network_weights") is not None:
-        # common_gui.py update_my_data renames the key whenever it holds a value, "" included, and the legacy
-        # value replaces a network_weights the same file may also have.
-        legacy = d.pop("lora_network_weights")
-        replaced = d.get("network_weights")
-        d["network_weights"] = legacy
-        if replaced is not None and replaced != legacy:
-            repairs.append(
-                f"lora_network_weights: renamed to network_weights, replacing its {describe(replaced)} as the GUI does"
-            )
-        else:
-            repairs.append("lora_network_weights: renamed to network_weights")
-    # Gradio's postprocess, field by field.
-    fields = gui_fields()
-    for key, value in list(d.items()):
-        f = fields.get(key)
-        if f is None or value is None:
-            continue
-        if f.widget == "Checkbox" and not isinstance(value, bool):
-            if isinstance(value, int | float) and value in (0, 1):
-                d[key] = bool(value)
-                repairs.append(f"{key}: {describe(value)} read as {describe(bool(value))}")
-            else:
-                raise fail(key, f"must be true or false, not {describe(value)} (the GUI would read it as "
-                                f"{describe(bool(value))})")  # fmt: skip
-        elif f.widget == "Textbox" and not isinstance(value, str):
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise fail(key, f"must be text, not {describe(value)}")
-            d[key] = str(value)
-            repairs.append(f"{key}: {describe(value)} read as the text {describe(str(value))}")
-        elif f.numeric and f.precision == 0:
-            if isinstance(value, str | bool) or not isinstance(value, int | float):
-                raise fail(key, f"must be a whole number, not {describe(value)} (the GUI crashes loading it)")
-            if isinstance(value, float) and not value.is_integer():
-                d[key] = round(value)
-                repairs.append(f"{key}: {describe(value)} rounded to {d[key]} (a whole-number field)")
-    return d, repairs
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Mapping the form to a recipe
-
-
-def _num(value: Any) -> Any:
-    """A JSON number as int when whole (sliders hold 64.0 for 64)."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-def _split_args(text: str) -> list[str]:
-    # The GUI splits these strings on whitespace after removing '"' (str(x).replace('"', '').split()).
-    return str(text).replace('"', "").split()
-
-
-def _set_path(data: dict[str, Any], path: str, value: Any) -> None:
-    section, name = path.split(".")
-    data.setdefault(section, {})[name] = value
-
-
-def _find_subset(train_data_dir: str, base: Path | None) -> tuple[Path, int, str] | None:
-    """The one ``<repeats>_<name>`` folder under ``train_data_dir``, if that folder exists here."""
-    if not train_data_dir:
-        return None
-    p = Path(train_data_dir)
-    candidates = [p] if p.is_absolute() else ([base / p] if base else []) + [p]
-    for c in candidates:
-        try:
-            if not c.is_dir():
-                continue
-            subs = [s for s in sorted(c.iterdir()) if s.is_dir() and _SUBSET_FOLDER.match(s.name)]
-        except OSError:
-            continue
-        if len(subs) == 1:
-            m = _SUBSET_FOLDER.match(subs[0].name)
-            assert m is not None
-            return subs[0], int(m.group(1)), m.group(2)
-        return None
-    return None
-
-
-class _Importer:
-    def __init__(self, data: dict[str, Any], source: str, base_dir: Path | None) -> None:
-        self.raw = data
-        self.source = source
-        self.base_dir = base_dir
-        self.repairs: list[str] = []
-        self.warnings: list[str] = []
-        self.lost: set[str] = set()  # keys already explained in a warning
-
-    def error(self, key: str, message: str) -> GuiConfigError:
-        return GuiConfigError(message, source=self.source, field=key)
-
-    def warn(self, key: str, message: str) -> None:
-        self.warnings.append(f"{key}: {message}")
-        self.lost.add(key)
-
-    # ---- checks -------------------------------------------------------------------------------------------
-    def check(self, d: dict[str, Any]) -> None:
-        lora_type = d.get("LoRA_type")
-        if lora_type is not None and lora_type not in lora_types():
-            raise self.error("LoRA_type", f"{describe(lora_type)} is not a LoRA type of the GUI "
-                                          f"({', '.join(lora_types())})")  # fmt: skip
-        if lora_type in UNSUPPORTED_LORA_TYPES:
-            raise self.error("LoRA_type", f"{lora_type!r} trains a model family kohya-recipe does not support "
-                                          "(SD 1.x, SD 2.x and SDXL only)")  # fmt: skip
-        for flag in FAMILY_FLAGS:
-            if d.get(flag) is True:
-                name = flag.replace("_checkbox", "").replace("hunyuan_image", "HunyuanImage").replace("flux1", "Flux.1")
-                raise self.error(flag, f"{name} training is not supported by kohya-recipe (SD 1.x, SD 2.x, SDXL)")
-        if d.get("sdxl") is True and d.get("v2") is True:
-            raise self.error("v2", "v2 and sdxl are both set: a model is one or the other")
-        problems = validate_gui_values(d, self.source, preflight=True)
-        errors: list[GuiProblem] = []
-        for p in problems:
-            if p.kind == "choice" and p.key == "caption_extension":
-                self.repairs.append(
-                    f"caption_extension: {describe(d['caption_extension'])} (a free-text value of older GUIs) is not "
-                    "one of the current GUI's choices, which refuses to save or train with it; using '.txt'"
-                )
-                d["caption_extension"] = ".txt"
-            elif p.kind == "range" and p.key == "network_dim" and lora_type in RANKLESS_LORA_TYPES:
-                self.warnings.append(
-                    f"network_dim: {p.message}; {lora_type} has no rank (LyCORIS ignores it), so the value is kept, "
-                    "but the GUI refuses to save or train until it is lowered"
-                )
-            elif p.severity == "warning":
-                self.warnings.append(f"{p.key}: {p.message}")
-            else:
-                errors.append(p)
-        if errors:
-            p = errors[0]
-            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-            raise self.error(p.key, p.message + more)
-
-    # ---- mapping ------------------------------------------------------------------------------------------
-    def build(self) -> Recipe:
-        from kohya_recipe.sdscripts.options import option_specs
-
-        d, repairs = migrate_gui_values(self.raw, self.source)
-        self.repairs += repairs
-        self.check(d)
-        self.present = {k for k in d if k in gui_fields() and d[k] is not None}
-        missing = [k for k in gui_fields() if k not in self.present]
-        # Keys the file does not set keep whatever the GUI's form shows; we take a freshly started GUI's form
-        # (what applying a preset there gives), except: max_train_steps 0 instead of the form's 1600, which
-        # would cap the run (§2), and the recipe's base model instead of the form's runwayml repository, which
-        # is no longer on the Hugging Face hub.
-        base = {k: ("" if v is None else v) for k, v in gui_defaults().items()}
-        base["max_train_steps"] = 0
-        base["pretrained_model_name_or_path"] = Recipe().model.base
-        form = {k: (d[k] if k in self.present else base[k]) for k in gui_fields()}
-        if missing:
-            shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
-            self.warnings.append(
-                f"{len(missing)} of the GUI's {len(gui_fields())} fields are not in the file ({shown}): they take "
-                "a fresh GUI form's values (max_train_steps 0, and the recipe's base model)"
-            )
-        self.form = form
-        specs = option_specs(form["sdxl"] is True)
-        data: dict[str, Any] = {}
-        gui: dict[str, Any] = {}
-        extra: dict[str, Any] = {}
-
-        # Model.
-        family = "sdxl" if form["sdxl"] else ("sd2" if form["v2"] else "sd15")
-        data["model"] = {
-            "base": form["pretrained_model_name_or_path"] or Recipe().model.base,
-            "family": family,
-            "v_parameterization": bool(form["v_parameterization"]),
-            "vae": form["vae"] or None,
-        }
-        if "pretrained_model_name_or_path" in self.present and not form["pretrained_model_name_or_path"]:
-            self.warn("pretrained_model_name_or_path", f"empty; using {data['model']['base']!r}")
-        # Network.
-        lora_type = form["LoRA_type"]
-        t = LORA_TYPES[lora_type]
-        args: list[str] = []
-        for item in network_args_from_form(form, lora_type):
-            if item not in args:  # the GUI lists use_tucker twice for LyCORIS LoCon/LoHa
-                args.append(item)
-        data["network"] = {
-            "module": t.module,
-            "rank": int(form["network_dim"]),
-            "alpha": float(form["network_alpha"]),
-            "args": args,
-            "dropout": form["network_dropout"] or None,
-            "weights": form["network_weights"] or None,
-        }
-        if isinstance(form["network_dim"], float) and not form["network_dim"].is_integer():
-            raise self.error("network_dim", f"{form['network_dim']} is not a whole number")
-        # Optimizer.
-        self._optimizer(form, data, specs)
-        # Training.
-        self._training(form, data, extra, specs)
-        # Dataset, augmentation.
-        ext = form["caption_extension"]
-        data["dataset"] = {"caption_extension": ".caption" if ext == "" else ext}
-        data["augmentation"] = {
-            "flip": bool(form["flip_aug"]),
-            "color": bool(form["color_aug"]),
-            "shuffle_caption": bool(form["shuffle_caption"]),
-            "keep_tokens": int(form["keep_tokens"]),
-        }
-        if form["color_aug"] and form["cache_latents"]:
-            # lora_gui.py: color_aug's change event turns cache_latents off (sd-scripts refuses both).
-            data["training"]["cache_latents"] = False
-            self.repairs.append("cache_latents: turned off because color_aug is on, as the GUI does on load")
-        self._samples(form, data)
-        self._subject_and_output(form, data, gui)
-        self._accelerate(form, data)
-        # sd-scripts options that have GUI fields.
-        for key, option in EXTRA_KEYS.items():
-            value = form[key]
-            if key in self.present and not inert_extra_value(key, value, form):
-                extra[option] = self._option_value(option, value, specs, key)
-                if key in SECRET_KEYS and value:
-                    self.warnings.append(
-                        f"{key}: a secret; it is kept in the recipe's extra.{option} — do not share the recipe"
-                    )
-        if form["sdxl"]:
-            for key, option in SDXL_EXTRA_KEYS.items():
-                if form[key] is True:
-                    extra[option] = True
-        # additional_parameters: raw command-line flags after --config_file (they override the TOML). The text
-        # itself is kept for the GUI; rendering uses it while its options still match the recipe.
-        self._additional(form["additional_parameters"], data, extra, bool(form["sdxl"]))
-        if form["additional_parameters"].strip():
-            gui["additional_parameters"] = form["additional_parameters"]
-        # GUI-only values that differ from what a default render would show; the config's own folders.
-        canonical = render_gui_form(Recipe(), None, check=False).values
-        for key in self.present:
-            if is_recipe_owned(key) or (key in NETWORK_FIELDS and key in _active_keys(lora_type)):
-                continue
-            if not _same(form[key], canonical[key]):
-                gui[key] = form[key]
-        for key in LAYOUT_KEYS:
-            if key != "output_name" and key in self.present and form[key]:
-                gui[key] = form[key]
-        data["extra"] = extra
-        data["gui"] = gui
-        recipe = self._validate(data)
-        recipe = self._spellings(recipe, data)
-        return recipe
-
-    def _option_value(self, option: str, value: Any, specs: dict[str, Any], key: str) -> Any:
-        spec = specs.get(option)
-        if spec is None:
-            return value
-        if spec.type == "int" and isinstance(value, float):
-            if not value.is_integer():
-                raise self.error(key, f"{value} is not a whole number (sd-scripts --{option} takes an integer)")
-            return int(value)
-        if spec.type == "float" and isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if spec.type == "bool_flag":
-            return bool(value)
-        return value
-
-    def _optimizer(self, form: dict[str, Any], data: dict[str, Any], specs: dict[str, Any]) -> None:
-        default_lr = float(specs["learning_rate"].default)
-        lr, te, unet = form["learning_rate"], form["text_encoder_lr"], form["unet_lr"]
-        if lr == 0 and te == 0 and unet == 0:
-            raise self.error("learning_rate", "learning_rate, text_encoder_lr and unet_lr are all 0: the GUI refuses "
-                                              "to train")  # fmt: skip
-        if lr < 0:
-            raise self.error("learning_rate", f"{lr} is negative: sd-scripts would train away from the data")
-        base = lr if lr else default_lr
-        te_only = te != 0 and unet == 0
-        unet_only = te == 0 and unet != 0
-        opt: dict[str, Any] = {
-            "type": form["optimizer"],
-            "args": _split_args(form["optimizer_args"]),
-            "learning_rate": None if (lr == 0 or lr == default_lr) else float(lr),
-            "scheduler": form["lr_scheduler"],
-            "scheduler_args": _split_args(form["lr_scheduler_args"]),
-            "scheduler_num_cycles": int(form["lr_scheduler_num_cycles"]),
-            "scheduler_power": float(form["lr_scheduler_power"]),
-            "max_grad_norm": float(form["max_grad_norm"]),
-        }
-        opt["text_encoder_lr"] = None if (te == 0 or te == base) else float(te)
-        opt["unet_lr"] = None if (unet == 0 or unet == base) else float(unet)
-        data["network"]["train_unet_only"] = unet_only
-        data["network"]["train_text_encoder_only"] = te_only
-        if form["t5xxl_lr"]:
-            self.warn("t5xxl_lr", "is for Flux.1/SD3 text encoders; it does nothing for this model and is dropped")
-        # Warmup: absolute steps win over the percentage (§3); the constant scheduler zeroes both on load.
-        steps, pct = form["lr_warmup_steps"], form["lr_warmup"]
-        if form["lr_scheduler"] == "constant" and (steps or pct):
-            self.repairs.append("lr_warmup: set to 0 because lr_scheduler is 'constant', as the GUI does on load")
-            steps = pct = 0
-        if steps:
-            if isinstance(steps, float) and not steps.is_integer():
-                raise self.error("lr_warmup_steps", f"{steps} is not a whole number of steps")
-            opt["warmup_steps"] = int(steps)
-        elif pct:
-            if pct >= 100:
-                raise self.error("lr_warmup", f"{pct}% warmup leaves no steps to train")
-            opt["warmup_steps"] = pct / 100
-        else:
-            opt["warmup_steps"] = 0
-        data["optimizer"] = opt
-
-    def _training(self, form: dict[str, Any], data: dict[str, Any], extra: dict[str, Any], specs: Any) -> None:
-        res = parse_resolution(form["max_resolution"])
-        if res is None:
-            raise self.error("max_resolution", f"{describe(form['max_resolution'])} is not 'W,H' or 'N'")
-        epochs = int(form["max_train_epochs"]) or int(form["epoch"])
-        if epochs < 1:
-            raise self.error("epoch", f"{form['epoch']}: at least one epoch is needed")
-        if not form["max_train_epochs"] and form["max_train_steps"]:
-            self.warn(
-                "max_train_steps",
-                f"{form['max_train_steps']}: in the GUI this fixed step count decides the length, not epoch = "
-                f"{form['epoch']}; the recipe trains by epochs ({epochs}); check the epoch count",
-            )
-        if form["mixed_precision"] not in ("no", "fp16", "bf16"):
-            raise self.error("mixed_precision", f"{form['mixed_precision']!r} is not supported by the recipe "
-                                                "(no, fp16, bf16)")  # fmt: skip
-        if form["mem_eff_attn"]:
-            self.warn("mem_eff_attn", f"sd-scripts' slow memory-efficient attention is not offered by kohya-recipe; "
-                                      f"attention = {form['xformers']!r} is used instead")  # fmt: skip
-        # sd-scripts logs to TensorBoard when a logging_dir is set and log_with is not; a file without a
-        # logging_dir key (a preset) does not say, so it keeps the recipe's TensorBoard logging.
-        log_with = form["log_with"] or (
-            "tensorboard" if form["logging_dir"] or "logging_dir" not in self.present else None
-        )
-        n_workers = int(form["max_data_loader_n_workers"])
-        data["training"] = {
-            "max_train_epochs": epochs,
-            "batch_size": int(form["train_batch_size"]),
-            "gradient_accumulation_steps": int(form["gradient_accumulation_steps"]),
-            "resolution": list(res),
-            "enable_bucket": bool(form["enable_bucket"]),
-            "min_bucket_reso": int(form["min_bucket_reso"]),
-            "max_bucket_reso": int(form["max_bucket_reso"]),
-            "bucket_reso_steps": int(form["bucket_reso_steps"]),
-            "bucket_no_upscale": bool(form["bucket_no_upscale"]),
-            "mixed_precision": form["mixed_precision"],
-            "save_precision": form["save_precision"],
-            "seed": int(form["seed"]) or None,  # 0 = random: the GUI omits it
-            "clip_skip": int(form["clip_skip"]) or None,
-            "attention": form["xformers"],
-            "gradient_checkpointing": bool(form["gradient_checkpointing"]),
-            "cache_latents": bool(form["cache_latents"]),
-            "cache_latents_to_disk": bool(form["cache_latents_to_disk"]),
-            "save_every_n_epochs": int(form["save_every_n_epochs"]) or None,
-            "save_state": bool(form["save_state"]),
-            "save_last_n_epochs": int(form["save_last_n_epochs"]) or None,
-            "max_data_loader_n_workers": None if n_workers == specs["max_data_loader_n_workers"].default else n_workers,
-            "max_token_length": None if int(form["max_token_length"]) == 75 else int(form["max_token_length"]),
-            "noise_offset": (
-                _num(form["noise_offset"]) if form["noise_offset"] and form["noise_offset_type"] == "Original" else None
-            ),
-            "log_with": log_with,
-        }
-        if form["save_model_as"] != "safetensors":
-            self.warn("save_model_as", f"{form['save_model_as']!r}: kohya-recipe saves .safetensors (the only format "
-                                       "with epoch metadata)")  # fmt: skip
-        if form["stop_text_encoder_training"]:
-            self.lost.add("stop_text_encoder_training")  # already a preflight warning: the GUI ignores it
-        if form["dataset_config"]:
-            self.warnings.append(
-                f"dataset_config: {form['dataset_config']!r} is kept for the GUI; a kohya-recipe project writes "
-                "its own dataset.toml from the recipe"
-            )
-        if form["multi_gpu"] and int(form["num_processes"]) <= 1:
-            self.warn("multi_gpu", "is on with num_processes = 1; kohya-recipe launches multi-GPU from "
-                                   "accelerate.num_processes")  # fmt: skip
-
-    def _samples(self, form: dict[str, Any], data: dict[str, Any]) -> None:
-        prompts, dropped = parse_sample_prompts(form["sample_prompts"])
-        for p in prompts:
-            for side in ("width", "height"):
-                v = p.get(side)
-                if isinstance(v, int) and (v % 8 or v < 64):
-                    new = max(64, v - v % 8)
-                    self.repairs.append(f"sample_prompts: --{side[0]} {v} becomes {new} (sd-scripts rounds down to a "
-                                        "multiple of 8, at least 64)")  # fmt: skip
-                    p[side] = new
-            if isinstance(p.get("steps"), int) and not 1 <= p["steps"] <= 1000:
-                new = min(1000, max(1, p["steps"]))
-                self.repairs.append(f"sample_prompts: --s {p['steps']} becomes {new} (sd-scripts clamps to 1-1000)")
-                p["steps"] = new
-        if dropped:
-            self.warn("sample_prompts", f"inline options the recipe cannot hold are dropped: {', '.join(dropped)}")
-        data["samples"] = {
-            "every_n_epochs": int(form["sample_every_n_epochs"]) or None,
-            "every_n_steps": int(form["sample_every_n_steps"]) or None,
-            "sampler": form["sample_sampler"],
-            "prompts": prompts,
-        }
-
-    def _subject_and_output(self, form: dict[str, Any], data: dict[str, Any], gui: dict[str, Any]) -> None:
-        # A file without output_name (a preset) leaves the recipe's default: the trigger word.
-        name = form["output_name"] if "output_name" in self.present else ""
-        m = re.fullmatch(r"(.+)-(\d+)-([A-Z]{1,3})", name or "")
-        output: dict[str, Any] = {}
-        if m and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", m.group(1)):
-            output = {"name": m.group(1), "major": int(m.group(2)), "letter": m.group(3)}
-        else:
-            safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name or "").strip("._-")
-            if safe and not safe[0].isalnum():
-                safe = ""
-            if safe:
-                output = {"name": safe}
-            if "output_name" in self.present and name:
-                gui["output_name"] = name  # kept as the config's own name when rendered without a project
-        data["output"] = output
-        subject: dict[str, Any] = {}
-        found = _find_subset(form["train_data_dir"], self.base_dir)
-        if found is not None:
-            folder, repeats, tokens = found
-            trigger, _, cls = tokens.partition(" ")
-            subject = {"trigger": trigger, "class_token": cls or trigger}
-            data["dataset"] = {**data.get("dataset", {}), "repeats": repeats}
-            if any(f.is_file() and f.name.lower().endswith(_IMAGE_SUFFIXES) for f in folder.iterdir()):
-                data["dataset"]["images"] = str(folder)
-            self.warnings.append(f"train_data_dir: found {folder.name!r}: repeats {repeats}, trigger {trigger!r}")
-        elif "train_data_dir" in self.present:
-            self.warnings.append(
-                "train_data_dir: the trigger word, class and repeats live in the image folder names "
-                f"({form['train_data_dir'] or 'not set'} is not a readable folder with one <repeats>_<name> "
-                "folder here); set subject.trigger, subject.class_token and dataset.repeats"
-            )
-        data["subject"] = subject
-
-    def _accelerate(self, form: dict[str, Any], data: dict[str, Any]) -> None:
-        ids = [g.strip() for g in str(form["gpu_ids"]).split(",") if g.strip()]
-        data["accelerate"] = {
-            "num_processes": int(form["num_processes"]),
-            "num_machines": int(form["num_machines"]),
-            "gpu_ids": ids,
-            "mixed_precision": None,
-            "num_cpu_threads_per_process": int(form["num_cpu_threads_per_process"]),
-            "main_process_port": int(form["main_process_port"]) or None,
-            "dynamo_backend": form["dynamo_backend"],
-        }
-
-    def _additional(self, text: str, data: dict[str, Any], extra: dict[str, Any], sdxl: bool) -> None:
-        known, rest = split_additional(text, sdxl=sdxl)
-        for name, value in known:
-            if name in RECIPE_CLI_OPTIONS:
-                _set_path(data, RECIPE_CLI_OPTIONS[name], value)
-            elif name in SDSCRIPTS_FIELDS:
-                _set_path(data, SDSCRIPTS_FIELDS[name], value)
-                self.warnings.append(
-                    f"additional_parameters: --{name} overrides the GUI's own field; kept as {SDSCRIPTS_FIELDS[name]}"
-                )
-            else:
-                extra[name] = value
-        if rest:
-            self.warnings.append(
-                f"additional_parameters: {' '.join(rest)!r} is not an sd-scripts option kohya-recipe can check; "
-                "kept for the GUI only"
-            )
-
-    def _validate(self, data: dict[str, Any]) -> Recipe:
-        try:
-            return recipe_from_dict(data, source=self.source)
-        except RecipeError as exc:
-            gui_key = _gui_key_for(exc.field or "")
-            raise GuiConfigError(
-                f"{exc.message} (recipe {exc.field})" if exc.field else exc.message,
-                source=self.source,
-                field=gui_key or exc.field,
-            ) from None
-
-    def _spellings(self, recipe: Recipe, data: dict[str, Any]) -> Recipe:
-        """Keep the file's own spelling of values the recipe holds canonically, where it means the same."""
-        rendered = render_gui_form(recipe, None, check=False).values
-        candidates = {
-            k: self.form[k]
-            for k in self.present
-            if k not in LAYOUT_KEYS and k not in recipe.gui and not _same(rendered[k], self.form[k])
-        }
-        if not candidates:
-            return recipe
-        trial = recipe.model_copy(update={"gui": {**recipe.gui, **candidates}})
-        result = render_gui_form(trial, None, check=False)
-        used = {k: candidates[k] for k in result.used_spellings if k in candidates}
-        for key in sorted(set(candidates) - set(used)):
-            if key not in self.lost:
-                self.warnings.append(
-                    f"{key}: {describe(candidates[key])} does not carry over; the recipe gives "
-                    f"{describe(rendered[key])}"
-                )
-        if not used:
-            return recipe
-        data["gui"] = {**data["gui"], **used}
-        return self._validate(data)
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool):
-        return a is b
-    return bool(a == b)
-
-
-def _active_keys(lora_type: str) -> set[str]:
-    t = LORA_TYPES[lora_type]
-    keys = {a.key for a in t.args}
-    if lora_type == "Kohya LoCon":
-        keys |= {"conv_dim", "conv_alpha"}
-    return keys | {"loraplus_lr_ratio", "loraplus_unet_lr_ratio", "loraplus_text_encoder_lr_ratio"}
-
-
-def _gui_key_for(recipe_field: str) -> str | None:
-    """The GUI key a recipe field comes from (first match), to name it in an error."""
-    top = recipe_field.split(".")
-    for key, path in RECIPE_FIELDS.items():
-        if path == recipe_field or (len(top) > 2 and path == ".".join(top[:2])):
-            return key
-    if recipe_field.startswith("extra."):
-        option = recipe_field[len("extra.") :]
-        for key, opt in {**EXTRA_KEYS, **SDXL_EXTRA_KEYS}.items():
-            if opt == option:
-                return key
-    return None
+# Importing
 
 
 def import_gui_values(data: dict[str, Any], source: str = "gui.json", *, base_dir: Path | None = None) -> ImportResult:
     """Turn a GUI JSON mapping into a recipe (see the module docstring for what is repaired and kept)."""
     if not isinstance(data, dict):
         raise GuiConfigError("is not a JSON object of GUI settings", source=source)
-    importer = _Importer(data, source, base_dir)
+    importer = FormImporter(data, source, base_dir)
     recipe = importer.build()
-    fields = gui_fields()
-    # Legacy keys a load-time repair used up are reported as repairs, not as unknown (a null
-    # lora_network_weights is skipped by the GUI's rename, so it stays unknown).
-    consumed = {"use_8bit_adam", "use_wandb"} | (
-        {"lora_network_weights"} if data.get("lora_network_weights") is not None else set()
-    )
-    unknown = sorted(k for k in data if k not in fields and k not in IGNORED_KNOWN_KEYS and k not in consumed)
     warnings = importer.warnings + [w for w in recipe_warnings(recipe) if w not in importer.warnings]
-    return ImportResult(recipe, source, importer.repairs, unknown, warnings)
+    return ImportResult(recipe, source, importer.repairs, unknown_keys(data), warnings)
 
 
 def import_gui_json(path: str | Path) -> ImportResult:
@@ -791,30 +107,53 @@ def import_gui_json(path: str | Path) -> ImportResult:
 def recipe_toml_text(result: ImportResult) -> tuple[str, list[str]]:
     """The imported recipe as TOML text (with a header naming the source), and a warning for every value that
     TOML cannot carry (a ``None`` where the recipe's default is something else is written as nothing)."""
-    import sys
-
-    from kohya_recipe.recipe.loading import recipe_to_toml
-
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - Python 3.10
-        import tomli as tomllib
-
     body = recipe_to_toml(result.recipe)
     header = (
         f"# Imported by kohya-recipe from the kohya_ss GUI config {Path(result.source).name}.\n"
         "# Values the recipe does not model are kept in [extra] (sd-scripts options) and [gui] (GUI-only).\n\n"
     )
+    again = recipe_from_dict(loads_toml(body, source=result.source, error=GuiConfigError), source=result.source)
+    return header + body, _toml_losses(result.recipe, again)
+
+
+def _toml_losses(recipe: Recipe, again: Recipe) -> list[str]:
+    """One warning per value that reads back differently from the TOML text."""
+    if again == recipe:
+        return []
     warnings: list[str] = []
-    again = recipe_from_dict(tomllib.loads(body), source=result.source)
-    if again != result.recipe:
-        before, after = result.recipe.model_dump(), again.model_dump()
-        for section, values in before.items():
-            if isinstance(values, dict) and isinstance(after.get(section), dict):
-                for key, value in values.items():
-                    if after[section].get(key) != value:
-                        warnings.append(
-                            f"{section}.{key}: {value!r} cannot be written in TOML; the file says "
-                            f"{after[section].get(key)!r}"
-                        )
-    return header + body, warnings
+    before, after = recipe.model_dump(), again.model_dump()
+    for section, values in before.items():
+        if isinstance(values, dict) and isinstance(after.get(section), dict):
+            for key, value in values.items():
+                if after[section].get(key) != value:
+                    said = after[section].get(key)
+                    warnings.append(f"{section}.{key}: {value!r} cannot be written in TOML; the file says {said!r}")
+    return warnings
+
+
+def import_recipe_file(config: str | Path, out: str | Path | None = None, *, force: bool = False) -> RecipeImport:
+    """Import the GUI config ``config`` as a recipe file: written to ``out`` (atomically; an existing file only
+    with ``force``), or only returned as text when ``out`` is None."""
+    result = import_gui_json(config)
+    text, toml_warnings = recipe_toml_text(result)
+    written = _write_new(Path(out), text, force=force) if out else None
+    return RecipeImport(
+        source=result.source,
+        recipe=recipe_to_data(result.recipe),
+        repairs=result.repairs,
+        unknown_keys=result.unknown_keys,
+        warnings=[*result.warnings, *toml_warnings],
+        written=written,
+        text=text,
+    )
+
+
+def _write_new(path: Path, text: str, *, force: bool) -> Path:
+    if path.is_dir():
+        raise RenderError("is a folder", source=str(path))
+    if path.exists() and not force:
+        raise RenderError("already exists (use --force to overwrite)", source=str(path))
+    try:
+        return atomic_write_text(path, text)
+    except OSError as exc:
+        raise RenderError(f"cannot write: {exc.strerror or exc}", source=str(path)) from None

@@ -1,4 +1,4 @@
-"""The kohya_ss GUI's own JSON -> sd-scripts translation, reproduced (reference/kohya_ss_gui.md §3, §5).
+"""The kohya_ss GUI's own JSON -> sd-scripts translation, reproduced (``kohya_gui/lora_gui.py`` ``train_model``).
 
 When the GUI trains (or prints the training command) it turns its form into a flat TOML for ``--config_file``
 plus an ``accelerate launch`` command. This module does the same from a GUI JSON, so a test can check that the
@@ -14,12 +14,15 @@ import math
 from pathlib import Path
 from typing import Any
 
-from kohya_recipe.gui.render import LORA_TYPES, network_args_from_form
+from kohya_recipe.gui.form import gui_split
+from kohya_recipe.gui.mapping import LORA_TYPES
+from kohya_recipe.gui.network import network_args_from_form
+from kohya_recipe.sdscripts.folders import parse_repeats_folder
 
-# The trainer reads these image suffixes when the GUI counts steps (§5), case-insensitive.
+# The image suffixes the GUI counts for its step count (``train_model``), case-insensitive.
 GUI_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
-# Keys the GUI writes under the same name when truthy (§3 "All other keys go out under the same name").
+# Keys train_model writes to ``config_toml_data`` under the same name (kept when truthy).
 SAME_NAME_KEYS = (
     "async_upload", "bucket_no_upscale", "bucket_reso_steps", "cache_latents", "cache_latents_to_disk",
     "caption_dropout_rate", "caption_extension", "color_aug", "dataset_config", "debiased_estimation_loss",
@@ -57,7 +60,7 @@ def from_browser(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def count_dataset_steps(train_data_dir: str | Path, *, cwd: str | Path | None = None) -> int | None:
-    """Σ repeats × images over the ``<repeats>_<name>`` folders of ``train_data_dir`` (§5), or None if the
+    """Σ repeats × images over the ``<repeats>_<name>`` folders of ``train_data_dir`` (``train_model``), or None if the
     folder is not there. Relative paths are relative to ``cwd`` (the GUI's working directory)."""
     root = Path(train_data_dir)
     if not root.is_absolute() and cwd is not None:
@@ -68,16 +71,18 @@ def count_dataset_steps(train_data_dir: str | Path, *, cwd: str | Path | None = 
     for sub in sorted(root.iterdir()):
         if not sub.is_dir():
             continue
-        head = sub.name.split("_", 1)[0]
-        if "_" not in sub.name or not head.isdigit():
-            continue  # the GUI skips folders without a repeats prefix
+        # The GUI reads the count as sd-scripts does (int() of the text before the first "_") and skips a folder
+        # without one, but does not skip a count below 1.
+        repeats = parse_repeats_folder(sub.name).repeats
+        if repeats is None:
+            continue
         images = sum(1 for f in sub.iterdir() if f.is_file() and f.name.lower().endswith(GUI_IMAGE_SUFFIXES))
-        total += int(head) * images
+        total += repeats * images
     return total
 
 
 def gui_max_train_steps(form: dict[str, Any], dataset_steps: int) -> int:
-    """``ceil(Σ repeats·images / batch / grad_accum × epoch × reg_factor)`` (§5: not bucket-aware)."""
+    """``ceil(Σ repeats·images / batch / grad_accum × epoch × reg_factor)`` (``train_model``: not bucket-aware)."""
     reg_factor = 2 if form["reg_data_dir"] else 1
     return math.ceil(
         float(dataset_steps)
@@ -115,7 +120,7 @@ def gui_to_toml(
     )
     out["max_train_epochs"] = int(form["max_train_epochs"]) if int(form["max_train_epochs"]) != 0 else None
     out["lr_scheduler_type"] = form["lr_scheduler_type"] or None
-    # Steps: computed from the folders only when the form says 0 and no dataset_config is used (§5).
+    # Steps: computed from the folders only when the form says 0 and no dataset_config is used (``train_model``).
     steps = int(form["max_train_steps"])
     if steps == 0 and not form["dataset_config"]:
         if dataset_steps is None:
@@ -132,7 +137,7 @@ def gui_to_toml(
         out["lr_warmup_steps"] = round(pct / 100 * steps)
     else:
         out["lr_warmup_steps"] = float(pct / 100)
-    # Learning rates (§3): te = 0 -> UNet only, unet = 0 -> TE only; zeros are "unset".
+    # Learning rates (``resolve_network_train_flags``): te = 0 -> UNet only, unet = 0 -> TE only; zeros are "unset".
     lr = float(form["learning_rate"]) if form["learning_rate"] is not None else 0.0
     te = float(form["text_encoder_lr"]) if form["text_encoder_lr"] is not None else 0.0
     unet = float(form["unet_lr"]) if form["unet_lr"] is not None else 0.0
@@ -150,8 +155,8 @@ def gui_to_toml(
     # Names that differ.
     out["resolution"] = form["max_resolution"]
     out["optimizer_type"] = form["optimizer"]
-    out["optimizer_args"] = str(form["optimizer_args"]).replace('"', "").split()
-    out["lr_scheduler_args"] = str(form["lr_scheduler_args"]).replace('"', "").split()
+    out["optimizer_args"] = gui_split(form["optimizer_args"])
+    out["lr_scheduler_args"] = gui_split(form["lr_scheduler_args"])
     lora_type = form["LoRA_type"]
     out["network_module"] = LORA_TYPES[lora_type].module
     out["network_args"] = [a.replace('"', "") for a in network_args_from_form(form, lora_type)]
@@ -187,7 +192,7 @@ def gui_prompt_file_text(values: dict[str, Any]) -> str:
 
 
 def gui_script(values: dict[str, Any]) -> str:
-    """The training script the GUI picks (§1: sdxl first, then the other families, else train_network.py)."""
+    """The training script ``train_model`` picks (sdxl first, then the other families, else train_network.py)."""
     for key, script in (
         ("sdxl", "sdxl_train_network.py"), ("flux1_checkbox", "flux_train_network.py"),
         ("sd3_checkbox", "sd3_train_network.py"), ("hunyuan_image_checkbox", "hunyuan_image_train_network.py"),
@@ -199,8 +204,9 @@ def gui_script(values: dict[str, Any]) -> str:
 
 
 def gui_command(values: dict[str, Any], *, kohya_dir: str = "<kohya_ss>", config_file: str) -> list[str]:
-    """The ``accelerate launch`` command the GUI runs (§3, AccelerateLaunch.run_cmd): every truthy accelerate
-    value as a flag, gpu_ids only when set, main_process_port only when > 0."""
+    """The ``accelerate launch`` command the GUI runs (``kohya_gui/class_accelerate_launch.py``
+    ``AccelerateLaunch.run_cmd``): every truthy accelerate value as a flag, gpu_ids only when set,
+    main_process_port only when > 0."""
     form = from_browser(values)
     cmd = ["accelerate", "launch"]
     for key in ("dynamo_backend", "dynamo_mode"):
@@ -222,5 +228,5 @@ def gui_command(values: dict[str, Any], *, kohya_dir: str = "<kohya_ss>", config
         if form[key]:
             cmd += [f"--{key}", str(int(form[key]))]
     cmd += [f"{kohya_dir}/sd-scripts/{gui_script(values)}", "--config_file", config_file]
-    cmd += str(form["additional_parameters"]).replace('"', "").split()
+    cmd += gui_split(form["additional_parameters"])
     return cmd

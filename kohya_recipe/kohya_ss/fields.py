@@ -4,12 +4,12 @@ The field list is read from ``data/kohya_ss_gui-lora-fields.json``, which was ta
 Gradio components (bmaltais/kohya_ss 45088f04, gradio 6.17.3): widget type, fresh-form default, choices of
 dropdowns and radios, and minimum/maximum/precision of numbers and sliders.
 
-Why this matters (reference/kohya_ss_gui.md §1): the GUI *loads* any JSON without checking it (unknown
-keys are dropped, a missing or ``null`` key keeps whatever the form shows), and only on the next Save, Train
-or "Print training command" does Gradio's preprocess refuse a dropdown value outside its choices or a number
-outside its range. A file that loads fine can therefore still be unusable. :func:`validate_gui_values` makes
-those checks up front, plus the pre-launch checks ``train_model()`` makes (§7), so we never hand the GUI a
-broken file.
+Why this matters: the GUI *loads* any JSON without checking it (``kohya_gui/lora_gui.py``
+``open_configuration``: unknown keys are dropped, a missing or ``null`` key keeps whatever the form shows), and
+only on the next Save, Train or "Print training command" does Gradio's preprocess refuse a dropdown value outside
+its choices or a number outside its range. A file that loads fine can therefore still be unusable.
+:func:`validate_gui_values` makes those checks up front, plus the pre-launch checks ``train_model()`` makes, so
+we never hand the GUI a broken file.
 """
 
 from __future__ import annotations
@@ -23,12 +23,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from kohya_recipe.errors import GuiConfigError
+from kohya_recipe.files import read_json
 from kohya_recipe.sdscripts.options import did_you_mean
 
 FIELDS_FILE = Path(__file__).parent.parent / "data" / "kohya_ss_gui-lora-fields.json"
 
 # LoRA types whose network_dim/conv_dim slider maximum the GUI raises from 512 to 100000 when selected
-# (lora_gui.py update_LoRA_settings; reference §1 "Side effects that fire after a load").
+# (kohya_gui/lora_gui.py update_LoRA_settings, which fires after a load too).
 BIG_DIM_LORA_TYPES = frozenset({"LyCORIS/LoHa", "LyCORIS/LoKr", "LyCORIS/BOFT", "LyCORIS/Diag-OFT"})
 BIG_DIM_MAXIMUM = 100000
 BIG_DIM_FIELDS = ("network_dim", "conv_dim")
@@ -37,7 +38,7 @@ BIG_DIM_FIELDS = ("network_dim", "conv_dim")
 # the 2-core machine it was read on, so that number says nothing about the user's machine.
 HOST_DEPENDENT_MAXIMUM = frozenset({"num_cpu_threads_per_process"})
 
-# Model-family checkboxes (reference §1 "Keys that select the model family").
+# Model-family checkboxes (kohya_gui/lora_gui.py train_model picks the training script from them).
 FAMILY_CHECKBOXES = (
     "sdxl", "flux1_checkbox", "sd3_checkbox", "hunyuan_image_checkbox", "anima_checkbox", "lumina_checkbox",
 )  # fmt: skip
@@ -107,7 +108,7 @@ def _num(x: float) -> str:
 
 @lru_cache(maxsize=1)
 def _load() -> tuple[str, dict[str, GuiField]]:
-    raw = json.loads(FIELDS_FILE.read_text(encoding="utf-8"))
+    raw = read_json(FIELDS_FILE)
     fields: dict[str, GuiField] = {}
     for entry in raw["fields"]:
         choices = entry.get("choices")
@@ -169,6 +170,66 @@ def describe(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+def _checkbox_problem(field: GuiField, value: Any) -> tuple[ProblemKind, str] | None:
+    if isinstance(value, bool):
+        return None
+    # gr.Checkbox applies bool(value): the string "false" becomes true.
+    return "type", f"must be true or false, not {describe(value)} (the GUI reads any non-empty text as true)"
+
+
+def _textbox_problem(field: GuiField, value: Any) -> tuple[ProblemKind, str] | None:
+    return None if isinstance(value, str) else ("type", f"must be text, not {describe(value)}")
+
+
+def _choice_problem(field: GuiField, value: Any) -> tuple[ProblemKind, str] | None:
+    if not field.fixed_choices:
+        return None if isinstance(value, str) else ("type", f"must be text, not {describe(value)}")
+    choices = field.choices or ()
+    if value not in choices or isinstance(value, bool):
+        shown = ", ".join(describe(c) for c in choices)
+        return "choice", f"{describe(value)} is not one of the GUI's choices: {shown}"
+    return None
+
+
+def _range_note(field: GuiField, value: Any, lora_type: str | None) -> str:
+    """Why the range is what it is, for the two fields whose maximum depends on something."""
+    if field.key in BIG_DIM_FIELDS:
+        where = f" for LoRA_type {lora_type or 'Standard'}"
+        lo = field.minimum
+        if lora_type not in BIG_DIM_LORA_TYPES and lo is not None and lo <= value <= BIG_DIM_MAXIMUM:
+            where += f" (only {', '.join(sorted(BIG_DIM_LORA_TYPES))} allow up to {BIG_DIM_MAXIMUM})"
+        return where
+    if field.key in HOST_DEPENDENT_MAXIMUM:
+        return " (the GUI host's CPU count)"
+    return ""
+
+
+def _number_problem(
+    field: GuiField, value: Any, lora_type: str | None, host_cpu_count: int | None
+) -> tuple[ProblemKind, str] | None:
+    if not _is_number(value):
+        return "type", f"must be a number, not {describe(value)}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "type", f"must be a finite number, not {value}"
+    if field.precision == 0 and not float(value).is_integer():
+        # gr.Number(precision=0) rounds on load: 2.5 would silently become 2.
+        return "type", f"must be a whole number, not {describe(value)}"
+    lo = field.minimum
+    hi = host_cpu_count if field.key in HOST_DEPENDENT_MAXIMUM else field.maximum_for(lora_type)
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        limits = f"{_num(lo) if lo is not None else ''}..{_num(hi) if hi is not None else ''}"
+        return "range", f"{describe(value)} is outside the GUI's range {limits}{_range_note(field, value, lora_type)}"
+    return None
+
+
+_WIDGET_CHECKS = {
+    "Checkbox": _checkbox_problem,
+    "Textbox": _textbox_problem,
+    "Dropdown": _choice_problem,
+    "Radio": _choice_problem,
+}
+
+
 def check_value(
     field: GuiField, value: Any, *, lora_type: str | None = None, host_cpu_count: int | None = None
 ) -> tuple[ProblemKind, str] | None:
@@ -178,52 +239,11 @@ def check_value(
     """
     if value is None:
         return None
-    w = field.widget
-    if w == "Checkbox":
-        if not isinstance(value, bool):
-            # gr.Checkbox applies bool(value): the string "false" becomes true (reference §1).
-            return (
-                "type",
-                f"must be true or false, not {describe(value)} (the GUI reads any non-empty text as true)",
-            )
-        return None
-    if w == "Textbox":
-        if not isinstance(value, str):
-            return "type", f"must be text, not {describe(value)}"
-        return None
-    if w in ("Dropdown", "Radio"):
-        choices = field.choices or ()
-        if field.fixed_choices:
-            if value not in choices or isinstance(value, bool):
-                shown = ", ".join(describe(c) for c in choices)
-                return "choice", f"{describe(value)} is not one of the GUI's choices: {shown}"
-            return None
-        if not isinstance(value, str):
-            return "type", f"must be text, not {describe(value)}"
-        return None
+    check = _WIDGET_CHECKS.get(field.widget)
+    if check is not None:
+        return check(field, value)
     if field.numeric:
-        if not _is_number(value):
-            return "type", f"must be a number, not {describe(value)}"
-        if isinstance(value, float) and not math.isfinite(value):
-            return "type", f"must be a finite number, not {value}"
-        if field.precision == 0 and not float(value).is_integer():
-            # gr.Number(precision=0) rounds on load: 2.5 would silently become 2.
-            return "type", f"must be a whole number, not {describe(value)}"
-        lo = field.minimum
-        hi = field.maximum_for(lora_type)
-        if field.key in HOST_DEPENDENT_MAXIMUM:
-            hi = host_cpu_count
-        if (lo is not None and value < lo) or (hi is not None and value > hi):
-            where = ""
-            if field.key in BIG_DIM_FIELDS:
-                where = f" for LoRA_type {lora_type or 'Standard'}"
-                if lora_type not in BIG_DIM_LORA_TYPES and lo is not None and lo <= value <= BIG_DIM_MAXIMUM:
-                    where += f" (only {', '.join(sorted(BIG_DIM_LORA_TYPES))} allow up to {BIG_DIM_MAXIMUM})"
-            elif field.key in HOST_DEPENDENT_MAXIMUM:
-                where = " (the GUI host's CPU count)"
-            limits = f"{_num(lo) if lo is not None else ''}..{_num(hi) if hi is not None else ''}"
-            return "range", f"{describe(value)} is outside the GUI's range {limits}{where}"
-        return None
+        return _number_problem(field, value, lora_type, host_cpu_count)
     return None  # pragma: no cover - every widget type of the fields file is handled above
 
 
@@ -231,7 +251,8 @@ _KV_TOKEN = re.compile(r"^[^\s=]+=\S+$")
 
 
 def _args_problem(text: str) -> str | None:
-    """train_model() check 2 (§7): empty, or key=value tokens split by single spaces, no spaces around '='."""
+    """``kohya_gui/common_gui.py`` ``validate_args_setting`` (called by train_model): empty, or key=value tokens
+    split by single spaces, no spaces around '='."""
     if text == "":
         return None
     if "  " in text or text != text.strip():
@@ -242,52 +263,65 @@ def _args_problem(text: str) -> str | None:
     return None
 
 
-def _preflight(values: dict[str, Any], source: str) -> list[GuiProblem]:
-    """The checks ``train_model()`` makes before launching (reference §7), on whatever keys are present."""
-    out: list[GuiProblem] = []
-
-    def add(key: str, message: str, severity: Severity = "error") -> None:
-        out.append(GuiProblem(source, key, message, "preflight", severity))
-
+def _args_preflight(values: dict[str, Any]) -> list[tuple[str, str, Severity]]:
+    out: list[tuple[str, str, Severity]] = []
     for key in ("optimizer_args", "lr_scheduler_args"):
         text = values.get(key)
         if isinstance(text, str):
             why = _args_problem(text)
             if why:
-                add(key, why)
+                out.append((key, why, "error"))
+    return out
+
+
+def _family_preflight(values: dict[str, Any]) -> list[tuple[str, str, Severity]]:
+    """train_model's LoRA type / model family checks (check 3)."""
     lora_type = values.get("LoRA_type")
+    if not isinstance(lora_type, str):
+        return []
     flags = {k: values.get(k) is True for k in FAMILY_CHECKBOXES}
-    if isinstance(lora_type, str):
-        if flags["flux1_checkbox"] and not (lora_type in ("Flux1", "Flux1 OFT") or lora_type.startswith("LyCORIS/")):
-            add("LoRA_type", f"{lora_type!r} cannot train Flux.1 (use Flux1, Flux1 OFT or a LyCORIS type)")
-        if flags["anima_checkbox"] and lora_type not in ("Anima", "Kohya LoHa", "Kohya LoKr"):
-            add("LoRA_type", f"{lora_type!r} cannot train Anima (use Anima, Kohya LoHa or Kohya LoKr)")
-        if lora_type == "Anima" and not flags["anima_checkbox"]:
-            add("LoRA_type", "'Anima' needs the anima_checkbox model family")
-        if flags["lumina_checkbox"] != (lora_type == "Lumina"):
-            add("LoRA_type", "the Lumina checkbox and LoRA_type 'Lumina' go together")
-        if lora_type in ("Kohya LoHa", "Kohya LoKr"):
-            if not (flags["sdxl"] or flags["anima_checkbox"]):
-                add("LoRA_type", f"{lora_type!r} needs SDXL or Anima")
-            for other in ("flux1_checkbox", "sd3_checkbox", "hunyuan_image_checkbox", "lumina_checkbox"):
-                if flags[other]:
-                    add("LoRA_type", f"{lora_type!r} cannot be combined with {other}")
+    why: list[str] = []
+    if flags["flux1_checkbox"] and not (lora_type in ("Flux1", "Flux1 OFT") or lora_type.startswith("LyCORIS/")):
+        why.append(f"{lora_type!r} cannot train Flux.1 (use Flux1, Flux1 OFT or a LyCORIS type)")
+    if flags["anima_checkbox"] and lora_type not in ("Anima", "Kohya LoHa", "Kohya LoKr"):
+        why.append(f"{lora_type!r} cannot train Anima (use Anima, Kohya LoHa or Kohya LoKr)")
+    if lora_type == "Anima" and not flags["anima_checkbox"]:
+        why.append("'Anima' needs the anima_checkbox model family")
+    if flags["lumina_checkbox"] != (lora_type == "Lumina"):
+        why.append("the Lumina checkbox and LoRA_type 'Lumina' go together")
+    if lora_type in ("Kohya LoHa", "Kohya LoKr"):
+        if not (flags["sdxl"] or flags["anima_checkbox"]):
+            why.append(f"{lora_type!r} needs SDXL or Anima")
+        for other in ("flux1_checkbox", "sd3_checkbox", "hunyuan_image_checkbox", "lumina_checkbox"):
+            if flags[other]:
+                why.append(f"{lora_type!r} cannot be combined with {other}")
+    return [("LoRA_type", w, "error") for w in why]
+
+
+def _value_preflight(values: dict[str, Any]) -> list[tuple[str, str, Severity]]:
+    """train_model's checks on single values: Anima's compile options, the text-encoder stop, learning rates."""
+    out: list[tuple[str, str, Severity]] = []
     if values.get("anima_compile") is True and values.get("anima_torch_compile") is True:
-        add("anima_compile", "anima_compile and anima_torch_compile exclude each other")
+        out.append(("anima_compile", "anima_compile and anima_torch_compile exclude each other", "error"))
     stop = values.get("stop_text_encoder_training")
     if _is_number(stop) and stop != 0:
-        add(
-            "stop_text_encoder_training",
-            "is not supported by the GUI: it resets it to 0 and ignores it",
-            "warning",
+        out.append(
+            ("stop_text_encoder_training", "is not supported by the GUI: it resets it to 0 and ignores it", "warning")
         )
     lrs = [values.get(k) for k in ("learning_rate", "text_encoder_lr", "unet_lr")]
     if all(_is_number(v) and v == 0 for v in lrs):
-        add("learning_rate", "learning_rate, text_encoder_lr and unet_lr are all 0: the GUI refuses to train")
+        why = "learning_rate, text_encoder_lr and unet_lr are all 0: the GUI refuses to train"
+        out.append(("learning_rate", why, "error"))
     t5, te = values.get("t5xxl_lr"), values.get("text_encoder_lr")
     if isinstance(t5, int | float) and _is_number(t5) and t5 > 0 and _is_number(te) and te == 0:
-        add("t5xxl_lr", "needs text_encoder_lr > 0 (the GUI refuses to train otherwise)")
+        out.append(("t5xxl_lr", "needs text_encoder_lr > 0 (the GUI refuses to train otherwise)", "error"))
     return out
+
+
+def _preflight(values: dict[str, Any], source: str) -> list[GuiProblem]:
+    """The checks ``kohya_gui/lora_gui.py`` ``train_model`` makes before launching, on whatever keys are present."""
+    found = [*_args_preflight(values), *_family_preflight(values), *_value_preflight(values)]
+    return [GuiProblem(source, key, message, "preflight", severity) for key, message, severity in found]
 
 
 def validate_gui_values(
