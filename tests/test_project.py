@@ -12,6 +12,7 @@ import pytest
 
 from kohya_recipe.dataset.plan import format_plan
 from kohya_recipe.errors import DatasetError, RenderError
+from kohya_recipe.layout import read_facts
 from kohya_recipe.render.project import build_project, load_project, plan_project, render_project
 from tests._project_util import article_recipe, make_images
 
@@ -224,3 +225,50 @@ def test_a_project_needs_an_output_name(tmp_path) -> None:
     with pytest.raises(RecipeError, match="no output name: set subject.trigger"):
         render_project(recipe_from_dict({}), tmp_path / "p")
     assert not (tmp_path / "p").exists()
+
+
+def _kohya_dir(base: Path) -> Path:
+    """A kohya train_data_dir: 3_dk style (2 images), 5_other (1 image) and a folder sd-scripts skips."""
+    make_images(base / "train" / "3_dk style", [(64, 64), (64, 80)])
+    make_images(base / "train" / "5_other", [(64, 64)])
+    make_images(base / "train" / "no repeats", [(64, 64)])
+    return base / "train"
+
+
+def test_build_from_a_kohya_train_data_dir_keeps_each_folder(tmp_path) -> None:
+    recipe = article_recipe("training.resolution=64", "training.min_bucket_reso=64")
+    result = build_project(_kohya_dir(tmp_path), tmp_path / "p", recipe)
+    assert sorted(p.name for p in (tmp_path / "p" / "img").iterdir()) == ["3_dk style", "5_other"]
+    assert result.plan.max_train_steps == (2 * 3 + 1 * 5) * 8
+    assert result.notes == ["kept the repeats and class tokens of the kohya folder(s): 3_dk style, 5_other"]
+    from kohya_recipe.files import read_toml
+
+    subsets = read_toml(tmp_path / "p" / "dataset.toml")["datasets"][0]["subsets"]
+    assert subsets == [
+        {"image_dir": "img/3_dk style", "num_repeats": 3, "class_tokens": "dk style"},
+        {"image_dir": "img/5_other", "num_repeats": 5, "class_tokens": "other"},
+    ]
+    facts = read_facts(tmp_path / "p")
+    assert facts is not None and [(s.folder, s.repeats) for s in facts.subsets] == [("img/3_dk style", 3), ("img/5_other", 5)]
+    assert plan_project(tmp_path / "p").max_train_steps == result.plan.max_train_steps
+
+
+def test_build_from_one_repeats_folder_keeps_its_repeats_unless_the_user_sets_them(tmp_path) -> None:
+    folder = _kohya_dir(tmp_path) / "3_dk style"
+    recipe = article_recipe("training.resolution=64", "training.min_bucket_reso=64")
+    kept = build_project(folder, tmp_path / "a", recipe)
+    assert (tmp_path / "a" / "img" / "3_dk style").is_dir() and kept.plan.max_train_steps == 2 * 3 * 8
+    replaced = build_project(folder, tmp_path / "b", recipe, repeats_given=True)
+    assert (tmp_path / "b" / "img" / "10_dk style").is_dir() and replaced.plan.max_train_steps == 2 * 10 * 8
+    assert replaced.notes == ["dataset.repeats = 10 (set by you) replaces the folders' own repeats (3_dk style)"]
+
+
+def test_repeats_given_reads_the_users_file_and_sets(tmp_path) -> None:
+    from kohya_recipe.render.project import repeats_given
+
+    own = tmp_path / "r.toml"
+    own.write_text('preset = "likeness-sd15"\n[dataset]\nrepeats = 4\n', encoding="utf-8")
+    bare = tmp_path / "bare.toml"
+    bare.write_text('preset = "likeness-sd15"\n', encoding="utf-8")
+    assert repeats_given(own, ()) and not repeats_given(bare, ()) and not repeats_given(None, ())
+    assert repeats_given(None, ("dataset.repeats=2",)) and repeats_given(bare, ("dataset.repeats=2",))

@@ -330,3 +330,14 @@ def test_alpha_above_rank_is_warned() -> None:
     warnings = recipe_warnings(recipe_from_dict({"subject": {"trigger": "x"}, "network": {"rank": 1, "alpha": 72}}))
     assert any("network.alpha 72 is above network.rank 1" in w and "x72" in w for w in warnings)
     assert not any("network.alpha" in w for w in recipe_warnings(recipe_from_dict({"subject": {"trigger": "x"}})))
+
+
+def test_dataset_is_one_folder_or_subsets() -> None:
+    with pytest.raises(RecipeError, match="dataset: set either images .one folder. or subsets"):
+        recipe_from_dict({"dataset": {"images": "/a", "subsets": [{"images": "/b", "class_tokens": "x"}]}})
+    with pytest.raises(RecipeError, match="share the folder img/3_x"):
+        recipe_from_dict({"dataset": {"subsets": [{"images": "/a", "repeats": 3, "class_tokens": "x"}] * 2}})
+    with pytest.raises(RecipeError, match="class_tokens: must be usable in a folder name"):
+        recipe_from_dict({"dataset": {"subsets": [{"images": "/a", "class_tokens": "x/y"}]}})
+    r = recipe_from_dict({"subject": {"trigger": "t"}, "dataset": {"subsets": [{"images": "/a", "repeats": 3, "class_tokens": "t x"}]}})
+    assert [(s.folder, s.repeats, s.source) for s in r.train_subsets()] == [("img/3_t x", 3, "/a")]

@@ -177,6 +177,17 @@ RULES: tuple[Rule, ...] = (
         "output.name",
         "Letters, digits, `.`, `_` and `-` only, no `..`: the name becomes file names and a shell word.",
     ),
+    Rule(
+        "Subset._folder_name",
+        "dataset.subsets[].class_tokens",
+        "Class tokens become a folder name: no slash, control character or surrounding spaces.",
+    ),
+    Rule("Dataset._one_way", "dataset.images, dataset.subsets", "Set either `images` (one folder) or `subsets`."),
+    Rule(
+        "Dataset._one_way",
+        "dataset.subsets",
+        "Two subsets may not share a folder (the same repeats and class tokens).",
+    ),
     Rule("Output._letter", "output.letter", "Upper-case letters, `A` to `ZZZ` (the article's variant letter)."),
     Rule(
         "recipe.models:reject_coercion",

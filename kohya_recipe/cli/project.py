@@ -181,10 +181,9 @@ def build_cmd(
     Writes the folder layout, the sd-scripts configs, the sample-prompt file and the resolved recipe, prints
     the step plan and the exact command that would train it. Images are hard-linked (or copied), never moved.
     """
-    from kohya_recipe.recipe.loading import resolve_recipe
-    from kohya_recipe.render.project import build_project, format_render_result
+    from kohya_recipe.render.project import build_from_folder, format_render_result
 
-    recipe = resolve_recipe(recipe_file, preset=preset, trigger=trigger, class_token=class_token, sets=sets)
-    result = build_project(images, out, recipe, force=force, dry_run=dry_run, copy_images=copy_images)
+    given = {"recipe_file": recipe_file, "preset": preset, "trigger": trigger, "class_token": class_token}
+    result = build_from_folder(images, out, **given, sets=sets, force=force, dry_run=dry_run, copy_images=copy_images)
     emit(result, as_json, format_render_result)
     warn([] if as_json else result.warnings)

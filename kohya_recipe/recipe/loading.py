@@ -330,17 +330,25 @@ _PATH_FIELDS = (("dataset", "images"), ("dataset", "regularization"), ("model", 
 
 
 def absolute_paths(data: dict[str, Any], base: Path) -> None:
+    """Make the recipe's local paths absolute, relative to ``base`` (in place)."""
     for section, key in _PATH_FIELDS:
         table = data.get(section)
-        if not isinstance(table, dict):
-            continue
-        value = table.get(key)
-        if not isinstance(value, str) or not value or Path(value).is_absolute():
-            continue
-        candidate = base / value
-        # model.base may be a hub id ("org/name"): only a path that exists next to the recipe is a local one.
-        if section == "dataset" or candidate.exists():
-            table[key] = str(candidate.resolve())
+        if isinstance(table, dict):
+            _absolute(table, key, base, must_exist=section != "dataset")
+    subsets = data.get("dataset", {}).get("subsets") if isinstance(data.get("dataset"), dict) else None
+    for subset in subsets if isinstance(subsets, list) else ():
+        if isinstance(subset, dict):
+            _absolute(subset, "images", base, must_exist=False)
+
+
+def _absolute(table: dict[str, Any], key: str, base: Path, *, must_exist: bool) -> None:
+    value = table.get(key)
+    if not isinstance(value, str) or not value or Path(value).is_absolute():
+        return
+    candidate = base / value
+    # model.base may be a hub id ("org/name"): only a path that exists next to the recipe is a local one.
+    if not must_exist or candidate.exists():
+        table[key] = str(candidate.resolve())
 
 
 def load_recipe(path: str | Path, sets: list[str] | tuple[str, ...] = (), *, preset: str | None = None) -> Recipe:

@@ -14,11 +14,13 @@ import ast
 import re
 import types
 import typing
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kohya_recipe.errors import RecipeError
+from kohya_recipe.layout import IMG_DIR, REG_DIR, SubsetFacts
 from kohya_recipe.sdscripts.buckets import BucketSettings
 from kohya_recipe.sdscripts.folders import repeats_folder_name
 from kohya_recipe.sdscripts.prompts import PromptLine
@@ -123,6 +125,21 @@ def reject_coercion(data: Any, model: type[BaseModel], *, source: str = "recipe"
             raise RecipeError(f"must be {want}, not the string {value!r}", source=source, field=where)
 
 
+@dataclass(frozen=True)
+class TrainSubset:
+    """One folder the trainer reads: ``folder`` relative to the project, and the user's ``source`` folder it is
+    filled from (``None`` when the images are put into the project by hand)."""
+
+    folder: str
+    repeats: int
+    class_tokens: str
+    is_reg: bool = False
+    source: str | None = None
+
+    def facts(self) -> SubsetFacts:
+        return SubsetFacts(self.folder, self.repeats, self.class_tokens, self.is_reg)
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
@@ -148,6 +165,26 @@ class Subject(_Strict):
             raise ValueError(
                 "must be a single tag: no comma, slash, newline or other control character, or surrounding spaces"
             )
+        return v
+
+
+class Subset(_Strict):
+    images: str = _doc("Folder of this subset's images and captions (relative to the recipe file).")
+    repeats: int = _doc(
+        "How often each image of this subset is shown per epoch.", default=10, ge=1, le=10_000, why=_WHY_REPEATS
+    )
+    class_tokens: str = _doc(
+        "The folder's words after the repeats (`<repeats>_<class tokens>`): sd-scripts' caption for an image "
+        "without a caption file.",
+        default="",
+    )
+
+    @field_validator("class_tokens")
+    @classmethod
+    def _folder_name(cls, v: str) -> str:
+        # They become a folder name inside img/.
+        if any(c in v for c in "/\\") or any(ord(c) < 32 or ord(c) == 127 for c in v) or v != v.strip():
+            raise ValueError("must be usable in a folder name: no slash, control character or surrounding spaces")
         return v
 
 
@@ -181,6 +218,21 @@ class Dataset(_Strict):
     validation_seed: int | None = _doc(
         "Seed for the validation split and noise.", default=None, ge=0, le=SEED_MAX, why=_WHY_SEED
     )
+    subsets: list[Subset] = _doc(
+        "Several image folders, each with its own repeats and class tokens (a kohya `train_data_dir` of "
+        "`<repeats>_<name class>` folders). Replaces `images`/`repeats` when set.",
+        default_factory=list,
+    )
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Dataset:
+        if self.subsets and self.images:
+            raise ValueError("dataset: set either images (one folder) or subsets (several), not both")
+        names = [repeats_folder_name(s.repeats, s.class_tokens) for s in self.subsets]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"dataset.subsets: two subsets would share the folder img/{twice[0]}")
+        return self
 
 
 class Model(_Strict):
@@ -600,6 +652,27 @@ class Recipe(_Strict):
     @property
     def script_name(self) -> str:
         return "sdxl_train_network.py" if self.model.family == "sdxl" else "train_network.py"
+
+    def train_subsets(self) -> list[TrainSubset]:
+        """Every image folder the trainer reads, as the project lays them out: ``img/<repeats>_<tokens>`` for the
+        training images (one folder, or one per ``dataset.subsets`` entry) and ``reg/<repeats>_<class>``."""
+        if self.dataset.subsets:
+            out = [
+                TrainSubset(f"{IMG_DIR}/{repeats_folder_name(s.repeats, s.class_tokens)}", s.repeats, s.class_tokens,
+                            source=s.images)
+                for s in self.dataset.subsets
+            ]  # fmt: skip
+        else:
+            tokens = " ".join(t for t in (self.subject.trigger, self.subject.class_token) if t)
+            out = [TrainSubset(f"{IMG_DIR}/{self.subset_folder_name}", self.dataset.repeats, tokens,
+                               source=self.dataset.images)]  # fmt: skip
+        if self.dataset.regularization:
+            reg = repeats_folder_name(self.dataset.reg_repeats, self.subject.class_token)
+            out.append(
+                TrainSubset(f"{REG_DIR}/{reg}", self.dataset.reg_repeats, self.subject.class_token, True,
+                            self.dataset.regularization)
+            )  # fmt: skip
+        return out
 
     @property
     def subset_folder_name(self) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from kohya_recipe.errors import RenderError
-from kohya_recipe.layout import IMG_DIR
 from kohya_recipe.recipe.models import Recipe
 
 # Key -> accepted Python types, per level (config_util.ConfigSanitizer with dreambooth+finetuning+dropout).
@@ -37,10 +36,6 @@ DATASET_KEYS = {**GENERAL_KEYS, "subsets": (list,)}
 SUBSET_KEYS = {**_SUBSET_ASCENDABLE, **_DREAMBOOTH, **_SUBSET_ONLY}
 
 
-def reg_folder_name(recipe: Recipe) -> str:
-    return f"{recipe.dataset.reg_repeats}_{recipe.subject.class_token}"
-
-
 def render_dataset(recipe: Recipe) -> dict[str, Any]:
     """``{"general": {...}, "datasets": [{..., "subsets": [...]}]}`` for the project layout."""
     aug = recipe.augmentation
@@ -65,24 +60,13 @@ def render_dataset(recipe: Recipe) -> dict[str, Any]:
         dataset["validation_split"] = float(recipe.dataset.validation_split)  # must be a TOML float
         if recipe.dataset.validation_seed is not None:
             dataset["validation_seed"] = recipe.dataset.validation_seed
-    tokens = " ".join(t for t in (recipe.subject.trigger, recipe.subject.class_token) if t)
-    subsets: list[dict[str, Any]] = [
-        {
-            "image_dir": f"{IMG_DIR}/{recipe.subset_folder_name}",
-            "num_repeats": recipe.dataset.repeats,
-            # The caption sd-scripts uses for an image without a caption file.
-            "class_tokens": tokens,
-        }
-    ]
-    if recipe.dataset.regularization:
-        subsets.append(
-            {
-                "image_dir": f"reg/{reg_folder_name(recipe)}",
-                "num_repeats": recipe.dataset.reg_repeats,
-                "class_tokens": recipe.subject.class_token,
-                "is_reg": True,
-            }
-        )
+    subsets: list[dict[str, Any]] = []
+    for sub in recipe.train_subsets():
+        # class_tokens: the caption sd-scripts uses for an image without a caption file.
+        entry: dict[str, Any] = {"image_dir": sub.folder, "num_repeats": sub.repeats, "class_tokens": sub.class_tokens}
+        if sub.is_reg:
+            entry["is_reg"] = True
+        subsets.append(entry)
     dataset["subsets"] = subsets
     data = {"general": general, "datasets": [dataset]}
     check_dataset_config(data)

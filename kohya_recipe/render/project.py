@@ -21,13 +21,11 @@ from kohya_recipe.layout import (
     LOG_DIR,
     MODEL_DIR,
     PROMPTS_FILE,
-    REG_DIR,
     RESOLVED_RECIPE,
     RUNS_DIR,
     STATE_DIR,
     TRAIN_SCRIPT,
     ProjectFacts,
-    SubsetFacts,
     write_facts,
 )
 from kohya_recipe.recipe.advice import recipe_warnings
@@ -123,6 +121,7 @@ class RenderResult:
     dry_run: bool = False
     command: list[str] = field(default_factory=list)
     plan: Any = None
+    notes: list[str] = field(default_factory=list)  # how the inputs were read (e.g. kohya folders' repeats)
 
     __json_properties__: ClassVar[tuple[str, ...]] = ("project", "output_name", "command_cwd")
 
@@ -256,27 +255,24 @@ def _same_recipe_file(item: Item, path: Path, recipe: Recipe) -> bool:
 
 def _project_items(recipe: Recipe, root: Path, sync_images: bool, result: RenderResult) -> tuple[list[str], list[Item]]:
     """The folders and files of the project ``recipe`` renders into ``root``."""
-    subset = f"{IMG_DIR}/{recipe.subset_folder_name}"
-    folders = [IMG_DIR, subset, LOG_DIR, MODEL_DIR]
+    folders = [IMG_DIR, LOG_DIR, MODEL_DIR]
     items = _generated_items(recipe, root, result.warnings)
-    if sync_images and recipe.dataset.images:
-        src = Path(recipe.dataset.images)
-        if not (root / subset).exists() or src.resolve() != (root / subset).resolve():
-            items += _source_items(recipe, src, subset, result.warnings)
-    elif sync_images and not _has_trainer_images(root / subset):
-        # sd-scripts logs "No data found" and exits 0 on an empty subset (train_network.py NetworkTrainer.train
-        # checks len(train_dataset_group) == 0): say it now.
-        result.warnings.append(
-            f"dataset.images is unset and {subset}/ holds no images: the trainer would find no data; set "
-            "dataset.images (or use `kohya-recipe build IMAGES`) or put the images there"
-        )
-    if recipe.dataset.regularization:
-        from kohya_recipe.render.dataset import reg_folder_name
-
-        reg_rel = f"{REG_DIR}/{reg_folder_name(recipe)}"
-        folders += [REG_DIR, reg_rel]
-        if sync_images:
-            items += _source_items(recipe, Path(recipe.dataset.regularization), reg_rel, result.warnings)
+    for sub in recipe.train_subsets():
+        parent = sub.folder.partition("/")[0]
+        folders += [f for f in (parent, sub.folder) if f not in folders]
+        if not sync_images:
+            continue
+        if sub.source:
+            src = Path(sub.source)
+            if not (root / sub.folder).exists() or src.resolve() != (root / sub.folder).resolve():
+                items += _source_items(recipe, src, sub.folder, result.warnings)
+        elif not _has_trainer_images(root / sub.folder):
+            # sd-scripts logs "No data found" and exits 0 on an empty dataset (train_network.py NetworkTrainer.train
+            # checks len(train_dataset_group) == 0): say it now.
+            result.warnings.append(
+                f"dataset.images is unset and {sub.folder}/ holds no images: the trainer would find no data; set "
+                "dataset.images (or use `kohya-recipe build IMAGES`) or put the images there"
+            )
     return folders, items
 
 
@@ -327,13 +323,6 @@ def render_project(
 
 def project_facts(recipe: Recipe) -> ProjectFacts:
     """What later stages read about a project rendered from ``recipe`` (:mod:`kohya_recipe.layout`)."""
-    from kohya_recipe.render.dataset import reg_folder_name
-
-    tokens = " ".join(t for t in (recipe.subject.trigger, recipe.subject.class_token) if t)
-    subsets = [SubsetFacts(f"{IMG_DIR}/{recipe.subset_folder_name}", recipe.dataset.repeats, tokens)]
-    if recipe.dataset.regularization:
-        reg = reg_folder_name(recipe)
-        subsets.append(SubsetFacts(f"{REG_DIR}/{reg}", recipe.dataset.reg_repeats, recipe.subject.class_token, True))
     tr = recipe.training
     return ProjectFacts(
         output_name=recipe.output.output_name,
@@ -344,12 +333,40 @@ def project_facts(recipe: Recipe) -> ProjectFacts:
         caption_extension=recipe.dataset.caption_extension,
         max_train_epochs=tr.max_train_epochs,
         save_every_n_epochs=tr.save_every_n_epochs,
-        subsets=tuple(subsets),
+        subsets=tuple(s.facts() for s in recipe.train_subsets()),
         sample_prompts=tuple(prompt_line(p) for p in recipe.samples.prompts),
         sampler=recipe.samples.sampler if recipe.samples.prompts else None,
         log_dir=LOG_DIR if tr.log_with else None,
         model_dir=MODEL_DIR,
     )
+
+
+def kohya_subsets(folder: Path) -> list[dict[str, Any]] | None:
+    """The subsets of a folder laid out the kohya way, or ``None`` for a plain folder of images.
+
+    A ``train_data_dir`` (no images of its own, ``<repeats>_<class tokens>/`` sub-folders with images) gives one
+    subset per sub-folder; a folder that holds images and is itself named ``<repeats>_<class tokens>`` gives
+    itself, with its repeats. sd-scripts reads the names this way (``sdscripts.folders``).
+    """
+    from kohya_recipe.sdscripts.folders import parse_repeats_folder
+
+    if _has_trainer_images(folder):
+        own = parse_repeats_folder(folder.name)
+        return [_subset(folder, own.repeats, own.class_tokens)] if own.trained else None
+    try:
+        subdirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError as exc:
+        raise DatasetError(f"cannot list the image folder: {exc.strerror}", source=str(folder)) from None
+    found = []
+    for sub in subdirs:
+        parsed = parse_repeats_folder(sub.name)
+        if parsed.trained and _has_trainer_images(sub):
+            found.append(_subset(sub, parsed.repeats, parsed.class_tokens))
+    return found or None
+
+
+def _subset(folder: Path, repeats: int | None, tokens: str) -> dict[str, Any]:
+    return {"images": str(folder.resolve()), "repeats": repeats, "class_tokens": tokens}
 
 
 def build_project(
@@ -360,39 +377,104 @@ def build_project(
     force: bool = False,
     dry_run: bool = False,
     copy_images: bool = False,
+    repeats_given: bool = False,
 ) -> RenderResult:
-    """Render ``recipe`` for the images in ``images`` into ``out_dir`` and attach the step plan."""
+    """Render ``recipe`` for the images in ``images`` into ``out_dir`` and attach the step plan.
+
+    ``images`` is a folder of images, or a kohya folder (:func:`kohya_subsets`): then each subset keeps its own
+    repeats and class tokens, unless ``repeats_given`` (the user set ``dataset.repeats``), which replaces the
+    repeats of every subset; the result's notes say which happened.
+    """
     src = Path(images)
     if not src.is_dir():
         raise DatasetError("image folder not found", source=str(src))
     data = recipe.model_dump()
-    data["dataset"]["images"] = str(src.resolve())
+    found = kohya_subsets(src)
+    notes: list[str] = []
+    if found is None:
+        data["dataset"]["images"] = str(src.resolve())
+    else:
+        data["dataset"].update(images=None, subsets=found)
+        notes = _subset_notes(found, recipe.dataset.repeats, repeats_given)
     recipe = recipe_from_dict(data, source="recipe")
     result = render_project(recipe, out_dir, force=force, dry_run=dry_run, copy_images=copy_images)
+    result.notes = notes
     result.plan = plan_recipe(recipe)
     return result
 
 
-def plan_recipe(recipe: Recipe, images: str | Path | None = None, *, source: str | None = None) -> Any:
-    """The bucket-aware step plan for the recipe's images (``images`` overrides ``dataset.images``); ``source``
-    names the recipe file in errors."""
+def _subset_notes(found: list[dict[str, Any]], repeats: int, repeats_given: bool) -> list[str]:
+    """Say where each subset's repeats come from (and apply ``repeats`` to all when the user gave it)."""
+    folders = ", ".join(f"{s['repeats']}_{s['class_tokens']}" for s in found)
+    if repeats_given:
+        for s in found:
+            s["repeats"] = repeats
+        return [f"dataset.repeats = {repeats} (set by you) replaces the folders' own repeats ({folders})"]
+    return [f"kept the repeats and class tokens of the kohya folder(s): {folders}"]
+
+
+def repeats_given(recipe_file: str | Path | None, sets: list[str] | tuple[str, ...]) -> bool:
+    """Whether the user set ``dataset.repeats`` (in their recipe file or a ``--set``), not just a preset."""
+    from kohya_recipe.recipe.loading import resolve_set_key
+
+    if any(resolve_set_key(item.partition("=")[0].strip()) == "dataset.repeats" for item in sets):
+        return True
+    if recipe_file is None:
+        return False
+    own = read_toml(Path(recipe_file), error=RecipeError).get("dataset")
+    return isinstance(own, dict) and "repeats" in own
+
+
+def build_from_folder(
+    images: str | Path,
+    out_dir: str | Path,
+    *,
+    recipe_file: str | Path | None = None,
+    preset: str | None = None,
+    trigger: str | None = None,
+    class_token: str | None = None,
+    sets: list[str] | tuple[str, ...] = (),
+    force: bool = False,
+    dry_run: bool = False,
+    copy_images: bool = False,
+) -> RenderResult:
+    """``kohya-recipe build``: resolve the recipe (:func:`~kohya_recipe.recipe.loading.resolve_recipe`) and build
+    the project for ``images`` (:func:`build_project`)."""
+    from kohya_recipe.recipe.loading import resolve_recipe
+
+    recipe = resolve_recipe(recipe_file, preset=preset, trigger=trigger, class_token=class_token, sets=sets)
+    given = repeats_given(recipe_file, sets)
+    opts = {"force": force, "dry_run": dry_run, "copy_images": copy_images}
+    return build_project(images, out_dir, recipe, repeats_given=given, **opts)
+
+
+def plan_recipe(
+    recipe: Recipe, images: str | Path | None = None, *, source: str | None = None, root: Path | None = None
+) -> Any:
+    """The bucket-aware step plan for the recipe's images: each subset read from its source folder, or from the
+    project at ``root``; ``images`` stands in for a one-folder recipe's ``dataset.images``. ``source`` names the
+    recipe file in errors."""
     from kohya_recipe.dataset.plan import plan_from_recipe, subset_from_folder
 
-    if images is None and not recipe.dataset.images:
-        raise RecipeError("no image folder: set dataset.images or pass --images", source=source, field="dataset.images")
-    folder = Path(images) if images is not None else Path(str(recipe.dataset.images))
-    subsets = [subset_from_folder(folder, recipe.dataset.repeats, name=recipe.subset_folder_name)]
-    if recipe.dataset.regularization:
-        subsets.append(
-            subset_from_folder(Path(recipe.dataset.regularization), recipe.dataset.reg_repeats, is_reg=True, name="reg")
-        )
+    subsets = []
+    for sub in recipe.train_subsets():
+        given = images if images is not None and not sub.is_reg and not recipe.dataset.subsets else None
+        folder = Path(given) if given else (root / sub.folder if root is not None else None)
+        if folder is None and sub.source:
+            folder = Path(sub.source)
+        if folder is None:
+            raise RecipeError(
+                "no image folder: set dataset.images or pass --images", source=source, field="dataset.images"
+            )
+        name = "reg" if sub.is_reg else sub.folder.rpartition("/")[2]
+        subsets.append(subset_from_folder(folder, sub.repeats, is_reg=sub.is_reg, name=name))
     return plan_from_recipe(recipe, subsets)
 
 
 def plan_project(path: str | Path) -> Any:
-    """The step plan of a rendered project (its own ``img/`` subset folder)."""
+    """The step plan of a rendered project (its own subset folders)."""
     project = load_project(path)
-    return plan_recipe(project.recipe, project.subset_dir)
+    return plan_recipe(project.recipe, root=project.root)
 
 
 def plan_target(target: str | Path, *, images: str | Path | None = None, sets: list[str] | tuple[str, ...] = ()) -> Any:
@@ -410,7 +492,7 @@ def plan_target(target: str | Path, *, images: str | Path | None = None, sets: l
         if sets:
             data = apply_sets(recipe.model_dump(), sets)
             recipe = recipe_from_dict(data, source=str(project.resolved_recipe_file))
-        return plan_recipe(recipe, images or project.subset_dir)
+        return plan_recipe(recipe, images, root=project.root)
     recipe = load_recipe(path, sets)
     plan = plan_recipe(recipe, images, source=str(path))
     advice = tuple(PlanWarning("recipe", w) for w in recipe_warnings(recipe))
@@ -451,13 +533,14 @@ def format_render_result(result: RenderResult) -> str:
     out = [
         f"{prefix} {len(result.written)} file(s) in {root} ({len(result.unchanged)} unchanged).",
         f"  output name: {result.output_name}",
+        *(f"  {note}" for note in result.notes),
     ]
     if result.dry_run:
         out += [f"  mkdir {rel}/" for rel in result.folders]
         out += [f"  write {rel}" for rel in result.written]
     if result.images:
-        subset = f"{IMG_DIR}/{result.recipe.subset_folder_name}/"
-        out.append(f"  {result.images} image(s), {result.captions} caption(s) in {subset}")
+        folders = ", ".join(f"{s.folder}/" for s in result.recipe.train_subsets() if s.source)
+        out.append(f"  {result.images} image(s), {result.captions} caption(s) in {folders}")
     if result.plan is not None:
         out += ["", format_plan(result.plan).rstrip("\n")]
     out += [
