@@ -9,22 +9,18 @@ from pathlib import Path
 import pytest
 
 from kohya_recipe.dataset import captions
+from kohya_recipe.dataset.caption_edits import add_tags, init_captions, remove_tags, set_caption, write_atomic
 from kohya_recipe.dataset.captions import (
     CaptionError,
-    add_tags,
     caption_candidates,
     find_caption,
-    init_captions,
     normalize_tag,
     parse_caption,
     read_caption,
-    remove_tags,
-    set_caption,
     split_tags,
     tag_matches,
-    tag_stats,
-    write_atomic,
 )
+from kohya_recipe.dataset.tag_stats import tag_stats
 from kohya_recipe.errors import DatasetError
 from tests._dataset_util import ARTICLE_CAPTION, copy_article_mini, dataset, finishes, image
 

@@ -11,16 +11,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from kohya_recipe.dataset import check as dataset_check
-from kohya_recipe.dataset.check import (
-    CheckSettings,
-    Finding,
-    Rules,
-    check_dataset,
-    detect_layout,
-    format_report,
-    load_rules,
-)
+from kohya_recipe.dataset import scan
+from kohya_recipe.dataset.check import check_dataset
+from kohya_recipe.dataset.detect import detect_layout
+from kohya_recipe.dataset.findings import Finding
+from kohya_recipe.dataset.format import format_report
+from kohya_recipe.dataset.rules import Rules, load_rules
+from kohya_recipe.dataset.settings import CheckSettings
 from kohya_recipe.errors import DatasetError, ExitCode
 from kohya_recipe.recipe.loading import recipe_from_dict
 from kohya_recipe.sdscripts.buckets import bucket_manager_for
@@ -341,7 +338,7 @@ def test_unreadable_files_simulated(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         return real_builtin_open(path, *a, **k)
 
     monkeypatch.setattr(os, "open", os_open)
-    monkeypatch.setattr(dataset_check, "open", builtin_open, raising=False)
+    monkeypatch.setattr(scan, "open", builtin_open, raising=False)
     result = check_dataset(root, rules=SMALL)
     assert (
         "permission denied" in dict(one(result, "corrupt", "error", "cannot be read").items)["10_Zed woman/img00.png"]

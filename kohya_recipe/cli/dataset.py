@@ -201,7 +201,7 @@ def caption_init_cmd(
     directory: Path, base: str, force: bool, extension: str | None, dry_run: bool, as_json: bool
 ) -> None:
     """Write the base caption for every image in DIRECTORY that has none."""
-    from kohya_recipe.dataset.captions import init_captions
+    from kohya_recipe.dataset.caption_edits import init_captions
 
     _print_report(init_captions(directory, base, extension=extension, force=force, dry_run=dry_run), as_json)
 
@@ -255,7 +255,7 @@ def caption_add_cmd(
     as_json: bool,
 ) -> None:
     """Add TAGS to the matched captions that lack them (order and style kept)."""
-    from kohya_recipe.dataset.captions import add_tags
+    from kohya_recipe.dataset.caption_edits import add_tags
 
     report = add_tags(tags, match=match, root=root, extension=extension, front=front, where=where, dry_run=dry_run)
     _print_report(report, as_json)
@@ -287,7 +287,7 @@ def caption_remove_cmd(
     as_json: bool,
 ) -> None:
     """Remove TAGS (globs allowed, e.g. "* eyes") from the matched captions."""
-    from kohya_recipe.dataset.captions import remove_tags
+    from kohya_recipe.dataset.caption_edits import remove_tags
 
     _print_report(remove_tags(tags, match=match, root=root, extension=extension, where=where, dry_run=dry_run), as_json)
 
@@ -309,7 +309,7 @@ Examples:
 @_json
 def caption_set_cmd(file: Path, caption: str, force: bool, extension: str | None, dry_run: bool, as_json: bool) -> None:
     """Set the caption of FILE (an image or its caption file) to CAPTION."""
-    from kohya_recipe.dataset.captions import set_caption
+    from kohya_recipe.dataset.caption_edits import set_caption
 
     _print_report(set_caption(file, caption, extension=extension, force=force, dry_run=dry_run), as_json)
 
@@ -330,7 +330,7 @@ Examples:
 @_json
 def caption_show_cmd(directory: Path, top: int | None, extension: str | None, as_json: bool) -> None:
     """Show the tag frequency table of the captions in DIRECTORY."""
-    from kohya_recipe.dataset.captions import tag_stats
+    from kohya_recipe.dataset.tag_stats import tag_stats
 
     stats = tag_stats(directory, extension=extension)
     if as_json:

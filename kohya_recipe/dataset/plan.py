@@ -24,15 +24,28 @@ import dataclasses
 import math
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from kohya_recipe.dataset.plan_model import (
+    DEFAULT_MAX_TRAIN_STEPS,
+    BucketRow,
+    ImageRow,
+    Plan,
+    PlanError,
+    PlanSettings,
+    PlanWarning,
+    Role,
+    Steps,
+    SubsetInput,
+    SubsetRow,
+)
+from kohya_recipe.dataset.plan_text import format_plan, formula_text, reso_text
 from kohya_recipe.errors import DatasetError
 from kohya_recipe.sdscripts.buckets import (
     BucketAssignment,
     BucketManager,
-    BucketSettingsError,
     Reso,
     adjust_min_max_bucket_reso_by_steps,
     bucket_manager_for,
@@ -42,279 +55,20 @@ from kohya_recipe.sdscripts.buckets import (
 if TYPE_CHECKING:
     from kohya_recipe.recipe.models import Recipe
 
-# sd-scripts' --max_train_steps default, used when --max_train_epochs is not given (reference §10).
-DEFAULT_MAX_TRAIN_STEPS = 1600
-
-Severity = Literal["info", "warning", "error"]
-Role = Literal["train", "reg", "reg-unused", "validation"]
-
-
-class PlanError(BucketSettingsError):
-    """A training setting the step plan cannot work with (sd-scripts would stop on it, too)."""
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Inputs
-
-
-@dataclass(frozen=True)
-class SubsetInput:
-    """One image folder as sd-scripts sees it: a DreamBooth-style subset.
-
-    ``sizes`` are the images' (width, height) in the order sd-scripts lists them (sorted by path, as its
-    ``glob_images`` does); that order decides which images a seeded validation split holds out and which
-    regularization images get the extra repeats. ``files`` names the images for the report (defaults to
-    ``<name>#<index>``). ``name`` identifies the folder: sd-scripts ignores a second subset with the same
-    ``image_dir``, and so does the plan.
-    """
-
-    name: str
-    sizes: Sequence[Reso]
-    repeats: int = 1
-    is_reg: bool = False
-    files: Sequence[str] | None = None
-
-    def file_names(self) -> list[str]:
-        if self.files is None:
-            return [f"{self.name}#{i}" for i in range(len(self.sizes))]
-        if len(self.files) != len(self.sizes):
-            raise DatasetError(
-                f"{len(self.files)} file names for {len(self.sizes)} image sizes", field=f"subset {self.name}"
-            )
-        return list(self.files)
-
-
-@dataclass(frozen=True)
-class PlanSettings:
-    """The training settings that decide buckets and steps. Defaults are sd-scripts' own argparse defaults.
-
-    ``max_train_epochs`` wins over ``max_train_steps`` (sd-scripts prints ``override steps``); with neither,
-    sd-scripts trains 1600 steps. ``family`` picks the ``bucket_reso_steps`` divisor sd-scripts enforces (64
-    for sd15/sd2, 32 for sdxl). ``cache_latents`` and ``random_crop`` only matter with ``enable_bucket`` off,
-    where sd-scripts refuses images that are not exactly ``resolution`` unless latents are cached (caching
-    resizes them).
-    """
-
-    resolution: Reso
-    enable_bucket: bool = False
-    min_bucket_reso: int = 256
-    max_bucket_reso: int = 1024
-    bucket_reso_steps: int = 64
-    bucket_no_upscale: bool = False
-    batch_size: int = 1
-    grad_accum: int = 1
-    num_processes: int = 1
-    max_train_epochs: int | None = None
-    max_train_steps: int | None = None
-    validation_split: float = 0.0
-    validation_seed: int | None = None
-    family: Literal["sd15", "sd2", "sdxl"] = "sd15"
-    cache_latents: bool = False
-    random_crop: bool = False
-
-    def check(self) -> None:
-        """Raise :class:`PlanError` for values sd-scripts cannot run with (named by their recipe field)."""
-        checks: list[tuple[str, bool, str]] = [
-            ("training.resolution", min(self.resolution) >= 1, "both sides must be >= 1"),
-            ("training.batch_size", self.batch_size >= 1, "must be >= 1"),
-            ("training.gradient_accumulation_steps", self.grad_accum >= 1, "must be >= 1"),
-            ("accelerate.num_processes", self.num_processes >= 1, "must be >= 1"),
-            (
-                "training.max_train_epochs",
-                self.max_train_epochs is None or self.max_train_epochs >= 1,
-                "must be >= 1",
-            ),
-            ("max_train_steps", self.max_train_steps is None or self.max_train_steps >= 1, "must be >= 1"),
-            ("dataset.validation_split", 0.0 <= self.validation_split < 1.0, "must be >= 0 and < 1"),
-            ("training.bucket_reso_steps", self.bucket_reso_steps >= 1, "must be >= 1"),
-        ]
-        for fld, ok, message in checks:
-            if not ok:
-                raise PlanError(message, field=fld)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Results
-
-
-@dataclass(frozen=True)
-class ImageRow:
-    """One image: its bucket, and how often an epoch shows it (``repeats``; 0 for unused reg images)."""
-
-    subset: str
-    file: str
-    size: Reso
-    role: Role
-    repeats: int
-    bucket: Reso | None
-    resized: Reso | None
-    upscaled: bool
-    ar_error: float
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class BucketRow:
-    """One bucket as sd-scripts logs it (``bucket 0: resolution (704, 832), count: 210``) plus its batches."""
-
-    index: int
-    resolution: Reso
-    images: int
-    count: int
-    batches: int
-
-
-@dataclass(frozen=True)
-class SubsetRow:
-    """What became of one subset: images found, kept for training, held out for validation, repeats used."""
-
-    name: str
-    is_reg: bool
-    repeats: int
-    images: int
-    train_images: int
-    validation_images: int
-    items: int  # images × repeats this subset puts into one epoch (reg: after balancing)
-    skipped: str | None = None
-
-
-@dataclass(frozen=True)
-class PlanWarning:
-    """A finding about the plan; ``error`` means sd-scripts will stop or crash on it."""
-
-    code: str
-    message: str
-    severity: Severity = "warning"
-
-
-@dataclass(frozen=True)
-class Plan:
-    """The bucket-aware step plan, equal to what sd-scripts prints before its first step.
-
-    ``batches_per_epoch`` is the dataset length B (all processes); ``batches_per_epoch_per_process`` is what
-    sd-scripts prints as ``num batches per epoch`` (ceil(B / num_processes), accelerate's even batches);
-    ``steps_per_epoch`` is ceil(B / processes / gradient accumulation); ``max_train_steps`` is the printed
-    ``total optimization steps``; ``num_epochs`` the printed ``num epochs``; ``last_epoch_steps`` the steps
-    the last epoch really runs (fewer than ``steps_per_epoch`` when it is partial).
-    """
-
-    settings: PlanSettings
-    images: tuple[ImageRow, ...]
-    buckets: tuple[BucketRow, ...]
-    validation_buckets: tuple[BucketRow, ...]
-    subsets: tuple[SubsetRow, ...]
-    predefined_buckets: tuple[Reso, ...]
-    min_bucket_reso: int | None
-    max_bucket_reso: int | None
-    num_train_images: int
-    num_reg_images: int
-    num_validation_images: int
-    batches_per_epoch: int
-    batches_per_epoch_per_process: int
-    steps_per_epoch: int
-    max_train_steps: int
-    max_train_steps_source: Literal["epochs", "max_train_steps", "default"]
-    num_epochs: int
-    last_epoch_steps: int
-    mean_ar_error: float | None
-    validation_mean_ar_error: float | None
-    formula: str
-    formula_note: str | None
-    warnings: tuple[PlanWarning, ...] = field(default_factory=tuple)
-
-    @property
-    def errors(self) -> tuple[PlanWarning, ...]:
-        """The findings sd-scripts would stop or crash on."""
-        return tuple(w for w in self.warnings if w.severity == "error")
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (tuples become lists; ``nan`` aspect errors become ``None``)."""
-
-        def reso(r: Reso | None) -> list[int] | None:
-            return None if r is None else [r[0], r[1]]
-
-        def num(x: float | None) -> float | None:
-            return None if x is None or math.isnan(x) else x
-
-        s = self.settings
-        return {
-            "settings": {
-                "resolution": reso(s.resolution),
-                "enable_bucket": s.enable_bucket,
-                "min_bucket_reso": s.min_bucket_reso,
-                "max_bucket_reso": s.max_bucket_reso,
-                "bucket_reso_steps": s.bucket_reso_steps,
-                "bucket_no_upscale": s.bucket_no_upscale,
-                "batch_size": s.batch_size,
-                "gradient_accumulation_steps": s.grad_accum,
-                "num_processes": s.num_processes,
-                "max_train_epochs": s.max_train_epochs,
-                "max_train_steps": s.max_train_steps,
-                "validation_split": s.validation_split,
-                "validation_seed": s.validation_seed,
-                "family": s.family,
-                "cache_latents": s.cache_latents,
-                "random_crop": s.random_crop,
-            },
-            "formula": self.formula,
-            "formula_note": self.formula_note,
-            "num_train_images": self.num_train_images,
-            "num_reg_images": self.num_reg_images,
-            "num_validation_images": self.num_validation_images,
-            "batches_per_epoch": self.batches_per_epoch,
-            "batches_per_epoch_per_process": self.batches_per_epoch_per_process,
-            "steps_per_epoch": self.steps_per_epoch,
-            "max_train_steps": self.max_train_steps,
-            "max_train_steps_source": self.max_train_steps_source,
-            "num_epochs": self.num_epochs,
-            "last_epoch_steps": self.last_epoch_steps,
-            "mean_ar_error": num(self.mean_ar_error),
-            "validation_mean_ar_error": num(self.validation_mean_ar_error),
-            "min_bucket_reso": self.min_bucket_reso,
-            "max_bucket_reso": self.max_bucket_reso,
-            "predefined_buckets": [reso(r) for r in self.predefined_buckets],
-            "buckets": [_bucket_dict(b) for b in self.buckets],
-            "validation_buckets": [_bucket_dict(b) for b in self.validation_buckets],
-            "subsets": [
-                {
-                    "name": r.name,
-                    "is_reg": r.is_reg,
-                    "repeats": r.repeats,
-                    "images": r.images,
-                    "train_images": r.train_images,
-                    "validation_images": r.validation_images,
-                    "items": r.items,
-                    "skipped": r.skipped,
-                }
-                for r in self.subsets
-            ],
-            "images": [
-                {
-                    "subset": r.subset,
-                    "file": r.file,
-                    "size": reso(r.size),
-                    "role": r.role,
-                    "repeats": r.repeats,
-                    "bucket": reso(r.bucket),
-                    "resized": reso(r.resized),
-                    "upscaled": r.upscaled,
-                    "ar_error": num(r.ar_error),
-                    "error": r.error,
-                }
-                for r in self.images
-            ],
-            "warnings": [{"code": w.code, "severity": w.severity, "message": w.message} for w in self.warnings],
-        }
-
-
-def _bucket_dict(b: BucketRow) -> dict[str, Any]:
-    return {
-        "index": b.index,
-        "resolution": [b.resolution[0], b.resolution[1]],
-        "images": b.images,
-        "count": b.count,
-        "batches": b.batches,
-    }
+__all__ = [
+    "DEFAULT_MAX_TRAIN_STEPS",
+    "Plan",
+    "PlanError",
+    "PlanSettings",
+    "SubsetInput",
+    "format_plan",
+    "make_plan",
+    "numpy_sum",
+    "plan_from_recipe",
+    "settings_from_recipe",
+    "subset_from_folder",
+    "subsets_from_train_data_dir",
+]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -595,7 +349,7 @@ def make_plan(subsets: Sequence[SubsetInput], settings: PlanSettings) -> Plan:
 
     steps = _steps(sum(b.batches for b in buckets), settings, warnings)
     reg_items = sum(i.repeats for i in registered_reg)
-    formula, note = _formula(subset_rows, reg_items, buckets, steps, settings)
+    formula, note = formula_text(subset_rows, reg_items, buckets, steps, settings)
 
     return Plan(
         settings=settings,
@@ -618,18 +372,7 @@ def make_plan(subsets: Sequence[SubsetInput], settings: PlanSettings) -> Plan:
     )
 
 
-@dataclass(frozen=True)
-class _Steps:
-    batches_per_epoch: int
-    batches_per_epoch_per_process: int
-    steps_per_epoch: int
-    max_train_steps: int
-    max_train_steps_source: Literal["epochs", "max_train_steps", "default"]
-    num_epochs: int
-    last_epoch_steps: int
-
-
-def _steps(batches: int, s: PlanSettings, warnings: list[PlanWarning]) -> _Steps:
+def _steps(batches: int, s: PlanSettings, warnings: list[PlanWarning]) -> Steps:
     """train_network.py's step arithmetic for B = ``batches``."""
     source: Literal["epochs", "max_train_steps", "default"]
     if s.max_train_epochs is not None:
@@ -669,7 +412,7 @@ def _steps(batches: int, s: PlanSettings, warnings: list[PlanWarning]) -> _Steps
                 "error",
             )
         )
-        return _Steps(0, 0, 0, 0, source, 0, 0)
+        return Steps(0, 0, 0, 0, source, 0, 0)
     num_epochs = math.ceil(max_steps / steps_per_epoch)
     last = max_steps - (num_epochs - 1) * steps_per_epoch
     if last < steps_per_epoch:
@@ -680,7 +423,7 @@ def _steps(batches: int, s: PlanSettings, warnings: list[PlanWarning]) -> _Steps
                 f"{last} of {steps_per_epoch} steps (its loss/epoch_average mixes in the previous epoch)",
             )
         )
-    return _Steps(batches, per_process, steps_per_epoch, max_steps, source, num_epochs, last)
+    return Steps(batches, per_process, steps_per_epoch, max_steps, source, num_epochs, last)
 
 
 def _image_warnings(rows: list[ImageRow], s: PlanSettings) -> list[PlanWarning]:
@@ -695,7 +438,7 @@ def _image_warnings(rows: list[ImageRow], s: PlanSettings) -> list[PlanWarning]:
             PlanWarning(
                 "zero_bucket_side",
                 f"{len(crashes)} image(s) round a bucket side to 0 ({sizes}) with bucket_reso_steps "
-                f"{s.bucket_reso_steps} and bucket_no_upscale at resolution {_r(s.resolution)}: "
+                f"{s.bucket_reso_steps} and bucket_no_upscale at resolution {reso_text(s.resolution)}: "
                 f"{crashes[0].error}. Raise the resolution, lower bucket_reso_steps, or turn "
                 "bucket_no_upscale off",
                 "error",
@@ -726,8 +469,8 @@ def _image_warnings(rows: list[ImageRow], s: PlanSettings) -> list[PlanWarning]:
             out.append(
                 PlanWarning(
                     "upscaled",
-                    f"{len(group)} image(s) of {_r(size)} will be upscaled to {_r(resized)} "
-                    f"(bucket {_r(bucket)}): {names}; {hint}",
+                    f"{len(group)} image(s) of {reso_text(size)} will be upscaled to {reso_text(resized)} "
+                    f"(bucket {reso_text(bucket)}): {names}; {hint}",
                 )
             )
 
@@ -767,149 +510,6 @@ def _group(rows: list[ImageRow], key: Any) -> str:
     for r in rows:
         counts[key(r)] = counts.get(key(r), 0) + 1
     return ", ".join(f"{n}× {k}" for k, n in counts.items())
-
-
-# ----------------------------------------------------------------------------------------------------------
-# The article-style formula
-
-
-def _num(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else f"{x:.4g}"
-
-
-def _formula(
-    subsets: list[SubsetRow], reg_items: int, buckets: tuple[BucketRow, ...], steps: _Steps, s: PlanSettings
-) -> tuple[str, str | None]:
-    """``42 images × 10 repeats × 8 epochs / batch 1 = 3360 steps``, and a note when the buckets change it."""
-    train = [r for r in subsets if not r.is_reg and not r.skipped]
-    train_items = sum(r.train_images * r.repeats for r in train)
-    repeats = {r.repeats for r in train}
-    n_images = sum(r.train_images for r in train)
-    if len(repeats) <= 1:
-        what = f"{n_images} images × {repeats.pop() if repeats else 0} repeats"
-    else:
-        what = "(" + " + ".join(f"{r.train_images}×{r.repeats}" for r in train) + ") images×repeats"
-    items = train_items
-    if reg_items:
-        if reg_items == train_items:
-            what += " × 2 (regularization)"
-        else:
-            what += f" + {reg_items} regularization"
-        items += reg_items
-
-    divisor = f" / batch {s.batch_size}"
-    if s.grad_accum > 1:
-        divisor += f" / gradient accumulation {s.grad_accum}"
-    if s.num_processes > 1:
-        divisor += f" / {s.num_processes} processes"
-    per_step = s.batch_size * s.grad_accum * s.num_processes
-
-    if steps.max_train_steps_source == "epochs":
-        assert s.max_train_epochs is not None
-        naive = items * s.max_train_epochs / per_step
-        formula = f"{what} × {s.max_train_epochs} epochs{divisor} = {_num(naive)} steps"
-    else:
-        naive = items / per_step
-        cap = "sd-scripts' default" if steps.max_train_steps_source == "default" else "max_train_steps"
-        formula = (
-            f"{what}{divisor} = {_num(naive)} steps per epoch; {steps.max_train_steps} steps ({cap}) "
-            f"= {_num(steps.max_train_steps / naive) if naive else '∞'} epochs"
-        )
-
-    reasons = []
-    naive_batches = math.ceil(items / s.batch_size)
-    if steps.batches_per_epoch != naive_batches:
-        reasons.append(
-            f"sd-scripts batches each of the {len(buckets)} buckets separately and rounds each up to whole "
-            f"batches of {s.batch_size} ({naive_batches} → {steps.batches_per_epoch} batches per epoch)"
-        )
-    if steps.batches_per_epoch and steps.batches_per_epoch % (s.num_processes * s.grad_accum):
-        reasons.append("each epoch rounds up to whole optimizer steps")
-    if steps.max_train_steps_source == "epochs":
-        if reasons or not float(naive).is_integer() or int(naive) != steps.max_train_steps:
-            note = (
-                f"bucket-aware: {steps.steps_per_epoch} steps per epoch × {s.max_train_epochs} epochs = "
-                f"{steps.max_train_steps} steps"
-            )
-            return formula, note + (" (" + "; ".join(reasons) + ")" if reasons else "")
-        return formula, None
-    if reasons or not float(naive).is_integer() or int(naive) != steps.steps_per_epoch:
-        note = f"bucket-aware: {steps.steps_per_epoch} steps per epoch, {steps.num_epochs} epochs"
-        return formula, note + (" (" + "; ".join(reasons) + ")" if reasons else "")
-    return formula, None
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Terminal table
-
-
-def _r(r: Reso | None) -> str:
-    return "-" if r is None else f"{r[0]}x{r[1]}"
-
-
-def _table(header: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
-    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(header)]
-
-    def line(cells: list[str]) -> str:
-        out = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))]
-        return "  " + "  ".join(out).rstrip()
-
-    return [line(header), *(line(r) for r in rows)]
-
-
-def format_plan(plan: Plan) -> str:
-    """The plan as the terminal shows it: formula, totals, buckets, images, warnings."""
-    s = plan.settings
-    out = ["Step plan", f"  {plan.formula}"]
-    if plan.formula_note:
-        out.append(f"  {plan.formula_note}")
-    out.append(
-        f"  batches per epoch: {plan.batches_per_epoch_per_process}   "
-        f"steps per epoch: {plan.steps_per_epoch}   epochs: {plan.num_epochs}   "
-        f"total optimization steps: {plan.max_train_steps}"
-    )
-    counts = f"  train images × repeats: {plan.num_train_images}"
-    if plan.num_reg_images:
-        counts += f"   reg images: {plan.num_reg_images}"
-    if plan.num_validation_images:
-        counts += f"   validation images: {plan.num_validation_images}"
-    out.append(counts)
-
-    if s.enable_bucket:
-        mode = (
-            "no upscaling (bucket_no_upscale)"
-            if s.bucket_no_upscale
-            else f"buckets {plan.min_bucket_reso}-{plan.max_bucket_reso}"
-        )
-        out += ["", f"Buckets (resolution {_r(s.resolution)}, {mode}, step {s.bucket_reso_steps})"]
-    else:
-        out += ["", f"Buckets (bucketing off: every image goes to {_r(s.resolution)})"]
-    out += _table(
-        ["#", "bucket", "images", "×repeats", "batches"],
-        [[str(b.index), _r(b.resolution), str(b.images), str(b.count), str(b.batches)] for b in plan.buckets],
-        {0, 2, 3, 4},
-    )
-    if plan.mean_ar_error is not None:
-        out.append(f"  mean aspect-ratio error: {plan.mean_ar_error:.4f}")
-    if plan.validation_buckets:
-        out += ["", "Validation buckets (a second dataset, repeats 1; not counted in the steps)"]
-        out += _table(
-            ["#", "bucket", "images", "batches"],
-            [[str(b.index), _r(b.resolution), str(b.images), str(b.batches)] for b in plan.validation_buckets],
-            {0, 2, 3},
-        )
-
-    out += ["", "Images"]
-    image_rows = []
-    for r in plan.images:
-        note = "crash" if r.error else ("upscaled" if r.upscaled else "")
-        image_rows.append([r.file, r.subset, r.role, str(r.repeats), _r(r.size), _r(r.bucket), _r(r.resized), note])
-    out += _table(["file", "subset", "role", "repeats", "size", "bucket", "resized", "note"], image_rows, {3})
-
-    if plan.warnings:
-        out += ["", "Findings"]
-        out += [f"  {w.severity}: {w.message}" for w in plan.warnings]
-    return "\n".join(out) + "\n"
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -1,0 +1,297 @@
+"""The step plan's data: what goes in (:class:`SubsetInput`, :class:`PlanSettings`) and what comes out
+(:class:`Plan` with its image, bucket and subset rows and findings)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from kohya_recipe.errors import DatasetError
+from kohya_recipe.sdscripts.buckets import BucketSettingsError, Reso
+
+# sd-scripts' --max_train_steps default, used when --max_train_epochs is not given (reference §10).
+DEFAULT_MAX_TRAIN_STEPS = 1600
+
+Severity = Literal["info", "warning", "error"]
+Role = Literal["train", "reg", "reg-unused", "validation"]
+
+
+class PlanError(BucketSettingsError):
+    """A training setting the step plan cannot work with (sd-scripts would stop on it, too)."""
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Inputs
+
+
+@dataclass(frozen=True)
+class SubsetInput:
+    """One image folder as sd-scripts sees it: a DreamBooth-style subset.
+
+    ``sizes`` are the images' (width, height) in the order sd-scripts lists them (sorted by path, as its
+    ``glob_images`` does); that order decides which images a seeded validation split holds out and which
+    regularization images get the extra repeats. ``files`` names the images for the report (defaults to
+    ``<name>#<index>``). ``name`` identifies the folder: sd-scripts ignores a second subset with the same
+    ``image_dir``, and so does the plan.
+    """
+
+    name: str
+    sizes: Sequence[Reso]
+    repeats: int = 1
+    is_reg: bool = False
+    files: Sequence[str] | None = None
+
+    def file_names(self) -> list[str]:
+        if self.files is None:
+            return [f"{self.name}#{i}" for i in range(len(self.sizes))]
+        if len(self.files) != len(self.sizes):
+            raise DatasetError(
+                f"{len(self.files)} file names for {len(self.sizes)} image sizes", field=f"subset {self.name}"
+            )
+        return list(self.files)
+
+
+@dataclass(frozen=True)
+class PlanSettings:
+    """The training settings that decide buckets and steps. Defaults are sd-scripts' own argparse defaults.
+
+    ``max_train_epochs`` wins over ``max_train_steps`` (sd-scripts prints ``override steps``); with neither,
+    sd-scripts trains 1600 steps. ``family`` picks the ``bucket_reso_steps`` divisor sd-scripts enforces (64
+    for sd15/sd2, 32 for sdxl). ``cache_latents`` and ``random_crop`` only matter with ``enable_bucket`` off,
+    where sd-scripts refuses images that are not exactly ``resolution`` unless latents are cached (caching
+    resizes them).
+    """
+
+    resolution: Reso
+    enable_bucket: bool = False
+    min_bucket_reso: int = 256
+    max_bucket_reso: int = 1024
+    bucket_reso_steps: int = 64
+    bucket_no_upscale: bool = False
+    batch_size: int = 1
+    grad_accum: int = 1
+    num_processes: int = 1
+    max_train_epochs: int | None = None
+    max_train_steps: int | None = None
+    validation_split: float = 0.0
+    validation_seed: int | None = None
+    family: Literal["sd15", "sd2", "sdxl"] = "sd15"
+    cache_latents: bool = False
+    random_crop: bool = False
+
+    def check(self) -> None:
+        """Raise :class:`PlanError` for values sd-scripts cannot run with (named by their recipe field)."""
+        checks: list[tuple[str, bool, str]] = [
+            ("training.resolution", min(self.resolution) >= 1, "both sides must be >= 1"),
+            ("training.batch_size", self.batch_size >= 1, "must be >= 1"),
+            ("training.gradient_accumulation_steps", self.grad_accum >= 1, "must be >= 1"),
+            ("accelerate.num_processes", self.num_processes >= 1, "must be >= 1"),
+            (
+                "training.max_train_epochs",
+                self.max_train_epochs is None or self.max_train_epochs >= 1,
+                "must be >= 1",
+            ),
+            ("max_train_steps", self.max_train_steps is None or self.max_train_steps >= 1, "must be >= 1"),
+            ("dataset.validation_split", 0.0 <= self.validation_split < 1.0, "must be >= 0 and < 1"),
+            ("training.bucket_reso_steps", self.bucket_reso_steps >= 1, "must be >= 1"),
+        ]
+        for fld, ok, message in checks:
+            if not ok:
+                raise PlanError(message, field=fld)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Results
+
+
+@dataclass(frozen=True)
+class ImageRow:
+    """One image: its bucket, and how often an epoch shows it (``repeats``; 0 for unused reg images)."""
+
+    subset: str
+    file: str
+    size: Reso
+    role: Role
+    repeats: int
+    bucket: Reso | None
+    resized: Reso | None
+    upscaled: bool
+    ar_error: float
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class BucketRow:
+    """One bucket as sd-scripts logs it (``bucket 0: resolution (704, 832), count: 210``) plus its batches."""
+
+    index: int
+    resolution: Reso
+    images: int
+    count: int
+    batches: int
+
+
+@dataclass(frozen=True)
+class SubsetRow:
+    """What became of one subset: images found, kept for training, held out for validation, repeats used."""
+
+    name: str
+    is_reg: bool
+    repeats: int
+    images: int
+    train_images: int
+    validation_images: int
+    items: int  # images × repeats this subset puts into one epoch (reg: after balancing)
+    skipped: str | None = None
+
+
+@dataclass(frozen=True)
+class PlanWarning:
+    """A finding about the plan; ``error`` means sd-scripts will stop or crash on it."""
+
+    code: str
+    message: str
+    severity: Severity = "warning"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The bucket-aware step plan, equal to what sd-scripts prints before its first step.
+
+    ``batches_per_epoch`` is the dataset length B (all processes); ``batches_per_epoch_per_process`` is what
+    sd-scripts prints as ``num batches per epoch`` (ceil(B / num_processes), accelerate's even batches);
+    ``steps_per_epoch`` is ceil(B / processes / gradient accumulation); ``max_train_steps`` is the printed
+    ``total optimization steps``; ``num_epochs`` the printed ``num epochs``; ``last_epoch_steps`` the steps
+    the last epoch really runs (fewer than ``steps_per_epoch`` when it is partial).
+    """
+
+    settings: PlanSettings
+    images: tuple[ImageRow, ...]
+    buckets: tuple[BucketRow, ...]
+    validation_buckets: tuple[BucketRow, ...]
+    subsets: tuple[SubsetRow, ...]
+    predefined_buckets: tuple[Reso, ...]
+    min_bucket_reso: int | None
+    max_bucket_reso: int | None
+    num_train_images: int
+    num_reg_images: int
+    num_validation_images: int
+    batches_per_epoch: int
+    batches_per_epoch_per_process: int
+    steps_per_epoch: int
+    max_train_steps: int
+    max_train_steps_source: Literal["epochs", "max_train_steps", "default"]
+    num_epochs: int
+    last_epoch_steps: int
+    mean_ar_error: float | None
+    validation_mean_ar_error: float | None
+    formula: str
+    formula_note: str | None
+    warnings: tuple[PlanWarning, ...] = field(default_factory=tuple)
+
+    @property
+    def errors(self) -> tuple[PlanWarning, ...]:
+        """The findings sd-scripts would stop or crash on."""
+        return tuple(w for w in self.warnings if w.severity == "error")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (tuples become lists; ``nan`` aspect errors become ``None``)."""
+
+        def reso(r: Reso | None) -> list[int] | None:
+            return None if r is None else [r[0], r[1]]
+
+        def num(x: float | None) -> float | None:
+            return None if x is None or math.isnan(x) else x
+
+        s = self.settings
+        return {
+            "settings": {
+                "resolution": reso(s.resolution),
+                "enable_bucket": s.enable_bucket,
+                "min_bucket_reso": s.min_bucket_reso,
+                "max_bucket_reso": s.max_bucket_reso,
+                "bucket_reso_steps": s.bucket_reso_steps,
+                "bucket_no_upscale": s.bucket_no_upscale,
+                "batch_size": s.batch_size,
+                "gradient_accumulation_steps": s.grad_accum,
+                "num_processes": s.num_processes,
+                "max_train_epochs": s.max_train_epochs,
+                "max_train_steps": s.max_train_steps,
+                "validation_split": s.validation_split,
+                "validation_seed": s.validation_seed,
+                "family": s.family,
+                "cache_latents": s.cache_latents,
+                "random_crop": s.random_crop,
+            },
+            "formula": self.formula,
+            "formula_note": self.formula_note,
+            "num_train_images": self.num_train_images,
+            "num_reg_images": self.num_reg_images,
+            "num_validation_images": self.num_validation_images,
+            "batches_per_epoch": self.batches_per_epoch,
+            "batches_per_epoch_per_process": self.batches_per_epoch_per_process,
+            "steps_per_epoch": self.steps_per_epoch,
+            "max_train_steps": self.max_train_steps,
+            "max_train_steps_source": self.max_train_steps_source,
+            "num_epochs": self.num_epochs,
+            "last_epoch_steps": self.last_epoch_steps,
+            "mean_ar_error": num(self.mean_ar_error),
+            "validation_mean_ar_error": num(self.validation_mean_ar_error),
+            "min_bucket_reso": self.min_bucket_reso,
+            "max_bucket_reso": self.max_bucket_reso,
+            "predefined_buckets": [reso(r) for r in self.predefined_buckets],
+            "buckets": [_bucket_dict(b) for b in self.buckets],
+            "validation_buckets": [_bucket_dict(b) for b in self.validation_buckets],
+            "subsets": [
+                {
+                    "name": r.name,
+                    "is_reg": r.is_reg,
+                    "repeats": r.repeats,
+                    "images": r.images,
+                    "train_images": r.train_images,
+                    "validation_images": r.validation_images,
+                    "items": r.items,
+                    "skipped": r.skipped,
+                }
+                for r in self.subsets
+            ],
+            "images": [
+                {
+                    "subset": r.subset,
+                    "file": r.file,
+                    "size": reso(r.size),
+                    "role": r.role,
+                    "repeats": r.repeats,
+                    "bucket": reso(r.bucket),
+                    "resized": reso(r.resized),
+                    "upscaled": r.upscaled,
+                    "ar_error": num(r.ar_error),
+                    "error": r.error,
+                }
+                for r in self.images
+            ],
+            "warnings": [{"code": w.code, "severity": w.severity, "message": w.message} for w in self.warnings],
+        }
+
+
+def _bucket_dict(b: BucketRow) -> dict[str, Any]:
+    return {
+        "index": b.index,
+        "resolution": [b.resolution[0], b.resolution[1]],
+        "images": b.images,
+        "count": b.count,
+        "batches": b.batches,
+    }
+
+
+@dataclass(frozen=True)
+class Steps:
+    batches_per_epoch: int
+    batches_per_epoch_per_process: int
+    steps_per_epoch: int
+    max_train_steps: int
+    max_train_steps_source: Literal["epochs", "max_train_steps", "default"]
+    num_epochs: int
+    last_epoch_steps: int
