@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from kohya_recipe.dataset import captions
-from kohya_recipe.dataset.caption_edits import add_tags, init_captions, remove_tags, set_caption, write_atomic
+from kohya_recipe.dataset.caption_edits import add_tags, init_captions, remove_tags, set_caption
 from kohya_recipe.dataset.captions import (
     CaptionError,
     caption_candidates,
@@ -22,6 +22,7 @@ from kohya_recipe.dataset.captions import (
 )
 from kohya_recipe.dataset.tag_stats import tag_stats
 from kohya_recipe.errors import DatasetError
+from kohya_recipe.files import atomic_write_bytes
 from tests._dataset_util import ARTICLE_CAPTION, copy_article_mini, dataset, finishes, image
 
 BASE = ARTICLE_CAPTION
@@ -283,7 +284,7 @@ def test_interrupted_write_keeps_the_original(tmp_path: Path, monkeypatch) -> No
 
     monkeypatch.setattr(os, "fsync", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        write_atomic(target, b"new\n")
+        atomic_write_bytes(target, b"new\n")
     assert target.read_bytes() == b"old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
 
@@ -294,7 +295,7 @@ def test_write_keeps_permissions_and_edits_through_symlinks(tmp_path: Path) -> N
     real.chmod(0o640)
     link = tmp_path / "link.txt"
     link.symlink_to(real)
-    write_atomic(link, b"b\n")
+    atomic_write_bytes(link, b"b\n")
     assert link.is_symlink() and real.read_bytes() == b"b\n"
     assert stat.S_IMODE(real.stat().st_mode) == 0o640
 

@@ -17,10 +17,10 @@ from kohya_recipe.dataset.detect import detect_layout
 from kohya_recipe.dataset.findings import Finding
 from kohya_recipe.dataset.format import format_report
 from kohya_recipe.dataset.rules import Rules, load_rules
-from kohya_recipe.dataset.settings import CheckSettings
+from kohya_recipe.dataset.settings import article_settings
 from kohya_recipe.errors import DatasetError, ExitCode
 from kohya_recipe.recipe.loading import recipe_from_dict
-from kohya_recipe.sdscripts.buckets import bucket_manager_for
+from kohya_recipe.sdscripts.buckets import BucketSettings, bucket_manager_for
 from tests._dataset_util import ARTICLE_CAPTION, copy_article_mini, dataset, finishes, image, is_root, snapshot
 
 # Small thresholds so tiny images exercise the same code paths as the article's 768 px / 42 images.
@@ -250,7 +250,9 @@ def test_resolution_and_upscaling_follow_the_recipe(tmp_path: Path) -> None:
 def test_bucket_settings_sd_scripts_rejects(tmp_path: Path) -> None:
     # The recipe refuses these already; settings from elsewhere (a script, an sd-scripts config) may not.
     root = train_dir(tmp_path)
-    result = check_dataset(root, rules=SMALL, settings=CheckSettings(min_bucket_reso=1024, max_bucket_reso=2048))
+    article = article_settings()
+    bad = replace(article, buckets=replace(article.buckets, min_bucket_reso=1024, max_bucket_reso=2048))
+    result = check_dataset(root, rules=SMALL, settings=bad)
     f = one(result, "resolution", "error", "the bucket settings stop sd-scripts")
     assert "min_bucket_reso" in f.message and "larger than the resolution's short side 768" in f.message
     assert all(r.bucket is None for r in result.images) and len(result.images) == 3
@@ -659,7 +661,7 @@ def test_bad_rules_files(tmp_path: Path, text: str, message: str) -> None:
     path.write_text(text, encoding="utf-8")
     with pytest.raises(DatasetError, match=message):
         load_rules(path)
-    with pytest.raises(DatasetError, match="rules file not found"):
+    with pytest.raises(DatasetError, match=r"missing\.toml: file not found"):
         load_rules(tmp_path / "missing.toml")
 
 
@@ -728,3 +730,17 @@ def test_gui_style_project_folder_and_recipe_regularization(tmp_path: Path) -> N
     assert layout.kind == "project" and [s.name for s in layout.subsets] == ["10_Zed woman"]
     r = recipe_from_dict({"subject": {"trigger": "Zed"}, "dataset": {"regularization": "reg-images"}})
     one(check_dataset(project, rules=SMALL, recipe=r), "layout", "warning", "the recipe trains with regularization")
+
+
+def test_without_a_recipe_the_settings_are_the_articles_from_the_bundled_preset() -> None:
+    # The likeness-sd15 preset holds the article's settings; the checks use them when no recipe is given,
+    # without the preset's example subject (class, repeats).
+    s = article_settings()
+    assert s.buckets == BucketSettings(
+        (768, 768), enable_bucket=True, min_bucket_reso=256, max_bucket_reso=1024, bucket_reso_steps=64
+    )
+    assert (s.caption_extension, s.max_token_length, s.shuffle_caption, s.keep_tokens, s.flip) == (
+        ".txt", 75, False, 0, True
+    )  # fmt: skip
+    assert (s.trigger, s.class_token, s.repeats, s.regularization) == (None, None, None, None)
+    assert (s.source, s.trigger_source) == ("the article's defaults (no recipe)", "")

@@ -39,17 +39,8 @@ from kohya_recipe.dataset.captions import (
 from kohya_recipe.dataset.detect import dataset_folders
 from kohya_recipe.dataset.images import is_trainer_image, list_trainer_images
 from kohya_recipe.errors import DatasetError
-
-
-def write_atomic(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``.
-
-    A symlinked caption is edited where it points (the link stays a link); the file keeps its permissions; on
-    any failure the original is untouched. Returns the path actually written.
-    """
-    from kohya_recipe.files import atomic_write_bytes
-
-    return atomic_write_bytes(Path(path), data)
+from kohya_recipe.files import atomic_write_bytes
+from kohya_recipe.layout import is_project
 
 
 @dataclass
@@ -134,7 +125,7 @@ def _apply(change: CaptionChange, dry_run: bool) -> CaptionChange:
     if change.changed and not dry_run:
         assert change.new is not None
         try:
-            write_atomic(change.path, change.new)
+            atomic_write_bytes(change.path, change.new)
         except OSError as exc:
             change.action, change.reason = "failed", f"cannot write: {exc.strerror or exc}"
     return change
@@ -343,7 +334,7 @@ def _default_extension(root: str | Path, extension: str | None) -> str:
         return normalise_extension(extension)
     here = Path(root).resolve()
     for folder in (here, here.parent, here.parent.parent):
-        if (folder / "resolved-recipe.toml").is_file():
+        if is_project(folder):
             try:
                 return dataset_folders(folder)[1]
             except DatasetError:

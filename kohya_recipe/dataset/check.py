@@ -26,7 +26,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from kohya_recipe.dataset.checks.captions import caption_findings
 from kohya_recipe.dataset.checks.duplicates import duplicate_findings
@@ -41,12 +40,11 @@ from kohya_recipe.dataset.images import ImageReadError, decode_image, read_heade
 from kohya_recipe.dataset.result import CheckResult
 from kohya_recipe.dataset.rules import Rules, load_rules
 from kohya_recipe.dataset.scan import FolderScan, ImageRecord, read_caption_for, scan_folder
-from kohya_recipe.dataset.settings import CheckSettings, settings_from_recipe
+from kohya_recipe.dataset.settings import CheckSettings, article_settings, settings_from_recipe
 from kohya_recipe.errors import KohyaRecipeError
-
-if TYPE_CHECKING:
-    from kohya_recipe.recipe.models import Recipe
-    from kohya_recipe.sdscripts.buckets import BucketAssignment
+from kohya_recipe.recipe.loading import load_recipe
+from kohya_recipe.recipe.models import Recipe
+from kohya_recipe.sdscripts.buckets import BucketAssignment
 
 __all__ = ["CheckResult", "CheckSettings", "Rules", "check_dataset", "detect_layout", "format_report", "load_rules"]
 
@@ -148,10 +146,8 @@ def _resolve_settings(layout: Layout, recipe: Recipe | str | Path | None, trigge
     if recipe is None and layout.recipe_file is not None:
         recipe = layout.recipe_file
     if recipe is None:
-        settings = CheckSettings()
+        settings = article_settings()
     elif isinstance(recipe, (str, Path)):
-        from kohya_recipe.recipe.loading import load_recipe
-
         settings = settings_from_recipe(load_recipe(recipe), source=str(recipe))
     else:
         settings = settings_from_recipe(recipe)
@@ -183,17 +179,8 @@ def _infer_trigger(settings: CheckSettings, layout: Layout) -> CheckSettings:
 
 def _bucketer(settings: CheckSettings) -> tuple[Callable[[int, int], BucketAssignment] | None, Finding | None]:
     """A cached ``select_bucket`` for the settings, or the finding that says why there is none."""
-    from kohya_recipe.sdscripts.buckets import bucket_manager_for
-
     try:
-        manager = bucket_manager_for(
-            settings.resolution,
-            enable_bucket=settings.enable_bucket,
-            min_bucket_reso=settings.min_bucket_reso,
-            max_bucket_reso=settings.max_bucket_reso,
-            bucket_reso_steps=settings.bucket_reso_steps,
-            bucket_no_upscale=settings.bucket_no_upscale,
-        )
+        manager = settings.buckets.manager()
     except KohyaRecipeError as exc:
         return None, Finding(
             "error", "resolution", f"the bucket settings stop sd-scripts: {exc}", "fix the recipe's training section"

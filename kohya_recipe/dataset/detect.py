@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,13 +18,11 @@ from kohya_recipe.dataset.captions import normalise_extension
 from kohya_recipe.dataset.findings import Finding, Severity, plural, rel
 from kohya_recipe.dataset.images import looks_like_image
 from kohya_recipe.errors import DatasetError
+from kohya_recipe.files import read_toml
+from kohya_recipe.layout import DATASET_FILE, IMG_DIR, REG_DIR, RESOLVED_RECIPE, is_project
+from kohya_recipe.recipe.loading import load_recipe
+from kohya_recipe.sdscripts.folders import parse_repeats_folder
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10 only
-    import tomli as tomllib
-
-RESOLVED_RECIPE = "resolved-recipe.toml"
 _REG_NAME = re.compile(r"(^|[\W_])(reg|regs|regulari[sz]ation|class[ _-]?images?)($|[\W_])", re.IGNORECASE)
 _REG_SIBLINGS = ("reg", "regularization", "regularisation", "reg_data", "reg_images")
 
@@ -85,16 +82,6 @@ class Layout:
         }
 
 
-def _parse_repeats(name: str) -> tuple[int | None, str]:
-    """sd-scripts' folder-mode parse: ``int(name.split("_")[0])`` repeats, the rest joined with ``_``."""
-    tokens = name.split("_")
-    try:
-        repeats = int(tokens[0])
-    except ValueError:
-        return None, name
-    return repeats, "_".join(tokens[1:])
-
-
 def _has_images(folder: Path) -> bool:
     try:
         with os.scandir(folder) as it:
@@ -116,7 +103,8 @@ def _folder_subsets(parent: Path, root: Path, *, is_reg: bool, findings: list[Fi
     subsets: list[Subset] = []
     ignored: list[tuple[str, str]] = []
     for sub in _subdirs(parent):
-        repeats, tokens = _parse_repeats(sub.name)
+        folder = parse_repeats_folder(sub.name)
+        repeats, tokens = folder.repeats, folder.class_tokens
         if repeats is None:
             if _has_images(sub):
                 ignored.append((rel(sub, root), "no repeats prefix"))
@@ -157,12 +145,13 @@ def _folder_subsets(parent: Path, root: Path, *, is_reg: bool, findings: list[Fi
 
 def _dataset_config_subsets(project: Path, findings: list[Finding]) -> list[Subset] | None:
     """Subsets of a project's ``dataset.toml`` (image_dir is relative to the project: the trainer's cwd)."""
-    path = project / "dataset.toml"
     try:
-        data = tomllib.loads(path.read_bytes().decode("utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        data = read_toml(project / DATASET_FILE, error=DatasetError)
+    except DatasetError as exc:
         findings.append(
-            Finding("error", "layout", f"dataset.toml cannot be read: {exc}", "re-render it: kohya-recipe render")
+            Finding(
+                "error", "layout", f"{DATASET_FILE} cannot be read: {exc.message}", "re-render it: kohya-recipe render"
+            )
         )
         return None
     general = data.get("general", {}) if isinstance(data.get("general"), dict) else {}
@@ -202,36 +191,37 @@ def detect_layout(path: str | Path) -> Layout:
     if not root.is_dir():
         raise DatasetError("not a folder (give the image folder, the train_data_dir or the project)", source=str(root))
     findings: list[Finding] = []
-    resolved = root / RESOLVED_RECIPE
-
-    img = root / "img"
+    img = root / IMG_DIR
     # A kohya-recipe project, or a kohya_ss GUI-style project folder (img/ with N_name folders, reg/, model/, log/).
-    gui_project = img.is_dir() and any(_parse_repeats(d.name)[0] is not None for d in _subdirs(img))
-    if resolved.is_file() or ((root / "dataset.toml").is_file() and img.is_dir()) or gui_project:
-        subsets = _dataset_config_subsets(root, findings) if (root / "dataset.toml").is_file() else None
+    gui_project = img.is_dir() and any(parse_repeats_folder(d.name).repeats is not None for d in _subdirs(img))
+    has_config = (root / DATASET_FILE).is_file()
+    if is_project(root) or (has_config and img.is_dir()) or gui_project:
+        subsets = _dataset_config_subsets(root, findings) if has_config else None
         if subsets is None:
-            subsets = _folder_subsets(root / "img", root, is_reg=False, findings=findings)
-            if (root / "reg").is_dir():
-                subsets += _folder_subsets(root / "reg", root, is_reg=True, findings=findings)
+            subsets = _folder_subsets(img, root, is_reg=False, findings=findings)
+            if (root / REG_DIR).is_dir():
+                subsets += _folder_subsets(root / REG_DIR, root, is_reg=True, findings=findings)
         for s in subsets:
             if not s.path.is_dir():
                 findings.append(
                     Finding(
                         "error",
                         "layout",
-                        f"dataset.toml names image_dir '{rel(s.path, root)}', which does not exist: sd-scripts "
+                        f"{DATASET_FILE} names image_dir '{rel(s.path, root)}', which does not exist: sd-scripts "
                         "logs 'not directory' and skips it",
                         "rebuild the project (kohya-recipe build) or fix image_dir",
                     )
                 )
-        layout = Layout("project", root, root / "img", subsets, resolved if resolved.is_file() else None, findings)
+        recipe_file = root / RESOLVED_RECIPE if is_project(root) else None
+        layout = Layout("project", root, img, subsets, recipe_file, findings)
         _common_layout_findings(layout)
         return layout
 
     subdirs = _subdirs(root)
-    numbered = [d for d in subdirs if _parse_repeats(d.name)[0] is not None]
+    numbered = [d for d in subdirs if parse_repeats_folder(d.name).repeats is not None]
     direct_images = _has_images(root)
-    own_repeats, own_tokens = _parse_repeats(root.name)
+    own = parse_repeats_folder(root.name)
+    own_repeats, own_tokens = own.repeats, own.class_tokens
 
     if numbered:
         subsets = _folder_subsets(root, root, is_reg=False, findings=findings)
@@ -287,9 +277,8 @@ def _enclosing_recipe(root: Path) -> Path | None:
     """
     here = root.resolve()
     for project in (here.parent, here.parent.parent):
-        candidate = project / RESOLVED_RECIPE
-        if (here == project / "img" or here.parent == project / "img") and candidate.is_file():
-            return candidate
+        if (here == project / IMG_DIR or here.parent == project / IMG_DIR) and is_project(project):
+            return project / RESOLVED_RECIPE
     return None
 
 
@@ -356,7 +345,5 @@ def dataset_folders(path: str | Path, extension: str | None = None) -> tuple[lis
     if len(subset_exts) == 1:
         return folders, subset_exts.pop()
     if layout.recipe_file is not None:
-        from kohya_recipe.recipe.loading import load_recipe
-
         return folders, load_recipe(layout.recipe_file).dataset.caption_extension
     return folders, ".txt"

@@ -9,7 +9,7 @@ step arithmetic in ``train_network.py``, sd-scripts v0.10.1) over plain data, so
 and no trainer:
 
     >>> plan = make_plan([SubsetInput("10_CharacterAI woman", [(768, 768)] * 42, repeats=10)],
-    ...                  PlanSettings(resolution=(768, 768), enable_bucket=True, max_train_epochs=8))
+    ...                  PlanSettings(BucketSettings((768, 768), enable_bucket=True), max_train_epochs=8))
     >>> plan.formula
     '42 images × 10 repeats × 8 epochs / batch 1 = 3360 steps'
 
@@ -48,9 +48,9 @@ from kohya_recipe.sdscripts.buckets import (
     BucketManager,
     Reso,
     adjust_min_max_bucket_reso_by_steps,
-    bucket_manager_for,
     verify_bucket_reso_steps,
 )
+from kohya_recipe.sdscripts.folders import parse_repeats_folder
 
 if TYPE_CHECKING:
     from kohya_recipe.recipe.models import Recipe
@@ -159,17 +159,6 @@ def _bucket_rows(manager: BucketManager, infos: list[_Info], batch_size: int) ->
         images, count = counts[reso]
         rows.append(BucketRow(index, reso, images, count, math.ceil(count / batch_size)))
     return tuple(rows)
-
-
-def _build_manager(settings: PlanSettings) -> BucketManager:
-    return bucket_manager_for(
-        settings.resolution,
-        enable_bucket=settings.enable_bucket,
-        min_bucket_reso=settings.min_bucket_reso,
-        max_bucket_reso=settings.max_bucket_reso,
-        bucket_reso_steps=settings.bucket_reso_steps,
-        bucket_no_upscale=settings.bucket_no_upscale,
-    )
 
 
 def make_plan(subsets: Sequence[SubsetInput], settings: PlanSettings) -> Plan:
@@ -287,17 +276,17 @@ def make_plan(subsets: Sequence[SubsetInput], settings: PlanSettings) -> Plan:
             )
     registered_ids = {id(i) for i in registered_reg}
 
-    manager = _build_manager(settings)
+    manager = settings.buckets.manager()
     dataset_infos = train_infos + registered_reg
     _assign(manager, dataset_infos)
     buckets = _bucket_rows(manager, dataset_infos, settings.batch_size)
     val_buckets: tuple[BucketRow, ...] = ()
     if val_infos:
-        val_manager = _build_manager(settings)
+        val_manager = settings.buckets.manager()
         _assign(val_manager, val_infos)
         val_buckets = _bucket_rows(val_manager, val_infos, settings.batch_size)
     # Unused reg images are still shown with the bucket they would have had.
-    _assign(_build_manager(settings), [i for i in reg_infos if id(i) not in registered_ids])
+    _assign(settings.buckets.manager(), [i for i in reg_infos if id(i) not in registered_ids])
 
     # Per-subset items after balancing.
     items_by_subset: dict[str, int] = {}
@@ -520,12 +509,7 @@ def settings_from_recipe(recipe: Recipe) -> PlanSettings:
     """The :class:`PlanSettings` a recipe trains with (``training``, ``dataset``, ``accelerate`` sections)."""
     t = recipe.training
     return PlanSettings(
-        resolution=(t.resolution[0], t.resolution[1]),
-        enable_bucket=t.enable_bucket,
-        min_bucket_reso=t.min_bucket_reso,
-        max_bucket_reso=t.max_bucket_reso,
-        bucket_reso_steps=t.bucket_reso_steps,
-        bucket_no_upscale=t.bucket_no_upscale,
+        buckets=recipe.bucket_settings(),
         batch_size=t.batch_size,
         grad_accum=t.gradient_accumulation_steps,
         num_processes=recipe.accelerate.num_processes,
@@ -534,7 +518,6 @@ def settings_from_recipe(recipe: Recipe) -> PlanSettings:
         max_train_steps=None,
         validation_split=recipe.dataset.validation_split,
         validation_seed=recipe.dataset.validation_seed,
-        family=recipe.model.family,
         cache_latents=t.cache_latents or t.cache_latents_to_disk,
         random_crop=bool(recipe.extra.get("random_crop", False)),
     )
@@ -568,9 +551,7 @@ def subsets_from_train_data_dir(parent: Path, *, is_reg: bool = False) -> list[S
         raise DatasetError("image folder not found", source=str(parent))
     subsets = []
     for sub in sorted(p for p in parent.iterdir() if p.is_dir()):
-        try:
-            repeats = int(sub.name.split("_")[0])
-        except ValueError:
-            continue
-        subsets.append(subset_from_folder(sub, repeats, is_reg=is_reg, name=f"{parent.name}/{sub.name}"))
+        repeats = parse_repeats_folder(sub.name).repeats
+        if repeats is not None:
+            subsets.append(subset_from_folder(sub, repeats, is_reg=is_reg, name=f"{parent.name}/{sub.name}"))
     return subsets

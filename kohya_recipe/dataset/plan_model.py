@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from kohya_recipe.errors import DatasetError
-from kohya_recipe.sdscripts.buckets import BucketSettingsError, Reso
+from kohya_recipe.sdscripts.buckets import BucketSettings, BucketSettingsError, Reso
 
 # sd-scripts' --max_train_steps default, used when --max_train_epochs is not given (reference §10).
 DEFAULT_MAX_TRAIN_STEPS = 1600
@@ -57,29 +57,68 @@ class SubsetInput:
 class PlanSettings:
     """The training settings that decide buckets and steps. Defaults are sd-scripts' own argparse defaults.
 
+    ``buckets`` are the bucketing options (:class:`~kohya_recipe.sdscripts.buckets.BucketSettings`, whose
+    ``family`` picks the ``bucket_reso_steps`` divisor sd-scripts enforces: 64 for sd15/sd2, 32 for sdxl).
     ``max_train_epochs`` wins over ``max_train_steps`` (sd-scripts prints ``override steps``); with neither,
-    sd-scripts trains 1600 steps. ``family`` picks the ``bucket_reso_steps`` divisor sd-scripts enforces (64
-    for sd15/sd2, 32 for sdxl). ``cache_latents`` and ``random_crop`` only matter with ``enable_bucket`` off,
+    sd-scripts trains 1600 steps. ``cache_latents`` and ``random_crop`` only matter with ``enable_bucket`` off,
     where sd-scripts refuses images that are not exactly ``resolution`` unless latents are cached (caching
     resizes them).
     """
 
-    resolution: Reso
-    enable_bucket: bool = False
-    min_bucket_reso: int = 256
-    max_bucket_reso: int = 1024
-    bucket_reso_steps: int = 64
-    bucket_no_upscale: bool = False
+    buckets: BucketSettings = field(metadata={"json": False})
     batch_size: int = 1
-    grad_accum: int = 1
+    grad_accum: int = field(default=1, metadata={"json": False})
     num_processes: int = 1
     max_train_epochs: int | None = None
     max_train_steps: int | None = None
     validation_split: float = 0.0
     validation_seed: int | None = None
-    family: Literal["sd15", "sd2", "sdxl"] = "sd15"
     cache_latents: bool = False
     random_crop: bool = False
+
+    __json_properties__ = (
+        "resolution",
+        "enable_bucket",
+        "min_bucket_reso",
+        "max_bucket_reso",
+        "bucket_reso_steps",
+        "bucket_no_upscale",
+        "family",
+        "gradient_accumulation_steps",
+    )
+
+    @property
+    def resolution(self) -> Reso:
+        return self.buckets.resolution
+
+    @property
+    def enable_bucket(self) -> bool:
+        return self.buckets.enable_bucket
+
+    @property
+    def min_bucket_reso(self) -> int:
+        return self.buckets.min_bucket_reso
+
+    @property
+    def max_bucket_reso(self) -> int:
+        return self.buckets.max_bucket_reso
+
+    @property
+    def bucket_reso_steps(self) -> int:
+        return self.buckets.bucket_reso_steps
+
+    @property
+    def bucket_no_upscale(self) -> bool:
+        return self.buckets.bucket_no_upscale
+
+    @property
+    def family(self) -> str:
+        return self.buckets.family
+
+    @property
+    def gradient_accumulation_steps(self) -> int:
+        """``grad_accum`` under the recipe's (and sd-scripts') name."""
+        return self.grad_accum
 
     def check(self) -> None:
         """Raise :class:`PlanError` for values sd-scripts cannot run with (named by their recipe field)."""

@@ -6,6 +6,7 @@ import math
 
 from kohya_recipe.dataset.plan_model import BucketRow, Plan, PlanSettings, Steps, SubsetRow
 from kohya_recipe.sdscripts.buckets import Reso
+from kohya_recipe.text import format_table
 
 
 def _num(x: float) -> str:
@@ -82,16 +83,6 @@ def reso_text(r: Reso | None) -> str:
     return "-" if r is None else f"{r[0]}x{r[1]}"
 
 
-def _table(header: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
-    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(header)]
-
-    def line(cells: list[str]) -> str:
-        out = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))]
-        return "  " + "  ".join(out).rstrip()
-
-    return [line(header), *(line(r) for r in rows)]
-
-
 def format_plan(plan: Plan) -> str:
     """The plan as the terminal shows it: formula, totals, buckets, images, warnings."""
     s = plan.settings
@@ -119,19 +110,21 @@ def format_plan(plan: Plan) -> str:
         out += ["", f"Buckets (resolution {reso_text(s.resolution)}, {mode}, step {s.bucket_reso_steps})"]
     else:
         out += ["", f"Buckets (bucketing off: every image goes to {reso_text(s.resolution)})"]
-    out += _table(
+    out += format_table(
         ["#", "bucket", "images", "×repeats", "batches"],
         [[str(b.index), reso_text(b.resolution), str(b.images), str(b.count), str(b.batches)] for b in plan.buckets],
-        {0, 2, 3, 4},
+        right={0, 2, 3, 4},
+        indent=2,
     )
     if plan.mean_ar_error is not None:
         out.append(f"  mean aspect-ratio error: {plan.mean_ar_error:.4f}")
     if plan.validation_buckets:
         out += ["", "Validation buckets (a second dataset, repeats 1; not counted in the steps)"]
-        out += _table(
+        out += format_table(
             ["#", "bucket", "images", "batches"],
             [[str(b.index), reso_text(b.resolution), str(b.images), str(b.batches)] for b in plan.validation_buckets],
-            {0, 2, 3},
+            right={0, 2, 3},
+            indent=2,
         )
 
     out += ["", "Images"]
@@ -150,7 +143,9 @@ def format_plan(plan: Plan) -> str:
                 note,
             ]
         )
-    out += _table(["file", "subset", "role", "repeats", "size", "bucket", "resized", "note"], image_rows, {3})
+    out += format_table(
+        ["file", "subset", "role", "repeats", "size", "bucket", "resized", "note"], image_rows, right={3}, indent=2
+    )
 
     if plan.warnings:
         out += ["", "Findings"]

@@ -7,18 +7,13 @@ length, the shot list, contradicting tags); :func:`load_rules` reads a TOML file
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from kohya_recipe.dataset.findings import SEVERITIES, Severity
 from kohya_recipe.errors import DatasetError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10 only
-    import tomli as tomllib
+from kohya_recipe.files import read_toml
 
 
 @dataclass(frozen=True)
@@ -120,14 +115,7 @@ def load_rules(path: str | Path) -> Rules:
     """
     path = Path(path)
     src = str(path)
-    try:
-        data = tomllib.loads(path.read_bytes().decode("utf-8"))
-    except FileNotFoundError:
-        raise DatasetError("rules file not found", source=src) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"cannot read: {exc}", source=src) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise DatasetError(f"invalid TOML: {exc}", source=src) from None
+    data = read_toml(path, error=DatasetError)
     changes: dict[str, Any] = {"source": src}
     for section, value in data.items():
         if section == "shot":

@@ -2,64 +2,108 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+import functools
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
-if TYPE_CHECKING:
-    from kohya_recipe.recipe.models import Recipe
+from kohya_recipe.recipe.loading import recipe_from_dict
+from kohya_recipe.recipe.models import Recipe
+from kohya_recipe.recipe.presets import load_preset
+from kohya_recipe.sdscripts.buckets import BucketSettings, Reso
+
+# The bundled preset that holds the article's settings: the checks use it when no recipe is given.
+ARTICLE_PRESET = "likeness-sd15"
+ARTICLE_SOURCE = "the article's defaults (no recipe)"
 
 
 @dataclass(frozen=True)
 class CheckSettings:
-    """The training settings the checks depend on.
+    """The training settings the checks depend on (:func:`settings_from_recipe`, or :func:`article_settings`).
 
-    Without a recipe these are the article's (resolution 768,768, ``.txt`` captions, shuffle off, flip on)
-    with sd-scripts' bucket defaults (256-1024 in steps of 64, upscaling allowed).
+    ``trigger``/``trigger_source`` name the trigger word every caption must hold and where it came from
+    (the recipe, ``--trigger``, a ``N_<trigger> <class>`` folder name); ``repeats`` and ``regularization`` are
+    the recipe's, checked against the folders (``None`` without a recipe).
     """
 
+    buckets: BucketSettings = field(metadata={"json": False})
+    caption_extension: str
+    max_token_length: int
+    shuffle_caption: bool
+    keep_tokens: int
+    flip: bool
     trigger: str | None = None
     class_token: str | None = None
-    caption_extension: str = ".txt"
-    resolution: tuple[int, int] = (768, 768)
-    enable_bucket: bool = True
-    min_bucket_reso: int = 256
-    max_bucket_reso: int = 1024
-    bucket_reso_steps: int = 64
-    bucket_no_upscale: bool = False
-    max_token_length: int = 75
-    shuffle_caption: bool = False
-    keep_tokens: int = 0
-    flip: bool = True
     repeats: int | None = None
     regularization: str | None = None
-    source: str = "the article's defaults (no recipe)"
+    source: str = "recipe"
     trigger_source: str = ""
 
+    __json_properties__ = (
+        "resolution",
+        "enable_bucket",
+        "min_bucket_reso",
+        "max_bucket_reso",
+        "bucket_reso_steps",
+        "bucket_no_upscale",
+    )
+
+    @property
+    def resolution(self) -> Reso:
+        return self.buckets.resolution
+
+    @property
+    def enable_bucket(self) -> bool:
+        return self.buckets.enable_bucket
+
+    @property
+    def min_bucket_reso(self) -> int:
+        return self.buckets.min_bucket_reso
+
+    @property
+    def max_bucket_reso(self) -> int:
+        return self.buckets.max_bucket_reso
+
+    @property
+    def bucket_reso_steps(self) -> int:
+        return self.buckets.bucket_reso_steps
+
+    @property
+    def bucket_no_upscale(self) -> bool:
+        return self.buckets.bucket_no_upscale
+
     def to_dict(self) -> dict[str, Any]:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "buckets"}
+        out.update({name: getattr(self, name) for name in self.__json_properties__})
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in out.items()}
 
 
 def settings_from_recipe(recipe: Recipe, source: str = "recipe") -> CheckSettings:
     """The check settings a :class:`kohya_recipe.recipe.models.Recipe` implies."""
-    tr = recipe.training
     trigger = recipe.subject.trigger or None
     return CheckSettings(
-        trigger=trigger,
-        class_token=recipe.subject.class_token or None,
+        buckets=recipe.bucket_settings(),
         caption_extension=recipe.dataset.caption_extension,
-        resolution=(int(tr.resolution[0]), int(tr.resolution[1])),
-        enable_bucket=tr.enable_bucket,
-        min_bucket_reso=tr.min_bucket_reso,
-        max_bucket_reso=tr.max_bucket_reso,
-        bucket_reso_steps=tr.bucket_reso_steps,
-        bucket_no_upscale=tr.bucket_no_upscale,
         # sd-scripts: max_token_length None means 75 tokens (77 with the start/end tokens).
-        max_token_length=tr.max_token_length or 75,
+        max_token_length=recipe.training.max_token_length or 75,
         shuffle_caption=recipe.augmentation.shuffle_caption,
         keep_tokens=recipe.augmentation.keep_tokens,
         flip=recipe.augmentation.flip,
+        trigger=trigger,
+        class_token=recipe.subject.class_token or None,
         repeats=recipe.dataset.repeats,
         regularization=recipe.dataset.regularization,
         source=source,
         trigger_source=source if trigger else "",
     )
+
+
+@functools.lru_cache(maxsize=1)
+def article_settings() -> CheckSettings:
+    """The settings without a recipe: the article's, as the bundled ``likeness-sd15`` preset holds them
+    (resolution 768x768 with buckets 256-1024 in steps of 64, ``.txt`` captions, shuffle off, flip on).
+
+    The preset's subject (class ``woman``) and repeats describe its example character, not every dataset: they
+    are left unset, so the trigger comes from ``--trigger`` or a folder name and the folder's repeats stand.
+    """
+    preset = recipe_from_dict(load_preset(ARTICLE_PRESET), source=f"preset {ARTICLE_PRESET}")
+    return replace(settings_from_recipe(preset, ARTICLE_SOURCE), class_token=None, repeats=None)
