@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from kohya_recipe.cli.output import jsonable
 from kohya_recipe.dataset import captions
 from kohya_recipe.dataset.caption_edits import add_tags, init_captions, remove_tags, set_caption
 from kohya_recipe.dataset.captions import (
@@ -349,8 +350,8 @@ def test_tag_stats_reports_missing_and_unreadable(tmp_path: Path) -> None:
     (folder / "img02.txt").write_bytes(b"\xff")
     stats = tag_stats(folder)
     assert stats.captions == 1 and [p.name for p in stats.missing] == ["img01.png"]
-    assert stats.unreadable[0][0].name == "img02.txt"
-    assert stats.to_dict()["tags"][0] == {"tag": "1girl", "count": 1, "share": 1.0}
+    assert stats.unreadable[0].path.name == "img02.txt"
+    assert jsonable(stats)["tags"][0] == {"tag": "1girl", "count": 1, "share": 1.0}
 
 
 def test_read_caption_errors_name_the_file(tmp_path: Path, monkeypatch) -> None:

@@ -73,6 +73,17 @@ def test_check_fail_on_warning_and_json(tmp_path: Path) -> None:
     assert data["settings"]["trigger"] == "Zed" and data["layout"]["subsets"][0]["repeats"] == 10
 
 
+def test_check_json_is_the_library_result_as_utf8_json(tmp_path: Path) -> None:
+    from kohya_recipe.cli.output import jsonable
+    from kohya_recipe.dataset.check import check_dataset
+
+    root = train_dir(tmp_path)  # 64x80 images are upscaled: "×2.56"-style details
+    output = run("check", str(root), "--json").output
+    # The one JSON printer (cli.output.echo_json) keeps non-ASCII text as is; before it was escaped (\u00d7).
+    assert "×" in output and "\\u00d7" not in output
+    assert json.loads(output) == jsonable(check_dataset(root))
+
+
 def test_check_options_recipe_trigger_rules_decode_table(tmp_path: Path) -> None:
     root = train_dir(tmp_path)
     recipe = tmp_path / "recipe.toml"

@@ -21,6 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kohya_recipe.cli.output import jsonable
 from kohya_recipe.dataset.plan import (
     DEFAULT_MAX_TRAIN_STEPS,
     Plan,
@@ -414,7 +415,7 @@ def test_zero_bucket_side_is_an_error_not_a_crash() -> None:
     assert [r.file for r in crashed] == ["img00.png", "img01.png", "img04.png"]
     assert all(r.bucket is None for r in crashed)
     assert plan.buckets[0].resolution == (64, 64) and plan.buckets[0].count == 6
-    data = plan.to_dict()
+    data = jsonable(plan)
     assert data["images"][0]["ar_error"] is None and data["images"][0]["error"]
     json.dumps(data, allow_nan=False)
     assert "crash" in format_plan(plan)
@@ -561,9 +562,9 @@ def test_numpy_sum_matches_numpy(values: list[float]) -> None:
 # Output forms
 
 
-def test_to_dict_is_json_and_carries_the_numbers() -> None:
+def test_json_form_carries_the_numbers() -> None:
     plan = _run_plan("validation")
-    data = json.loads(json.dumps(plan.to_dict(), allow_nan=False))
+    data = json.loads(json.dumps(jsonable(plan), allow_nan=False))
     assert data["batches_per_epoch_per_process"] == 8 and data["max_train_steps"] == 24
     assert data["settings"]["resolution"] == [64, 64] and data["settings"]["validation_seed"] == 1
     assert data["buckets"] == [{"index": 0, "resolution": [64, 64], "images": 4, "count": 8, "batches": 8}]

@@ -7,13 +7,13 @@ prints the result.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
+from kohya_recipe.cli.output import echo_json
 from kohya_recipe.errors import ExitCode
 
 # Below this many images the scan is over before a progress bar would be readable.
@@ -21,7 +21,7 @@ PROGRESS_MIN_IMAGES = 500
 
 
 def _echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+    echo_json(data)
 
 
 class _ProgressBar:
@@ -126,7 +126,7 @@ def check_cmd(
     finally:
         bar.close()
     if as_json:
-        _echo_json(result.to_dict())
+        _echo_json(result)
     else:
         click.echo(format_report(result, table=table, color=True))
     ctx.exit(result.exit_code(fail_on))  # type: ignore[arg-type]
@@ -139,7 +139,7 @@ def check_cmd(
 def _print_report(report: Any, as_json: bool) -> None:
     """Per-file lines (diffs in a dry run), a summary, and exit code 1 when a file failed."""
     if as_json:
-        _echo_json(report.to_dict())
+        _echo_json(report)
     else:
         for change in report.changes:
             if report.dry_run and change.changed:
@@ -334,13 +334,12 @@ def caption_show_cmd(directory: Path, top: int | None, extension: str | None, as
 
     stats = tag_stats(directory, extension=extension)
     if as_json:
-        _echo_json(stats.to_dict())
+        _echo_json(stats)
         return
     rows = stats.rows()[:top] if top else stats.rows()
-    mean = sum(stats.tag_totals) / len(stats.tag_totals) if stats.tag_totals else 0.0
     click.echo(
         f"{stats.captions} captions ({stats.extension}) for {stats.images} images, {len(stats.counts)} distinct "
-        f"tags, {mean:.1f} tags per caption"
+        f"tags, {stats.mean_tags:.1f} tags per caption"
     )
     if rows:
         width = max(len(t) for t, _c, _s in rows)
@@ -348,5 +347,5 @@ def caption_show_cmd(directory: Path, top: int | None, extension: str | None, as
             click.echo(f"  {tag:<{width}}  {count:>5}  {share:>4.0%}")
     for path in stats.missing:
         click.echo(f"no caption: {path}")
-    for path, reason in stats.unreadable:
-        click.echo(f"unreadable: {path}: {reason}")
+    for u in stats.unreadable:
+        click.echo(f"unreadable: {u.path}: {u.reason}")

@@ -9,13 +9,14 @@ from typing import Any
 
 import click
 
+from kohya_recipe.cli.output import jsonable
 from kohya_recipe.errors import RecipeError, RenderError
 
 SET_HELP = "Override a recipe value: dotted key or sd-scripts option name, e.g. network.alpha=48 or network_alpha=48."
 
 
 def _echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+    click.echo(json.dumps(jsonable(data), indent=2, sort_keys=True, default=str))
 
 
 def _warn(lines: list[str]) -> None:
@@ -111,7 +112,7 @@ def plan_cmd(target: str, images: str | None, sets: tuple[str, ...], as_json: bo
     else:
         plan = plan_recipe(_load(target, sets), images, source=target)
     if as_json:
-        _echo_json(plan.to_dict())
+        _echo_json(plan)
         return
     click.echo(format_plan(plan))  # includes the plan's findings
 

@@ -42,47 +42,51 @@ from kohya_recipe.errors import DatasetError
 from kohya_recipe.files import atomic_write_bytes
 from kohya_recipe.layout import is_project
 
+ACTIONS = ("created", "updated", "unchanged", "skipped", "failed")
+
 
 @dataclass
 class CaptionChange:
     """What an edit did (or, in a dry run, would do) to one caption file.
 
     ``action`` is one of ``created``, ``updated``, ``unchanged``, ``skipped`` (left alone on purpose, e.g. an
-    existing caption without ``force``) or ``failed`` (not text, unreadable, no caption to edit).
+    existing caption without ``force``) or ``failed`` (not text, unreadable, no caption to edit). ``before`` and
+    ``after`` are the file's bytes (``None``: no file); ``old``/``new`` the same as text.
     """
 
     path: Path
     action: str
     reason: str = ""
-    old: bytes | None = None
-    new: bytes | None = None
+    before: bytes | None = field(default=None, metadata={"json": False})
+    after: bytes | None = field(default=None, metadata={"json": False})
+
+    __json_properties__ = ("old", "new")
 
     @property
     def changed(self) -> bool:
         return self.action in ("created", "updated")
 
+    @property
+    def old(self) -> str | None:
+        return None if self.before is None else self.before.decode("utf-8", "replace")
+
+    @property
+    def new(self) -> str | None:
+        return None if self.after is None else self.after.decode("utf-8", "replace")
+
     def diff(self) -> str:
         """Unified diff of the change, as ``diff -u`` writes it (``/dev/null`` for a new file)."""
         if not self.changed or self.new is None:
             return ""
-        old = (self.old or b"").decode("utf-8", "replace").splitlines(keepends=True)
-        new = self.new.decode("utf-8", "replace").splitlines(keepends=True)
+        old = (self.old or "").splitlines(keepends=True)
+        new = self.new.splitlines(keepends=True)
         name = self.path.as_posix()
         a, b = (name, name) if self.path.is_absolute() else (f"a/{name}", f"b/{name}")
         out = []
-        for line in difflib.unified_diff(old, new, fromfile="/dev/null" if self.old is None else a, tofile=b):
+        for line in difflib.unified_diff(old, new, fromfile="/dev/null" if self.before is None else a, tofile=b):
             # diff(1) marks a last line that has no newline; without it an added "\n" would be invisible.
             out.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
         return "".join(out)
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "path": str(self.path),
-            "action": self.action,
-            "reason": self.reason,
-            "old": None if self.old is None else self.old.decode("utf-8", "replace"),
-            "new": None if self.new is None else self.new.decode("utf-8", "replace"),
-        }
 
 
 @dataclass
@@ -92,8 +96,15 @@ class EditReport:
     changes: list[CaptionChange] = field(default_factory=list)
     dry_run: bool = False
 
+    __json_properties__ = ("ok", "counts")
+
     def count(self, action: str) -> int:
         return sum(1 for c in self.changes if c.action == action)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """How many files each action concerned."""
+        return {a: self.count(a) for a in ACTIONS}
 
     @property
     def failed(self) -> list[CaptionChange]:
@@ -104,28 +115,34 @@ class EditReport:
         return not self.failed
 
     def summary(self) -> str:
+        """``2 updated, 1 skipped`` (``would be updated`` in a dry run)."""
         verb = "would be " if self.dry_run else ""
         parts = [
             f"{self.count(a)} {verb}{a}" if a in ("created", "updated") else f"{self.count(a)} {a}"
-            for a in ("created", "updated", "unchanged", "skipped", "failed")
+            for a in ACTIONS
             if self.count(a)
         ]
         return ", ".join(parts) if parts else "no caption files matched"
 
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "dry_run": self.dry_run,
-            "ok": self.ok,
-            "counts": {a: self.count(a) for a in ("created", "updated", "unchanged", "skipped", "failed")},
-            "changes": [c.to_dict() for c in self.changes],
-        }
+
+def format_changes(report: EditReport) -> str:
+    """One line per file that did not stay unchanged (``updated   PATH: reason``); in a dry run, the unified diff
+    of each change instead."""
+    out = []
+    for change in report.changes:
+        if report.dry_run and change.changed:
+            out.append(change.diff())
+        elif change.action != "unchanged":
+            verb = f"would be {change.action}" if report.dry_run and change.changed else change.action
+            out.append(f"{verb:<9} {change.path}" + (f": {change.reason}" if change.reason else "") + "\n")
+    return "".join(out)
 
 
 def _apply(change: CaptionChange, dry_run: bool) -> CaptionChange:
     if change.changed and not dry_run:
-        assert change.new is not None
+        assert change.after is not None
         try:
-            atomic_write_bytes(change.path, change.new)
+            atomic_write_bytes(change.path, change.after)
         except OSError as exc:
             change.action, change.reason = "failed", f"cannot write: {exc.strerror or exc}"
     return change
@@ -179,7 +196,7 @@ def init_captions(
             path = find_caption(image, ext) or caption_candidates(image, ext)[0]
             new_caption = Caption(path, False, "", tuple(tags), separator, "", eol, "")
             if not path.exists():
-                report.changes.append(_apply(CaptionChange(path, "created", new=new_caption.render()), dry_run))
+                report.changes.append(_apply(CaptionChange(path, "created", after=new_caption.render()), dry_run))
                 continue
             try:
                 current = read_caption(path)
@@ -371,7 +388,7 @@ def set_caption(
         _sep, eol = _folder_style(sorted(path.parent.glob("*" + path.suffix)))
         separator = given_sep
         new = Caption(path, False, "", tuple(tags), separator, "", eol, "").render()
-        report.changes.append(_apply(CaptionChange(path, "created", new=new), dry_run))
+        report.changes.append(_apply(CaptionChange(path, "created", after=new), dry_run))
         return report
     current = read_caption(path)  # CaptionError (not text) stops here: nothing is written
     new = current.with_tags(tags).render()

@@ -12,10 +12,9 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from kohya_recipe.dataset.captions import normalise_extension
-from kohya_recipe.dataset.findings import Finding, Severity, plural, rel
+from kohya_recipe.dataset.findings import Finding, Item, Severity, plural, rel
 from kohya_recipe.dataset.images import looks_like_image
 from kohya_recipe.errors import DatasetError
 from kohya_recipe.files import read_toml
@@ -31,30 +30,21 @@ _REG_SIBLINGS = ("reg", "regularization", "regularisation", "reg_data", "reg_ima
 class Subset:
     """A folder sd-scripts reads images from, as it would parse it.
 
-    ``repeats``/``class_tokens`` come from the ``N_name`` folder name or the dataset config; ``trained`` is
-    false for a folder sd-scripts skips (no repeats prefix, repeats < 1) — its images are still checked.
+    ``image_dir`` is the folder, ``path`` the same relative to the checked folder. ``repeats``/``class_tokens``
+    come from the ``N_name`` folder name or the dataset config; ``trained`` is false for a folder sd-scripts
+    skips (no repeats prefix, repeats < 1) — its images are still checked. ``images``: how many images
+    sd-scripts would read from it (set by the scan).
     """
 
-    path: Path
+    image_dir: Path = field(metadata={"json": False})
+    path: str
     name: str
     repeats: int | None = None
     class_tokens: str | None = None
     is_reg: bool = False
     caption_extension: str | None = None
     trained: bool = True
-    image_count: int = 0
-
-    def to_dict(self, root: Path) -> dict[str, Any]:
-        return {
-            "path": rel(self.path, root),
-            "name": self.name,
-            "repeats": self.repeats,
-            "class_tokens": self.class_tokens,
-            "is_reg": self.is_reg,
-            "caption_extension": self.caption_extension,
-            "trained": self.trained,
-            "images": self.image_count,
-        }
+    images: int = 0
 
 
 @dataclass
@@ -62,7 +52,8 @@ class Layout:
     """What kind of folder was given and which subsets sd-scripts would read from it.
 
     ``kind``: ``project`` (a rendered kohya-recipe project), ``train_data_dir`` (parent of ``N_name``
-    folders), ``subset`` (one ``N_name`` folder) or ``images`` (a plain folder of images).
+    folders), ``subset`` (one ``N_name`` folder) or ``images`` (a plain folder of images). ``findings`` are the
+    layout problems, reported with the check's other findings.
     """
 
     kind: str
@@ -70,16 +61,7 @@ class Layout:
     train_data_dir: Path | None
     subsets: list[Subset]
     recipe_file: Path | None = None
-    findings: list[Finding] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "root": str(self.root),
-            "train_data_dir": None if self.train_data_dir is None else str(self.train_data_dir),
-            "recipe_file": None if self.recipe_file is None else str(self.recipe_file),
-            "subsets": [s.to_dict(self.root) for s in self.subsets],
-        }
+    findings: list[Finding] = field(default_factory=list, metadata={"json": False})
 
 
 def _has_images(folder: Path) -> bool:
@@ -101,20 +83,18 @@ def _subdirs(folder: Path) -> list[Path]:
 def _folder_subsets(parent: Path, root: Path, *, is_reg: bool, findings: list[Finding]) -> list[Subset]:
     """The subsets sd-scripts' folder mode makes of ``parent`` (train_data_dir or reg_data_dir)."""
     subsets: list[Subset] = []
-    ignored: list[tuple[str, str]] = []
+    ignored: list[Item] = []
     for sub in _subdirs(parent):
         folder = parse_repeats_folder(sub.name)
         repeats, tokens = folder.repeats, folder.class_tokens
         if repeats is None:
             if _has_images(sub):
-                ignored.append((rel(sub, root), "no repeats prefix"))
-                subsets.append(Subset(sub, sub.name, None, None, is_reg, trained=False))
+                ignored.append(Item(rel(sub, root), "no repeats prefix"))
+                subsets.append(Subset(sub, rel(sub, root), sub.name, is_reg=is_reg, trained=False))
             continue
         if repeats < 1:
-            ignored.append((rel(sub, root), f"repeats {repeats} < 1"))
-            subsets.append(Subset(sub, sub.name, repeats, tokens, is_reg, trained=False))
-            continue
-        subsets.append(Subset(sub, sub.name, repeats, tokens, is_reg))
+            ignored.append(Item(rel(sub, root), f"repeats {repeats} < 1"))
+        subsets.append(Subset(sub, rel(sub, root), sub.name, repeats, tokens, is_reg, trained=repeats >= 1))
     if ignored:
         trained = [s for s in subsets if s.trained]
         where = "reg_data_dir" if is_reg else "train_data_dir"
@@ -170,6 +150,7 @@ def _dataset_config_subsets(project: Path, findings: list[Finding]) -> list[Subs
                 Subset(
                     folder,
                     rel(folder, project),
+                    rel(folder, project),
                     repeats if isinstance(repeats, int) else None,
                     sub.get("class_tokens"),
                     bool(sub.get("is_reg", False)),
@@ -190,83 +171,94 @@ def detect_layout(path: str | Path) -> Layout:
         raise DatasetError("folder not found", source=str(root))
     if not root.is_dir():
         raise DatasetError("not a folder (give the image folder, the train_data_dir or the project)", source=str(root))
-    findings: list[Finding] = []
+    layout = _project_layout(root) if _looks_like_project(root) else _folder_layout(root)
+    _common_layout_findings(layout)
+    return layout
+
+
+def _looks_like_project(root: Path) -> bool:
+    """A kohya-recipe project, or a kohya_ss GUI-style project folder (img/ with N_name folders, reg/, model/, log/)."""
     img = root / IMG_DIR
-    # A kohya-recipe project, or a kohya_ss GUI-style project folder (img/ with N_name folders, reg/, model/, log/).
-    gui_project = img.is_dir() and any(parse_repeats_folder(d.name).repeats is not None for d in _subdirs(img))
-    has_config = (root / DATASET_FILE).is_file()
-    if is_project(root) or (has_config and img.is_dir()) or gui_project:
-        subsets = _dataset_config_subsets(root, findings) if has_config else None
-        if subsets is None:
-            subsets = _folder_subsets(img, root, is_reg=False, findings=findings)
-            if (root / REG_DIR).is_dir():
-                subsets += _folder_subsets(root / REG_DIR, root, is_reg=True, findings=findings)
-        for s in subsets:
-            if not s.path.is_dir():
-                findings.append(
-                    Finding(
-                        "error",
-                        "layout",
-                        f"{DATASET_FILE} names image_dir '{rel(s.path, root)}', which does not exist: sd-scripts "
-                        "logs 'not directory' and skips it",
-                        "rebuild the project (kohya-recipe build) or fix image_dir",
-                    )
-                )
-        recipe_file = root / RESOLVED_RECIPE if is_project(root) else None
-        layout = Layout("project", root, img, subsets, recipe_file, findings)
-        _common_layout_findings(layout)
-        return layout
+    if is_project(root) or ((root / DATASET_FILE).is_file() and img.is_dir()):
+        return True
+    return img.is_dir() and any(parse_repeats_folder(d.name).repeats is not None for d in _subdirs(img))
 
-    subdirs = _subdirs(root)
-    numbered = [d for d in subdirs if parse_repeats_folder(d.name).repeats is not None]
-    direct_images = _has_images(root)
-    own = parse_repeats_folder(root.name)
-    own_repeats, own_tokens = own.repeats, own.class_tokens
 
-    if numbered:
-        subsets = _folder_subsets(root, root, is_reg=False, findings=findings)
-        if direct_images:
+def _project_layout(root: Path) -> Layout:
+    """The subsets of a project: from its ``dataset.toml`` (what the trainer reads), else from ``img/`` and ``reg/``."""
+    findings: list[Finding] = []
+    subsets = _dataset_config_subsets(root, findings) if (root / DATASET_FILE).is_file() else None
+    if subsets is None:
+        subsets = _folder_subsets(root / IMG_DIR, root, is_reg=False, findings=findings)
+        if (root / REG_DIR).is_dir():
+            subsets += _folder_subsets(root / REG_DIR, root, is_reg=True, findings=findings)
+    for s in subsets:
+        if not s.image_dir.is_dir():
             findings.append(
                 Finding(
-                    "warning",
+                    "error",
                     "layout",
-                    "images lie directly in this train_data_dir: sd-scripts reads only the `N_name` sub-folders "
-                    "and ignores them",
-                    "move them into the `N_name` folder they belong to",
-                    [(".", "images next to the N_name folders")],
+                    f"{DATASET_FILE} names image_dir '{s.path}', which does not exist: sd-scripts "
+                    "logs 'not directory' and skips it",
+                    "rebuild the project (kohya-recipe build) or fix image_dir",
                 )
             )
-        layout = Layout("train_data_dir", root, root, subsets, _enclosing_recipe(root), findings)
-    elif own_repeats is not None and direct_images:
+    recipe_file = root / RESOLVED_RECIPE if is_project(root) else None
+    return Layout("project", root, root / IMG_DIR, subsets, recipe_file, findings)
+
+
+def _folder_layout(root: Path) -> Layout:
+    """A folder that is not a project: a train_data_dir, one ``N_name`` folder, or plain images."""
+    subdirs = _subdirs(root)
+    direct_images = _has_images(root)
+    own = parse_repeats_folder(root.name)
+    if any(parse_repeats_folder(d.name).repeats is not None for d in subdirs):
+        return _train_data_dir_layout(root, direct_images)
+    if own.repeats is not None and direct_images:
+        return _subset_layout(root, own.repeats, own.class_tokens)
+    if subdirs and not direct_images and any(_has_images(d) for d in subdirs):
+        # Folders of images, none with a repeats prefix: exactly sd-scripts' "No data found" case.
+        findings: list[Finding] = []
+        subsets = _folder_subsets(root, root, is_reg=False, findings=findings)
+        return Layout("train_data_dir", root, root, subsets, None, findings)
+    finding = Finding(
+        "info",
+        "layout",
+        "a plain image folder: as a train_data_dir sd-scripts would ignore these images (it reads "
+        "`N_name` sub-folders only)",
+        "kohya-recipe build renders the `img/<repeats>_<trigger> <class>/` layout from it",
+    )
+    return Layout("images", root, None, [Subset(root, ".", root.name)], None, [finding])
+
+
+def _train_data_dir_layout(root: Path, direct_images: bool) -> Layout:
+    findings: list[Finding] = []
+    subsets = _folder_subsets(root, root, is_reg=False, findings=findings)
+    if direct_images:
         findings.append(
             Finding(
                 "warning",
                 "layout",
-                f"'{root.name}' is an image folder (`N_name`), not a train_data_dir: pointed at it, sd-scripts "
-                "looks for `N_name` folders *inside* it, finds none, logs 'No data found' and exits 0 "
-                "(the most reported kohya_ss mistake)",
-                f"set train_data_dir to its parent: {root.resolve().parent}",
+                "images lie directly in this train_data_dir: sd-scripts reads only the `N_name` sub-folders "
+                "and ignores them",
+                "move them into the `N_name` folder they belong to",
+                [Item(".", "images next to the N_name folders")],
             )
         )
-        subset = Subset(root, root.name, own_repeats, own_tokens, trained=own_repeats >= 1)
-        layout = Layout("subset", root, root.parent, [subset], _enclosing_recipe(root), findings)
-    elif subdirs and not direct_images and any(_has_images(d) for d in subdirs):
-        # Folders of images, none with a repeats prefix: exactly sd-scripts' "No data found" case.
-        subsets = _folder_subsets(root, root, is_reg=False, findings=findings)
-        layout = Layout("train_data_dir", root, root, subsets, None, findings)
-    else:
-        findings.append(
-            Finding(
-                "info",
-                "layout",
-                "a plain image folder: as a train_data_dir sd-scripts would ignore these images (it reads "
-                "`N_name` sub-folders only)",
-                "kohya-recipe build renders the `img/<repeats>_<trigger> <class>/` layout from it",
-            )
-        )
-        layout = Layout("images", root, None, [Subset(root, root.name)], None, findings)
-    _common_layout_findings(layout)
-    return layout
+    return Layout("train_data_dir", root, root, subsets, _enclosing_recipe(root), findings)
+
+
+def _subset_layout(root: Path, repeats: int, class_tokens: str) -> Layout:
+    finding = Finding(
+        "warning",
+        "layout",
+        f"'{root.name}' is an image folder (`N_name`), not a train_data_dir: pointed at it, sd-scripts "
+        "looks for `N_name` folders *inside* it, finds none, logs 'No data found' and exits 0 "
+        "(the most reported kohya_ss mistake)",
+        f"set train_data_dir to its parent: {root.resolve().parent}",
+    )
+    subset = Subset(root, ".", root.name, repeats, class_tokens, trained=repeats >= 1)
+    return Layout("subset", root, root.parent, [subset], _enclosing_recipe(root), [finding])
 
 
 def _enclosing_recipe(root: Path) -> Path | None:
@@ -283,7 +275,6 @@ def _enclosing_recipe(root: Path) -> Path | None:
 
 
 def _common_layout_findings(layout: Layout) -> None:
-    root = layout.root
     reg = [s for s in layout.subsets if s.is_reg]
     named_reg = [s for s in layout.subsets if not s.is_reg and _REG_NAME.search(s.name)]
     siblings: list[Path] = []
@@ -291,8 +282,8 @@ def _common_layout_findings(layout: Layout) -> None:
     if base is not None:
         siblings = [base.parent / n for n in _REG_SIBLINGS if (base.parent / n).is_dir() and base.parent / n != base]
     if reg or siblings:
-        items = [(rel(s.path, root), "is_reg subset") for s in reg] + [
-            (str(p), "next to the image folder") for p in siblings
+        items = [Item(s.path, "is_reg subset") for s in reg] + [
+            Item(str(p), "next to the image folder") for p in siblings
         ]
         layout.findings.append(
             Finding(
@@ -312,7 +303,7 @@ def _common_layout_findings(layout: Layout) -> None:
                 "a folder inside the train_data_dir looks like regularization images: sd-scripts trains it as a "
                 "second subject, not as regularization (reg images go in reg_data_dir)",
                 "move it out of the train_data_dir; the article trains without regularization",
-                [(rel(s.path, root), s.name) for s in named_reg],
+                [Item(s.path, s.name) for s in named_reg],
             )
         )
     subjects = [s for s in layout.subsets if s.trained and not s.is_reg]
@@ -324,7 +315,7 @@ def _common_layout_findings(layout: Layout) -> None:
                 f"{len(subjects)} subject folders: the article trains one thing per LoRA (combine LoRAs at "
                 "generation time instead)",
                 "keep one `N_name` folder; train other characters/styles as separate LoRAs",
-                [(rel(s.path, root), f"{s.repeats} repeats") for s in subjects],
+                [Item(s.path, f"{s.repeats} repeats") for s in subjects],
             )
         )
 
@@ -338,7 +329,7 @@ def dataset_folders(path: str | Path, extension: str | None = None) -> tuple[lis
     article's; sd-scripts' own default is ``.caption``).
     """
     layout = detect_layout(path)
-    folders = [s.path for s in layout.subsets if not s.is_reg and s.path.is_dir()]
+    folders = [s.image_dir for s in layout.subsets if not s.is_reg and s.image_dir.is_dir()]
     if extension:
         return folders, normalise_extension(extension)
     subset_exts = {s.caption_extension for s in layout.subsets if not s.is_reg and s.caption_extension}

@@ -15,7 +15,7 @@ and no trainer:
 
 :func:`plan_from_recipe` builds the settings from a :class:`kohya_recipe.recipe.models.Recipe`;
 :func:`subset_from_folder` and :func:`subsets_from_train_data_dir` read image sizes from disk;
-:func:`format_plan` renders the terminal table and :meth:`Plan.to_dict` the ``--json`` form.
+:func:`format_plan` renders the terminal table; a :class:`Plan` is plain data, its fields the ``--json`` form.
 """
 
 from __future__ import annotations
@@ -310,7 +310,7 @@ def make_plan(subsets: Sequence[SubsetInput], settings: PlanSettings) -> Plan:
         repeats = 0 if role == "reg-unused" else info.repeats
         rows.append(
             ImageRow(info.subset, info.file, info.size, role, repeats, a.bucket, a.resized, a.upscaled,
-                     a.ar_error, a.error)
+                     None if math.isnan(a.ar_error) else a.ar_error, a.error)
         )  # fmt: skip
 
     warnings.extend(_image_warnings(rows, settings))

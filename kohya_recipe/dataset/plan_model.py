@@ -3,10 +3,9 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from kohya_recipe.errors import DatasetError
 from kohya_recipe.sdscripts.buckets import BucketSettings, BucketSettingsError, Reso
@@ -157,7 +156,7 @@ class ImageRow:
     bucket: Reso | None
     resized: Reso | None
     upscaled: bool
-    ar_error: float
+    ar_error: float | None  # None when sd-scripts cannot bucket the image (``error``)
     error: str | None = None
 
 
@@ -234,95 +233,6 @@ class Plan:
     def errors(self) -> tuple[PlanWarning, ...]:
         """The findings sd-scripts would stop or crash on."""
         return tuple(w for w in self.warnings if w.severity == "error")
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (tuples become lists; ``nan`` aspect errors become ``None``)."""
-
-        def reso(r: Reso | None) -> list[int] | None:
-            return None if r is None else [r[0], r[1]]
-
-        def num(x: float | None) -> float | None:
-            return None if x is None or math.isnan(x) else x
-
-        s = self.settings
-        return {
-            "settings": {
-                "resolution": reso(s.resolution),
-                "enable_bucket": s.enable_bucket,
-                "min_bucket_reso": s.min_bucket_reso,
-                "max_bucket_reso": s.max_bucket_reso,
-                "bucket_reso_steps": s.bucket_reso_steps,
-                "bucket_no_upscale": s.bucket_no_upscale,
-                "batch_size": s.batch_size,
-                "gradient_accumulation_steps": s.grad_accum,
-                "num_processes": s.num_processes,
-                "max_train_epochs": s.max_train_epochs,
-                "max_train_steps": s.max_train_steps,
-                "validation_split": s.validation_split,
-                "validation_seed": s.validation_seed,
-                "family": s.family,
-                "cache_latents": s.cache_latents,
-                "random_crop": s.random_crop,
-            },
-            "formula": self.formula,
-            "formula_note": self.formula_note,
-            "num_train_images": self.num_train_images,
-            "num_reg_images": self.num_reg_images,
-            "num_validation_images": self.num_validation_images,
-            "batches_per_epoch": self.batches_per_epoch,
-            "batches_per_epoch_per_process": self.batches_per_epoch_per_process,
-            "steps_per_epoch": self.steps_per_epoch,
-            "max_train_steps": self.max_train_steps,
-            "max_train_steps_source": self.max_train_steps_source,
-            "num_epochs": self.num_epochs,
-            "last_epoch_steps": self.last_epoch_steps,
-            "mean_ar_error": num(self.mean_ar_error),
-            "validation_mean_ar_error": num(self.validation_mean_ar_error),
-            "min_bucket_reso": self.min_bucket_reso,
-            "max_bucket_reso": self.max_bucket_reso,
-            "predefined_buckets": [reso(r) for r in self.predefined_buckets],
-            "buckets": [_bucket_dict(b) for b in self.buckets],
-            "validation_buckets": [_bucket_dict(b) for b in self.validation_buckets],
-            "subsets": [
-                {
-                    "name": r.name,
-                    "is_reg": r.is_reg,
-                    "repeats": r.repeats,
-                    "images": r.images,
-                    "train_images": r.train_images,
-                    "validation_images": r.validation_images,
-                    "items": r.items,
-                    "skipped": r.skipped,
-                }
-                for r in self.subsets
-            ],
-            "images": [
-                {
-                    "subset": r.subset,
-                    "file": r.file,
-                    "size": reso(r.size),
-                    "role": r.role,
-                    "repeats": r.repeats,
-                    "bucket": reso(r.bucket),
-                    "resized": reso(r.resized),
-                    "upscaled": r.upscaled,
-                    "ar_error": num(r.ar_error),
-                    "error": r.error,
-                }
-                for r in self.images
-            ],
-            "warnings": [{"code": w.code, "severity": w.severity, "message": w.message} for w in self.warnings],
-        }
-
-
-def _bucket_dict(b: BucketRow) -> dict[str, Any]:
-    return {
-        "index": b.index,
-        "resolution": [b.resolution[0], b.resolution[1]],
-        "images": b.images,
-        "count": b.count,
-        "batches": b.batches,
-    }
 
 
 @dataclass(frozen=True)

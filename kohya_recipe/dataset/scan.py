@@ -6,17 +6,25 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from kohya_recipe.dataset.captions import CAPTION_EXTENSIONS, Caption, CaptionError, normalize_tag, parse_caption
-from kohya_recipe.dataset.detect import Subset
-from kohya_recipe.dataset.findings import rel
-from kohya_recipe.dataset.images import TRAINER_IMAGE_EXTENSIONS, DecodeResult, ImageHeader, looks_like_image
-
-if TYPE_CHECKING:
-    from kohya_recipe.sdscripts.buckets import BucketAssignment
+from kohya_recipe.dataset.detect import Layout, Subset
+from kohya_recipe.dataset.findings import Finding, Item, rel
+from kohya_recipe.dataset.images import (
+    TRAINER_IMAGE_EXTENSIONS,
+    DecodeResult,
+    ImageHeader,
+    ImageReadError,
+    decode_image,
+    looks_like_image,
+    read_header,
+)
+from kohya_recipe.dataset.settings import CheckSettings
+from kohya_recipe.errors import KohyaRecipeError
+from kohya_recipe.sdscripts.buckets import BucketAssignment, BucketSettings, Reso
 
 # Files sd-scripts or its tools leave next to images: latent/text-encoder caches (*.npz) and the image-info cache
 # of `cache_info` (metadata_cache.json). They are not data problems.
@@ -25,22 +33,50 @@ _TRAINER_SIDE_FILES = re.compile(r"(\.npz|metadata_cache\.json)$")
 
 @dataclass
 class ImageRecord:
-    """Everything the doctor learnt about one image sd-scripts would train on."""
+    """Everything the doctor learnt about one image sd-scripts would train on.
 
-    path: Path
-    rel: str
-    subset: Subset
-    header: ImageHeader | None = None
+    ``file`` is the image, ``path`` the same relative to the checked folder; ``folder`` the subset it lies in;
+    ``header`` what its header says (``error`` when it cannot be read); ``decoding`` the result of a real
+    decode (``--decode``, or a suspicious header); ``assignment`` the bucket sd-scripts puts it in;
+    ``caption_path``/``caption`` its caption file (absolute / relative), ``parsed`` that file read, with
+    ``caption_status`` ok, missing, not-a-file, empty, blank, not-text, unreadable or other-extension; ``ntags``
+    the caption's tags normalised (:func:`~kohya_recipe.dataset.captions.normalize_tag`); ``shots`` and
+    ``notes`` what the checks found. The properties are the ``--json`` view of the header, decode and bucket.
+    """
+
+    file: Path = field(metadata={"json": False})
+    path: str
+    folder: Subset = field(metadata={"json": False})
+    header: ImageHeader | None = field(default=None, metadata={"json": False})
     error: str | None = None
-    decoded: DecodeResult | None = None
-    bucket: BucketAssignment | None = None
-    caption_path: Path | None = None
-    caption: Caption | None = None
-    caption_status: str = "missing"  # ok, missing, empty, blank, not-text, unreadable, other-extension
-    caption_error: str | None = None
-    ntags: tuple[str, ...] = ()  # the caption's tags, normalised (captions.normalize_tag)
+    decoding: DecodeResult | None = field(default=None, metadata={"json": False})
+    assignment: BucketAssignment | None = field(default=None, metadata={"json": False})
+    caption_path: Path | None = field(default=None, metadata={"json": False})
+    caption: str | None = None
+    parsed: Caption | None = field(default=None, metadata={"json": False})
+    caption_status: str = "missing"
+    caption_error: str | None = field(default=None, metadata={"json": False})
+    ntags: tuple[str, ...] = field(default=(), metadata={"json": False})
     shots: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+    __json_properties__ = (
+        "subset",
+        "format",
+        "width",
+        "height",
+        "file_size",
+        "orientation",
+        "has_alpha",
+        "suspicious",
+        "decoded",
+        "decode_error",
+        "bucket",
+        "resized",
+        "upscaled",
+        "caption_text",
+        "tags",
+    )
 
     @property
     def size(self) -> tuple[int, int] | None:
@@ -48,34 +84,64 @@ class ImageRecord:
 
     @property
     def tags(self) -> tuple[str, ...]:
-        return () if self.caption is None else self.caption.tags
+        return () if self.parsed is None else self.parsed.tags
 
-    def to_dict(self, root: Path) -> dict[str, Any]:
-        h = self.header
-        b = self.bucket
-        return {
-            "path": self.rel,
-            "subset": self.subset.name,
-            "format": None if h is None else h.format,
-            "width": None if h is None else h.width,
-            "height": None if h is None else h.height,
-            "file_size": None if h is None else h.file_size,
-            "orientation": None if h is None else h.orientation,
-            "has_alpha": None if h is None else h.has_alpha,
-            "suspicious": [] if h is None else list(h.suspicious),
-            "error": self.error,
-            "decoded": None if self.decoded is None else self.decoded.ok,
-            "decode_error": None if self.decoded is None else self.decoded.error,
-            "bucket": None if b is None or b.bucket is None else list(b.bucket),
-            "resized": None if b is None or b.resized is None else list(b.resized),
-            "upscaled": None if b is None else b.upscaled,
-            "caption": None if self.caption_path is None else rel(self.caption_path, root),
-            "caption_status": self.caption_status,
-            "caption_text": None if self.caption is None else self.caption.text,
-            "tags": list(self.tags),
-            "shots": self.shots,
-            "notes": self.notes,
-        }
+    @property
+    def subset(self) -> str:
+        return self.folder.name
+
+    @property
+    def format(self) -> str | None:
+        return None if self.header is None else self.header.format
+
+    @property
+    def width(self) -> int | None:
+        return None if self.header is None else self.header.width
+
+    @property
+    def height(self) -> int | None:
+        return None if self.header is None else self.header.height
+
+    @property
+    def file_size(self) -> int | None:
+        return None if self.header is None else self.header.file_size
+
+    @property
+    def orientation(self) -> int | None:
+        return None if self.header is None else self.header.orientation
+
+    @property
+    def has_alpha(self) -> bool | None:
+        return None if self.header is None else self.header.has_alpha
+
+    @property
+    def suspicious(self) -> tuple[str, ...]:
+        return () if self.header is None else tuple(self.header.suspicious)
+
+    @property
+    def decoded(self) -> bool | None:
+        """Whether a real decode succeeded (``None``: not decoded)."""
+        return None if self.decoding is None else self.decoding.ok
+
+    @property
+    def decode_error(self) -> str | None:
+        return None if self.decoding is None else self.decoding.error
+
+    @property
+    def bucket(self) -> Reso | None:
+        return None if self.assignment is None else self.assignment.bucket
+
+    @property
+    def resized(self) -> Reso | None:
+        return None if self.assignment is None else self.assignment.resized
+
+    @property
+    def upscaled(self) -> bool | None:
+        return None if self.assignment is None else self.assignment.upscaled
+
+    @property
+    def caption_text(self) -> str | None:
+        return None if self.parsed is None else self.parsed.text
 
 
 @dataclass
@@ -169,11 +235,11 @@ def _is_file(scan: FolderScan, name: str) -> bool:
 
 def read_caption_for(record: ImageRecord, scan: FolderScan, extension: str) -> None:
     # sd-scripts' candidates (captions.caption_candidates), with plain strings: this runs once per image.
-    spath = os.fspath(record.path)
-    base = spath[: len(spath) - len(split_name(record.path.name)[1])]
-    first = split_name(record.path.name)[0] + extension
+    spath = os.fspath(record.file)
+    base = spath[: len(spath) - len(split_name(record.file.name)[1])]
+    first = split_name(record.file.name)[0] + extension
     if _is_file(scan, first):
-        record.caption_path = record.subset.path / first
+        record.caption_path = record.folder.image_dir / first
     else:
         pieces = base.split("_")
         second = "_".join(pieces[:-4]) + extension if len(pieces) >= 5 else None
@@ -199,12 +265,122 @@ def read_caption_for(record: ImageRecord, scan: FolderScan, extension: str) -> N
         record.caption_error = "0 bytes: sd-scripts stops with 'caption file is empty'"
         return
     try:
-        record.caption = parse_caption(raw, record.caption_path)
+        record.parsed = parse_caption(raw, record.caption_path)
     except CaptionError as exc:
         record.caption_status = "not-text"
         record.caption_error = exc.message
         return
-    record.ntags = tuple(normalize_tag(t) for t in record.caption.tags)
-    record.caption_status = "ok" if record.caption.text else "blank"
-    if not record.caption.text:
+    record.ntags = tuple(normalize_tag(t) for t in record.parsed.tags)
+    record.caption_status = "ok" if record.parsed.text else "blank"
+    if not record.parsed.text:
         record.caption_error = "has no text: the image trains with an empty caption"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The whole dataset
+
+Progress = Callable[[int, int], None]  # (images done, images in total)
+Bucketer = Callable[[int, int], BucketAssignment]
+
+
+@dataclass
+class DatasetScan:
+    """What the scan found: each subset folder's listing, one record per image, and the problems met on the way
+    (bucket settings sd-scripts refuses, folders that cannot be listed)."""
+
+    folders: list[tuple[Subset, FolderScan]]
+    records: list[ImageRecord]
+    findings: list[Finding]
+
+    @property
+    def trained(self) -> list[ImageRecord]:
+        """The records of the images sd-scripts trains on (not in a skipped or regularization folder)."""
+        return [r for r in self.records if r.folder.trained and not r.folder.is_reg]
+
+
+def scan_dataset(
+    layout: Layout, settings: CheckSettings, *, decode: bool = False, progress: Progress | None = None
+) -> DatasetScan:
+    """List every subset folder of ``layout`` and read each image's header, bucket and caption.
+
+    ``decode`` decodes every image (else only those whose header looks wrong); ``progress(done, total)`` is
+    called per image.
+    """
+    findings: list[Finding] = []
+    bucketer = _bucketer(settings.buckets, findings)
+    folders = _list_folders(layout, findings)
+    total = sum(len(scan.images) for _s, scan in folders)
+    records: list[ImageRecord] = []
+    for subset, scan in folders:
+        ext = subset.caption_extension or settings.caption_extension
+        prefix = "" if subset.path == "." else subset.path + "/"
+        for image in scan.images:
+            record = _image_record(ImageRecord(image, prefix + image.name, subset), scan, ext, bucketer, decode)
+            record.caption = None if record.caption_path is None else rel(record.caption_path, layout.root)
+            records.append(record)
+            if progress is not None:
+                progress(len(records), total)
+    return DatasetScan(folders, records, findings)
+
+
+def _list_folders(layout: Layout, findings: list[Finding]) -> list[tuple[Subset, FolderScan]]:
+    folders: list[tuple[Subset, FolderScan]] = []
+    for subset in layout.subsets:
+        if not subset.image_dir.is_dir():
+            continue
+        scan = scan_folder(subset.image_dir)
+        folders.append((subset, scan))
+        subset.images = len(scan.images)
+        if scan.unreadable:
+            findings.append(
+                Finding(
+                    "error",
+                    "files",
+                    f"cannot list the folder ({scan.unreadable}): sd-scripts cannot read it either",
+                    "fix the folder's permissions",
+                    [Item(subset.path, scan.unreadable)],
+                )
+            )
+    return folders
+
+
+def _image_record(
+    record: ImageRecord, scan: FolderScan, extension: str, bucketer: Bucketer | None, decode: bool
+) -> ImageRecord:
+    try:
+        record.header = read_header(record.file)
+    except ImageReadError as exc:
+        record.error = exc.message
+    if record.header is not None and (decode or record.header.suspicious):
+        record.decoding = decode_image(record.file, want_hash=decode)
+    if record.header is not None and bucketer is not None:
+        record.assignment = bucketer(record.header.width, record.header.height)
+    read_caption_for(record, scan, extension)
+    return record
+
+
+def _bucketer(buckets: BucketSettings, findings: list[Finding]) -> Bucketer | None:
+    """A cached ``select_bucket`` for the settings; ``None`` (and a finding saying why) when sd-scripts refuses
+    them."""
+    try:
+        manager = buckets.manager()
+    except KohyaRecipeError as exc:
+        findings.append(
+            Finding(
+                "error",
+                "resolution",
+                f"the bucket settings stop sd-scripts: {exc}",
+                "fix the recipe's training section",
+            )
+        )
+        return None
+    cache: dict[tuple[int, int], BucketAssignment] = {}
+
+    def select(width: int, height: int) -> BucketAssignment:
+        key = (width, height)
+        hit = cache.get(key)
+        if hit is None:
+            hit = cache[key] = manager.select_bucket(width, height)
+        return hit
+
+    return select

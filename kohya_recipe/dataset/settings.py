@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
-from kohya_recipe.recipe.loading import recipe_from_dict
+from kohya_recipe.dataset.detect import Subset
+from kohya_recipe.recipe.loading import load_recipe, recipe_from_dict
 from kohya_recipe.recipe.models import Recipe
 from kohya_recipe.recipe.presets import load_preset
 from kohya_recipe.sdscripts.buckets import BucketSettings, Reso
@@ -71,11 +73,6 @@ class CheckSettings:
     def bucket_no_upscale(self) -> bool:
         return self.buckets.bucket_no_upscale
 
-    def to_dict(self) -> dict[str, Any]:
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "buckets"}
-        out.update({name: getattr(self, name) for name in self.__json_properties__})
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in out.items()}
-
 
 def settings_from_recipe(recipe: Recipe, source: str = "recipe") -> CheckSettings:
     """The check settings a :class:`kohya_recipe.recipe.models.Recipe` implies."""
@@ -107,3 +104,46 @@ def article_settings() -> CheckSettings:
     """
     preset = recipe_from_dict(load_preset(ARTICLE_PRESET), source=f"preset {ARTICLE_PRESET}")
     return replace(settings_from_recipe(preset, ARTICLE_SOURCE), class_token=None, repeats=None)
+
+
+def resolve_settings(
+    recipe: Recipe | str | Path | None,
+    *,
+    trigger: str | None = None,
+    settings: CheckSettings | None = None,
+    project_recipe: Path | None = None,
+) -> CheckSettings:
+    """The settings a check runs with: ``settings`` as given, else those of ``recipe`` (a Recipe or a recipe
+    TOML path), else of the project's ``resolved-recipe.toml`` (``project_recipe``), else the article's;
+    ``trigger`` (``--trigger``) replaces the trigger word."""
+    if settings is None:
+        recipe = recipe if recipe is not None else project_recipe
+        if recipe is None:
+            settings = article_settings()
+        elif isinstance(recipe, (str, Path)):
+            settings = settings_from_recipe(load_recipe(recipe), source=str(recipe))
+        else:
+            settings = settings_from_recipe(recipe)
+    if trigger:
+        settings = replace(settings, trigger=trigger, trigger_source="--trigger")
+    return settings
+
+
+def infer_trigger(settings: CheckSettings, subsets: Sequence[Subset]) -> CheckSettings:
+    """Without a trigger, take it from a ``N_<trigger> <class>`` folder name (the kohya_ss GUI's convention)."""
+    if settings.trigger:
+        return settings
+    names = {s.class_tokens for s in subsets if s.trained and not s.is_reg and s.class_tokens}
+    if len(names) != 1:
+        return settings
+    tokens = names.pop()
+    words = tokens.split()
+    trigger = None
+    if settings.class_token and tokens.endswith(" " + settings.class_token):
+        trigger = tokens[: -len(settings.class_token) - 1].strip()
+    elif len(words) >= 2:
+        trigger = words[0]
+    if not trigger:
+        return settings
+    folder = next(s.name for s in subsets if s.class_tokens == tokens)
+    return replace(settings, trigger=trigger, trigger_source=f"folder name '{folder}'")

@@ -9,24 +9,44 @@ from pathlib import Path
 from kohya_recipe.dataset.captions import CaptionError, find_caption, normalize_tag, read_caption
 from kohya_recipe.dataset.detect import dataset_folders
 from kohya_recipe.dataset.images import list_trainer_images
+from kohya_recipe.text import format_table
+
+
+@dataclass(frozen=True)
+class UnreadableCaption:
+    """A caption file that cannot be read as text, and why."""
+
+    path: Path
+    reason: str
+
+
+@dataclass(frozen=True)
+class TagShare:
+    """A tag (its most common spelling), how many captions hold it, and their share (4 decimals)."""
+
+    tag: str
+    count: int
+    share: float
 
 
 @dataclass
 class TagStats:
     """Tag frequency over a set of captions (the table ``caption show`` prints).
 
-    Tags are counted once per caption under their normalised form; ``spelling`` keeps the most common way
-    each is written.
+    Tags are counted once per caption under their normalised form (``counts``); ``spelling`` keeps the most
+    common way each is written; ``tag_totals`` is the number of tags of each caption.
     """
 
     captions: int = 0
     images: int = 0
     missing: list[Path] = field(default_factory=list)
-    unreadable: list[tuple[Path, str]] = field(default_factory=list)
+    unreadable: list[UnreadableCaption] = field(default_factory=list)
     extension: str = ".txt"
-    counts: Counter[str] = field(default_factory=Counter)
-    spelling: dict[str, str] = field(default_factory=dict)
-    tag_totals: list[int] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter, metadata={"json": False})
+    spelling: dict[str, str] = field(default_factory=dict, metadata={"json": False})
+    tag_totals: list[int] = field(default_factory=list, metadata={"json": False})
+
+    __json_properties__ = ("mean_tags", "tags")
 
     def rows(self) -> list[tuple[str, int, float]]:
         """(tag, captions containing it, share of captions), most frequent first, then by name."""
@@ -34,16 +54,30 @@ class TagStats:
         ordered = sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0]))
         return [(self.spelling[k], c, c / n) for k, c in ordered]
 
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "images": self.images,
-            "extension": self.extension,
-            "captions": self.captions,
-            "missing": [str(p) for p in self.missing],
-            "unreadable": [{"path": str(p), "reason": r} for p, r in self.unreadable],
-            "mean_tags": (sum(self.tag_totals) / len(self.tag_totals)) if self.tag_totals else 0.0,
-            "tags": [{"tag": t, "count": c, "share": round(s, 4)} for t, c, s in self.rows()],
-        }
+    @property
+    def tags(self) -> list[TagShare]:
+        return [TagShare(t, c, round(s, 4)) for t, c, s in self.rows()]
+
+    @property
+    def mean_tags(self) -> float:
+        """Tags per caption, on average."""
+        return (sum(self.tag_totals) / len(self.tag_totals)) if self.tag_totals else 0.0
+
+
+def format_tag_stats(stats: TagStats, *, top: int | None = None) -> str:
+    """The tag table as ``caption show`` prints it (the ``top`` most frequent tags), then the images without a
+    caption and the captions that cannot be read."""
+    rows = stats.rows()[:top] if top else stats.rows()
+    lines = [
+        f"{stats.captions} captions ({stats.extension}) for {stats.images} images, {len(stats.counts)} distinct "
+        f"tags, {stats.mean_tags:.1f} tags per caption"
+    ]
+    if rows:
+        table = [[tag, str(count), f"{share:.0%}"] for tag, count, share in rows]
+        lines += format_table(["tag", "captions", "share"], table, right={1, 2}, indent=2)
+    lines += [f"no caption: {path}" for path in stats.missing]
+    lines += [f"unreadable: {u.path}: {u.reason}" for u in stats.unreadable]
+    return "\n".join(lines)
 
 
 def tag_stats(dataset: str | Path, *, extension: str | None = None) -> TagStats:
@@ -61,7 +95,7 @@ def tag_stats(dataset: str | Path, *, extension: str | None = None) -> TagStats:
             try:
                 cap = read_caption(path)
             except CaptionError as exc:
-                stats.unreadable.append((path, exc.message))
+                stats.unreadable.append(UnreadableCaption(path, exc.message))
                 continue
             stats.captions += 1
             stats.tag_totals.append(len(cap.tags))

@@ -153,7 +153,7 @@ class RenderResult:
             "warnings": self.warnings,
             "command": self.command,
             "command_cwd": str(self.root),
-            "plan": self.plan.to_dict() if self.plan is not None and hasattr(self.plan, "to_dict") else None,
+            "plan": self.plan,  # a dataset.plan.Plan: data the CLI prints as JSON
         }
 
 

@@ -8,7 +8,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from kohya_recipe.dataset.findings import Finding, plural
+from kohya_recipe.dataset.findings import Finding, Item, plural
 from kohya_recipe.dataset.rules import Rules
 from kohya_recipe.dataset.scan import ImageRecord
 from kohya_recipe.dataset.settings import CheckSettings
@@ -64,9 +64,9 @@ def _exact_duplicates(records: list[ImageRecord]) -> list[list[ImageRecord]]:
         if len(same_size) < 2:
             continue
         tail = (size // 2, max(0, size - 4096))
-        for same_head in split(same_size, lambda r: _sample_digest(r.path, (0,))):
-            for same_sample in split(same_head, lambda r, t=tail: _sample_digest(r.path, t)):  # type: ignore[misc]
-                groups += split(same_sample, lambda r: _full_digest(r.path))
+        for same_head in split(same_size, lambda r: _sample_digest(r.file, (0,))):
+            for same_sample in split(same_head, lambda r, t=tail: _sample_digest(r.file, t)):  # type: ignore[misc]
+                groups += split(same_sample, lambda r: _full_digest(r.file))
     return groups
 
 
@@ -76,7 +76,7 @@ def _near_duplicates(records: list[ImageRecord], max_distance: int) -> list[tupl
     Multi-index search: split the hash into ``max_distance + 1`` bands; two hashes that close share at least
     one band exactly (pigeonhole), so only records sharing a band are compared.
     """
-    hashed = [r for r in records if r.decoded is not None and r.decoded.ok and r.decoded.dhash is not None]
+    hashed = [r for r in records if r.decoding is not None and r.decoding.ok and r.decoding.dhash is not None]
     bands = max_distance + 1
     width = -(-64 // bands)
     index: dict[tuple[int, int], list[int]] = defaultdict(list)
@@ -85,20 +85,20 @@ def _near_duplicates(records: list[ImageRecord], max_distance: int) -> list[tupl
         return [(b, (h >> (b * width)) & ((1 << width) - 1)) for b in range(bands)]
 
     for i, r in enumerate(hashed):
-        assert r.decoded is not None and r.decoded.dhash is not None
-        for key in band_keys(r.decoded.dhash):
+        assert r.decoding is not None and r.decoding.dhash is not None
+        for key in band_keys(r.decoding.dhash):
             index[key].append(i)
     pairs: dict[tuple[int, int], tuple[int, bool]] = {}
     for i, r in enumerate(hashed):
-        assert r.decoded is not None and r.decoded.dhash is not None
-        for mirrored, h in ((False, r.decoded.dhash), (True, r.decoded.dhash_mirror)):
+        assert r.decoding is not None and r.decoding.dhash is not None
+        for mirrored, h in ((False, r.decoding.dhash), (True, r.decoding.dhash_mirror)):
             if h is None:
                 continue
             for key in band_keys(h):
                 for j in index[key]:
                     if j == i:
                         continue
-                    other = hashed[j].decoded
+                    other = hashed[j].decoding
                     assert other is not None and other.dhash is not None
                     dist = (h ^ other.dhash).bit_count()
                     pair = (min(i, j), max(i, j))
@@ -116,10 +116,10 @@ def duplicate_findings(
     if exact:
         items = []
         for group in exact:
-            names = [r.rel for r in group]
+            names = [r.path for r in group]
             for r in group:
                 r.notes.append("duplicate")
-            items.append((names[0], "identical to " + ", ".join(names[1:])))
+            items.append(Item(names[0], "identical to " + ", ".join(names[1:])))
             exact_pairs |= {frozenset((a, b)) for a in names for b in names if a != b}
         out.append(
             Finding(
@@ -135,7 +135,7 @@ def duplicate_findings(
         near = [
             (a, b, d, m)
             for a, b, d, m in _near_duplicates(records, rules.near_duplicate_distance)
-            if frozenset((a.rel, b.rel)) not in exact_pairs
+            if frozenset((a.path, b.path)) not in exact_pairs
         ]
         if near:
             items = []
@@ -143,7 +143,7 @@ def duplicate_findings(
                 a.notes.append("near-duplicate")
                 b.notes.append("near-duplicate")
                 how = "a mirror image of" if mirrored else "nearly identical to"
-                items.append((a.rel, f"{how} {b.rel} (hash distance {dist}/64)"))
+                items.append(Item(a.path, f"{how} {b.path} (hash distance {dist}/64)"))
             flip = " (flip augmentation already trains every image mirrored)" if settings.flip else ""
             out.append(
                 Finding(

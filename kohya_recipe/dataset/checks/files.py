@@ -6,13 +6,13 @@ from collections import defaultdict
 from pathlib import Path
 
 from kohya_recipe.dataset.detect import Subset
-from kohya_recipe.dataset.findings import Finding, plural, rel
+from kohya_recipe.dataset.findings import Finding, Item, plural, rel
 from kohya_recipe.dataset.scan import FolderScan, split_name
 
 
 def file_findings(scans: list[tuple[Subset, FolderScan]], root: Path) -> list[Finding]:
     out: list[Finding] = []
-    skipped = [(rel(p, root), reason) for _s, scan in scans for p, reason in scan.skipped_images]
+    skipped = [Item(rel(p, root), reason) for _s, scan in scans for p, reason in scan.skipped_images]
     if skipped:
         out.append(
             Finding(
@@ -23,7 +23,7 @@ def file_findings(scans: list[tuple[Subset, FolderScan]], root: Path) -> list[Fi
                 skipped,
             )
         )
-    hidden = [(rel(p, root), "name starts with '.'") for _s, scan in scans for p in scan.hidden_images]
+    hidden = [Item(rel(p, root), "name starts with '.'") for _s, scan in scans for p in scan.hidden_images]
     if hidden:
         out.append(
             Finding(
@@ -34,7 +34,7 @@ def file_findings(scans: list[tuple[Subset, FolderScan]], root: Path) -> list[Fi
                 hidden,
             )
         )
-    nested = [(rel(p, root), f"{n} images inside") for _s, scan in scans for p, n in scan.nested]
+    nested = [Item(rel(p, root), f"{n} images inside") for _s, scan in scans for p, n in scan.nested]
     if nested:
         out.append(
             Finding(
@@ -45,7 +45,7 @@ def file_findings(scans: list[tuple[Subset, FolderScan]], root: Path) -> list[Fi
                 nested,
             )
         )
-    not_files = [(rel(p, root), why) for _s, scan in scans for p, why in scan.not_files]
+    not_files = [Item(rel(p, root), why) for _s, scan in scans for p, why in scan.not_files]
     if not_files:
         out.append(
             Finding(
@@ -56,7 +56,7 @@ def file_findings(scans: list[tuple[Subset, FolderScan]], root: Path) -> list[Fi
                 not_files,
             )
         )
-    others = [(rel(p, root), "") for _s, scan in scans for p in scan.others]
+    others = [Item(rel(p, root), "") for _s, scan in scans for p in scan.others]
     if others:
         out.append(
             Finding(
@@ -71,9 +71,11 @@ def file_findings(scans: list[tuple[Subset, FolderScan]], root: Path) -> list[Fi
     stems: dict[tuple[Path, str], list[Path]] = defaultdict(list)
     for subset, scan in scans:
         for image in scan.images:
-            stems[(subset.path, split_name(image.name)[0])].append(image)
+            stems[(subset.image_dir, split_name(image.name)[0])].append(image)
     shared = [
-        (rel(folder / stem, root), ", ".join(p.name for p in ps)) for (folder, stem), ps in stems.items() if len(ps) > 1
+        Item(rel(folder / stem, root), ", ".join(p.name for p in ps))
+        for (folder, stem), ps in stems.items()
+        if len(ps) > 1
     ]
     if shared:
         out.append(

@@ -2,85 +2,87 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 
-from kohya_recipe.dataset.findings import Finding, plural
+from kohya_recipe.dataset.findings import Finding, Item, plural
+from kohya_recipe.dataset.images import ImageHeader
 from kohya_recipe.dataset.rules import Rules
 from kohya_recipe.dataset.scan import ImageRecord
 from kohya_recipe.dataset.settings import CheckSettings
 
 
 def image_findings(records: list[ImageRecord], settings: CheckSettings, rules: Rules) -> list[Finding]:
-    unreadable: list[tuple[str, str]] = []
-    corrupt: list[tuple[str, str]] = []
-    odd_ok: list[tuple[str, str]] = []
-    mismatch: list[tuple[str, str]] = []
-    small: list[tuple[str, str]] = []
-    upscaled: list[tuple[str, str]] = []
-    bucket_errors: list[tuple[str, str]] = []
-    rotated: list[tuple[str, str]] = []
-    alpha: list[tuple[str, str]] = []
-    alpha_opaque: list[tuple[str, str]] = []
-    grey: list[tuple[str, str]] = []
-    animated: list[tuple[str, str]] = []
+    """Unreadable, corrupt and mislabelled files; small, unbucketable and upscaled images; EXIF rotation, alpha,
+    greyscale and animation. Each image's notes say what was found about it."""
+    found: dict[str, list[Item]] = defaultdict(list)
     for r in records:
         if r.error is not None:
-            unreadable.append((r.rel, r.error))
+            found["unreadable"].append(Item(r.path, r.error))
             r.notes.append("unreadable")
             continue
-        h = r.header
-        assert h is not None
-        if r.decoded is not None and not r.decoded.ok:
-            why = f"; header: {'; '.join(h.suspicious)}" if h.suspicious else ""
-            corrupt.append((r.rel, f"decoding failed: {r.decoded.error}{why}"))
-            r.notes.append("corrupt")
-        elif h.suspicious:
-            wrong_format = [s for s in h.suspicious if "as its extension says" in s]
-            other = [s for s in h.suspicious if s not in wrong_format and "not parsed" not in s]
-            if wrong_format:
-                mismatch.append((r.rel, wrong_format[0]))
-                r.notes.append(f"is {h.format}")
-            if other and r.decoded is not None:
-                odd_ok.append((r.rel, "; ".join(other)))
-        short = min(h.width, h.height)
-        b = r.bucket
-        if short < rules.min_side:
-            small.append((r.rel, f"{h.width}x{h.height}"))
-            r.notes.append(f"<{rules.min_side}")
-        if b is not None and b.error:
-            bucket_errors.append((r.rel, b.error))
-            r.notes.append("bucket error")
-        elif b is not None and b.upscaled and b.resized is not None and b.bucket is not None:
-            scale = max(b.resized[0] / h.width, b.resized[1] / h.height)
-            upscaled.append(
-                (
-                    r.rel,
-                    f"{h.width}x{h.height} -> {b.resized[0]}x{b.resized[1]} (×{scale:.2f}), "
-                    f"bucket {b.bucket[0]}x{b.bucket[1]}",
-                )
-            )
-            r.notes.append(f"upscaled ×{scale:.2f}")
-        if h.orientation not in (None, 1):
-            rotated.append((r.rel, f"EXIF orientation {h.orientation} ({_ORIENTATION[h.orientation]})"))
-            r.notes.append(f"exif {h.orientation}")
-        if h.has_alpha:
-            if r.decoded is not None and r.decoded.ok and r.decoded.alpha_used is False:
-                alpha_opaque.append((r.rel, "alpha channel, every pixel opaque"))
-            else:
-                alpha.append(
-                    (
-                        r.rel,
-                        "alpha channel" + (" with transparent pixels" if r.decoded and r.decoded.alpha_used else ""),
-                    )
-                )
-                r.notes.append("alpha")
-        if h.grayscale:
-            grey.append((r.rel, "greyscale"))
-            r.notes.append("grey")
-        if h.animated:
-            animated.append((r.rel, "animated"))
+        assert r.header is not None
+        _note_content(r, r.header, found)
+        _note_resolution(r, r.header, rules, found)
+        _note_pixels(r, r.header, found)
+    return _content_findings(found) + _resolution_findings(found, settings, rules) + _pixel_findings(found)
+
+
+def _note_content(r: ImageRecord, h: ImageHeader, found: dict[str, list[Item]]) -> None:
+    """A decode that failed, an extension that lies about the format, a header that looked odd."""
+    if r.decoding is not None and not r.decoding.ok:
+        why = f"; header: {'; '.join(h.suspicious)}" if h.suspicious else ""
+        found["corrupt"].append(Item(r.path, f"decoding failed: {r.decoding.error}{why}"))
+        r.notes.append("corrupt")
+    elif h.suspicious:
+        wrong_format = [s for s in h.suspicious if "as its extension says" in s]
+        other = [s for s in h.suspicious if s not in wrong_format and "not parsed" not in s]
+        if wrong_format:
+            found["mismatch"].append(Item(r.path, wrong_format[0]))
+            r.notes.append(f"is {h.format}")
+        if other and r.decoding is not None:
+            found["odd_ok"].append(Item(r.path, "; ".join(other)))
+
+
+def _note_resolution(r: ImageRecord, h: ImageHeader, rules: Rules, found: dict[str, list[Item]]) -> None:
+    """Smaller than the rules' minimum side; refused by the bucketing; upscaled into its bucket."""
+    if min(h.width, h.height) < rules.min_side:
+        found["small"].append(Item(r.path, f"{h.width}x{h.height}"))
+        r.notes.append(f"<{rules.min_side}")
+    b = r.assignment
+    if b is not None and b.error:
+        found["bucket_errors"].append(Item(r.path, b.error))
+        r.notes.append("bucket error")
+    elif b is not None and b.upscaled and b.resized is not None and b.bucket is not None:
+        scale = max(b.resized[0] / h.width, b.resized[1] / h.height)
+        detail = (
+            f"{h.width}x{h.height} -> {b.resized[0]}x{b.resized[1]} (×{scale:.2f}), bucket {b.bucket[0]}x{b.bucket[1]}"
+        )
+        found["upscaled"].append(Item(r.path, detail))
+        r.notes.append(f"upscaled ×{scale:.2f}")
+
+
+def _note_pixels(r: ImageRecord, h: ImageHeader, found: dict[str, list[Item]]) -> None:
+    """What sd-scripts' RGB conversion ignores or drops: EXIF rotation, alpha; greyscale and animation."""
+    if h.orientation not in (None, 1):
+        found["rotated"].append(Item(r.path, f"EXIF orientation {h.orientation} ({_ORIENTATION[h.orientation]})"))
+        r.notes.append(f"exif {h.orientation}")
+    if h.has_alpha:
+        if r.decoding is not None and r.decoding.ok and r.decoding.alpha_used is False:
+            found["alpha_opaque"].append(Item(r.path, "alpha channel, every pixel opaque"))
+        else:
+            transparent = " with transparent pixels" if r.decoding and r.decoding.alpha_used else ""
+            found["alpha"].append(Item(r.path, "alpha channel" + transparent))
+            r.notes.append("alpha")
+    if h.grayscale:
+        found["grey"].append(Item(r.path, "greyscale"))
+        r.notes.append("grey")
+    if h.animated:
+        found["animated"].append(Item(r.path, "animated"))
+
+
+def _content_findings(found: dict[str, list[Item]]) -> list[Finding]:
     out: list[Finding] = []
-    if unreadable:
+    if unreadable := found["unreadable"]:
         out.append(
             Finding(
                 "error",
@@ -91,7 +93,7 @@ def image_findings(records: list[ImageRecord], settings: CheckSettings, rules: R
                 unreadable,
             )
         )
-    if corrupt:
+    if corrupt := found["corrupt"]:
         out.append(
             Finding(
                 "error",
@@ -102,9 +104,9 @@ def image_findings(records: list[ImageRecord], settings: CheckSettings, rules: R
                 corrupt,
             )
         )
-    if odd_ok:
+    if odd_ok := found["odd_ok"]:
         out.append(Finding("info", "corrupt", "the header looked odd, but the image decodes completely", "", odd_ok))
-    if mismatch:
+    if mismatch := found["mismatch"]:
         out.append(
             Finding(
                 "info",
@@ -115,7 +117,12 @@ def image_findings(records: list[ImageRecord], settings: CheckSettings, rules: R
                 mismatch,
             )
         )
-    if bucket_errors:
+    return out
+
+
+def _resolution_findings(found: dict[str, list[Item]], settings: CheckSettings, rules: Rules) -> list[Finding]:
+    out: list[Finding] = []
+    if bucket_errors := found["bucket_errors"]:
         out.append(
             Finding(
                 "error",
@@ -125,7 +132,7 @@ def image_findings(records: list[ImageRecord], settings: CheckSettings, rules: R
                 bucket_errors,
             )
         )
-    if small:
+    if small := found["small"]:
         out.append(
             Finding(
                 "warning",
@@ -136,7 +143,7 @@ def image_findings(records: list[ImageRecord], settings: CheckSettings, rules: R
                 small,
             )
         )
-    if upscaled:
+    if upscaled := found["upscaled"]:
         mode = f"resolution {settings.resolution[0]}x{settings.resolution[1]}" + (
             ", buckets" if settings.enable_bucket else ", no buckets"
         )
@@ -150,7 +157,12 @@ def image_findings(records: list[ImageRecord], settings: CheckSettings, rules: R
                 upscaled,
             )
         )
-    if rotated:
+    return out
+
+
+def _pixel_findings(found: dict[str, list[Item]]) -> list[Finding]:
+    out: list[Finding] = []
+    if rotated := found["rotated"]:
         out.append(
             Finding(
                 "warning",
@@ -161,7 +173,7 @@ def image_findings(records: list[ImageRecord], settings: CheckSettings, rules: R
                 rotated,
             )
         )
-    if alpha:
+    if alpha := found["alpha"]:
         out.append(
             Finding(
                 "warning",
@@ -172,15 +184,15 @@ def image_findings(records: list[ImageRecord], settings: CheckSettings, rules: R
                 alpha,
             )
         )
-    if alpha_opaque:
+    if alpha_opaque := found["alpha_opaque"]:
         out.append(Finding("info", "alpha", "alpha channel present but fully opaque: harmless", "", alpha_opaque))
-    if grey:
+    if grey := found["grey"]:
         out.append(
             Finding(
                 "info", "images", "greyscale images train as grey RGB (colour comes only from the others)", "", grey
             )
         )
-    if animated:
+    if animated := found["animated"]:
         out.append(Finding("info", "images", "animated images: sd-scripts trains the first frame only", "", animated))
     return out
 
@@ -204,7 +216,7 @@ def aspect_findings(trained: list[ImageRecord], rules: Rules, settings: CheckSet
     gw, gh = rules.generation_aspect
     target = gw / gh
     groups: Counter[str] = Counter()
-    others: list[tuple[str, str]] = []
+    others: list[Item] = []
     for r in sized:
         assert r.header is not None
         ar = r.header.width / r.header.height
@@ -215,11 +227,11 @@ def aspect_findings(trained: list[ImageRecord], rules: Rules, settings: CheckSet
         else:
             kind = "portrait" if ar < 1 else "landscape"
             groups[f"other {kind}"] += 1
-            others.append((r.rel, f"{r.header.width}x{r.header.height} ({kind}, {ar:.2f})"))
+            others.append(Item(r.path, f"{r.header.width}x{r.header.height} ({kind}, {ar:.2f})"))
     buckets: Counter[str] = Counter(
-        f"{r.bucket.bucket[0]}x{r.bucket.bucket[1]}"
+        f"{r.assignment.bucket[0]}x{r.assignment.bucket[1]}"
         for r in sized
-        if r.bucket is not None and r.bucket.bucket is not None
+        if r.assignment is not None and r.assignment.bucket is not None
     )
     mix = ", ".join(f"{k} {v}" for k, v in groups.most_common())
     bucket_text = ", ".join(f"{k}: {v}" for k, v in sorted(buckets.items(), key=lambda kv: (-kv[1], kv[0])))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kohya_recipe.dataset.detect import Layout, Subset
-from kohya_recipe.dataset.findings import Finding, rel
+from kohya_recipe.dataset.findings import Finding, Item
 from kohya_recipe.dataset.rules import Rules
 from kohya_recipe.dataset.scan import FolderScan, ImageRecord
 from kohya_recipe.dataset.settings import CheckSettings
@@ -13,7 +13,7 @@ def layout_subset_findings(
     layout: Layout, scans: list[tuple[Subset, FolderScan]], settings: CheckSettings
 ) -> list[Finding]:
     out: list[Finding] = []
-    root = layout.root
+
     if settings.regularization and not any(s.is_reg for s in layout.subsets):
         out.append(
             Finding(
@@ -25,7 +25,7 @@ def layout_subset_findings(
             )
         )
     empty = [
-        (rel(s.path, root), "no image sd-scripts reads")
+        Item(s.path, "no image sd-scripts reads")
         for s, scan in scans
         if s.trained and not scan.images and not scan.unreadable
     ]
@@ -41,7 +41,7 @@ def layout_subset_findings(
         )
     if settings.repeats is not None and layout.kind in ("train_data_dir", "subset"):
         differ = [
-            (rel(s.path, root), f"{s.repeats} repeats")
+            Item(s.path, f"{s.repeats} repeats")
             for s in layout.subsets
             if s.trained and not s.is_reg and s.repeats != settings.repeats
         ]
@@ -70,8 +70,8 @@ def count_findings(trained: list[ImageRecord], rules: Rules, layout: Layout) -> 
                 "check the layout findings above; train_data_dir must contain `N_name` folders with images",
             )
         ]
-    repeats = sorted({r.subset.repeats for r in trained if r.subset.repeats})
-    per_epoch = sum(r.subset.repeats or 1 for r in trained)
+    repeats = sorted({r.folder.repeats for r in trained if r.folder.repeats})
+    per_epoch = sum(r.folder.repeats or 1 for r in trained)
     detail = f"{n} images" + (f" × {repeats[0]} repeats = {per_epoch} images per epoch" if len(repeats) == 1 else "")
     if n < rules.count_min:
         return [

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections import defaultdict
 
 from kohya_recipe.dataset.captions import TagPattern
-from kohya_recipe.dataset.findings import Finding
+from kohya_recipe.dataset.findings import Finding, Item
 from kohya_recipe.dataset.rules import Rules, ShotRule
 from kohya_recipe.dataset.scan import ImageRecord
 from kohya_recipe.dataset.settings import CheckSettings
 
 
 def shot_findings(trained: list[ImageRecord], rules: Rules) -> tuple[list[Finding], dict[str, int]]:
-    captioned = [r for r in trained if r.caption is not None and r.caption.text]
+    captioned = [r for r in trained if r.parsed is not None and r.parsed.text]
     counts: dict[str, int] = {"front": 0, **{s.name: 0 for s in rules.shots}}
     if not captioned or not rules.shots:
         return [], counts
@@ -31,7 +31,7 @@ def shot_findings(trained: list[ImageRecord], rules: Rules) -> tuple[list[Findin
     n = len(captioned)
     text = ", ".join(f"{k} {v}" + (f"/{s.min}" if (s := _shot(rules, k)) else "") for k, v in counts.items())
     out.append(Finding("info", "shots", f"shot coverage from tags ({n} captions): {text}"))
-    missing = [(s.name, f"{counts[s.name]} of {s.min}: {s.article}") for s in rules.shots if counts[s.name] < s.min]
+    missing = [Item(s.name, f"{counts[s.name]} of {s.min}: {s.article}") for s in rules.shots if counts[s.name] < s.min]
     if missing:
         out.append(
             Finding(
@@ -61,7 +61,7 @@ def _shot(rules: Rules, name: str) -> ShotRule | None:
 
 
 def contradiction_findings(trained: list[ImageRecord], rules: Rules, settings: CheckSettings) -> list[Finding]:
-    by_rule: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    by_rule: dict[int, list[Item]] = defaultdict(list)
     matchers = [(TagPattern([rule.when]), TagPattern(rule.forbid)) for rule in rules.contradictions]
     for r in trained:
         if not r.tags:
@@ -71,7 +71,7 @@ def contradiction_findings(trained: list[ImageRecord], rules: Rules, settings: C
             if when.any(r.ntags):
                 bad = [t for t, nt in zip(r.tags, r.ntags, strict=True) if forbid.match(nt) and not when.match(nt)]
                 if bad:
-                    by_rule[i].append((r.rel, f"'{rule.when}' with " + ", ".join(f"'{b}'" for b in bad)))
+                    by_rule[i].append(Item(r.path, f"'{rule.when}' with " + ", ".join(f"'{b}'" for b in bad)))
                     r.notes.append("contradiction")
     out = []
     for i, items in by_rule.items():

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 
 from kohya_recipe.dataset.captions import normalize_tag
-from kohya_recipe.dataset.findings import Finding
+from kohya_recipe.dataset.findings import Finding, Item
 from kohya_recipe.dataset.rules import Rules
 from kohya_recipe.dataset.scan import ImageRecord
 from kohya_recipe.dataset.settings import CheckSettings
@@ -21,30 +22,30 @@ def _clip_tokens_lower_bound(text: str) -> int:
 
 
 def format_findings(captioned: list[ImageRecord], settings: CheckSettings, rules: Rules) -> list[Finding]:
-    long_tags: list[tuple[str, str]] = []
-    too_many_tokens: list[tuple[str, str]] = []
-    sentences: list[tuple[str, str]] = []
-    dup_tags: list[tuple[str, str]] = []
-    empty_tags: list[tuple[str, str]] = []
+    long_tags: list[Item] = []
+    too_many_tokens: list[Item] = []
+    sentences: list[Item] = []
+    dup_tags: list[Item] = []
+    empty_tags: list[Item] = []
     for r in captioned:
-        cap = r.caption
+        cap = r.parsed
         assert cap is not None
         tags = cap.tags
         if len(tags) > rules.max_tags:
-            long_tags.append((r.rel, f"{len(tags)} tags"))
+            long_tags.append(Item(r.path, f"{len(tags)} tags"))
         # Every token spans at least one character, so only a caption longer than the limit can exceed it.
         if len(cap.text) > settings.max_token_length:
             tokens = _clip_tokens_lower_bound(cap.text)
             if tokens > settings.max_token_length:
-                too_many_tokens.append((r.rel, f"at least {tokens} tokens"))
+                too_many_tokens.append(Item(r.path, f"at least {tokens} tokens"))
         words_per_tag = [len(t.split()) for t in tags]
         if (len(tags) == 1 and words_per_tag[0] > 4) or any(w > 6 for w in words_per_tag) or cap.text.endswith("."):
-            sentences.append((r.rel, cap.text[:80]))
+            sentences.append(Item(r.path, cap.text[:80]))
         if len(set(r.ntags)) != len(r.ntags):
             twice = [t for t, c in Counter(r.ntags).items() if c > 1]
-            dup_tags.append((r.rel, ", ".join(twice)))
+            dup_tags.append(Item(r.path, ", ".join(twice)))
         if ",," in cap.first_line.replace(" ", "") or cap.first_line.lstrip().startswith(","):
-            empty_tags.append((r.rel, "',,' or a leading comma"))
+            empty_tags.append(Item(r.path, "',,' or a leading comma"))
     out: list[Finding] = []
     if long_tags:
         out.append(
@@ -87,7 +88,16 @@ def format_findings(captioned: list[ImageRecord], settings: CheckSettings, rules
     return out
 
 
-def tag_table(captioned: list[ImageRecord], settings: CheckSettings) -> tuple[list[tuple[str, int]], list[Finding]]:
+@dataclass(frozen=True)
+class TagCount:
+    """A tag, in its most common spelling, and how many captions hold it."""
+
+    tag: str
+    count: int
+
+
+def tag_table(captioned: list[ImageRecord], settings: CheckSettings) -> tuple[list[TagCount], list[Finding]]:
+    """The tag table (most frequent first) and the findings it shows: tags in every caption, spelling variants."""
     counts: Counter[str] = Counter()
     spellings: dict[str, Counter[str]] = defaultdict(Counter)
     for r in captioned:
@@ -98,7 +108,8 @@ def tag_table(captioned: list[ImageRecord], settings: CheckSettings) -> tuple[li
             if key not in seen:
                 seen.add(key)
                 counts[key] += 1
-    table = [(spellings[k].most_common(1)[0][0], c) for k, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+    ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    table = [TagCount(spellings[k].most_common(1)[0][0], c) for k, c in ordered]
     out: list[Finding] = []
     n = len(captioned)
     if n >= 3:
@@ -122,7 +133,7 @@ def tag_table(captioned: list[ImageRecord], settings: CheckSettings) -> tuple[li
         for s, c in spelled.items():
             forms[" ".join(s.casefold().split())] += c
         if len(forms) > 1:
-            variants.append((key, ", ".join(f"'{f}' ({c}×)" for f, c in forms.most_common())))
+            variants.append(Item(key, ", ".join(f"'{f}' ({c}×)" for f, c in forms.most_common())))
     if variants:
         out.append(
             Finding(

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 
 from kohya_recipe.dataset.captions import normalize_tag
-from kohya_recipe.dataset.findings import Finding, plural
+from kohya_recipe.dataset.findings import Finding, Item, plural
 from kohya_recipe.dataset.scan import ImageRecord
 from kohya_recipe.dataset.settings import CheckSettings
 
@@ -40,22 +40,22 @@ def trigger_findings(captioned: list[ImageRecord], settings: CheckSettings) -> l
     if not captioned:
         return []
     trigger = settings.trigger
-    without: list[tuple[str, str]] = []
-    shuffled: list[tuple[str, str]] = []
+    without: list[Item] = []
+    shuffled: list[Item] = []
     near: Counter[str] = Counter()
     nt = normalize_tag(trigger)
     find = _trigger_finder(trigger)
     for r in captioned:
         index = find(r.ntags)
         if index is None:
-            without.append((r.rel, r.caption.text[:80] if r.caption else ""))
+            without.append(Item(r.path, r.parsed.text[:80] if r.parsed else ""))
             r.notes.append("no trigger")
             for tag in r.tags:
                 t = normalize_tag(tag)
                 if t != nt and difflib.SequenceMatcher(None, t, nt).ratio() >= 0.8:
                     near[tag] += 1
         elif settings.shuffle_caption and index >= settings.keep_tokens:
-            shuffled.append((r.rel, f"trigger is tag {index + 1}, keep_tokens = {settings.keep_tokens}"))
+            shuffled.append(Item(r.path, f"trigger is tag {index + 1}, keep_tokens = {settings.keep_tokens}"))
     out: list[Finding] = []
     source = f" (from {settings.trigger_source})" if settings.trigger_source else ""
     if without and len(without) == len(captioned):
@@ -66,7 +66,7 @@ def trigger_findings(captioned: list[ImageRecord], settings: CheckSettings) -> l
                 f"the trigger '{trigger}'{source} is in no caption: the LoRA will not respond to it",
                 f'add it to every caption: kohya-recipe caption add "{trigger}" --front --dir DIR '
                 f"--match '**/*{settings.caption_extension}'",
-                without[:5] + ([("...", f"{len(without) - 5} more")] if len(without) > 5 else []),
+                without[:5] + ([Item("...", f"{len(without) - 5} more")] if len(without) > 5 else []),
             )
         )
     elif without:
