@@ -24,7 +24,7 @@ import dataclasses
 import math
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -161,6 +161,19 @@ def _bucket_rows(manager: BucketManager, infos: list[_Info], batch_size: int) ->
     return tuple(rows)
 
 
+@dataclass
+class _Dataset:
+    """The DreamBooth dataset sd-scripts builds from the subsets, before balancing and bucketing."""
+
+    train: list[_Info] = field(default_factory=list)
+    reg: list[_Info] = field(default_factory=list)
+    validation: list[_Info] = field(default_factory=list)
+    subset_rows: list[SubsetRow] = field(default_factory=list)
+    num_train_images: int = 0  # images × repeats
+    num_reg_images: int = 0
+    unseeded_split: bool = False
+
+
 def make_plan(subsets: Sequence[SubsetInput], settings: PlanSettings) -> Plan:
     """Simulate one sd-scripts DreamBooth dataset built from ``subsets`` and count its batches and steps.
 
@@ -173,173 +186,29 @@ def make_plan(subsets: Sequence[SubsetInput], settings: PlanSettings) -> Plan:
     """
     settings.check()
     warnings: list[PlanWarning] = []
-
-    # Bucket settings first: DreamBoothDataset.__init__ adjusts and asserts them before reading any image.
-    min_reso = max_reso = None
-    if settings.enable_bucket:
-        adjusted = adjust_min_max_bucket_reso_by_steps(
-            settings.resolution,
-            settings.min_bucket_reso,
-            settings.max_bucket_reso,
-            settings.bucket_reso_steps,
-        )
-        min_reso, max_reso = adjusted.min_bucket_reso, adjusted.max_bucket_reso
-        warnings.extend(PlanWarning("bucket_reso_adjusted", m) for m in adjusted.warnings)
-        # NetworkTrainer.assert_extra_args: verify_bucket_reso_steps(64), SDXL 32.
-        verify_bucket_reso_steps(settings.bucket_reso_steps, settings.family)
-        if settings.bucket_no_upscale:
-            warnings.append(
-                PlanWarning(
-                    "no_upscale_ignores_min_max",
-                    "bucket_no_upscale: buckets follow each image's own size; min_bucket_reso and "
-                    "max_bucket_reso are ignored (sd-scripts logs the same)",
-                    "info",
-                )
-            )
-
-    split = settings.validation_split
-    train_infos: list[_Info] = []
-    reg_infos: list[_Info] = []
-    val_infos: list[_Info] = []
-    subset_rows: list[SubsetRow] = []
-    seen: set[str] = set()
-    num_train_images = num_reg_images = 0
-    unseeded_split: list[str] = []
-
-    for k, subset in enumerate(subsets):
-        files = subset.file_names()
-        for size in subset.sizes:
-            if size[0] < 1 or size[1] < 1:
-                raise DatasetError(f"image size {size[0]}x{size[1]} is not a picture", field=f"subset {subset.name}")
-        skipped = None
-        if subset.repeats < 1:
-            skipped = f"num_repeats {subset.repeats} is less than 1"
-        elif subset.name in seen:
-            skipped = "duplicate image folder (sd-scripts uses the first one)"
-        elif not subset.sizes:
-            skipped = "no images found"
-        if skipped:
-            warnings.append(PlanWarning("subset_skipped", f"subset {subset.name!r} is ignored: {skipped}"))
-            subset_rows.append(
-                SubsetRow(subset.name, subset.is_reg, subset.repeats, len(subset.sizes), 0, 0, 0, skipped)
-            )
-            continue
-        seen.add(subset.name)
-
-        n = len(subset.sizes)
-        if split > 0.0 and not subset.is_reg:
-            train_idx, val_idx = _split_train_val(n, split, settings.validation_seed)
-            if settings.validation_seed is None:
-                unseeded_split.append(subset.name)
-        else:
-            train_idx, val_idx = list(range(n)), []
-
-        if subset.is_reg:
-            num_reg_images += subset.repeats * n
-            reg_infos.extend(
-                _Info(subset.name, files[i], subset.sizes[i], subset.repeats, True, (k, i)) for i in range(n)
-            )
-        else:
-            num_train_images += subset.repeats * len(train_idx)
-            train_infos.extend(
-                _Info(subset.name, files[i], subset.sizes[i], subset.repeats, False, (k, i)) for i in train_idx
-            )
-            # The validation dataset is a second DreamBoothDataset over the same subsets, repeats forced to 1.
-            val_infos.extend(_Info(subset.name, files[i], subset.sizes[i], 1, False, (k, i)) for i in val_idx)
-        subset_rows.append(SubsetRow(subset.name, subset.is_reg, subset.repeats, n, len(train_idx), len(val_idx), 0))
-
-    # Regularization balancing, exactly as DreamBoothDataset: register reg images in order (each with its
-    # subset's repeats) until the train count is reached, then add one repeat at a time round-robin.
-    registered_reg: list[_Info] = []
-    if num_reg_images > 0:
-        n_items = 0
-        first_loop = True
-        while n_items < num_train_images:
-            for info in reg_infos:
-                if first_loop:
-                    registered_reg.append(info)
-                    n_items += info.repeats
-                else:
-                    info.repeats += 1
-                    n_items += 1
-                if n_items >= num_train_images:
-                    break
-            first_loop = False
-        unused = len(reg_infos) - len(registered_reg)
-        if unused:
-            warnings.append(
-                PlanWarning(
-                    "reg_unused",
-                    f"{unused} of {len(reg_infos)} regularization images are never used: sd-scripts only "
-                    f"registers reg images until they match the {num_train_images} training images × repeats",
-                )
-            )
-    registered_ids = {id(i) for i in registered_reg}
+    min_reso, max_reso = _bucket_reso(settings, warnings)
+    ds = _dataset(subsets, settings, warnings)
+    registered = _balance_reg(ds, warnings)
+    registered_ids = {id(i) for i in registered}
 
     manager = settings.buckets.manager()
-    dataset_infos = train_infos + registered_reg
-    _assign(manager, dataset_infos)
-    buckets = _bucket_rows(manager, dataset_infos, settings.batch_size)
+    used = ds.train + registered
+    _assign(manager, used)
+    buckets = _bucket_rows(manager, used, settings.batch_size)
     val_buckets: tuple[BucketRow, ...] = ()
-    if val_infos:
+    if ds.validation:
         val_manager = settings.buckets.manager()
-        _assign(val_manager, val_infos)
-        val_buckets = _bucket_rows(val_manager, val_infos, settings.batch_size)
+        _assign(val_manager, ds.validation)
+        val_buckets = _bucket_rows(val_manager, ds.validation, settings.batch_size)
     # Unused reg images are still shown with the bucket they would have had.
-    _assign(settings.buckets.manager(), [i for i in reg_infos if id(i) not in registered_ids])
+    _assign(settings.buckets.manager(), [i for i in ds.reg if id(i) not in registered_ids])
 
-    # Per-subset items after balancing.
-    items_by_subset: dict[str, int] = {}
-    for info in dataset_infos:
-        items_by_subset[info.subset] = items_by_subset.get(info.subset, 0) + info.repeats
-    subset_rows = [
-        r if r.skipped else SubsetRow(r.name, r.is_reg, r.repeats, r.images, r.train_images,
-                                      r.validation_images, items_by_subset.get(r.name, 0))
-        for r in subset_rows
-    ]  # fmt: skip
-
-    rows: list[ImageRow] = []
-    roles: list[tuple[Role, _Info]] = [("train", i) for i in train_infos]
-    roles += [("reg" if id(i) in registered_ids else "reg-unused", i) for i in reg_infos]
-    roles += [("validation", i) for i in val_infos]
-    # Listed in the user's order; an image both kept and held out (ceil + round can overlap) shows twice.
-    roles.sort(key=lambda ri: ri[1].order)
-    for role, info in roles:
-        a = info.assignment
-        assert a is not None
-        repeats = 0 if role == "reg-unused" else info.repeats
-        rows.append(
-            ImageRow(info.subset, info.file, info.size, role, repeats, a.bucket, a.resized, a.upscaled,
-                     None if math.isnan(a.ar_error) else a.ar_error, a.error)
-        )  # fmt: skip
-
+    subset_rows = _with_items(ds.subset_rows, used)
+    rows = _image_rows(ds, registered_ids)
     warnings.extend(_image_warnings(rows, settings))
-    if unseeded_split and len({r.bucket for r in rows if r.role in ("train", "validation")}) > 1:
-        warnings.append(
-            PlanWarning(
-                "validation_unseeded",
-                "validation_split without validation_seed: sd-scripts holds out random images, so how many "
-                "land in each bucket (and the batches per epoch) can differ from this plan; "
-                "set validation_seed",
-            )
-        )
-    if split > 0.0 and not val_infos and num_train_images:
-        warnings.append(
-            PlanWarning(
-                "validation_empty",
-                f"validation_split {split} holds out no image (round(images × split) is 0 per subset): "
-                "sd-scripts logs no validation loss",
-                "info",
-            )
-        )
-
-    mean_ar_error = _mean_ar_error(dataset_infos) if settings.enable_bucket else None
-    val_mean_ar_error = _mean_ar_error(val_infos) if settings.enable_bucket else None
-
+    warnings.extend(_validation_warnings(ds, rows, settings.validation_split))
     steps = _steps(sum(b.batches for b in buckets), settings, warnings)
-    reg_items = sum(i.repeats for i in registered_reg)
-    formula, note = formula_text(subset_rows, reg_items, buckets, steps, settings)
-
+    formula, note = formula_text(subset_rows, sum(i.repeats for i in registered), buckets, steps, settings)
     return Plan(
         settings=settings,
         images=tuple(rows),
@@ -349,16 +218,180 @@ def make_plan(subsets: Sequence[SubsetInput], settings: PlanSettings) -> Plan:
         predefined_buckets=tuple(manager.predefined_resos) if settings.enable_bucket else (),
         min_bucket_reso=min_reso,
         max_bucket_reso=max_reso,
-        num_train_images=num_train_images,
-        num_reg_images=num_reg_images,
-        num_validation_images=len(val_infos),
-        mean_ar_error=mean_ar_error,
-        validation_mean_ar_error=val_mean_ar_error,
+        num_train_images=ds.num_train_images,
+        num_reg_images=ds.num_reg_images,
+        num_validation_images=len(ds.validation),
+        mean_ar_error=_mean_ar_error(used) if settings.enable_bucket else None,
+        validation_mean_ar_error=_mean_ar_error(ds.validation) if settings.enable_bucket else None,
         formula=formula,
         formula_note=note,
         warnings=tuple(warnings),
         **dataclasses.asdict(steps),
     )
+
+
+def _bucket_reso(settings: PlanSettings, warnings: list[PlanWarning]) -> tuple[int | None, int | None]:
+    """The min/max bucket resolution sd-scripts really uses (``None`` without buckets).
+
+    Bucket settings come first: ``DreamBoothDataset.__init__`` adjusts and asserts them before reading any image.
+    """
+    if not settings.enable_bucket:
+        return None, None
+    b = settings.buckets
+    adjusted = adjust_min_max_bucket_reso_by_steps(
+        b.resolution, b.min_bucket_reso, b.max_bucket_reso, b.bucket_reso_steps
+    )
+    warnings.extend(PlanWarning("bucket_reso_adjusted", m) for m in adjusted.warnings)
+    # train_network.py NetworkTrainer.assert_extra_args: verify_bucket_reso_steps(64), SDXL 32.
+    verify_bucket_reso_steps(b.bucket_reso_steps, b.family)
+    if b.bucket_no_upscale:
+        warnings.append(
+            PlanWarning(
+                "no_upscale_ignores_min_max",
+                "bucket_no_upscale: buckets follow each image's own size; min_bucket_reso and "
+                "max_bucket_reso are ignored (sd-scripts logs the same)",
+                "info",
+            )
+        )
+    return adjusted.min_bucket_reso, adjusted.max_bucket_reso
+
+
+def _dataset(subsets: Sequence[SubsetInput], settings: PlanSettings, warnings: list[PlanWarning]) -> _Dataset:
+    """The images of every subset sd-scripts keeps, split into train, validation and regularization."""
+    ds = _Dataset()
+    seen: set[str] = set()
+    for k, subset in enumerate(subsets):
+        for size in subset.sizes:
+            if size[0] < 1 or size[1] < 1:
+                raise DatasetError(f"image size {size[0]}x{size[1]} is not a picture", field=f"subset {subset.name}")
+        skipped = _skip_reason(subset, seen)
+        if skipped:
+            warnings.append(PlanWarning("subset_skipped", f"subset {subset.name!r} is ignored: {skipped}"))
+            row = SubsetRow(subset.name, subset.is_reg, subset.repeats, len(subset.sizes), 0, 0, 0, skipped)
+            ds.subset_rows.append(row)
+            continue
+        seen.add(subset.name)
+        _add_subset(ds, k, subset, settings)
+    return ds
+
+
+def _skip_reason(subset: SubsetInput, seen: set[str]) -> str | None:
+    """Why sd-scripts ignores a subset, or ``None``."""
+    if subset.repeats < 1:
+        return f"num_repeats {subset.repeats} is less than 1"
+    if subset.name in seen:
+        return "duplicate image folder (sd-scripts uses the first one)"
+    if not subset.sizes:
+        return "no images found"
+    return None
+
+
+def _add_subset(ds: _Dataset, k: int, subset: SubsetInput, settings: PlanSettings) -> None:
+    files = subset.file_names()
+    n = len(subset.sizes)
+    split = settings.validation_split
+    if split > 0.0 and not subset.is_reg:
+        train_idx, val_idx = _split_train_val(n, split, settings.validation_seed)
+        ds.unseeded_split = ds.unseeded_split or settings.validation_seed is None
+    else:
+        train_idx, val_idx = list(range(n)), []
+
+    def info(i: int, repeats: int) -> _Info:
+        return _Info(subset.name, files[i], subset.sizes[i], repeats, subset.is_reg, (k, i))
+
+    if subset.is_reg:
+        ds.num_reg_images += subset.repeats * n
+        ds.reg.extend(info(i, subset.repeats) for i in range(n))
+    else:
+        ds.num_train_images += subset.repeats * len(train_idx)
+        ds.train.extend(info(i, subset.repeats) for i in train_idx)
+        # The validation dataset is a second DreamBoothDataset over the same subsets, repeats forced to 1.
+        ds.validation.extend(info(i, 1) for i in val_idx)
+    ds.subset_rows.append(SubsetRow(subset.name, subset.is_reg, subset.repeats, n, len(train_idx), len(val_idx), 0))
+
+
+def _balance_reg(ds: _Dataset, warnings: list[PlanWarning]) -> list[_Info]:
+    """The regularization images sd-scripts registers, exactly as ``DreamBoothDataset`` balances them: in order
+    (each with its subset's repeats) until the train count is reached, then one more repeat at a time,
+    round-robin. Surplus images are never registered."""
+    registered: list[_Info] = []
+    if ds.num_reg_images == 0:
+        return registered
+    n_items = 0
+    first_loop = True
+    while n_items < ds.num_train_images:
+        for info in ds.reg:
+            if first_loop:
+                registered.append(info)
+                n_items += info.repeats
+            else:
+                info.repeats += 1
+                n_items += 1
+            if n_items >= ds.num_train_images:
+                break
+        first_loop = False
+    unused = len(ds.reg) - len(registered)
+    if unused:
+        warnings.append(
+            PlanWarning(
+                "reg_unused",
+                f"{unused} of {len(ds.reg)} regularization images are never used: sd-scripts only "
+                f"registers reg images until they match the {ds.num_train_images} training images × repeats",
+            )
+        )
+    return registered
+
+
+def _with_items(subset_rows: list[SubsetRow], used: list[_Info]) -> list[SubsetRow]:
+    """The subset rows with the images × repeats each puts into one epoch (after reg balancing)."""
+    items_by_subset: dict[str, int] = {}
+    for info in used:
+        items_by_subset[info.subset] = items_by_subset.get(info.subset, 0) + info.repeats
+    return [r if r.skipped else dataclasses.replace(r, items=items_by_subset.get(r.name, 0)) for r in subset_rows]
+
+
+def _image_rows(ds: _Dataset, registered_ids: set[int]) -> list[ImageRow]:
+    """One row per image and role, in the user's order; an image both kept and held out (ceil + round can
+    overlap) shows twice."""
+    roles: list[tuple[Role, _Info]] = [("train", i) for i in ds.train]
+    roles += [("reg" if id(i) in registered_ids else "reg-unused", i) for i in ds.reg]
+    roles += [("validation", i) for i in ds.validation]
+    roles.sort(key=lambda ri: ri[1].order)
+    rows = []
+    for role, info in roles:
+        a = info.assignment
+        assert a is not None
+        repeats = 0 if role == "reg-unused" else info.repeats
+        ar_error = None if math.isnan(a.ar_error) else a.ar_error
+        rows.append(
+            ImageRow(
+                info.subset, info.file, info.size, role, repeats, a.bucket, a.resized, a.upscaled, ar_error, a.error
+            )
+        )
+    return rows
+
+
+def _validation_warnings(ds: _Dataset, rows: list[ImageRow], split: float) -> list[PlanWarning]:
+    out = []
+    if ds.unseeded_split and len({r.bucket for r in rows if r.role in ("train", "validation")}) > 1:
+        out.append(
+            PlanWarning(
+                "validation_unseeded",
+                "validation_split without validation_seed: sd-scripts holds out random images, so how many "
+                "land in each bucket (and the batches per epoch) can differ from this plan; "
+                "set validation_seed",
+            )
+        )
+    if split > 0.0 and not ds.validation and ds.num_train_images:
+        out.append(
+            PlanWarning(
+                "validation_empty",
+                f"validation_split {split} holds out no image (round(images × split) is 0 per subset): "
+                "sd-scripts logs no validation loss",
+                "info",
+            )
+        )
+    return out
 
 
 def _steps(batches: int, s: PlanSettings, warnings: list[PlanWarning]) -> Steps:
