@@ -271,7 +271,7 @@ def test_reg_images_are_balanced_round_robin_to_the_train_count() -> None:
 
 
 def test_reference_run_six_train_six_reg_batch_2_is_18_steps() -> None:
-    # reference/sd_scripts.md §10 [run]: 6 train imgs×repeats + 6 balanced reg, batch 2 -> B=6, E=3 -> 18 steps.
+    # A real sd-scripts run: 6 train imgs×repeats + 6 balanced reg, batch 2 -> B=6, E=3 -> 18 steps.
     plan = make_plan(
         [
             SubsetInput("2_x", [(64, 64)] * 3, repeats=2),

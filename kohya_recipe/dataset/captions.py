@@ -1,9 +1,10 @@
 """Caption files, read the way sd-scripts reads them.
 
 sd-scripts reads ``<image stem><caption_extension>`` as UTF-8 and uses only the first line, stripped
-(``train_util.py`` ``read_caption``; reference/sd_scripts.md §5). A :class:`Caption` keeps everything else of the
-file too (separator, BOM, line ending, further lines), so that an edit (:mod:`kohya_recipe.dataset.caption_edits`)
-writes the file back in its own style. Tags compare in a normalised form (:func:`normalize_tag`), as CLIP sees them.
+(``library/train_util.py`` ``DreamBoothDataset.__init__`` ``read_caption``). A :class:`Caption` keeps everything
+else of the file too (separator, BOM, line ending, further lines), so that an edit
+(:mod:`kohya_recipe.dataset.caption_edits`) writes the file back in its own style. Tags compare in a normalised
+form (:func:`normalize_tag`), as CLIP sees them.
 """
 
 from __future__ import annotations

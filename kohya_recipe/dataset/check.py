@@ -5,14 +5,14 @@
 
 - **layout** — ``train_data_dir`` must be the *parent* of ``N_name`` folders (the most reported mistake:
   sd-scripts then finds no data and exits 0), folders without a repeats prefix, regularization folders, more
-  than one subject folder (reference/sd_scripts.md §4; peers-and-user-asks.md asks 13-14);
+  than one subject folder (sd-scripts ``library/config_util.py`` ``generate_dreambooth_subsets_config_by_subdirs``);
 - **count**, **resolution** (the article's 768 px minimum and, through :mod:`kohya_recipe.sdscripts.buckets`, the images
   the trainer will upscale), **aspect** ratios against the generation aspect and the bucket each image lands in;
 - **files the trainer silently skips** (``.Png``, ``.gif``, nested folders, hidden files, two images sharing one
   caption), **corrupt** images (header-only scan; a real decode for suspicious headers or on demand),
   **EXIF** rotation and **alpha** channels (sd-scripts ignores both), **duplicates** (exact, and perceptual
   when decoding);
-- **captions** — the recipe's extension (``.txt`` vs sd-scripts' ``.caption`` default, ask 15), missing,
+- **captions** — the recipe's extension (``.txt`` vs sd-scripts' ``.caption`` default), missing,
   orphan, empty, non-UTF-8 and multi-line files, the **trigger** in every caption, length, Danbooru format,
   the tag table, tags in every caption; **shots** (the article's shot list) and **contradictions** from tags,
   from a configurable rules file.

@@ -18,8 +18,8 @@ from pathlib import Path
 from kohya_recipe.errors import DatasetError
 from kohya_recipe.files import open_regular_file
 
-# sd-scripts train_util.IMAGE_EXTENSIONS: lower-case and upper-case variants only, so ".Png" is silently
-# skipped by the trainer (reference/sd_scripts.md §5). AVIF/JXL count only when their Pillow plugins import.
+# sd-scripts library/train_util.py IMAGE_EXTENSIONS (listed by glob_images): lower-case and upper-case variants only,
+# so ".Png" is silently skipped by the trainer. AVIF/JXL count only when their Pillow plugins import.
 TRAINER_IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     [".png", ".jpg", ".jpeg", ".webp", ".bmp", ".PNG", ".JPG", ".JPEG", ".WEBP", ".BMP"]
 )

@@ -578,7 +578,8 @@ def subsets_from_train_data_dir(parent: Path, *, is_reg: bool = False) -> list[S
     """sd-scripts' folder mode: each ``<repeats>_<class tokens>`` sub-folder of ``parent`` is a subset.
 
     Folders whose name does not start with an integer and ``_``-separated rest are skipped, as sd-scripts
-    skips them (reference §4). Folders are taken in name order.
+    skips them (``library/config_util.py`` ``generate_dreambooth_subsets_config_by_subdirs``). Folders are taken in
+    name order.
     """
     if not parent.is_dir():
         raise DatasetError("image folder not found", source=str(parent))

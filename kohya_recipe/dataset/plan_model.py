@@ -10,7 +10,8 @@ from typing import Literal
 from kohya_recipe.errors import DatasetError
 from kohya_recipe.sdscripts.buckets import BucketSettings, BucketSettingsError, Reso
 
-# sd-scripts' --max_train_steps default, used when --max_train_epochs is not given (reference §10).
+# sd-scripts' --max_train_steps default (library/train_util.py add_training_arguments), used when --max_train_epochs
+# is not given.
 DEFAULT_MAX_TRAIN_STEPS = 1600
 
 Severity = Literal["info", "warning", "error"]
