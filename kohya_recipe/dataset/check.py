@@ -74,7 +74,7 @@ def check_dataset(
     findings: list[Finding] = [*layout.findings, *scan.findings]
     findings += layout_subset_findings(layout, scan.folders, settings)
     findings += file_findings(scan.folders, root)
-    findings += count_findings(trained, the_rules, layout)
+    findings += count_findings(trained, the_rules)
     findings += image_findings(records, settings, the_rules)
     findings += aspect_findings(trained, the_rules, settings)
     findings += duplicate_findings(records, the_rules, settings, decode)

@@ -146,6 +146,10 @@ class ImageRecord:
 
 @dataclass
 class FolderScan:
+    """One image folder as sd-scripts lists it: the images it reads, every entry by name, and what it passes over
+    (``skipped_images`` with the reason, ``hidden_images``, ``nested`` folders with images, ``others``,
+    ``not_files`` named like images); ``unreadable`` when the folder cannot be listed."""
+
     images: list[Path] = field(default_factory=list)
     files: dict[str, os.DirEntry[str]] = field(default_factory=dict)
     skipped_images: list[tuple[Path, str]] = field(default_factory=list)
@@ -166,6 +170,7 @@ def _count_images_below(folder: Path, limit: int = 10000) -> int:
 
 
 def scan_folder(folder: Path) -> FolderScan:
+    """List ``folder`` the way sd-scripts' ``glob_images`` would, noting everything it would pass over."""
     scan = FolderScan()
     try:
         with os.scandir(folder) as it:
@@ -234,6 +239,7 @@ def _is_file(scan: FolderScan, name: str) -> bool:
 
 
 def read_caption_for(record: ImageRecord, scan: FolderScan, extension: str) -> None:
+    """Find and read the caption sd-scripts would use for ``record``; set its caption fields and status."""
     # sd-scripts' candidates (captions.caption_candidates), with plain strings: this runs once per image.
     spath = os.fspath(record.file)
     base = spath[: len(spath) - len(split_name(record.file.name)[1])]

@@ -110,6 +110,7 @@ def _near_duplicates(records: list[ImageRecord], max_distance: int) -> list[tupl
 def duplicate_findings(
     records: list[ImageRecord], rules: Rules, settings: CheckSettings, decoded: bool
 ) -> list[Finding]:
+    """Byte-identical images, and (when every image was ``decoded``) perceptual near-duplicates and mirror images."""
     out: list[Finding] = []
     exact = _exact_duplicates(records)
     exact_pairs: set[frozenset[str]] = set()

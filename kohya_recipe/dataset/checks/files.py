@@ -11,6 +11,8 @@ from kohya_recipe.dataset.scan import FolderScan, split_name
 
 
 def file_findings(scans: list[tuple[Subset, FolderScan]], root: Path) -> list[Finding]:
+    """Images sd-scripts skips (extension case, hidden, in sub-folders), names it cannot open, other files, and
+    two images sharing one caption."""
     out: list[Finding] = []
     skipped = [Item(rel(p, root), reason) for _s, scan in scans for p, reason in scan.skipped_images]
     if skipped:

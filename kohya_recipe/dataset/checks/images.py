@@ -210,6 +210,7 @@ _ORIENTATION = {
 
 
 def aspect_findings(trained: list[ImageRecord], rules: Rules, settings: CheckSettings) -> list[Finding]:
+    """The aspect mix against the article's generation aspect, and the buckets the images land in."""
     sized = [r for r in trained if r.header is not None]
     if not sized:
         return []

@@ -12,8 +12,8 @@ from kohya_recipe.dataset.settings import CheckSettings
 def layout_subset_findings(
     layout: Layout, scans: list[tuple[Subset, FolderScan]], settings: CheckSettings
 ) -> list[Finding]:
+    """The subsets against the recipe (regularization, repeats) and folders without an image sd-scripts reads."""
     out: list[Finding] = []
-
     if settings.regularization and not any(s.is_reg for s in layout.subsets):
         out.append(
             Finding(
@@ -59,7 +59,8 @@ def layout_subset_findings(
     return out
 
 
-def count_findings(trained: list[ImageRecord], rules: Rules, layout: Layout) -> list[Finding]:
+def count_findings(trained: list[ImageRecord], rules: Rules) -> list[Finding]:
+    """The number of trained images against the article's (none at all is sd-scripts' 'No data found')."""
     n = len(trained)
     if n == 0:
         return [

@@ -12,6 +12,8 @@ from kohya_recipe.dataset.settings import CheckSettings
 
 
 def shot_findings(trained: list[ImageRecord], rules: Rules) -> tuple[list[Finding], dict[str, int]]:
+    """How many images each shot of the rules' list has (from their tags; an image without an angle shot is a
+    front view), and the findings: coverage, missing shots, too few front views."""
     captioned = [r for r in trained if r.parsed is not None and r.parsed.text]
     counts: dict[str, int] = {"front": 0, **{s.name: 0 for s in rules.shots}}
     if not captioned or not rules.shots:
@@ -61,6 +63,7 @@ def _shot(rules: Rules, name: str) -> ShotRule | None:
 
 
 def contradiction_findings(trained: list[ImageRecord], rules: Rules, settings: CheckSettings) -> list[Finding]:
+    """Captions holding tags that cannot both describe one image (the rules' contradictions)."""
     by_rule: dict[int, list[Item]] = defaultdict(list)
     matchers = [(TagPattern([rule.when]), TagPattern(rule.forbid)) for rule in rules.contradictions]
     for r in trained:

@@ -22,6 +22,7 @@ def _clip_tokens_lower_bound(text: str) -> int:
 
 
 def format_findings(captioned: list[ImageRecord], settings: CheckSettings, rules: Rules) -> list[Finding]:
+    """Captions too long (tags, CLIP tokens), written as sentences, with a tag twice or empty tags."""
     long_tags: list[Item] = []
     too_many_tokens: list[Item] = []
     sentences: list[Item] = []

@@ -28,6 +28,7 @@ def _trigger_finder(trigger: str) -> Callable[[Sequence[str]], int | None]:
 
 
 def trigger_findings(captioned: list[ImageRecord], settings: CheckSettings) -> list[Finding]:
+    """Captions without the trigger, near-misspellings of it, and a trigger that shuffling moves around."""
     if not settings.trigger:
         return [
             Finding(
