@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from kohya_recipe.errors import DatasetError
@@ -192,8 +192,6 @@ def _os_reason(exc: OSError) -> str:
 
 
 def _replace(header: ImageHeader, **changes: object) -> ImageHeader:
-    from dataclasses import replace
-
     return replace(header, **changes)  # type: ignore[arg-type]
 
 

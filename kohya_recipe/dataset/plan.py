@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from kohya_recipe.dataset.images import image_size, list_trainer_images
 from kohya_recipe.dataset.plan_model import (
     DEFAULT_MAX_TRAIN_STEPS,
     BucketRow,
@@ -563,8 +564,6 @@ def plan_from_recipe(recipe: Recipe, subsets: Sequence[SubsetInput]) -> Plan:
 
 def subset_from_folder(folder: Path, repeats: int, *, is_reg: bool = False, name: str | None = None) -> SubsetInput:
     """Read the images sd-scripts would take from ``folder`` (sizes from the file headers, sorted by name)."""
-    from kohya_recipe.dataset.images import image_size, list_trainer_images
-
     if not folder.is_dir():
         raise DatasetError("image folder not found", source=str(folder))
     paths = list_trainer_images(folder)
