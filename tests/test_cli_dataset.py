@@ -73,6 +73,17 @@ def test_check_fail_on_warning_and_json(tmp_path: Path) -> None:
     assert data["settings"]["trigger"] == "Zed" and data["layout"]["subsets"][0]["repeats"] == 10
 
 
+def test_check_json_is_the_library_result_as_utf8_json(tmp_path: Path) -> None:
+    from kohya_recipe.cli.output import jsonable
+    from kohya_recipe.dataset.check import check_dataset
+
+    root = train_dir(tmp_path)  # 64x80 images are upscaled: "×2.56"-style details
+    output = run("check", str(root), "--json").output
+    # The one JSON printer (cli.output.echo_json) keeps non-ASCII text as is; before it was escaped (\u00d7).
+    assert "×" in output and "\\u00d7" not in output
+    assert json.loads(output) == jsonable(check_dataset(root))
+
+
 def test_check_options_recipe_trigger_rules_decode_table(tmp_path: Path) -> None:
     root = train_dir(tmp_path)
     recipe = tmp_path / "recipe.toml"
@@ -196,7 +207,9 @@ def test_caption_show(tmp_path: Path) -> None:
     assert result.exit_code == 0
     lines = result.output.splitlines()
     assert lines[0] == "6 captions (.txt) for 6 images, 7 distinct tags, 4.5 tags per caption"
-    assert lines[1].split() == ["1girl", "6", "100%"] and len(lines) == 3
+    # The tag table (text.format_table: a header, counts and shares right-aligned), the top 2 rows only.
+    assert lines[1].split() == ["tag", "captions", "share"] and lines[2].split() == ["1girl", "6", "100%"]
+    assert len(lines) == 4 and lines[2].endswith("  6   100%")
     data = json.loads(run("caption", "show", str(img), "--json").output)
     assert data["captions"] == 6 and data["tags"][-1] == {"tag": "upper body", "count": 1, "share": 0.1667}
 
@@ -233,27 +246,26 @@ class _Terminal(io.StringIO):
 
 
 def test_progress_bar_only_for_large_folders_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
-    from kohya_recipe.cli import dataset as cli_dataset
+    from kohya_recipe.cli import output
 
     terminal = _Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
-    small = cli_dataset._ProgressBar("Checking images", enabled=True)
-    for done in range(1, 11):
-        small(done, 10)
-    small.close()
+    with output.progress("Checking images") as small:
+        for done in range(1, 11):
+            small(done, 10)
     assert terminal.getvalue() == ""  # a 10-image folder is done before a bar could be read
-    large = cli_dataset._ProgressBar("Checking images", enabled=True)
-    total = cli_dataset.PROGRESS_MIN_IMAGES
-    for done in range(1, total + 1):
-        large(done, total)
-    large.close()
+    total = output.PROGRESS_MIN_ITEMS
+    with output.progress("Checking images") as large:
+        for done in range(1, total + 1):
+            large(done, total)
     assert "Checking images" in terminal.getvalue() and "100%" in terminal.getvalue()
 
 
 def test_no_progress_bar_when_not_a_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from kohya_recipe.cli import dataset as cli_dataset
+    from kohya_recipe.cli import output
 
-    monkeypatch.setattr(cli_dataset, "PROGRESS_MIN_IMAGES", 2)
+    bar = output._Bar
+    monkeypatch.setattr(output, "_Bar", lambda label, on, _min_items: bar(label, on, 2))
     root = train_dir(tmp_path, n=3)
     result = run("check", str(root), "--table", "none")  # CliRunner's stderr is not a TTY
     assert "Checking images" not in result.stderr and result.exit_code == 0

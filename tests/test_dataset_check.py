@@ -11,19 +11,17 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from kohya_recipe.dataset import check as dataset_check
-from kohya_recipe.dataset.check import (
-    CheckSettings,
-    Finding,
-    Rules,
-    check_dataset,
-    detect_layout,
-    format_report,
-    load_rules,
-)
+from kohya_recipe.cli.output import jsonable
+from kohya_recipe.dataset import scan
+from kohya_recipe.dataset.check import check_dataset
+from kohya_recipe.dataset.detect import detect_layout
+from kohya_recipe.dataset.findings import Finding, Item
+from kohya_recipe.dataset.format import format_report
+from kohya_recipe.dataset.rules import Rules, load_rules
+from kohya_recipe.dataset.settings import article_settings
 from kohya_recipe.errors import DatasetError, ExitCode
 from kohya_recipe.recipe.loading import recipe_from_dict
-from kohya_recipe.sdscripts.buckets import bucket_manager_for
+from kohya_recipe.sdscripts.buckets import BucketSettings, bucket_manager_for
 from tests._dataset_util import ARTICLE_CAPTION, copy_article_mini, dataset, finishes, image, is_root, snapshot
 
 # Small thresholds so tiny images exercise the same code paths as the article's 768 px / 42 images.
@@ -36,12 +34,12 @@ def findings(result, check: str | None = None, severity: str | None = None) -> l
 
 def one(result, check: str, severity: str, text: str) -> Finding:
     hits = [f for f in findings(result, check, severity) if text in f.message]
-    assert len(hits) == 1, [f.to_dict() for f in result.findings]
+    assert len(hits) == 1, [jsonable(f) for f in result.findings]
     return hits[0]
 
 
 def paths(finding: Finding) -> list[str]:
-    return [p for p, _d in finding.items]
+    return [item.path for item in finding.items]
 
 
 def train_dir(tmp_path: Path, n: int = 3, name: str = "10_Zed woman", **kw) -> Path:
@@ -73,19 +71,19 @@ def test_article_mini_matches_what_sd_scripts_did(tmp_path: Path) -> None:
     result = check_dataset(img, recipe=r, rules=SMALL)
     assert result.layout.kind == "train_data_dir"
     [subset] = result.layout.subsets
-    assert (subset.name, subset.repeats, subset.class_tokens, subset.image_count) == (
+    assert (subset.name, subset.repeats, subset.class_tokens, subset.images) == (
         "2_testchar woman",
         2,
         "testchar woman",
         6,
     )
     # sd-scripts logged "bucket 0: resolution (64, 64), count: 12" (6 images × 2 repeats).
-    assert {tuple(rec.bucket.bucket) for rec in result.images} == {(64, 64)}
+    assert {tuple(rec.bucket) for rec in result.images} == {(64, 64)}
     assert all(rec.caption_status == "ok" for rec in result.images)
-    assert result.ok, [f.to_dict() for f in findings(result, severity="error")]
+    assert result.ok, [jsonable(f) for f in findings(result, severity="error")]
     assert not findings(result, "trigger", "warning") and not findings(result, "captions")
-    assert result.shot_counts["from side"] == 1 and result.shot_counts["from behind"] == 1
-    assert dict(result.tag_counts)["testchar"] == 6
+    assert result.shots["from side"] == 1 and result.shots["from behind"] == 1
+    assert {t.tag: t.count for t in result.tags}["testchar"] == 6
 
 
 def test_article_mini_with_the_articles_defaults(tmp_path: Path) -> None:
@@ -97,7 +95,7 @@ def test_article_mini_with_the_articles_defaults(tmp_path: Path) -> None:
     upscaled = one(result, "resolution", "warning", "will upscale 6 images")
     # The foundation's bucket replay says where a 128x160 image goes at 768: reuse, do not re-derive.
     expected = bucket_manager_for((768, 768)).select_bucket(128, 160)
-    assert f"bucket {expected.bucket[0]}x{expected.bucket[1]}" in dict(upscaled.items)["2_testchar woman/img00.png"]
+    assert f"bucket {expected.bucket[0]}x{expected.bucket[1]}" in upscaled.details()["2_testchar woman/img00.png"]
     one(result, "count", "warning", "only 6 images × 2 repeats = 12 images per epoch")
     assert result.exit_code() == ExitCode.OK
 
@@ -134,7 +132,7 @@ def test_skipped_folders_next_to_a_good_one(tmp_path: Path) -> None:
     image(root / "loose.png")
     result = check_dataset(root, rules=SMALL)
     f = one(result, "layout", "warning", "sd-scripts skips 2 folders")
-    assert dict(f.items) == {"extra": "no repeats prefix", "0_off": "repeats 0 < 1"}
+    assert f.details() == {"extra": "no repeats prefix", "0_off": "repeats 0 < 1"}
     one(result, "layout", "warning", "images lie directly in this train_data_dir")
     one(result, "count", "info", "3 images × 10 repeats")
 
@@ -175,7 +173,7 @@ def test_project_layout_uses_dataset_toml_and_resolved_recipe(tmp_path: Path) ->
     result = check_dataset(tmp_path / "proj", rules=SMALL)
     assert result.settings.source.endswith("resolved-recipe.toml") and result.settings.trigger == "Zed"
     assert result.settings.resolution == (64, 64)
-    assert all(rec.bucket.bucket == (64, 64) and not rec.bucket.upscaled for rec in result.images)
+    assert all(rec.bucket == (64, 64) and not rec.upscaled for rec in result.images)
 
 
 def test_img_folder_of_a_project_uses_the_projects_recipe(tmp_path: Path) -> None:
@@ -242,7 +240,7 @@ def test_resolution_and_upscaling_follow_the_recipe(tmp_path: Path) -> None:
     result = check_dataset(folder.parent, rules=Rules(count_min=1))
     small = one(result, "resolution", "warning", "shorter than 768 px")
     assert sorted(paths(small)) == ["10_Zed woman/article_portrait.png", "10_Zed woman/small.png"]
-    up = dict(one(result, "resolution", "warning", "will upscale 2 images").items)
+    up = one(result, "resolution", "warning", "will upscale 2 images").details()
     # At 768 a 640x768 image is upscaled into the 704x832 bucket (the bucket fixture's example).
     assert up["10_Zed woman/article_portrait.png"] == "640x768 -> 704x845 (×1.10), bucket 704x832"
     assert up["10_Zed woman/small.png"] == "300x300 -> 768x768 (×2.56), bucket 768x768"
@@ -253,7 +251,9 @@ def test_resolution_and_upscaling_follow_the_recipe(tmp_path: Path) -> None:
 def test_bucket_settings_sd_scripts_rejects(tmp_path: Path) -> None:
     # The recipe refuses these already; settings from elsewhere (a script, an sd-scripts config) may not.
     root = train_dir(tmp_path)
-    result = check_dataset(root, rules=SMALL, settings=CheckSettings(min_bucket_reso=1024, max_bucket_reso=2048))
+    article = article_settings()
+    bad = replace(article, buckets=replace(article.buckets, min_bucket_reso=1024, max_bucket_reso=2048))
+    result = check_dataset(root, rules=SMALL, settings=bad)
     f = one(result, "resolution", "error", "the bucket settings stop sd-scripts")
     assert "min_bucket_reso" in f.message and "larger than the resolution's short side 768" in f.message
     assert all(r.bucket is None for r in result.images) and len(result.images) == 3
@@ -288,13 +288,13 @@ def test_files_sd_scripts_silently_skips(tmp_path: Path) -> None:
     (folder / "img00.npz").write_bytes(b"latents")  # sd-scripts' own cache: not reported
     (folder / "dir.png").mkdir()
     result = check_dataset(root, rules=SMALL)
-    skipped = dict(one(result, "files", "warning", "silently skips").items)
+    skipped = one(result, "files", "warning", "silently skips").details()
     assert "mixed-case extension '.Png'" in skipped["10_Zed woman/mixed.Png"]
     assert "does not read '.gif'" in skipped["10_Zed woman/anim.gif"]
     assert "pillow_avif" in skipped["10_Zed woman/photo.avif"]
     assert paths(one(result, "files", "warning", "hidden image")) == ["10_Zed woman/.hidden.png"]
     assert paths(one(result, "files", "warning", "sub-folders")) == ["10_Zed woman/nested"]
-    assert dict(one(result, "files", "warning", "two image extensions").items) == {
+    assert one(result, "files", "warning", "two image extensions").details() == {
         "10_Zed woman/img00": "img00.jpg, img00.png"
     }
     assert paths(one(result, "files", "info", "other file")) == ["10_Zed woman/notes.md"]
@@ -310,15 +310,15 @@ def test_bad_images_are_reported_per_file_and_the_scan_goes_on(tmp_path: Path) -
     good = image(tmp_path / "good.png", (96, 96), color=9).read_bytes()
     (folder / "cut.png").write_bytes(good[: len(good) // 2])
     result = check_dataset(root, rules=SMALL)
-    unreadable = dict(one(result, "corrupt", "error", "cannot be read as an image").items)
+    unreadable = one(result, "corrupt", "error", "cannot be read as an image").details()
     assert set(unreadable) == {"10_Zed woman/fake.png", "10_Zed woman/zero.png", "10_Zed woman/broken.png"}
     assert "not an image" in unreadable["10_Zed woman/fake.png"]
     assert "empty file" in unreadable["10_Zed woman/zero.png"]
     assert "does not exist" in unreadable["10_Zed woman/broken.png"]
-    corrupt = dict(one(result, "corrupt", "error", "cannot be decoded").items)
+    corrupt = one(result, "corrupt", "error", "cannot be decoded").details()
     assert list(corrupt) == ["10_Zed woman/cut.png"] and "decoding failed" in corrupt["10_Zed woman/cut.png"]
     assert len(result.images) == 6
-    good = {r.path.name for r in result.images if r.header is not None and r.caption_status == "ok"}
+    good = {r.file.name for r in result.images if r.header is not None and r.caption_status == "ok"}
     assert good == {"img00.png", "img01.png"}
     assert result.exit_code() == ExitCode.CHECK_FAILED
 
@@ -341,14 +341,12 @@ def test_unreadable_files_simulated(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         return real_builtin_open(path, *a, **k)
 
     monkeypatch.setattr(os, "open", os_open)
-    monkeypatch.setattr(dataset_check, "open", builtin_open, raising=False)
+    monkeypatch.setattr(scan, "open", builtin_open, raising=False)
     result = check_dataset(root, rules=SMALL)
-    assert (
-        "permission denied" in dict(one(result, "corrupt", "error", "cannot be read").items)["10_Zed woman/img00.png"]
-    )
+    assert "permission denied" in one(result, "corrupt", "error", "cannot be read").details()["10_Zed woman/img00.png"]
     f = one(result, "captions", "error", "cannot be read")
     assert f.items == [
-        ("10_Zed woman/img01.txt", "cannot read (permission denied): sd-scripts stops with an exception on it")
+        Item("10_Zed woman/img01.txt", "cannot read (permission denied): sd-scripts stops with an exception on it")
     ]
 
 
@@ -360,8 +358,7 @@ def test_unreadable_files_for_real(tmp_path: Path) -> None:
     try:
         result = check_dataset(root, rules=SMALL)
         assert (
-            "permission denied"
-            in dict(one(result, "corrupt", "error", "cannot be read").items)["10_Zed woman/img00.png"]
+            "permission denied" in one(result, "corrupt", "error", "cannot be read").details()["10_Zed woman/img00.png"]
         )
     finally:
         locked.chmod(0o644)
@@ -373,7 +370,7 @@ def test_extension_lies_about_the_format(tmp_path: Path) -> None:
     (root / "10_Zed woman" / "jpeg.txt").write_text("1girl, Zed")
     result = check_dataset(root, rules=SMALL)
     f = one(result, "files", "info", "extension does not match")
-    assert dict(f.items) == {"10_Zed woman/jpeg.png": "the file is JPEG, not PNG as its extension says"}
+    assert f.details() == {"10_Zed woman/jpeg.png": "the file is JPEG, not PNG as its extension says"}
     assert result.ok
 
 
@@ -389,7 +386,7 @@ def test_exif_rotation_and_alpha(tmp_path: Path) -> None:
         p.with_suffix(".txt").write_text("1girl, Zed")
     result = check_dataset(root, rules=SMALL)
     rot = one(result, "exif", "warning", "EXIF rotation")
-    assert dict(rot.items) == {"10_Zed woman/rotated.jpg": "EXIF orientation 6 (rotated 90° CW)"}
+    assert rot.details() == {"10_Zed woman/rotated.jpg": "EXIF orientation 6 (rotated 90° CW)"}
     alpha = one(result, "alpha", "warning", "alpha channel")
     assert sorted(paths(alpha)) == ["10_Zed woman/opaque_alpha.png", "10_Zed woman/transparent.png"]
     decoded = check_dataset(root, rules=SMALL, decode=True)
@@ -411,11 +408,11 @@ def test_exact_and_near_duplicates(tmp_path: Path) -> None:
         (folder / f"{name}.txt").write_text("1girl, Zed")
     header_only = check_dataset(root, rules=SMALL)
     exact = one(header_only, "duplicates", "warning", "byte-identical")
-    assert exact.items == [("10_Zed woman/copy.png", "identical to 10_Zed woman/img00.png")]
+    assert exact.items == [Item("10_Zed woman/copy.png", "identical to 10_Zed woman/img00.png")]
     one(header_only, "duplicates", "info", "near-duplicates not searched")
 
     decoded = check_dataset(root, rules=SMALL, decode=True)
-    near = dict(one(decoded, "duplicates", "warning", "near-duplicate").items)
+    near = one(decoded, "duplicates", "warning", "near-duplicate").details()
     assert near["10_Zed woman/img01.png"].startswith("nearly identical to 10_Zed woman/resaved.jpg")
     assert near["10_Zed woman/img02.png"].startswith("a mirror image of 10_Zed woman/mirror.png")
     assert "10_Zed woman/copy.png" not in near and "10_Zed woman/img00.png" not in near  # already exact
@@ -464,17 +461,17 @@ def test_caption_file_problems(tmp_path: Path) -> None:
     assert paths(one(result, "captions", "error", "without a caption file")) == ["10_Zed woman/img00.png"]
     assert paths(one(result, "captions", "error", "empty caption files")) == ["10_Zed woman/img01.txt"]
     assert paths(one(result, "captions", "error", "no text")) == ["10_Zed woman/img02.txt"]
-    not_text = dict(one(result, "captions", "error", "not UTF-8 text").items)
+    not_text = one(result, "captions", "error", "not UTF-8 text").details()
     assert set(not_text) == {"10_Zed woman/img03.txt", "10_Zed woman/img04.txt"}
     assert "UnicodeDecodeError" in not_text["10_Zed woman/img03.txt"] and "binary" in not_text["10_Zed woman/img04.txt"]
     assert paths(one(result, "captions", "warning", "byte-order mark")) == ["10_Zed woman/img05.txt"]
     assert paths(one(result, "captions", "warning", "more than one line")) == ["10_Zed woman/img06.png"]
-    orphans = dict(one(result, "captions", "warning", "without an image sd-scripts reads").items)
+    orphans = one(result, "captions", "warning", "without an image sd-scripts reads").details()
     assert orphans == {
         "10_Zed woman/lonely.txt": "no image with this name",
         "10_Zed woman/skipped.txt": "belongs to skipped.Png, which sd-scripts skips",
     }
-    statuses = {r.path.name: r.caption_status for r in result.images}
+    statuses = {r.file.name: r.caption_status for r in result.images}
     assert statuses["img03.png"] == "not-text" and statuses["img07.png"] == "ok"
 
 
@@ -492,15 +489,15 @@ def test_special_files_and_broken_caption_links_are_reported_not_hung_on(tmp_pat
     before = snapshot(root)
     result = finishes(lambda: check_dataset(root, rules=SMALL))
     assert snapshot(root) == before
-    unreadable = dict(one(result, "corrupt", "error", "cannot be read as an image").items)
+    unreadable = one(result, "corrupt", "error", "cannot be read as an image").details()
     assert unreadable == {"10_Zed woman/pipe.png": "not a regular file (a FIFO): reading it would block or never end"}
-    missing = dict(one(result, "captions", "error", "without a caption file").items)
+    missing = one(result, "captions", "error", "without a caption file").details()
     assert set(missing) == {"10_Zed woman/pipe.png", "10_Zed woman/img01.png", "10_Zed woman/img02.png",
                             "10_Zed woman/img03.png"}  # fmt: skip
     assert all(
         "a broken symlink, a folder or a FIFO, not a file" in missing[f"10_Zed woman/img0{i}.png"] for i in (1, 2, 3)
     )
-    assert {r.path.name for r in result.images if r.caption_status == "ok"} == {"img00.png", "img04.png"}
+    assert {r.file.name for r in result.images if r.caption_status == "ok"} == {"img00.png", "img04.png"}
 
 
 def test_face_crop_caption_name_is_not_an_orphan(tmp_path: Path) -> None:
@@ -548,10 +545,10 @@ def test_caption_length_format_and_spelling(tmp_path: Path) -> None:
     assert paths(one(result, "captions", "warning", "longer than 15 tags")) == ["10_Zed woman/img00.png"]
     assert "10_Zed woman/img01.png" in paths(one(result, "captions", "warning", "over 75 CLIP tokens"))
     assert paths(one(result, "captions", "warning", "read like sentences")) == ["10_Zed woman/img01.png"]
-    assert dict(one(result, "captions", "warning", "the same tag twice").items) == {"10_Zed woman/img02.png": "zed"}
+    assert one(result, "captions", "warning", "the same tag twice").details() == {"10_Zed woman/img02.png": "zed"}
     assert paths(one(result, "captions", "info", "empty tags")) == ["10_Zed woman/img03.png"]
     spelt = one(result, "tags", "warning", "spelt differently")
-    assert dict(spelt.items)["braided hair"] == "'braided hair' (2×), 'braided_hair' (1×)"
+    assert spelt.details()["braided hair"] == "'braided hair' (2×), 'braided_hair' (1×)"
 
 
 def test_tags_in_every_caption_and_the_tag_table(tmp_path: Path) -> None:
@@ -559,7 +556,7 @@ def test_tags_in_every_caption_and_the_tag_table(tmp_path: Path) -> None:
     result = check_dataset(root, rules=SMALL)
     f = one(result, "tags", "info", "tags in every caption besides the trigger: 1girl, lipstick")
     assert "fused" in f.message
-    assert result.tag_counts == [("1girl", 3), ("lipstick", 3), ("Zed", 3)]
+    assert [(t.tag, t.count) for t in result.tags] == [("1girl", 3), ("lipstick", 3), ("Zed", 3)]
 
 
 def test_max_token_length_from_the_recipe(tmp_path: Path) -> None:
@@ -583,13 +580,13 @@ def test_shot_coverage_counts_and_missing(tmp_path: Path) -> None:
         image(folder / f"{i}.png", color=i)
         (folder / f"{i}.txt").write_text("1girl, Zed" + (f", {t}" if t else ""))
     result = check_dataset(folder.parent, rules=SMALL)
-    assert result.shot_counts == {
+    assert result.shots == {
         "front": 5, "from side": 2, "from above": 0, "from behind": 2, "upper body": 1, "full body": 1
     }  # fmt: skip
     missing = one(result, "shots", "warning", "missing or untagged: from side (2/4), from above (0/1)")
-    assert [p for p, _ in missing.items] == ["from side", "from above"]
+    assert [item.path for item in missing.items] == ["from side", "from above"]
     assert not [f for f in findings(result, "shots") if "front views" in f.message]
-    assert {r.path.name: r.shots for r in result.images}["7.png"] == ["from behind", "upper body"]
+    assert {r.file.name: r.shots for r in result.images}["7.png"] == ["from behind", "upper body"]
 
 
 def test_too_few_front_views(tmp_path: Path) -> None:
@@ -604,7 +601,7 @@ def test_default_contradictions(tmp_path: Path) -> None:
         (folder / f"{i}.txt").write_text(f"1girl, Zed, {t}")
     result = check_dataset(folder.parent, rules=SMALL)
     back = one(result, "contradictions", "warning", "'from behind' together with")
-    assert back.items == [("10_Zed woman/0.png", "'from behind' with 'earrings', 'brown eyes'")]
+    assert back.items == [Item("10_Zed woman/0.png", "'from behind' with 'earrings', 'brown eyes'")]
     assert "caption remove" in back.fix
     one(result, "contradictions", "warning", "'full body' together with")
 
@@ -637,7 +634,7 @@ severity = "error"
     assert rules.count_max == Rules().count_max  # untouched defaults stay
     root = train_dir(tmp_path, n=2, caption="1girl, Zed, smile, frown")
     result = check_dataset(root, rules=rules_file)
-    assert result.shot_counts == {"front": 2, "smiling": 2}
+    assert result.shots == {"front": 2, "smiling": 2}
     f = one(result, "contradictions", "error", "'smile' together with 'frown': pick one expression")
     assert len(f.items) == 2 and result.exit_code() == ExitCode.CHECK_FAILED
     assert "Rules from" in format_report(result)
@@ -662,7 +659,7 @@ def test_bad_rules_files(tmp_path: Path, text: str, message: str) -> None:
     path.write_text(text, encoding="utf-8")
     with pytest.raises(DatasetError, match=message):
         load_rules(path)
-    with pytest.raises(DatasetError, match="rules file not found"):
+    with pytest.raises(DatasetError, match=r"missing\.toml: file not found"):
         load_rules(tmp_path / "missing.toml")
 
 
@@ -675,7 +672,7 @@ def test_result_json_progress_and_exit_codes(tmp_path: Path) -> None:
     calls: list[tuple[int, int]] = []
     result = check_dataset(root, rules=SMALL, progress=lambda done, total: calls.append((done, total)))
     assert calls == [(1, 3), (2, 3), (3, 3)]
-    data = json.loads(json.dumps(result.to_dict()))
+    data = json.loads(json.dumps(jsonable(result)))
     assert data["summary"]["error"] == 0 and data["layout"]["kind"] == "train_data_dir"
     assert data["images"][0]["bucket"] == [704, 832] and data["images"][0]["upscaled"] is True
     assert {f["check"] for f in data["findings"]} >= {"count", "shots"}
@@ -702,7 +699,7 @@ def test_check_on_the_example_set_is_clean_of_errors() -> None:
         pytest.skip("examples/ not present")
     result = check_dataset(example, trigger="CharacterAI")
     assert result.ok and len(result.images) == 42
-    assert result.shot_counts["from behind"] == 2
+    assert result.shots["from behind"] == 2
 
 
 def test_article_caption_is_short_danbooru(tmp_path: Path) -> None:
@@ -731,3 +728,17 @@ def test_gui_style_project_folder_and_recipe_regularization(tmp_path: Path) -> N
     assert layout.kind == "project" and [s.name for s in layout.subsets] == ["10_Zed woman"]
     r = recipe_from_dict({"subject": {"trigger": "Zed"}, "dataset": {"regularization": "reg-images"}})
     one(check_dataset(project, rules=SMALL, recipe=r), "layout", "warning", "the recipe trains with regularization")
+
+
+def test_without_a_recipe_the_settings_are_the_articles_from_the_bundled_preset() -> None:
+    # The likeness-sd15 preset holds the article's settings; the checks use them when no recipe is given,
+    # without the preset's example subject (class, repeats).
+    s = article_settings()
+    assert s.buckets == BucketSettings(
+        (768, 768), enable_bucket=True, min_bucket_reso=256, max_bucket_reso=1024, bucket_reso_steps=64
+    )
+    assert (s.caption_extension, s.max_token_length, s.shuffle_caption, s.keep_tokens, s.flip) == (
+        ".txt", 75, False, 0, True
+    )  # fmt: skip
+    assert (s.trigger, s.class_token, s.repeats, s.regularization) == (None, None, None, None)
+    assert (s.source, s.trigger_source) == ("the article's defaults (no recipe)", "")

@@ -21,6 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kohya_recipe.cli.output import jsonable
 from kohya_recipe.dataset.plan import (
     DEFAULT_MAX_TRAIN_STEPS,
     Plan,
@@ -36,7 +37,7 @@ from kohya_recipe.dataset.plan import (
     subsets_from_train_data_dir,
 )
 from kohya_recipe.errors import DatasetError, KohyaRecipeError
-from kohya_recipe.sdscripts.buckets import BucketSettingsError
+from kohya_recipe.sdscripts.buckets import BucketSettings, BucketSettingsError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -127,12 +128,14 @@ def _run_plan(run: str) -> Plan:
         subsets = [SubsetInput(folder, sizes, int(folder.split("_")[0]), False, files)]
         batch_size = args.get("train_batch_size", 1)
     settings_ = PlanSettings(
-        resolution=_resolution(dataset["resolution"]),
-        enable_bucket=dataset.get("enable_bucket", False),
-        min_bucket_reso=dataset.get("min_bucket_reso", 256),
-        max_bucket_reso=dataset.get("max_bucket_reso", 1024),
-        bucket_reso_steps=dataset.get("bucket_reso_steps", 64),
-        bucket_no_upscale=dataset.get("bucket_no_upscale", False),
+        BucketSettings(
+            _resolution(dataset["resolution"]),
+            enable_bucket=dataset.get("enable_bucket", False),
+            min_bucket_reso=dataset.get("min_bucket_reso", 256),
+            max_bucket_reso=dataset.get("max_bucket_reso", 1024),
+            bucket_reso_steps=dataset.get("bucket_reso_steps", 64),
+            bucket_no_upscale=dataset.get("bucket_no_upscale", False),
+        ),
         batch_size=batch_size,
         grad_accum=args.get("gradient_accumulation_steps", 1),
         max_train_epochs=args.get("max_train_epochs"),
@@ -192,8 +195,9 @@ def test_seeded_validation_split_holds_out_what_sd_scripts_held_out() -> None:
 # The article
 
 
-def _article(sizes: list[tuple[int, int]], **kw: Any) -> Plan:
-    settings_ = PlanSettings(resolution=(768, 768), enable_bucket=True, max_train_epochs=8, **kw)
+def _article(sizes: list[tuple[int, int]], *, bucket_no_upscale: bool = False, **kw: Any) -> Plan:
+    buckets = BucketSettings((768, 768), enable_bucket=True, bucket_no_upscale=bucket_no_upscale)
+    settings_ = PlanSettings(buckets, max_train_epochs=8, **kw)
     return make_plan([SubsetInput("10_CharacterAI woman", sizes, repeats=10)], settings_)
 
 
@@ -229,7 +233,7 @@ def test_article_portraits_are_upscaled_but_batch_1_keeps_3360() -> None:
 def test_buckets_that_split_batches_change_the_step_count_and_say_why() -> None:
     plan = make_plan(
         [SubsetInput("1_x", [(640, 768)] * 21 + [(768, 768)] * 21, repeats=1)],
-        PlanSettings(resolution=(768, 768), enable_bucket=True, max_train_epochs=8, batch_size=4),
+        PlanSettings(BucketSettings((768, 768), enable_bucket=True), max_train_epochs=8, batch_size=4),
     )
     # 21 per bucket at batch 4 = 6 batches each (the naive 42/4 = 10.5 -> 11).
     assert [b.batches for b in plan.buckets] == [6, 6]
@@ -252,7 +256,7 @@ def test_reg_images_are_balanced_round_robin_to_the_train_count() -> None:
             SubsetInput("10_x", [(768, 768)] * 10, repeats=1),
             SubsetInput("1_woman", [(512, 768), (768, 768), (1024, 1024)], repeats=1, is_reg=True),
         ],
-        PlanSettings(resolution=(768, 768), enable_bucket=True, max_train_epochs=2, batch_size=2),
+        PlanSettings(BucketSettings((768, 768), enable_bucket=True), max_train_epochs=2, batch_size=2),
     )
     reg = [r for r in plan.images if r.role == "reg"]
     # First pass registers each reg image with its repeats (3), then +1 round-robin until 10.
@@ -267,22 +271,25 @@ def test_reg_images_are_balanced_round_robin_to_the_train_count() -> None:
 
 
 def test_reference_run_six_train_six_reg_batch_2_is_18_steps() -> None:
-    # reference/sd_scripts.md §10 [run]: 6 train imgs×repeats + 6 balanced reg, batch 2 -> B=6, E=3 -> 18 steps.
+    # A real sd-scripts run: 6 train imgs×repeats + 6 balanced reg, batch 2 -> B=6, E=3 -> 18 steps.
     plan = make_plan(
         [
             SubsetInput("2_x", [(64, 64)] * 3, repeats=2),
             SubsetInput("1_reg", [(64, 64)] * 6, repeats=1, is_reg=True),
         ],
-        PlanSettings(resolution=(64, 64), enable_bucket=True, min_bucket_reso=64, max_bucket_reso=128,
-                     batch_size=2, max_train_epochs=3),
-    )  # fmt: skip
+        PlanSettings(
+            BucketSettings((64, 64), enable_bucket=True, min_bucket_reso=64, max_bucket_reso=128),
+            batch_size=2,
+            max_train_epochs=3,
+        ),
+    )
     assert (plan.batches_per_epoch, plan.max_train_steps) == (6, 18)
 
 
 def test_surplus_reg_images_are_never_used() -> None:
     plan = make_plan(
         [SubsetInput("1_x", [(512, 512)] * 3), SubsetInput("1_reg", [(512, 512)] * 10, is_reg=True)],
-        PlanSettings(resolution=(512, 512), enable_bucket=True, max_train_epochs=1),
+        PlanSettings(BucketSettings((512, 512), enable_bucket=True), max_train_epochs=1),
     )
     roles = [r.role for r in plan.images if r.subset == "1_reg"]
     assert roles == ["reg"] * 3 + ["reg-unused"] * 7
@@ -294,7 +301,7 @@ def test_surplus_reg_images_are_never_used() -> None:
 def test_reg_without_train_images_is_no_data() -> None:
     plan = make_plan(
         [SubsetInput("1_reg", [(512, 512)] * 4, is_reg=True)],
-        PlanSettings(resolution=(512, 512), max_train_epochs=2),
+        PlanSettings(BucketSettings((512, 512)), max_train_epochs=2),
     )
     assert plan.batches_per_epoch == 0 and plan.max_train_steps == 0 and plan.num_epochs == 0
     assert [w.code for w in plan.errors] == ["no_data"]
@@ -305,7 +312,7 @@ def test_validation_split_counts_like_sd_scripts() -> None:
     # n = 3, split 0.5: train keeps ceil(1.5) = 2, validation takes the last round(1.5) = 2 -> one overlaps.
     plan = make_plan(
         [SubsetInput("1_x", [(512, 512)] * 3, files=["a.png", "b.png", "c.png"])],
-        PlanSettings(resolution=(512, 512), max_train_epochs=1, validation_split=0.5, validation_seed=7),
+        PlanSettings(BucketSettings((512, 512)), max_train_epochs=1, validation_split=0.5, validation_seed=7),
     )
     assert plan.num_train_images == 2 and plan.num_validation_images == 2
     order = list(range(3))
@@ -316,7 +323,7 @@ def test_validation_split_counts_like_sd_scripts() -> None:
     # Reg subsets are never split.
     reg = make_plan(
         [SubsetInput("1_x", [(512, 512)] * 4), SubsetInput("1_r", [(512, 512)] * 4, is_reg=True)],
-        PlanSettings(resolution=(512, 512), max_train_epochs=1, validation_split=0.5, validation_seed=1),
+        PlanSettings(BucketSettings((512, 512)), max_train_epochs=1, validation_split=0.5, validation_seed=1),
     )
     assert [s.validation_images for s in reg.subsets] == [2, 0]
     assert reg.batches_per_epoch == 4  # 2 train + 2 balanced reg
@@ -326,12 +333,12 @@ def test_unseeded_validation_split_warns_when_buckets_differ() -> None:
     sizes = [(640, 768), (768, 768)] * 3
     unseeded = make_plan(
         [SubsetInput("1_x", sizes)],
-        PlanSettings(resolution=(768, 768), enable_bucket=True, max_train_epochs=1, validation_split=0.34),
+        PlanSettings(BucketSettings((768, 768), enable_bucket=True), max_train_epochs=1, validation_split=0.34),
     )
     assert "validation_unseeded" in [w.code for w in unseeded.warnings]
     tiny = make_plan(
         [SubsetInput("1_x", [(512, 512)])],
-        PlanSettings(resolution=(512, 512), max_train_epochs=1, validation_split=0.34, validation_seed=1),
+        PlanSettings(BucketSettings((512, 512)), max_train_epochs=1, validation_split=0.34, validation_seed=1),
     )
     assert [w.code for w in tiny.warnings] == ["validation_empty"]
     assert tiny.num_train_images == 1
@@ -340,7 +347,7 @@ def test_unseeded_validation_split_warns_when_buckets_differ() -> None:
 def test_processes_and_gradient_accumulation() -> None:
     plan = make_plan(
         [SubsetInput("1_x", [(512, 512)] * 10)],
-        PlanSettings(resolution=(512, 512), max_train_epochs=3, num_processes=2, grad_accum=2),
+        PlanSettings(BucketSettings((512, 512)), max_train_epochs=3, num_processes=2, grad_accum=2),
     )
     # B = 10; each process gets 5 batches; ceil(5 / 2) = 3 optimizer steps per epoch.
     assert (plan.batches_per_epoch, plan.batches_per_epoch_per_process, plan.steps_per_epoch) == (10, 5, 3)
@@ -359,7 +366,7 @@ def test_processes_and_gradient_accumulation() -> None:
 
 
 def test_default_1600_steps_when_epochs_are_not_set() -> None:
-    plan = make_plan([SubsetInput("10_x", [(512, 512)] * 42, repeats=10)], PlanSettings(resolution=(512, 512)))
+    plan = make_plan([SubsetInput("10_x", [(512, 512)] * 42, repeats=10)], PlanSettings(BucketSettings((512, 512))))
     assert plan.max_train_steps == DEFAULT_MAX_TRAIN_STEPS == 1600
     assert plan.max_train_steps_source == "default"
     assert (plan.steps_per_epoch, plan.num_epochs, plan.last_epoch_steps) == (420, 4, 340)
@@ -372,14 +379,14 @@ def test_default_1600_steps_when_epochs_are_not_set() -> None:
 
 def test_explicit_max_train_steps_and_the_epoch_override() -> None:
     steps_only = make_plan(
-        [SubsetInput("1_x", [(512, 512)] * 5)], PlanSettings(resolution=(512, 512), max_train_steps=12)
+        [SubsetInput("1_x", [(512, 512)] * 5)], PlanSettings(BucketSettings((512, 512)), max_train_steps=12)
     )
     assert (steps_only.max_train_steps, steps_only.num_epochs, steps_only.last_epoch_steps) == (12, 3, 2)
     assert steps_only.max_train_steps_source == "max_train_steps"
     assert [w.code for w in steps_only.warnings] == ["partial_last_epoch"]
     both = make_plan(
         [SubsetInput("1_x", [(512, 512)] * 5)],
-        PlanSettings(resolution=(512, 512), max_train_steps=12, max_train_epochs=2),
+        PlanSettings(BucketSettings((512, 512)), max_train_steps=12, max_train_epochs=2),
     )
     assert both.max_train_steps == 10 and both.max_train_steps_source == "epochs"
     assert [w.code for w in both.warnings] == ["max_train_steps_ignored"]
@@ -394,9 +401,13 @@ def test_zero_bucket_side_is_an_error_not_a_crash() -> None:
     files, sizes = _sizes("article-mini")
     plan = make_plan(
         [SubsetInput("2_testchar woman", sizes, repeats=2, files=files)],
-        PlanSettings(resolution=(64, 64), enable_bucket=True, min_bucket_reso=64, max_bucket_reso=128,
-                     bucket_no_upscale=True, max_train_epochs=4),
-    )  # fmt: skip
+        PlanSettings(
+            BucketSettings(
+                (64, 64), enable_bucket=True, min_bucket_reso=64, max_bucket_reso=128, bucket_no_upscale=True
+            ),
+            max_train_epochs=4,
+        ),
+    )
     (err,) = plan.errors
     assert err.code == "zero_bucket_side"
     assert "3 image(s)" in err.message and "3× 128x160" in err.message and "ZeroDivisionError" in err.message
@@ -404,7 +415,7 @@ def test_zero_bucket_side_is_an_error_not_a_crash() -> None:
     assert [r.file for r in crashed] == ["img00.png", "img01.png", "img04.png"]
     assert all(r.bucket is None for r in crashed)
     assert plan.buckets[0].resolution == (64, 64) and plan.buckets[0].count == 6
-    data = plan.to_dict()
+    data = jsonable(plan)
     assert data["images"][0]["ar_error"] is None and data["images"][0]["error"]
     json.dumps(data, allow_nan=False)
     assert "crash" in format_plan(plan)
@@ -412,19 +423,20 @@ def test_zero_bucket_side_is_an_error_not_a_crash() -> None:
 
 def test_bucketing_off_refuses_other_sizes_unless_latents_are_cached() -> None:
     sizes = [(640, 768), (1024, 1024), (768, 768)]
-    plan = make_plan([SubsetInput("1_x", sizes)], PlanSettings(resolution=(768, 768), max_train_epochs=1))
+    plan = make_plan([SubsetInput("1_x", sizes)], PlanSettings(BucketSettings((768, 768)), max_train_epochs=1))
     assert [(b.resolution, b.count) for b in plan.buckets] == [((768, 768), 3)]
     assert [w.code for w in plan.errors] == ["no_bucket_too_large", "no_bucket_too_small"]
     assert "image too large, but cropping and bucketing are disabled" in plan.errors[0].message
     assert "image size is small" in plan.errors[1].message
     assert not [w for w in plan.warnings if w.code == "upscaled"]  # nothing is resized on this path
     cached = make_plan(
-        [SubsetInput("1_x", sizes)], PlanSettings(resolution=(768, 768), max_train_epochs=1, cache_latents=True)
+        [SubsetInput("1_x", sizes)], PlanSettings(BucketSettings((768, 768)), max_train_epochs=1, cache_latents=True)
     )
     assert cached.errors == ()
     assert [w.code for w in cached.warnings] == ["upscaled"]  # the latent cache resizes 640x768 up to 768x922
     cropped = make_plan(
-        [SubsetInput("1_x", [(1024, 1024)])], PlanSettings(resolution=(768, 768), max_train_epochs=1, random_crop=True)
+        [SubsetInput("1_x", [(1024, 1024)])],
+        PlanSettings(BucketSettings((768, 768)), max_train_epochs=1, random_crop=True),
     )
     assert cropped.errors == ()
 
@@ -432,21 +444,23 @@ def test_bucketing_off_refuses_other_sizes_unless_latents_are_cached() -> None:
 def test_bucket_settings_sd_scripts_asserts_on_raise() -> None:
     subsets = [SubsetInput("1_x", [(512, 512)])]
     with pytest.raises(BucketSettingsError) as info:
-        make_plan(subsets, PlanSettings(resolution=(384, 384), enable_bucket=True, min_bucket_reso=512))
+        make_plan(subsets, PlanSettings(BucketSettings((384, 384), enable_bucket=True, min_bucket_reso=512)))
     assert str(info.value).startswith("training.min_bucket_reso: 512 is larger than the resolution's short side 384")
     with pytest.raises(BucketSettingsError, match="^training.max_bucket_reso: "):
-        make_plan(subsets, PlanSettings(resolution=(1024, 1024), enable_bucket=True, max_bucket_reso=768))
+        make_plan(subsets, PlanSettings(BucketSettings((1024, 1024), enable_bucket=True, max_bucket_reso=768)))
     with pytest.raises(BucketSettingsError, match="^training.bucket_reso_steps: 32 must be divisible by 64"):
-        make_plan(subsets, PlanSettings(resolution=(512, 512), enable_bucket=True, bucket_reso_steps=32))
+        make_plan(subsets, PlanSettings(BucketSettings((512, 512), enable_bucket=True, bucket_reso_steps=32)))
     # SDXL allows 32; with bucketing off the steps are not checked at all (sd-scripts sets them to None).
-    make_plan(subsets, PlanSettings(resolution=(512, 512), enable_bucket=True, bucket_reso_steps=32, family="sdxl"))
-    make_plan(subsets, PlanSettings(resolution=(512, 512), bucket_reso_steps=32, max_train_epochs=1))
+    make_plan(
+        subsets, PlanSettings(BucketSettings((512, 512), enable_bucket=True, bucket_reso_steps=32, family="sdxl"))
+    )
+    make_plan(subsets, PlanSettings(BucketSettings((512, 512), bucket_reso_steps=32), max_train_epochs=1))
 
 
 def test_rounded_min_max_bucket_reso_is_reported() -> None:
     plan = make_plan(
         [SubsetInput("1_x", [(512, 512)])],
-        PlanSettings(resolution=(512, 512), enable_bucket=True, min_bucket_reso=200, max_train_epochs=1),
+        PlanSettings(BucketSettings((512, 512), enable_bucket=True, min_bucket_reso=200), max_train_epochs=1),
     )
     assert plan.min_bucket_reso == 192 and plan.max_bucket_reso == 1024
     assert [w.code for w in plan.warnings] == ["bucket_reso_adjusted"]
@@ -464,17 +478,17 @@ def test_rounded_min_max_bucket_reso_is_reported() -> None:
     ],
 )
 def test_bad_settings_name_their_field(change: dict[str, Any], field: str) -> None:
-    base = {"resolution": (512, 512), "max_train_epochs": 1}
+    buckets = BucketSettings(change.pop("resolution", (512, 512)))
     with pytest.raises(PlanError) as info:
-        make_plan([SubsetInput("1_x", [(512, 512)])], PlanSettings(**{**base, **change}))
+        make_plan([SubsetInput("1_x", [(512, 512)])], PlanSettings(buckets, **{"max_train_epochs": 1, **change}))
     assert info.value.field == field and isinstance(info.value, KohyaRecipeError)
 
 
 def test_bad_subsets() -> None:
     with pytest.raises(DatasetError, match="2 file names for 1 image sizes"):
-        make_plan([SubsetInput("x", [(1, 1)], files=["a", "b"])], PlanSettings(resolution=(512, 512)))
+        make_plan([SubsetInput("x", [(1, 1)], files=["a", "b"])], PlanSettings(BucketSettings((512, 512))))
     with pytest.raises(DatasetError, match="image size 0x5 is not a picture"):
-        make_plan([SubsetInput("x", [(0, 5)])], PlanSettings(resolution=(512, 512)))
+        make_plan([SubsetInput("x", [(0, 5)])], PlanSettings(BucketSettings((512, 512))))
 
 
 def test_skipped_subsets_follow_sd_scripts() -> None:
@@ -485,7 +499,7 @@ def test_skipped_subsets_follow_sd_scripts() -> None:
             SubsetInput("2_y", [(512, 512)] * 9, repeats=2),
             SubsetInput("3_z", [], repeats=3),
         ],
-        PlanSettings(resolution=(512, 512), max_train_epochs=1),
+        PlanSettings(BucketSettings((512, 512)), max_train_epochs=1),
     )
     assert plan.num_train_images == 4 and plan.batches_per_epoch == 4
     assert [s.skipped for s in plan.subsets] == [
@@ -500,7 +514,7 @@ def test_skipped_subsets_follow_sd_scripts() -> None:
 def test_mixed_repeats_formula() -> None:
     plan = make_plan(
         [SubsetInput("10_a", [(512, 512)] * 4, repeats=10), SubsetInput("5_b", [(512, 512)] * 2, repeats=5)],
-        PlanSettings(resolution=(512, 512), max_train_epochs=2),
+        PlanSettings(BucketSettings((512, 512)), max_train_epochs=2),
     )
     assert plan.formula == "(4×10 + 2×5) images×repeats × 2 epochs / batch 1 = 100 steps"
     assert plan.max_train_steps == 100
@@ -527,7 +541,7 @@ def test_batches_are_the_sum_of_per_bucket_ceilings(
     sizes = [size for size, n in groups for _ in range(n)]
     plan = make_plan(
         [SubsetInput("x", sizes, repeats=repeats)],
-        PlanSettings(resolution=(768, 768), enable_bucket=True, batch_size=batch, max_train_epochs=epochs),
+        PlanSettings(BucketSettings((768, 768), enable_bucket=True), batch_size=batch, max_train_epochs=epochs),
     )
     assert sum(b.count for b in plan.buckets) == len(sizes) * repeats == plan.num_train_images
     assert plan.batches_per_epoch == sum(math.ceil(b.count / batch) for b in plan.buckets)
@@ -548,9 +562,9 @@ def test_numpy_sum_matches_numpy(values: list[float]) -> None:
 # Output forms
 
 
-def test_to_dict_is_json_and_carries_the_numbers() -> None:
+def test_json_form_carries_the_numbers() -> None:
     plan = _run_plan("validation")
-    data = json.loads(json.dumps(plan.to_dict(), allow_nan=False))
+    data = json.loads(json.dumps(jsonable(plan), allow_nan=False))
     assert data["batches_per_epoch_per_process"] == 8 and data["max_train_steps"] == 24
     assert data["settings"]["resolution"] == [64, 64] and data["settings"]["validation_seed"] == 1
     assert data["buckets"] == [{"index": 0, "resolution": [64, 64], "images": 4, "count": 8, "batches": 8}]
@@ -625,9 +639,11 @@ def test_folders_read_like_the_trainer(tmp_path: Path) -> None:
     ]
     plan = make_plan(
         subsets,
-        PlanSettings(resolution=(64, 64), enable_bucket=True, min_bucket_reso=64, max_bucket_reso=128,
-                     max_train_epochs=4),
-    )  # fmt: skip
+        PlanSettings(
+            BucketSettings((64, 64), enable_bucket=True, min_bucket_reso=64, max_bucket_reso=128),
+            max_train_epochs=4,
+        ),
+    )
     assert (plan.batches_per_epoch_per_process, plan.max_train_steps) == (12, 48)
 
     single = subset_from_folder(folder, 3, is_reg=True)

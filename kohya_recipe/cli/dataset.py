@@ -1,56 +1,22 @@
 """CLI adapters for the dataset doctor (``check``) and the caption editor (``caption ...``).
 
-Thin by design: each command parses its options, calls one function of :mod:`kohya_recipe.dataset.check` or
-:mod:`kohya_recipe.dataset.captions` (imported when the command runs, so ``kohya-recipe --help`` stays light) and
-prints the result.
+Thin by design: each command parses its options, calls one function of :mod:`kohya_recipe.dataset` (imported when
+the command runs, so ``kohya-recipe --help`` stays light) and prints the result with :mod:`kohya_recipe.cli.output`.
 """
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
+from kohya_recipe.cli.options import dry_run_option, force_option, json_option
+from kohya_recipe.cli.output import emit, progress
 from kohya_recipe.errors import ExitCode
 
-# Below this many images the scan is over before a progress bar would be readable.
-PROGRESS_MIN_IMAGES = 500
-
-
-def _echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
-
-
-class _ProgressBar:
-    """A ``progress(done, total)`` callback that shows a bar on stderr for large folders, on a TTY only."""
-
-    def __init__(self, label: str, enabled: bool) -> None:
-        self.label = label
-        self.enabled = enabled
-        self.bar: Any = None
-        self.shown = 0
-
-    def __call__(self, done: int, total: int) -> None:
-        if not self.enabled:
-            return
-        if self.bar is None:
-            if total < PROGRESS_MIN_IMAGES:
-                self.enabled = False
-                return
-            self.bar = click.progressbar(length=total, label=self.label, file=sys.stderr)
-            self.bar.__enter__()
-        # Redrawing per image would cost more than reading the header; every 64th image is smooth enough.
-        if done - self.shown >= 64 or done == total:
-            self.bar.update(done - self.shown)
-            self.shown = done
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)
-            self.bar = None
+if TYPE_CHECKING:
+    from kohya_recipe.dataset.caption_edits import EditReport
 
 
 @click.command(
@@ -99,7 +65,7 @@ Exit codes: 0 no errors, 3 errors found (or warnings with --fail-on warning),
     show_default=True,
     help="Lowest severity that makes the exit code non-zero.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON.")
+@json_option
 @click.pass_context
 def check_cmd(
     ctx: click.Context,
@@ -120,15 +86,9 @@ def check_cmd(
     """
     from kohya_recipe.dataset.check import check_dataset, format_report
 
-    bar = _ProgressBar("Checking images", enabled=not as_json and sys.stderr.isatty())
-    try:
+    with progress("Checking images", enabled=not as_json) as bar:
         result = check_dataset(directory, recipe=recipe, rules=rules, trigger=trigger, decode=decode, progress=bar)
-    finally:
-        bar.close()
-    if as_json:
-        _echo_json(result.to_dict())
-    else:
-        click.echo(format_report(result, table=table, color=True))
+    emit(result, as_json, text=lambda r: format_report(r, table=table, color=True))
     ctx.exit(result.exit_code(fail_on))  # type: ignore[arg-type]
 
 
@@ -136,29 +96,23 @@ def check_cmd(
 # caption
 
 
-def _print_report(report: Any, as_json: bool) -> None:
-    """Per-file lines (diffs in a dry run), a summary, and exit code 1 when a file failed."""
-    if as_json:
-        _echo_json(report.to_dict())
-    else:
-        for change in report.changes:
-            if report.dry_run and change.changed:
-                click.echo(change.diff(), nl=False)
-            elif change.action != "unchanged":
-                verb = f"would be {change.action}" if report.dry_run and change.changed else change.action
-                click.echo(f"{verb:<9} {change.path}" + (f": {change.reason}" if change.reason else ""))
+def _print_report(report: EditReport, as_json: bool) -> None:
+    """Per-file lines (diffs in a dry run) and a summary (on stderr in a dry run); exit code 1 when a file failed."""
+    from kohya_recipe.dataset.caption_edits import format_changes
+
+    emit(report, as_json, text=format_changes)
+    if not as_json:
         click.echo(("Dry run: " if report.dry_run else "") + report.summary(), err=report.dry_run)
     if not report.ok:
         click.get_current_context().exit(int(ExitCode.ERROR))
 
 
-_dry_run = click.option("--dry-run", is_flag=True, help="Write nothing; print a unified diff of each change.")
+_dry_run = dry_run_option("Write nothing; print a unified diff of each change.")
 _ext = click.option(
     "--ext",
     "extension",
     help="Caption extension (default: the project's recipe, else .txt; sd-scripts' own default is .caption).",
 )
-_json = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 
 
 @click.group(
@@ -193,15 +147,15 @@ Examples:
 )
 @click.argument("directory", type=click.Path(path_type=Path))
 @click.option("--base", required=True, help="The base caption (Danbooru tags) for images that have none.")
-@click.option("--force", is_flag=True, help="Replace existing captions with the base caption too.")
+@force_option("Replace existing captions with the base caption too.")
 @_ext
 @_dry_run
-@_json
+@json_option
 def caption_init_cmd(
     directory: Path, base: str, force: bool, extension: str | None, dry_run: bool, as_json: bool
 ) -> None:
     """Write the base caption for every image in DIRECTORY that has none."""
-    from kohya_recipe.dataset.captions import init_captions
+    from kohya_recipe.dataset.caption_edits import init_captions
 
     _print_report(init_captions(directory, base, extension=extension, force=force, dry_run=dry_run), as_json)
 
@@ -243,7 +197,7 @@ Examples:
 @click.option("--front", is_flag=True, help="Insert the tags at the front instead of the end.")
 @_ext
 @_dry_run
-@_json
+@json_option
 def caption_add_cmd(
     tags: tuple[str, ...],
     match: tuple[str, ...],
@@ -255,7 +209,7 @@ def caption_add_cmd(
     as_json: bool,
 ) -> None:
     """Add TAGS to the matched captions that lack them (order and style kept)."""
-    from kohya_recipe.dataset.captions import add_tags
+    from kohya_recipe.dataset.caption_edits import add_tags
 
     report = add_tags(tags, match=match, root=root, extension=extension, front=front, where=where, dry_run=dry_run)
     _print_report(report, as_json)
@@ -276,7 +230,7 @@ Examples:
 @_where
 @_ext
 @_dry_run
-@_json
+@json_option
 def caption_remove_cmd(
     tags: tuple[str, ...],
     match: tuple[str, ...],
@@ -287,7 +241,7 @@ def caption_remove_cmd(
     as_json: bool,
 ) -> None:
     """Remove TAGS (globs allowed, e.g. "* eyes") from the matched captions."""
-    from kohya_recipe.dataset.captions import remove_tags
+    from kohya_recipe.dataset.caption_edits import remove_tags
 
     _print_report(remove_tags(tags, match=match, root=root, extension=extension, where=where, dry_run=dry_run), as_json)
 
@@ -303,13 +257,13 @@ Examples:
 )
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("caption")
-@click.option("--force", is_flag=True, help="Replace a caption that exists with other tags.")
+@force_option("Replace a caption that exists with other tags.")
 @_ext
 @_dry_run
-@_json
+@json_option
 def caption_set_cmd(file: Path, caption: str, force: bool, extension: str | None, dry_run: bool, as_json: bool) -> None:
     """Set the caption of FILE (an image or its caption file) to CAPTION."""
-    from kohya_recipe.dataset.captions import set_caption
+    from kohya_recipe.dataset.caption_edits import set_caption
 
     _print_report(set_caption(file, caption, extension=extension, force=force, dry_run=dry_run), as_json)
 
@@ -327,26 +281,9 @@ Examples:
 @click.argument("directory", type=click.Path(path_type=Path))
 @click.option("--top", type=click.IntRange(min=1), default=None, help="Show only the N most frequent tags.")
 @_ext
-@_json
+@json_option
 def caption_show_cmd(directory: Path, top: int | None, extension: str | None, as_json: bool) -> None:
     """Show the tag frequency table of the captions in DIRECTORY."""
-    from kohya_recipe.dataset.captions import tag_stats
+    from kohya_recipe.dataset.tag_stats import format_tag_stats, tag_stats
 
-    stats = tag_stats(directory, extension=extension)
-    if as_json:
-        _echo_json(stats.to_dict())
-        return
-    rows = stats.rows()[:top] if top else stats.rows()
-    mean = sum(stats.tag_totals) / len(stats.tag_totals) if stats.tag_totals else 0.0
-    click.echo(
-        f"{stats.captions} captions ({stats.extension}) for {stats.images} images, {len(stats.counts)} distinct "
-        f"tags, {mean:.1f} tags per caption"
-    )
-    if rows:
-        width = max(len(t) for t, _c, _s in rows)
-        for tag, count, share in rows:
-            click.echo(f"  {tag:<{width}}  {count:>5}  {share:>4.0%}")
-    for path in stats.missing:
-        click.echo(f"no caption: {path}")
-    for path, reason in stats.unreadable:
-        click.echo(f"unreadable: {path}: {reason}")
+    emit(tag_stats(directory, extension=extension), as_json, text=lambda s: format_tag_stats(s, top=top))

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from kohya_recipe.errors import DatasetError
 from kohya_recipe.files import open_regular_file
 
-# sd-scripts train_util.IMAGE_EXTENSIONS: lower-case and upper-case variants only, so ".Png" is silently
-# skipped by the trainer (reference/sd_scripts.md §5). AVIF/JXL count only when their Pillow plugins import.
+# sd-scripts library/train_util.py IMAGE_EXTENSIONS (listed by glob_images): lower-case and upper-case variants only,
+# so ".Png" is silently skipped by the trainer. AVIF/JXL count only when their Pillow plugins import.
 TRAINER_IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     [".png", ".jpg", ".jpeg", ".webp", ".bmp", ".PNG", ".JPG", ".JPEG", ".WEBP", ".BMP"]
 )
@@ -192,8 +192,6 @@ def _os_reason(exc: OSError) -> str:
 
 
 def _replace(header: ImageHeader, **changes: object) -> ImageHeader:
-    from dataclasses import replace
-
     return replace(header, **changes)  # type: ignore[arg-type]
 
 
