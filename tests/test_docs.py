@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from kohya_recipe.cli import COMMANDS
 from kohya_recipe.recipe import advice
 from kohya_recipe.recipe import models as recipe
+from kohya_recipe.recipe import sections
 from tools import docgen
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,8 +106,9 @@ def test_check_mode_reports_stale_docs(tmp_path: Path, capsys: pytest.CaptureFix
 def _models() -> list[type[BaseModel]]:
     return [
         obj
-        for obj in vars(recipe).values()
-        if isinstance(obj, type) and issubclass(obj, BaseModel) and obj.__module__ == recipe.__name__
+        for module in (recipe, sections)
+        for obj in vars(module).values()
+        if isinstance(obj, type) and issubclass(obj, BaseModel) and obj.__module__ == module.__name__
     ]
 
 

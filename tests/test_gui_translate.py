@@ -33,7 +33,8 @@ from kohya_recipe.gui.translate import (
     gui_to_toml,
 )
 from kohya_recipe.recipe.loading import recipe_from_dict
-from kohya_recipe.recipe.models import Recipe, SamplePrompt
+from kohya_recipe.recipe.models import Recipe
+from kohya_recipe.recipe.sections import SamplePrompt
 from kohya_recipe.recipe.presets import load_preset
 from kohya_recipe.render.config import render_config
 from kohya_recipe.render.dataset import render_dataset

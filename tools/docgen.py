@@ -190,7 +190,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule("Output._letter", "output.letter", "Upper-case letters, `A` to `ZZZ` (the article's variant letter)."),
     Rule(
-        "recipe.models:reject_coercion",
+        "recipe.fields:reject_coercion",
         "every field",
         'Values are native TOML types: `rank = true` or `flip = "yes"` or `max_train_epochs = "8"` are errors, '
         "not silently read as 1, true or 8 (sd-scripts itself would take a TOML string where it wants a number "
@@ -455,7 +455,7 @@ def _written_as(path: str) -> str | None:
 def render_recipe_md() -> str:
     """The text of docs/recipe.md."""
     from kohya_recipe.recipe.mapping import DERIVED_OPTIONS, SDSCRIPTS_FIELDS
-    from kohya_recipe.recipe.models import SCHEDULERS
+    from kohya_recipe.recipe.fields import SCHEDULERS
 
     presets = _load_presets()
     sections = _sections()

@@ -9,7 +9,7 @@ from typing import Any
 from kohya_recipe.errors import GuiConfigError
 from kohya_recipe.gui.mapping import EXTRA_KEYS, MULTIRES_NOISE_KEYS, SDSCRIPTS_UNSET_EQUIVALENT, SDXL_EXTRA_KEYS
 from kohya_recipe.recipe.mapping import DERIVED_OPTIONS
-from kohya_recipe.recipe.models import SamplePrompt
+from kohya_recipe.recipe.sections import SamplePrompt
 from kohya_recipe.sdscripts.options import option_specs
 from kohya_recipe.sdscripts.prompts import PromptLine, parse_prompt_file
 

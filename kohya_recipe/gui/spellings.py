@@ -21,7 +21,8 @@ from kohya_recipe.gui.mapping import (
     SDXL_EXTRA_KEYS,
     active_network_keys,
 )
-from kohya_recipe.recipe.models import Recipe, SamplePrompt
+from kohya_recipe.recipe.models import Recipe
+from kohya_recipe.recipe.sections import SamplePrompt
 from kohya_recipe.sdscripts.options import option_specs
 
 

@@ -16,8 +16,9 @@ from pydantic import BaseModel, ValidationError
 
 from kohya_recipe.errors import RecipeError
 from kohya_recipe.files import loads_toml, read_toml
+from kohya_recipe.recipe.fields import reject_coercion
 from kohya_recipe.recipe.mapping import ALIAS_OPTIONS, DERIVED_OPTIONS, SDSCRIPTS_FIELDS
-from kohya_recipe.recipe.models import Recipe, reject_coercion
+from kohya_recipe.recipe.models import Recipe
 
 
 def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from kohya_recipe.recipe.models import Recipe, SamplePrompt
+from kohya_recipe.recipe.models import Recipe
+from kohya_recipe.recipe.sections import SamplePrompt
 
 
 def prompt_line(p: SamplePrompt) -> str:
