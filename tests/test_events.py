@@ -14,18 +14,14 @@ from hypothesis import strategies as st
 
 from kohya_recipe.errors import EventsError
 from kohya_recipe.report.events import (
-    crc32c,
-    crc32c_py,
-    decode_event,
-    encode_record,
-    encode_scalar_event,
     find_event_files,
-    masked_crc32c,
     parse_event_bytes,
     read_event_file,
     read_log_dir,
     write_scalars,
 )
+from kohya_recipe.report.proto import decode_event, encode_scalar_event
+from kohya_recipe.report.tfrecord import crc32c, crc32c_py, encode_record, masked_crc32c
 
 STEP_TAGS = ["loss/average", "loss/current", "lr/group1", "lr/textencoder", "lr/unet"]
 
