@@ -13,23 +13,14 @@ import pytest
 from _report_util import materialise_run, record_offsets, synthetic_rows, write_run, write_safetensors
 
 from kohya_recipe.errors import EventsError
-from kohya_recipe.report.build import (
-    SCHEMA,
-    ReportError,
-    RunReport,
-    SamplePrompt,
-    SweepReport,
-    a1111_snippet,
-    build_report,
-    copy_picks,
-    format_report,
-    locate_run,
-    parse_prompt_line,
-    render_html,
-    report_run,
-    report_to_dict,
-    report_to_json,
-)
+from kohya_recipe.report.a1111 import a1111_snippet
+from kohya_recipe.report.build import build_report, report_to_dict, report_to_json
+from kohya_recipe.report.html import render_html
+from kohya_recipe.report.locate import locate_run, parse_prompt_line
+from kohya_recipe.report.model import SCHEMA, ReportError, RunReport, SamplePrompt, SweepReport
+from kohya_recipe.report.outputs import copy_picks
+from kohya_recipe.report.run import report_run
+from kohya_recipe.report.text import format_report
 from kohya_recipe.report.events import write_scalars
 
 ARTICLE_PROMPT = "1girl, testchar, braided hair, photo, realistic, 8K, HDR"  # tests/data/runs/article-mini/prompt.txt

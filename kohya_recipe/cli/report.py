@@ -111,9 +111,13 @@ def report_cmd(
     output_name: str | None,
 ) -> None:
     """Rank epochs from TensorBoard logs and map them to checkpoints."""
-    from kohya_recipe.report import build as rp
+    from kohya_recipe.report.build import build_report, report_to_json
+    from kohya_recipe.report.html import render_html
+    from kohya_recipe.report.model import ReportError
+    from kohya_recipe.report.outputs import copy_picks
+    from kohya_recipe.report.text import format_report
 
-    rep = rp.build_report(
+    rep = build_report(
         path,
         metric=metric,
         pick_best=pick_best,
@@ -125,9 +129,9 @@ def report_cmd(
         progress=_progress,
     )
     if as_json:
-        click.echo(rp.report_to_json(rep))
+        click.echo(report_to_json(rep))
     else:
-        click.echo(rp.format_report(rep))
+        click.echo(format_report(rep))
     if plots_dir is not None:
         from kohya_recipe.report.plots import write_plots
 
@@ -136,14 +140,14 @@ def report_cmd(
     if html_file is not None:
         from kohya_recipe.files import atomic_write_text
 
-        html = rp.render_html(rep)
+        html = render_html(rep)
         try:
             atomic_write_text(html_file, html)
         except OSError as exc:
-            raise rp.ReportError(f"cannot write: {exc.strerror or exc}", source=str(html_file)) from None
+            raise ReportError(f"cannot write: {exc.strerror or exc}", source=str(html_file)) from None
         _note(f"Wrote {html_file}", as_json)
     if copy_to is not None:
-        for target, status in rp.copy_picks(rep, copy_to, force=force):
+        for target, status in copy_picks(rep, copy_to, force=force):
             label = {"copied": "Copied", "replaced": "Replaced", "same": "Already there"}[status]
             _note(f"{label}: {target}", as_json)
 

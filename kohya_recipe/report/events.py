@@ -184,7 +184,6 @@ class LogDir(Record):
 # --- the reader ---------------------------------------------------------------------------------------------------
 
 
-
 def read_event_file(
     path: str | Path,
     prefixes: Sequence[str] | None = None,
@@ -413,6 +412,7 @@ def parse_event_bytes(  # one inlined loop is the point: ~1 µs per record (tens
         ef.first_wall_time = min(s.wall_times[0] for s in scalars.values())
     return ef
 
+
 # --- folders ------------------------------------------------------------------------------------------------------
 
 _FLOAT_DIR = re.compile(r"^\d+(\.\d+)?$")
@@ -454,6 +454,7 @@ def read_log_dir(log_dir: str | Path, prefixes: Sequence[str] | None = None) -> 
     read = [read_event_file(f, prefixes) for f in files]
     warnings = [w for ef in read for w in ef.warnings]
     return LogDir(root=root, files=read, warnings=warnings)
+
 
 # --- the writer (tests, benchmarks, fixtures) ---------------------------------------------------------------------
 

@@ -11,12 +11,10 @@ from __future__ import annotations
 import io
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kohya_recipe.report.events import TAG_AVERAGE, TAG_CURRENT, EventFile
-
-if TYPE_CHECKING:
-    from kohya_recipe.report.build import RunReport, SweepReport
+from kohya_recipe.report.model import ReportError, RunReport, SweepReport
 
 PLOT_NAMES = ("loss_steps", "loss_epochs", "validation", "learning_rate")
 DEFAULT_SMOOTHING = 0.9  # TensorBoard's slider (default 0.6) is tuned for short runs; 0.9 suits 3,000+ steps
@@ -281,8 +279,6 @@ def sweep_plot(rep: SweepReport) -> dict[str, bytes]:
 
 def write_plots(rep: RunReport | SweepReport, out_dir: str | Path) -> list[Path]:
     """Write the PNGs into ``out_dir`` (a sweep: ``sweep_epochs.png`` plus one sub-folder per run)."""
-    from kohya_recipe.report.build import ReportError, SweepReport
-
     out = Path(out_dir)
     written: list[Path] = []
     try:

@@ -98,7 +98,6 @@ def resync(buf: bytes, start: int, crc: Callable[[bytes], int]) -> int | None:
             return cand
 
 
-
 def encode_record(payload: bytes) -> bytes:
     """Frame one payload as a TFRecord with masked CRC-32C of the length and of the payload."""
     header = _Q.pack(len(payload))
