@@ -13,15 +13,17 @@ import pytest
 from _report_util import materialise_run, record_offsets, synthetic_rows, write_run, write_safetensors
 
 from kohya_recipe.errors import EventsError
+from kohya_recipe.layout import FACTS
 from kohya_recipe.report.a1111 import a1111_snippet
 from kohya_recipe.report.build import build_report, report_to_dict, report_to_json
+from kohya_recipe.report.events import write_scalars
 from kohya_recipe.report.html import render_html
-from kohya_recipe.report.locate import locate_run, parse_prompt_line
-from kohya_recipe.report.model import SCHEMA, ReportError, RunReport, SamplePrompt, SweepReport
+from kohya_recipe.report.locate import locate_run
+from kohya_recipe.report.model import SCHEMA, ReportError, RunReport, SweepReport
 from kohya_recipe.report.outputs import copy_picks
 from kohya_recipe.report.run import report_run
 from kohya_recipe.report.text import format_report
-from kohya_recipe.report.events import write_scalars
+from kohya_recipe.sdscripts.prompts import PromptLine
 
 ARTICLE_PROMPT = "1girl, testchar, braided hair, photo, realistic, 8K, HDR"  # tests/data/runs/article-mini/prompt.txt
 
@@ -223,6 +225,30 @@ def test_project_uses_the_recipe_prompt(project: Path) -> None:
         "Steps: 35, Sampler: Euler a, CFG scale: 5.5, Seed: 277659558, Size: 640x768"
     )
     assert rep.settings["trigger"] == "testchar" and rep.settings["preset"] == "likeness-sd15"
+
+
+def test_project_without_facts_reads_the_trainer_files(project: Path, tmp_path: Path) -> None:
+    # A project rendered before the facts file existed: config.toml and its sample-prompts file say the same.
+    old = shutil.copytree(project, tmp_path / "old")
+    (old / FACTS).unlink()
+    new, before = report_run(project), report_run(old)
+    assert before.source.kind == "project" and before.source.output_name == new.source.output_name
+    assert before.source.sample == new.source.sample
+    assert [p.a1111 for p in before.picks] == [p.a1111 for p in new.picks]
+    assert before.settings["trigger"] == "testchar" and before.settings["preset"] == "likeness-sd15"
+
+
+def test_project_facts_say_where_things_are(project: Path, tmp_path: Path) -> None:
+    moved = shutil.copytree(project, tmp_path / "moved")
+    facts = json.loads((moved / FACTS).read_text())
+    facts.update(output_name="elsewhere", model_dir="weights", sample_prompts=["a dog --w 512 --h 512"])
+    (moved / FACTS).write_text(json.dumps(facts))
+    src = locate_run(moved)
+    assert (src.output_name, src.model_dir, src.sample and src.sample.prompt) == (
+        "elsewhere",
+        moved / "weights",
+        "a dog",
+    )
 
 
 def test_project_log_folder_reports_the_project(project: Path) -> None:
@@ -473,17 +499,38 @@ def test_checkpoints_without_log(tmp_path: Path) -> None:
 # --- small pieces -------------------------------------------------------------------------------------------------
 
 
-def test_parse_prompt_line() -> None:
-    p = parse_prompt_line("a cat, photo --n ugly, blurry --w 640 --h 768 --s 35 --l 5.5 --d 7 --x odd")
-    assert p == SamplePrompt(
-        prompt="a cat, photo", negative="ugly, blurry", width=640, height=768, steps=35, cfg_scale=5.5, seed=7
+def test_sample_prompt_is_read_as_sd_scripts_reads_it(runs: Path, tmp_path: Path) -> None:
+    # sd-scripts matches the options case-insensitively (library/train_util.py line_to_prompt_dict): --W is a
+    # width; a line's own --ss wins over the run's sample_sampler.
+    run = shutil.copytree(runs / "article-mini", tmp_path / "run")
+    (run / "prompt.txt").write_text(
+        "# a comment\n\na cat, photo --N ugly --W 640 --H 768 --S 35 --L 5.5 --D 7 --ss ddim\n"
     )
-    assert parse_prompt_line("just text --w abc").width is None
+    sample = locate_run(run).sample
+    assert sample == PromptLine(
+        prompt="a cat, photo", negative="ugly", width=640, height=768, steps=35, cfg_scale=5.5, seed=7, sampler="ddim"
+    )
+    assert report_run(run).picks[0].a1111 == (
+        "a cat, photo, <lora:testchar-1-A-000001:0.8>\nNegative prompt: ugly\n"
+        "Steps: 35, Sampler: DDIM, CFG scale: 5.5, Seed: 7, Size: 640x768"
+    )
+
+
+def test_prompt_file_that_is_not_lines(runs: Path, tmp_path: Path) -> None:
+    run = shutil.copytree(runs / "article-mini", tmp_path / "run")
+    (run / "config.toml").write_text((run / "config.toml").read_text().replace("prompt.txt", "prompt.toml"))
+    (run / "prompt.toml").write_text("[prompt]\nwidth = 64\n")  # tables (load_prompts), not prompt lines
+    assert locate_run(run).sample is None
+    (run / "config.toml").write_text((run / "config.toml").read_text().replace("prompt.toml", "missing.txt"))
+    src = locate_run(run)
+    assert src.sample is None and src.warnings == [
+        f"{run / 'missing.txt'}: file not found; the A1111 prompts go without the sample prompt"
+    ]
 
 
 def test_a1111_snippet() -> None:
     assert a1111_snippet("X-1-A-000006", None) == "<lora:X-1-A-000006:0.8>"
-    s = SamplePrompt(prompt="a, b, ", negative="", sampler="dpmsolver", steps=20)
+    s = PromptLine(prompt="a, b, ", negative="", sampler="dpmsolver", steps=20)
     assert a1111_snippet("n", s, 1.0) == "a, b, <lora:n:1>\nSteps: 20"  # no A1111 twin for "dpmsolver"
 
 

@@ -9,13 +9,14 @@ final one, and writes an A1111 prompt for each pick. A folder of several runs (a
 
 What it accepts (:func:`kohya_recipe.report.locate.locate_run`):
 
-* a kohya-recipe project (``resolved-recipe.toml`` + ``config.toml``; the recipe gives the sample prompt);
+* a kohya-recipe project (its facts file, :func:`kohya_recipe.layout.read_facts`, says where its log and
+  checkpoints are, its output name and sample prompts; an older project without one, its ``config.toml``);
 * any sd-scripts run folder with the ``--config_file`` it was launched with (``logging_dir``, ``output_dir``,
   ``output_name``, ``sample_prompts`` are read from it, relative to the folder, which was the trainer's cwd);
 * a folder with ``log/`` (and ``model/``), or a bare log folder or event file (checkpoints via ``model_dir``);
 * a sweep folder: ``sweep.toml`` from ``kohya-recipe sweep``, or a folder whose sub-folders are runs.
 
-Nothing heavy is imported here: the recipe is read from ``resolved-recipe.toml`` with tomllib, not through the
-pydantic model (whose import alone costs ~130 ms of the 0.3 s ``report --json`` budget; the file was validated
-when the project was rendered). Plots and HTML import matplotlib/jinja2 only when asked for.
+Nothing heavy is imported on the way to ``report --json``: no recipe model (pydantic alone costs ~130 ms of the
+0.3 s budget; the project's facts file and its trainer files say what the run is). Plots and HTML import
+matplotlib/jinja2 only when asked for.
 """

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kohya_recipe.report.model import SamplePrompt
+from kohya_recipe.sdscripts.prompts import PromptLine
 
 DEFAULT_WEIGHT = 0.8  # the article's <lora:CharacterAI-1-A-000006:0.8>
 
@@ -25,7 +25,7 @@ A1111_SAMPLERS = {
 }
 
 
-def a1111_snippet(lora_name: str, sample: SamplePrompt | None, weight: float = DEFAULT_WEIGHT) -> str:
+def a1111_snippet(lora_name: str, sample: PromptLine | None, weight: float = DEFAULT_WEIGHT) -> str:
     """An A1111 prompt using the LoRA, in the format A1111's "read generation parameters" accepts."""
     tag = f"<lora:{lora_name}:{weight:g}>"
     if sample is None or not sample.prompt:

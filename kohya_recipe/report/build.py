@@ -27,6 +27,9 @@ def _has_direct_log(path: Path) -> bool:
     return path.is_dir() and any(f.name.startswith(EVENT_FILE_MARK) for f in path.iterdir() if f.is_file())
 
 
+_PROMPT_KEYS = ("prompt", "negative", "width", "height", "steps", "cfg_scale", "seed", "sampler")
+
+
 def run_to_dict(rep: RunReport) -> dict[str, Any]:
     rk = rep.ranking
     epochs = []
@@ -72,7 +75,7 @@ def run_to_dict(rep: RunReport) -> dict[str, Any]:
             "step_files": [c.to_dict() for c in cset.step_files] if cset else [],
             "other_names": list(cset.other_names) if cset else [],
         },
-        "sample_prompt": rep.source.sample.to_dict() if rep.source.sample else None,
+        "sample_prompt": {k: getattr(rep.source.sample, k) for k in _PROMPT_KEYS} if rep.source.sample else None,
         "settings": rep.settings,
         "segments": [s.to_dict() for s in rk.segments],
         "tags": dict(sorted(tags.items())),

@@ -1,108 +1,28 @@
-"""Where a run's log, checkpoints, name and sample prompt are (:func:`locate_run`)."""
+"""Where a run's log, checkpoints, name and sample prompt are (:func:`locate_run`).
+
+A kohya-recipe project says so in its facts file (:func:`kohya_recipe.layout.read_facts`). A project rendered
+before that file existed, and any sd-scripts run folder, say so in the trainer's own ``--config_file``:
+``output_name``, ``logging_dir``, ``output_dir``, ``sample_prompts`` and ``sample_sampler``, with relative paths
+starting at the folder, which was the trainer's cwd. The recipe itself is read only for the settings the report
+shows (its subject and preset), never to work out what the run is.
+"""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
+from kohya_recipe.files import read_text, read_toml
+from kohya_recipe.layout import CONFIG_FILE, LOG_DIR, MODEL_DIR, RESOLVED_RECIPE, ProjectFacts, is_project, read_facts
 from kohya_recipe.report.events import EVENT_FILE_MARK
-from kohya_recipe.report.model import ReportError, RunSource, SamplePrompt
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
-
-
-RESOLVED_RECIPE = "resolved-recipe.toml"  # kohya_recipe.render.project.RESOLVED_RECIPE (not imported: pydantic)
-CONFIG_FILE = "config.toml"
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ReportError(f"cannot read: {exc}", source=str(path)) from None
-
-
-def parse_prompt_line(line: str) -> SamplePrompt:
-    """One sd-scripts sample-prompt line: ``prompt --n negative --w 512 --h 512 --s 30 --l 7 --d 42``.
-
-    sd-scripts splits the line on " --" and reads each piece's first letters as the option (sd_scripts.md §6).
-    """
-    parts = line.strip().split(" --")
-    sample = SamplePrompt(prompt=parts[0].strip())
-    for part in parts[1:]:
-        key, _, value = part.partition(" ")
-        value = value.strip()
-        try:
-            if key == "n":
-                sample.negative = value
-            elif key == "w":
-                sample.width = int(value)
-            elif key == "h":
-                sample.height = int(value)
-            elif key == "s":
-                sample.steps = int(value)
-            elif key == "l":
-                sample.cfg_scale = float(value)
-            elif key == "d":
-                sample.seed = int(value)
-        except ValueError:
-            continue
-    return sample
-
-
-def _first_prompt(path: Path) -> SamplePrompt | None:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None
-    for line in text.splitlines():
-        if line.strip() and not line.lstrip().startswith("#"):
-            return parse_prompt_line(line)
-    return None
-
-
-def _recipe_sample(recipe: dict[str, Any]) -> SamplePrompt | None:
-    samples = recipe.get("samples") or {}
-    prompts = samples.get("prompts") or []
-    if not prompts or not isinstance(prompts[0], dict):
-        return None
-    p = prompts[0]
-    subject = recipe.get("subject") or {}
-    words = {"{trigger}": str(subject.get("trigger", "")), "{class}": str(subject.get("class_token", ""))}
-
-    def fill(text: Any) -> str:
-        text = str(text or "")
-        for k, v in words.items():  # the recipe's placeholders (recipe.py SamplePrompt.prompt)
-            text = text.replace(k, v)
-        return text
-
-    return SamplePrompt(
-        prompt=fill(p.get("prompt")),
-        negative=fill(p.get("negative")),
-        width=p.get("width"),
-        height=p.get("height"),
-        steps=p.get("steps"),
-        cfg_scale=p.get("cfg_scale"),
-        seed=p.get("seed"),
-        sampler=samples.get("sampler"),
-    )
-
-
-def _recipe_output_name(recipe: dict[str, Any]) -> str | None:
-    out = recipe.get("output") or {}
-    name = out.get("name") or (recipe.get("subject") or {}).get("trigger")
-    if not name:
-        return None
-    return f"{name}-{out.get('major', 1)}-{out.get('letter', 'A')}"
+from kohya_recipe.report.model import ReportError, RunSource
+from kohya_recipe.sdscripts.options import flatten_config
+from kohya_recipe.sdscripts.prompts import PromptLine, parse_prompt_line, prompt_lines
 
 
 def is_run_root(path: Path) -> bool:
-    """A folder that holds one run: a project, an sd-scripts run folder with its config, or ``log/``."""
-    return (path / RESOLVED_RECIPE).is_file() or (path / CONFIG_FILE).is_file() or (path / "log").is_dir()
+    """A folder that holds one run: a project, an sd-scripts run folder with its config, or a ``log/`` folder."""
+    return is_project(path) or (path / CONFIG_FILE).is_file() or (path / LOG_DIR).is_dir()
 
 
 def locate_run(
@@ -138,41 +58,87 @@ def locate_run(
 
 
 def _locate_root(root: Path) -> RunSource:
-    recipe: dict[str, Any] | None = None
-    warnings: list[str] = []
-    kind = "sd-scripts run"
-    if (root / RESOLVED_RECIPE).is_file():
-        kind = "project"
-        try:
-            recipe = _read_toml(root / RESOLVED_RECIPE)
-        except ReportError as exc:
-            warnings.append(f"{exc}; the report goes on without the recipe")
-    flat: dict[str, Any] = {}
-    if (root / CONFIG_FILE).is_file():
-        try:
-            from kohya_recipe.sdscripts.options import flatten_config
+    facts = read_facts(root) if is_project(root) else None
+    src = _from_facts(root, facts) if facts is not None else _from_config(root)
+    if is_project(root):
+        src.kind = "project"
+        src.recipe_settings = _recipe_settings(root, src.warnings)
+    return src
 
-            flat = flatten_config(_read_toml(root / CONFIG_FILE))
-        except ReportError as exc:
-            warnings.append(f"{exc}; using the default layout (log/, model/)")
-    # The trainer runs with cwd = the project (kohya-recipe) or the run folder, so relative paths start there.
-    log_dir = root / str(flat.get("logging_dir") or "log")
-    model_dir = root / str(flat.get("output_dir") or "model")
-    name = flat.get("output_name") or (_recipe_output_name(recipe) if recipe else None)
-    sample = _recipe_sample(recipe) if recipe else None
-    if sample is None and flat.get("sample_prompts"):
-        sample = _first_prompt(root / str(flat["sample_prompts"]))
-        if sample is not None and flat.get("sample_sampler"):
-            sample.sampler = str(flat["sample_sampler"])
-    if recipe is None and kind == "sd-scripts run" and not (root / CONFIG_FILE).is_file():
-        kind = "log folder"
+
+def _from_facts(root: Path, facts: ProjectFacts) -> RunSource:
     return RunSource(
         root=root,
-        kind=kind,
-        log_dir=log_dir,
-        model_dir=model_dir,
+        kind="project",
+        log_dir=root / facts.log_dir if facts.log_dir else None,
+        model_dir=root / facts.model_dir,
+        output_name=facts.output_name or None,
+        sample=_first_prompt(prompt_lines("\n".join(facts.sample_prompts)), facts.sampler),
+    )
+
+
+def _from_config(root: Path) -> RunSource:
+    """The run as its ``--config_file`` describes it (sd-scripts flattens the file's sections:
+    ``library/train_util.py`` ``read_config_from_file``); the default layout when there is none."""
+    config = root / CONFIG_FILE
+    flat: dict[str, Any] = {}
+    warnings: list[str] = []
+    if config.is_file():
+        try:
+            flat = flatten_config(read_toml(config, error=ReportError))
+        except ReportError as exc:
+            warnings.append(
+                f"{exc.source}: cannot read: {exc.message}; using the default layout ({LOG_DIR}/, {MODEL_DIR}/)"
+            )
+    sample = None
+    if flat.get("sample_prompts"):
+        sample = _prompt_file(root / str(flat["sample_prompts"]), flat.get("sample_sampler"), warnings)
+    name = flat.get("output_name")
+    return RunSource(
+        root=root,
+        kind="sd-scripts run" if config.is_file() else "log folder",
+        log_dir=root / str(flat.get("logging_dir") or LOG_DIR),
+        model_dir=root / str(flat.get("output_dir") or MODEL_DIR),
         output_name=str(name) if name else None,
         sample=sample,
-        recipe=recipe,
         warnings=warnings,
     )
+
+
+def _first_prompt(lines: list[str], sampler: Any) -> PromptLine | None:
+    """The run's first sample prompt, sampled with the run's ``sample_sampler`` unless the line names its own."""
+    if not lines:
+        return None
+    prompt = parse_prompt_line(lines[0])
+    if prompt.sampler is None and sampler:
+        prompt.sampler = str(sampler)
+    return prompt
+
+
+def _prompt_file(path: Path, sampler: Any, warnings: list[str]) -> PromptLine | None:
+    # sd-scripts reads a .toml or .json prompt file as tables, not lines (library/train_util.py load_prompts).
+    if path.suffix != ".txt":
+        return None
+    try:
+        text = read_text(path, error=ReportError)
+    except ReportError as exc:
+        warnings.append(f"{exc}; the A1111 prompts go without the sample prompt")
+        return None
+    return _first_prompt(prompt_lines(text), sampler)
+
+
+def _recipe_settings(root: Path, warnings: list[str]) -> dict[str, Any]:
+    """The recipe's trigger, class token and preset, shown among the run's settings."""
+    try:
+        recipe = read_toml(root / RESOLVED_RECIPE, error=ReportError)
+    except ReportError as exc:
+        warnings.append(f"{exc}; the report goes on without the recipe")
+        return {}
+    subject = recipe.get("subject")
+    subject = subject if isinstance(subject, dict) else {}
+    shown = {
+        "trigger": subject.get("trigger"),
+        "class_token": subject.get("class_token"),
+        "preset": recipe.get("preset"),
+    }
+    return {k: v for k, v in shown.items() if v}

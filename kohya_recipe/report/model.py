@@ -10,6 +10,7 @@ from kohya_recipe.errors import KohyaRecipeError
 from kohya_recipe.report.checkpoints import Checkpoint, CheckpointSet
 from kohya_recipe.report.events import LogDir
 from kohya_recipe.report.ranking import EpochRow, Ranking
+from kohya_recipe.sdscripts.prompts import PromptLine
 
 SCHEMA = "kohya-recipe/report/1"
 
@@ -19,33 +20,16 @@ class ReportError(KohyaRecipeError):
 
 
 @dataclass
-class SamplePrompt:
-    """The first sample prompt of the run, for the A1111 snippet."""
-
-    prompt: str
-    negative: str = ""
-    width: int | None = None
-    height: int | None = None
-    steps: int | None = None
-    cfg_scale: float | None = None
-    seed: int | None = None
-    sampler: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-@dataclass
 class RunSource:
-    """Where a run's log, checkpoints and recipe are."""
+    """Where a run's log and checkpoints are, its output name and its first sample prompt."""
 
     root: Path
     kind: str  # "project" | "sd-scripts run" | "log folder"
     log_dir: Path | None
     model_dir: Path | None
     output_name: str | None
-    sample: SamplePrompt | None = None
-    recipe: dict[str, Any] | None = None
+    sample: PromptLine | None = None  # the first sample prompt, for the A1111 snippets
+    recipe_settings: dict[str, Any] = field(default_factory=dict)  # the recipe's trigger, class token, preset
     warnings: list[str] = field(default_factory=list)
 
     @property

@@ -126,14 +126,7 @@ def _settings(cset: CheckpointSet | None, files: dict[int, Checkpoint], source: 
         if summary.get("tag_frequency_top"):
             out["top_tags"] = summary["tag_frequency_top"]
         out["settings_from"] = str(ref.path)
-    if source.recipe:
-        subject = source.recipe.get("subject") or {}
-        if subject.get("trigger"):
-            out["trigger"] = subject.get("trigger")
-        if subject.get("class_token"):
-            out["class_token"] = subject.get("class_token")
-        if source.recipe.get("preset"):
-            out["preset"] = source.recipe.get("preset")
+    out.update(source.recipe_settings)
     return out
 
 
