@@ -35,7 +35,7 @@ def test_article_mini_final_file_is_the_last_epoch(runs: Path) -> None:
     }
     final = cset.final
     assert final is not None and final.kind == "final" and final.epoch == 4 and final.confirmed
-    assert [cp.meta_steps for cp in cset.by_epoch().values()] == [12, 24, 36, 48]
+    assert [cp.ss_steps for cp in cset.by_epoch().values()] == [12, 24, 36, 48]
     assert all(cp.confirmed for cp in cset.by_epoch().values())
     assert cset.num_epochs == 4 and cset.warnings == []
 
@@ -57,7 +57,7 @@ def test_validation_and_resume(runs: Path) -> None:
     # folders, whose model.safetensors are not checkpoints.
     cset = scan_checkpoints(runs / "resume" / "model")
     assert names(cset) == {3: "testchar-1-B.safetensors"}
-    assert cset.final is not None and cset.final.meta_steps == 8
+    assert cset.final is not None and cset.final.ss_steps == 8
 
 
 def test_step_files_and_explicit_name(tmp_path: Path) -> None:

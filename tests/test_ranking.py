@@ -68,7 +68,7 @@ def test_article_mini_ranking_matches_independent_computation() -> None:
     assert best is not None
     for r in rk.rows:
         expected = (r.metric - best.metric) <= 2.0 * math.hypot(r.se, best.se)  # type: ignore[operator,arg-type]
-        assert r.indistinguishable == expected
+        assert r.indistinguishable_from_best == expected
     assert rk.warnings == [] and rk.incomplete is None
 
 
@@ -131,7 +131,7 @@ def test_old_tag_is_ranked(tmp_path: Path) -> None:
     rk = epoch_ranking(read_log_dir(tmp_path / "log"))
     assert rk.metric_tag == "loss/epoch" and rk.metric_label == "training loss (loss/epoch)"
     assert [r.rank for r in rk.rows] == [3, 1, 2, 4]
-    assert [r.indistinguishable for r in rk.rows] == [False, True, False, False]
+    assert [r.indistinguishable_from_best for r in rk.rows] == [False, True, False, False]
 
 
 def test_resume_after_crash_merges_segments(tmp_path: Path) -> None:
@@ -193,6 +193,6 @@ def test_larger_z_widens_the_indistinguishable_set(tmp_path: Path) -> None:
     rows, _ = synthetic_rows(epochs=6, steps_per_epoch=30, seed=5, noise=0.05)
     write_run(tmp_path / "log", rows)
     log = read_log_dir(tmp_path / "log")
-    narrow = sum(r.indistinguishable for r in epoch_ranking(log, z=0.5).rows)
-    wide = sum(r.indistinguishable for r in epoch_ranking(log, z=6.0).rows)
+    narrow = sum(r.indistinguishable_from_best for r in epoch_ranking(log, z=0.5).rows)
+    wide = sum(r.indistinguishable_from_best for r in epoch_ranking(log, z=6.0).rows)
     assert 1 <= narrow <= wide and wide == 6

@@ -37,15 +37,24 @@ _STEP_RE = re.compile(r"^(?P<name>.+)-step(?P<n>\d{8})$")
 
 @dataclass
 class Checkpoint:
-    """One checkpoint file. ``epoch`` is the epoch it holds (None for step files and unknown finals)."""
+    """One checkpoint file. ``epoch`` is the epoch it holds (None for step files and unknown finals).
+
+    Its JSON: path, kind, size and warnings, and the properties in ``__json_properties__``.
+    """
 
     path: Path
-    name: str
+    name: str = field(metadata={"json": False})
     kind: str  # "epoch" | "final" | "step"
-    number: int | None  # epoch (epoch files) or global step (step files) from the file name
+    number: int | None = field(metadata={"json": False})  # epoch (epoch files) or global step (step files)
     size: int
-    header: SafetensorsHeader | None = None
+    header: SafetensorsHeader | None = field(default=None, metadata={"json": False})
     warnings: list[str] = field(default_factory=list)
+
+    __json_properties__ = ("file", "epoch", "ss_epoch", "ss_steps", "confirmed")
+
+    @property
+    def file(self) -> str:
+        return self.path.name
 
     @property
     def stem(self) -> str:
@@ -53,15 +62,15 @@ class Checkpoint:
         return self.path.stem
 
     @property
-    def meta_epoch(self) -> int | None:
+    def ss_epoch(self) -> int | None:
         return self.header.meta_int("ss_epoch") if self.header else None
 
     @property
-    def meta_steps(self) -> int | None:
+    def ss_steps(self) -> int | None:
         return self.header.meta_int("ss_steps") if self.header else None
 
     @property
-    def meta_num_epochs(self) -> int | None:
+    def ss_num_epochs(self) -> int | None:
         return self.header.meta_int("ss_num_epochs") if self.header else None
 
     @property
@@ -75,41 +84,75 @@ class Checkpoint:
             return self.number
         if self.kind == "final":
             # The unnumbered final file holds the last epoch: ss_epoch = num_epochs.
-            return self.meta_epoch if self.meta_epoch is not None else self.meta_num_epochs
+            return self.ss_epoch if self.ss_epoch is not None else self.ss_num_epochs
         return None
 
     @property
     def confirmed(self) -> bool:
         """True when the metadata's ``ss_epoch`` agrees with the epoch this file is mapped to."""
         if self.kind == "epoch":
-            return self.meta_epoch is not None and self.meta_epoch == self.number
+            return self.ss_epoch is not None and self.ss_epoch == self.number
         if self.kind == "final":
-            return self.meta_epoch is not None
+            return self.ss_epoch is not None
         return False
 
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "path": str(self.path),
-            "file": self.path.name,
-            "kind": self.kind,
-            "epoch": self.epoch,
-            "ss_epoch": self.meta_epoch,
-            "ss_steps": self.meta_steps,
-            "confirmed": self.confirmed,
-            "size": self.size,
-            "warnings": list(self.warnings),
-        }
+
+@dataclass
+class EpochFile:
+    """A checkpoint as the report maps it to an epoch of the log. Its JSON is the checkpoint's, but
+    ``confirmed`` asks more than :attr:`Checkpoint.confirmed`: the file's ``ss_steps`` and save time must also
+    fit that epoch in the log (a file from another training does not)."""
+
+    checkpoint: Checkpoint = field(metadata={"json": False})
+    confirmed: bool
+
+    __json_properties__ = ("path", "file", "kind", "epoch", "ss_epoch", "ss_steps", "size", "warnings")
+
+    @property
+    def path(self) -> Path:
+        return self.checkpoint.path
+
+    @property
+    def file(self) -> str:
+        return self.checkpoint.file
+
+    @property
+    def kind(self) -> str:
+        return self.checkpoint.kind
+
+    @property
+    def epoch(self) -> int | None:
+        return self.checkpoint.epoch
+
+    @property
+    def ss_epoch(self) -> int | None:
+        return self.checkpoint.ss_epoch
+
+    @property
+    def ss_steps(self) -> int | None:
+        return self.checkpoint.ss_steps
+
+    @property
+    def size(self) -> int:
+        return self.checkpoint.size
+
+    @property
+    def warnings(self) -> list[str]:
+        return self.checkpoint.warnings
 
 
 @dataclass
 class CheckpointSet:
-    model_dir: Path
-    output_name: str | None
-    epoch_files: dict[int, Checkpoint] = field(default_factory=dict)
+    """The checkpoints of one run in a folder. Its JSON: the final file, the step files, and the other runs'
+    names found in the folder (the epoch files are listed with their epochs in the report)."""
+
+    model_dir: Path = field(metadata={"json": False})
+    output_name: str | None = field(metadata={"json": False})
+    epoch_files: dict[int, Checkpoint] = field(default_factory=dict, metadata={"json": False})
     final: Checkpoint | None = None
     step_files: list[Checkpoint] = field(default_factory=list)
     other_names: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list, metadata={"json": False})
 
     def by_epoch(self) -> dict[int, Checkpoint]:
         """epoch -> file, the unnumbered final file included under its ``ss_epoch``."""
@@ -131,8 +174,8 @@ class CheckpointSet:
     def num_epochs(self) -> int | None:
         """The planned number of epochs (``ss_num_epochs``), from any file that has it."""
         for cp in self.all:
-            if cp.meta_num_epochs is not None:
-                return cp.meta_num_epochs
+            if cp.ss_num_epochs is not None:
+                return cp.ss_num_epochs
         return None
 
 
@@ -161,7 +204,7 @@ def _load(cp: Checkpoint) -> Checkpoint:
             f"{cp.path.name}: no ss_epoch in its metadata (saved with --no_metadata?); "
             "epoch taken from the file name only"
         )
-    elif cp.kind == "epoch" and cp.meta_epoch != cp.number:
+    elif cp.kind == "epoch" and cp.ss_epoch != cp.number:
         cp.warnings.append(
             f"{cp.path.name}: the name says epoch {cp.number} but its metadata says ss_epoch="
             f"{cp.header.metadata.get('ss_epoch')}"

@@ -1,28 +1,34 @@
-"""The self-contained HTML report (``templates/report.html.j2``)."""
+"""The self-contained HTML report: ``templates/report.html.j2`` rendered from the report's dataclasses, with the
+plots embedded as base64 PNG (no scripts, no links out)."""
 
 from __future__ import annotations
 
-from kohya_recipe.report.build import report_to_dict
+import base64
+import math
+
+from kohya_recipe import __version__
 from kohya_recipe.report.model import RunReport, SweepReport
+from kohya_recipe.templating import render_template
 
 
 def render_html(rep: RunReport | SweepReport, *, plots: bool = True) -> str:
-    """The self-contained HTML report (plots embedded as base64 PNG) from ``templates/report.html.j2``."""
-    import base64
-
-    from kohya_recipe.templating import render_template
-
+    """The HTML report of a run or a sweep; ``plots=False`` leaves the plots out (and matplotlib unloaded)."""
     runs = rep.runs if isinstance(rep, SweepReport) else [rep]
-    images: dict[str, dict[str, str]] = {}
-    if plots:
-        from kohya_recipe.report.plots import run_plots, sweep_plot
+    images = _images(rep, runs) if plots else {}
+    return render_template(
+        "report.html.j2", report=rep, runs=runs, images=images, version=__version__, finite=math.isfinite
+    )
 
-        for i, run in enumerate(runs):  # by position: runs of a sweep may share an output name
-            images[str(i)] = {k: base64.b64encode(v).decode("ascii") for k, v in run_plots(run).items()}
-        if isinstance(rep, SweepReport):
-            images["__sweep__"] = {k: base64.b64encode(v).decode("ascii") for k, v in sweep_plot(rep).items()}
-    data = report_to_dict(rep)
-    run_dicts = data["runs"] if data["kind"] == "sweep" else [data]
-    from kohya_recipe import __version__
 
-    return render_template("report.html.j2", report=data, runs=run_dicts, images=images, version=__version__)
+def _images(rep: RunReport | SweepReport, runs: list[RunReport]) -> dict[str, dict[str, str]]:
+    """Base64 PNGs by run position (runs of a sweep may share an output name) and ``__sweep__``."""
+    from kohya_recipe.report.plots import run_plots, sweep_plot  # matplotlib: only when plots are drawn
+
+    images = {str(i): _b64(run_plots(run)) for i, run in enumerate(runs)}
+    if isinstance(rep, SweepReport):
+        images["__sweep__"] = _b64(sweep_plot(rep))
+    return images
+
+
+def _b64(pngs: dict[str, bytes]) -> dict[str, str]:
+    return {k: base64.b64encode(v).decode("ascii") for k, v in pngs.items()}

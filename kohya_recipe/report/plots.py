@@ -152,7 +152,7 @@ def plot_loss_epochs(rep: RunReport) -> bytes | None:
         z * r.steps.se if r.steps is not None and r.steps.se is not None and math.isfinite(r.steps.se) else 0.0
         for r in rows
     ]
-    final = {p.epoch for p in rep.picks if any(x.startswith(("final", "last")) for x in p.reasons)}
+    final = {p.epoch for p in rep.picks if p.is_final}
     colors = [
         _BEST if (r.best and rep.ranking.metric == "train") else (_FINAL if r.epoch in final else _BAR) for r in rows
     ]

@@ -23,6 +23,8 @@ from __future__ import annotations
 import itertools
 import math
 from bisect import bisect_left
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from kohya_recipe.report.events import (
     TAG_CURRENT,
@@ -32,9 +34,11 @@ from kohya_recipe.report.events import (
     TAG_VAL_EPOCH,
     EventFile,
     LogDir,
-    Record,
     Scalars,
 )
+
+if TYPE_CHECKING:
+    from kohya_recipe.report.checkpoints import EpochFile
 
 METRICS = ("auto", "validation", "train")
 # The tags ranking needs (prefixes): loss/average and lr/* only feed the plots, so the JSON path skips them.
@@ -43,30 +47,16 @@ DEFAULT_Z = 2.0  # ~95 % two-sided under a normal approximation
 DEFAULT_TIE_RTOL = 1e-5  # below this relative difference float32 losses are the same number (≈ 80 ulps)
 
 
-class StepStats(Record):
+@dataclass
+class StepStats:
     """``loss/current`` over one epoch."""
 
-    __slots__ = ("first_step", "last_step", "mean", "n", "sd", "se")
-
-    def __init__(
-        self, n: int, mean: float, sd: float | None, se: float | None, first_step: int, last_step: int
-    ) -> None:
-        self.n = n
-        self.mean = mean
-        self.sd = sd
-        self.se = se
-        self.first_step = first_step
-        self.last_step = last_step
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "n": self.n,
-            "mean": self.mean,
-            "sd": self.sd,
-            "se": self.se,
-            "first_step": self.first_step,
-            "last_step": self.last_step,
-        }
+    n: int
+    mean: float
+    sd: float | None
+    se: float | None
+    first_step: int
+    last_step: int
 
 
 def step_stats(values: list[float], steps: list[int]) -> StepStats | None:
@@ -81,142 +71,68 @@ def step_stats(values: list[float], steps: list[int]) -> StepStats | None:
     return StepStats(n=n, mean=mean, sd=sd, se=se, first_step=min(steps), last_step=max(steps))
 
 
-class EpochRow(Record):
-    """One epoch: what the log says, its step statistics, and (after ranking) its metric, rank and flags."""
+@dataclass
+class EpochRow:
+    """One epoch: what the log says, its step statistics, (after ranking) its metric, rank and flags, and (in a
+    report) the checkpoint file that holds it."""
 
-    __slots__ = (
-        "best",
-        "end_wall_time",
-        "epoch",
-        "indistinguishable",
-        "metric",
-        "notes",
-        "rank",
-        "se",
-        "segment",
-        "steps",
-        "tied",
-        "train_loss",
-        "validation_divergence",
-        "validation_loss",
-    )
-
-    def __init__(self, epoch: int, segment: str | None = None) -> None:
-        self.epoch = epoch
-        self.segment = segment
-        self.train_loss: float | None = None
-        self.validation_loss: float | None = None
-        self.validation_divergence: float | None = None
-        self.end_wall_time: float | None = None
-        self.steps: StepStats | None = None
-        self.metric: float | None = None
-        self.se: float | None = None
-        self.rank: int | None = None
-        self.tied = False
-        self.indistinguishable = False
-        self.best = False
-        self.notes: list[str] = []
+    epoch: int
+    segment: str | None = None
+    train_loss: float | None = None
+    validation_loss: float | None = None
+    validation_divergence: float | None = None
+    end_wall_time: float | None = None
+    steps: StepStats | None = None
+    metric: float | None = None
+    se: float | None = None
+    rank: int | None = None
+    tied: bool = False
+    indistinguishable_from_best: bool = False
+    best: bool = False
+    notes: list[str] = field(default_factory=list)
+    checkpoint: EpochFile | None = None
 
     @property
     def logged(self) -> bool:
         return self.train_loss is not None or self.validation_loss is not None
 
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "epoch": self.epoch,
-            "metric": self.metric,
-            "se": self.se,
-            "rank": self.rank,
-            "tied": self.tied,
-            "indistinguishable_from_best": self.indistinguishable,
-            "best": self.best,
-            "train_loss": self.train_loss,
-            "validation_loss": self.validation_loss,
-            "validation_divergence": self.validation_divergence,
-            "steps": self.steps.to_dict() if self.steps else None,
-            "segment": self.segment,
-            "end_wall_time": self.end_wall_time,
-            "notes": list(self.notes),
-        }
 
-
-class SegmentInfo(Record):
+@dataclass
+class SegmentInfo:
     """One training process's log (one event file). ``step_offset`` is added to its steps to put resumed
     segments on one step axis (plots only)."""
 
-    __slots__ = (
-        "first_epoch",
-        "first_wall_time",
-        "last_epoch",
-        "name",
-        "path",
-        "step_offset",
-        "steps_logged",
-        "superseded",
-    )
-
-    def __init__(
-        self,
-        name: str,
-        path: str,
-        first_epoch: int | None,
-        last_epoch: int | None,
-        steps_logged: int,
-        step_offset: int,
-        first_wall_time: float | None,
-        superseded: bool = False,
-    ) -> None:
-        self.name = name
-        self.path = path
-        self.first_epoch = first_epoch
-        self.last_epoch = last_epoch
-        self.steps_logged = steps_logged
-        self.step_offset = step_offset
-        self.first_wall_time = first_wall_time
-        self.superseded = superseded
-
-    def to_dict(self) -> dict[str, object]:
-        return {k: getattr(self, k) for k in self.__slots__}
+    name: str
+    path: str
+    first_epoch: int | None
+    last_epoch: int | None
+    steps_logged: int
+    step_offset: int
+    first_wall_time: float | None
+    superseded: bool = False
 
 
-class Incomplete(Record):
+@dataclass
+class Incomplete:
     """Step points after the last epoch record: an epoch that never finished (interrupted, or still training)."""
 
-    __slots__ = ("epoch", "segment", "steps")
-
-    def __init__(self, epoch: int | None, segment: str, steps: StepStats) -> None:
-        self.epoch = epoch
-        self.segment = segment
-        self.steps = steps
-
-    def to_dict(self) -> dict[str, object]:
-        return {"epoch": self.epoch, "segment": self.segment, "steps": self.steps.to_dict()}
+    epoch: int | None
+    segment: str
+    steps: StepStats
 
 
-class Ranking(Record):
+@dataclass
+class Ranking:
     """The epoch table of a run and how it was ranked (``metric``: "validation", "train" or "none")."""
 
-    __slots__ = ("incomplete", "metric", "metric_tag", "rows", "segments", "tie_rtol", "warnings", "z")
-
-    def __init__(
-        self,
-        rows: list[EpochRow],
-        metric: str,
-        metric_tag: str | None,
-        segments: list[SegmentInfo],
-        incomplete: Incomplete | None,
-        warnings: list[str],
-        z: float,
-        tie_rtol: float,
-    ) -> None:
-        self.rows = rows
-        self.metric = metric
-        self.metric_tag = metric_tag
-        self.segments = segments
-        self.incomplete = incomplete
-        self.warnings = warnings
-        self.z = z
-        self.tie_rtol = tie_rtol
+    rows: list[EpochRow]
+    metric: str
+    metric_tag: str | None
+    segments: list[SegmentInfo]
+    incomplete: Incomplete | None
+    warnings: list[str]
+    z: float
+    tie_rtol: float
 
     @property
     def ranked(self) -> list[EpochRow]:
@@ -249,24 +165,14 @@ class Ranking(Record):
 # --- assembling epochs from segments ------------------------------------------------------------------------------
 
 
-class _SegEpochs(Record):
-    __slots__ = ("epoch_tag", "first_epoch", "notes", "points_by_epoch", "rows", "trailing")
-
-    def __init__(
-        self,
-        rows: dict[int, EpochRow],
-        trailing: StepStats | None,
-        points_by_epoch: dict[int, tuple[list[float], list[int]]],
-        notes: list[str],
-        first_epoch: int | None,
-        epoch_tag: str | None,
-    ) -> None:
-        self.rows = rows
-        self.trailing = trailing
-        self.points_by_epoch = points_by_epoch
-        self.notes = notes
-        self.first_epoch = first_epoch
-        self.epoch_tag = epoch_tag
+@dataclass
+class _SegEpochs:
+    rows: dict[int, EpochRow]
+    trailing: StepStats | None
+    points_by_epoch: dict[int, tuple[list[float], list[int]]]
+    notes: list[str]
+    first_epoch: int | None
+    epoch_tag: str | None
 
 
 def _epoch_values(s: Scalars | None) -> dict[int, tuple[float, float]]:
@@ -381,7 +287,7 @@ def collect_epochs(log: LogDir) -> tuple[list[EpochRow], list[SegmentInfo], Inco
                     what = "a new training from epoch 1" if e0 == 1 else f"a resumed training from epoch {e0}"
                     warnings.append(
                         f"{name}: {what} replaces epoch{'s' if len(complete) > 1 else ''} "
-                        f"{_span(complete)} logged earlier; using the newer values"
+                        f"{span(complete)} logged earlier; using the newer values"
                     )
                 for e in replaced:
                     del merged[e]
@@ -429,7 +335,7 @@ def collect_epochs(log: LogDir) -> tuple[list[EpochRow], list[SegmentInfo], Inco
     return [merged[e] for e in sorted(merged)], segments, incomplete, warnings, tag
 
 
-def _span(epochs: list[int]) -> str:
+def span(epochs: list[int]) -> str:
     if len(epochs) > 2 and epochs == list(range(epochs[0], epochs[-1] + 1)):
         return f"{epochs[0]}-{epochs[-1]}"
     return ", ".join(str(e) for e in epochs)
@@ -499,12 +405,12 @@ def rank_rows(
             r.metric = r.train_loss
             r.se = r.steps.se if r.steps is not None else None
         r.rank = None
-        r.tied = r.best = r.indistinguishable = False
+        r.tied = r.best = r.indistinguishable_from_best = False
     if metric == "validation":
         missing = [r.epoch for r in rows if r.validation_loss is None and r.train_loss is not None]
         if missing:
             warnings.append(
-                f"epoch{'s' if len(missing) > 1 else ''} {_span(missing)} had no validation "
+                f"epoch{'s' if len(missing) > 1 else ''} {span(missing)} had no validation "
                 "(validate_every_n_epochs?) and are not ranked"
             )
     for r in rows:
@@ -528,7 +434,7 @@ def rank_rows(
     for r in ranked:
         r.tied = counts[r.rank] > 1  # type: ignore[index]
         r.best = r.rank == 1
-        r.indistinguishable = r.best or indistinguishable(r.metric, r.se, top.metric, top.se, z)  # type: ignore
+        r.indistinguishable_from_best = r.best or indistinguishable(r.metric, r.se, top.metric, top.se, z)  # type: ignore
     return metric, tag, warnings
 
 

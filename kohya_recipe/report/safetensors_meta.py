@@ -289,3 +289,22 @@ def format_summary(summary: dict[str, Any], metadata: dict[str, str] | None = No
                 value = value[:200] + f"... ({len(metadata[key])} characters)"
             lines.append(f"    {key} = {value}")
     return "\n".join(lines)
+
+
+@dataclass
+class Inspection:
+    """What ``kohya-recipe inspect`` shows of a file: the :func:`lora_summary` and every raw metadata key."""
+
+    summary: dict[str, Any]
+    metadata: dict[str, str]
+
+
+def inspect_file(path: str | Path, *, top_tags: int = 20) -> Inspection:
+    """Read ``path``'s header and summarise it (``top_tags``: how many caption tags to list)."""
+    header = read_header(path)
+    return Inspection(summary=lora_summary(header, top_tags=top_tags), metadata=header.metadata)
+
+
+def format_inspection(found: Inspection, *, raw: bool = False) -> str:
+    """The summary for people; with ``raw``, every metadata key as well."""
+    return format_summary(found.summary, found.metadata if raw else None)

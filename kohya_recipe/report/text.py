@@ -1,93 +1,101 @@
-"""The report as text for the terminal."""
+"""The report as text for the terminal: the epoch table, the picks with their A1111 prompts, the warnings; for a
+sweep, one comparison table first."""
 
 from __future__ import annotations
 
-from kohya_recipe.report.model import RunReport, SweepReport
+from kohya_recipe.report.model import ComparisonRow, RunReport, SweepReport
+from kohya_recipe.report.ranking import EpochRow
+from kohya_recipe.text import format_table
+
+_EPOCH_HEADER = ("epoch", "loss", "±SE", "rank", "≈best", "train", "val", "checkpoint")
+_SWEEP_HEADER = ("run", "rank", "metric", "best", "loss", "±SE", "final", "loss")
 
 
-def _num(v: float | None, width: int = 9) -> str:
-    return f"{v:.6f}".rjust(width) if v is not None else "-".rjust(width)
+def format_report(rep: RunReport | SweepReport) -> str:
+    return format_sweep(rep) if isinstance(rep, SweepReport) else format_run(rep)
 
 
 def format_run(rep: RunReport) -> str:
-    """The terminal table."""
-    rk = rep.ranking
-    lines = [f"{rep.name} — {rep.source.kind}: {rep.source.root}"]
-    if rk.metric == "none":
-        lines.append("no epoch loss in the log: epochs cannot be ranked")
-    else:
-        how = f"ranked by {rk.metric_label}"
-        if rk.metric == "train":
-            how += f"; ±SE from the epoch's loss/current points; ≈ = within {rk.z:g} SE of the best"
-        else:
-            how += "; validation has no per-batch values, so ≈ marks ties only"
-        lines.append(how)
-    lines.append("")
-    lines.append(
-        f"{'epoch':>5}  {'loss':>9}  {'±SE':>9}  {'rank':>5}  {'≈best':>5}  {'train':>9}  {'val':>9}  checkpoint"
-    )
-    for row in rk.rows:
-        rank = "" if row.rank is None else (f"={row.rank}" if row.tied else str(row.rank))
-        cp = rep.files.get(row.epoch)
-        if cp is None:
-            file_text = "(no file)"
-        else:
-            mark = "ok" if rep.confirmed.get(row.epoch) else "unconfirmed"
-            file_text = f"{cp.path.name} [{mark}]"
-        close = "yes" if row.indistinguishable else ""
-        lines.append(
-            f"{row.epoch:>5}  {_num(row.metric)}  {_num(row.se)}  {rank:>5}  {close:>5}"
-            f"  {_num(row.train_loss)}  {_num(row.validation_loss)}  {file_text}"
-        )
-        for note in row.notes:
-            lines.append(f"{'':>7}note: {note}")
-    if rk.incomplete is not None:
-        inc = rk.incomplete
-        lines.append(
-            f"{inc.epoch if inc.epoch is not None else '?':>5}  (incomplete: {inc.steps.n} steps, "
-            f"mean loss/current {inc.steps.mean:.6f})"
-        )
+    lines = [f"{rep.name} — {rep.source.kind}: {rep.source.root}", _how_ranked(rep), ""]
+    lines += _epoch_table(rep)
     lines.append("")
     for p in rep.picks:
         why = ", ".join(p.reasons)
         if p.tied_with:
             why += f"; tied with epoch{'s' if len(p.tied_with) > 1 else ''} {', '.join(map(str, p.tied_with))}"
-        where = str(p.checkpoint.path) if p.checkpoint else "no file"
-        lines.append(f"pick: epoch {p.epoch} ({why}): {where}")
+        lines.append(f"pick: epoch {p.epoch} ({why}): {p.checkpoint or 'no file'}")
         if p.a1111:
             lines.extend(f"    {line}" for line in p.a1111.splitlines())
     if rep.warnings:
-        lines.append("")
-        lines.append("warnings:")
-        lines.extend(f"  - {w}" for w in rep.warnings)
+        lines += ["", "warnings:", *(f"  - {w}" for w in rep.warnings)]
     return "\n".join(lines)
 
 
 def format_sweep(rep: SweepReport) -> str:
-    rows = rep.comparison()
-    lines = [f"sweep: {rep.root} ({len(rep.runs)} runs)", ""]
-    keys = sorted({k for r in rows for k in r["settings"]})
-    head = f"{'run':<24} {'rank':>4} {'metric':>10} {'best':>10} {'loss':>9} {'±SE':>9} {'final':>5} {'loss':>9}"
-    # Each setting column as wide as its name or its widest value, so the values sit under their names.
-    widths = {k: max([len(k)] + [len(str(r["settings"].get(k))) for r in rows]) for k in keys}
-    lines.append((head + "".join(f"  {k:<{widths[k]}}" for k in keys)).rstrip())
-    for r in rows:
-        best = ",".join(map(str, r["best_epochs"])) or "-"
-        lines.append(
-            (
-                f"{r['run']:<24} {r['sweep_rank'] if r['sweep_rank'] is not None else '-':>4} {r['metric']:>10} "
-                f"{best:>10} {_num(r['best_metric'])} {_num(r['best_se'])} "
-                f"{r['final_epoch'] if r['final_epoch'] is not None else '-':>5} {_num(r['final_metric'])}"
-                + "".join(f"  {r['settings'].get(k)!s:<{widths[k]}}" for k in keys)
-            ).rstrip()
-        )
-    for name, err in rep.failed:
-        lines.append(f"{name:<24} could not be read: {err}")
+    rows = rep.comparison
+    keys = sorted({k for r in rows for k in r.settings})
+    table = format_table(
+        [*_SWEEP_HEADER, *keys],
+        [_comparison_cells(r, keys) for r in rows],
+        right=set(range(1, len(_SWEEP_HEADER))),
+    )
+    lines = [f"sweep: {rep.root} ({len(rep.runs)} runs)", "", *table]
+    lines += [f"{f.run}  could not be read: {f.error}" for f in rep.failed]
     for run in rep.runs:
-        lines.append("")
-        lines.append(format_run(run))
+        lines += ["", format_run(run)]
     return "\n".join(lines)
 
 
-def format_report(rep: RunReport | SweepReport) -> str:
-    return format_sweep(rep) if isinstance(rep, SweepReport) else format_run(rep)
+def _how_ranked(rep: RunReport) -> str:
+    rk = rep.ranking
+    if rk.metric == "none":
+        return "no epoch loss in the log: epochs cannot be ranked"
+    if rk.metric == "train":
+        return (
+            f"ranked by {rk.metric_label}; ±SE from the epoch's loss/current points; ≈ = within {rk.z:g} SE of the best"
+        )
+    return f"ranked by {rk.metric_label}; validation has no per-batch values, so ≈ marks ties only"
+
+
+def _epoch_table(rep: RunReport) -> list[str]:
+    rows = rep.ranking.rows
+    header, *lines = format_table(_EPOCH_HEADER, [_epoch_cells(r) for r in rows], right=set(range(7)))
+    out = [header]
+    for row, line in zip(rows, lines, strict=True):
+        out.append(line)
+        out.extend(f"{'':>7}note: {note}" for note in row.notes)
+    inc = rep.ranking.incomplete
+    if inc is not None:
+        out.append(
+            f"{inc.epoch if inc.epoch is not None else '?':>5}  (incomplete: {inc.steps.n} steps, "
+            f"mean loss/current {inc.steps.mean:.6f})"
+        )
+    return out
+
+
+def _epoch_cells(row: EpochRow) -> list[str]:
+    rank = "" if row.rank is None else (f"={row.rank}" if row.tied else str(row.rank))
+    cp = row.checkpoint
+    file_text = "(no file)" if cp is None else f"{cp.file} [{'ok' if cp.confirmed else 'unconfirmed'}]"
+    close = "yes" if row.indistinguishable_from_best else ""
+    numbers = (row.metric, row.se)
+    losses = (row.train_loss, row.validation_loss)
+    return [str(row.epoch), *map(_num, numbers), rank, close, *map(_num, losses), file_text]
+
+
+def _comparison_cells(r: ComparisonRow, keys: list[str]) -> list[str]:
+    return [
+        r.run,
+        "-" if r.sweep_rank is None else str(r.sweep_rank),
+        r.metric,
+        ",".join(map(str, r.best_epochs)) or "-",
+        _num(r.best_metric),
+        _num(r.best_se),
+        "-" if r.final_epoch is None else str(r.final_epoch),
+        _num(r.final_metric),
+        *(str(r.settings.get(k)) for k in keys),
+    ]
+
+
+def _num(v: float | None) -> str:
+    return "-" if v is None else f"{v:.6f}"
