@@ -264,7 +264,7 @@ def _cpu_times() -> tuple[float, float]:
 
 def wait_quiet(max_wait: float = 20.0, idle_cores: float = 1.5) -> None:
     """Wait (up to ``max_wait`` s) until at least ``idle_cores`` cores are idle: the machine is shared, and a
-    reader timed while others' test suites run measures them, not itself (tensorboard_reading.md §2)."""
+    reader timed while others' test suites run measures them, not itself."""
     if not Path("/proc/stat").exists():
         return
     cores = os.cpu_count() or 1

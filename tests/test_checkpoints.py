@@ -74,7 +74,7 @@ def test_step_files_and_explicit_name(tmp_path: Path) -> None:
 
 
 def test_default_names_without_output_name(tmp_path: Path) -> None:
-    # train_util: epoch-000001, at-step00000004, last (sd_scripts.md §8)
+    # library/train_util.py DEFAULT_EPOCH_NAME, DEFAULT_STEP_NAME, DEFAULT_LAST_OUTPUT_NAME
     write_safetensors(tmp_path / "epoch-000001.safetensors", {"ss_epoch": "1", "ss_num_epochs": "2"})
     write_safetensors(tmp_path / "last.safetensors", {"ss_epoch": "2", "ss_num_epochs": "2"})
     write_safetensors(tmp_path / "at-step00000004.safetensors", {"ss_epoch": "0"})

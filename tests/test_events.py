@@ -80,7 +80,7 @@ def test_article_mini_tags_and_steps() -> None:
     assert ef.tags == sorted([*STEP_TAGS, "loss/epoch_average"])
     for tag in STEP_TAGS:
         assert list(ef.scalars[tag].steps) == list(range(1, 49))
-    # step = epoch number for the epoch tag (sd_scripts.md §7)
+    # step = epoch number for the epoch tag (train_network.py NetworkTrainer.epoch_logging)
     assert list(ef.scalars["loss/epoch_average"].steps) == [1, 2, 3, 4]
     assert ef.records == 245  # file_version + 48 * 5 + 4
 

@@ -60,7 +60,7 @@ def test_article_mini_ranking_matches_independent_computation() -> None:
         vals = [v for s, v in current if (row.epoch - 1) * 12 < s <= row.epoch * 12]
         assert row.steps is not None and row.steps.n == 12
         assert row.se == pytest.approx(statistics.stdev(vals) / math.sqrt(12), rel=1e-12)
-        assert row.steps.mean == pytest.approx(epoch_values[row.epoch], rel=1e-6)  # sd_scripts.md §7
+        assert row.steps.mean == pytest.approx(epoch_values[row.epoch], rel=1e-6)  # train_util.py LossRecorder
     order = sorted(epoch_values, key=epoch_values.get)  # type: ignore[arg-type]
     assert [r.epoch for r in rk.ranked] == order == [1, 4, 3, 2]
     assert [r.epoch for r in rk.best] == [1]
@@ -97,7 +97,7 @@ def test_resume_run_epoch_three_from_restarted_steps() -> None:
     rk = fixture_ranking("resume")
     (row,) = rk.rows
     assert row.epoch == 3 and row.steps is not None
-    assert (row.steps.first_step, row.steps.last_step) == (1, 8)  # global_step restarted (sd_scripts.md §8)
+    assert (row.steps.first_step, row.steps.last_step) == (1, 8)  # global_step restarted (NetworkTrainer.train)
     (seg,) = rk.segments
     assert seg.first_epoch == 3 and seg.step_offset == 16  # plotted after the two epochs of 8 steps before it
 

@@ -1,9 +1,10 @@
 """PNG plots for the epoch report (matplotlib, Agg canvas; imported only when plotting).
 
 Figures are made with ``matplotlib.figure.Figure`` on an explicit Agg canvas rather than through pyplot, so no
-global backend is switched and nothing needs a display. Step-level and epoch-level tags never share an axis
-(reference/sd_scripts.md "Implications" 7): the step plots use global_step (resumed segments shifted after the
-epochs before them, since sd-scripts restarts global_step on --resume), the epoch plots use the epoch number.
+global backend is switched and nothing needs a display. Step-level and epoch-level tags never share an axis:
+sd-scripts logs the first at step = global_step and the second at step = the epoch number (train_network.py
+``NetworkTrainer.step_logging`` and ``epoch_logging``). The step plots use global_step (resumed segments shifted
+after the epochs before them, since sd-scripts restarts global_step on --resume), the epoch plots the epoch.
 """
 
 from __future__ import annotations
@@ -216,7 +217,8 @@ def _lr_tags(rep: RunReport) -> list[str]:
         return []
     tags = sorted({t for ef in rep.log.files for t in ef.scalars if t.startswith("lr/")})
     named = [t for t in tags if not t.startswith("lr/group")]
-    # sd-scripts' generate_step_logs for…else adds lr/group<i> copies of the named groups (sd_scripts.md §7).
+    # sd-scripts logs the named groups, then again as lr/group<i>: the else of the for loop in train_network.py
+    # NetworkTrainer.generate_step_logs runs after every complete loop.
     return named or tags
 
 

@@ -7,6 +7,7 @@ straight from the bytes and sends everything else here.
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Iterable
 
@@ -15,7 +16,7 @@ _f = struct.Struct("<f")
 
 
 class Malformed(Exception):
-    pass
+    """Bytes that are not a well-formed protobuf message."""
 
 
 def varint(buf: bytes, pos: int) -> tuple[int, int]:
@@ -32,7 +33,7 @@ def varint(buf: bytes, pos: int) -> tuple[int, int]:
         shift += 7
 
 
-def _fields(buf: bytes) -> Iterable[tuple[int, int, object]]:
+def fields(buf: bytes) -> Iterable[tuple[int, int, object]]:
     """(field number, wire type, value) for each field; length-delimited values are bytes."""
     pos = 0
     n = len(buf)
@@ -67,61 +68,80 @@ def _fields(buf: bytes) -> Iterable[tuple[int, int, object]]:
 _DT_FLOAT, _DT_DOUBLE, _DT_HALF, _DT_BFLOAT16 = 1, 2, 19, 14
 
 
+class _Tensor:
+    """The fields of a ``TensorProto`` (tensorflow/core/framework/tensor.proto) that a scalar can be in."""
+
+    __slots__ = ("content", "dims", "dtype", "floats", "halves")
+
+    def __init__(self) -> None:
+        self.dtype = 0
+        self.dims: list[int] = []
+        self.content = b""
+        self.floats: list[float] = []
+        self.halves: list[int] = []
+
+
+def _read_tensor(buf: bytes) -> _Tensor:
+    t = _Tensor()
+    for number, wire, value in fields(buf):
+        if number == 1 and wire == 0:
+            t.dtype = int(value)  # type: ignore[call-overload]
+        elif number == 2 and wire == 2:
+            t.dims += _tensor_dims(value)  # type: ignore[arg-type]
+        elif number == 4 and wire == 2:
+            t.content = value  # type: ignore[assignment]
+        elif number == 5:  # float_val: packed (wire 2) or one fixed32 (wire 5), both bytes here
+            t.floats.extend(x for (x,) in struct.iter_unpack("<f", value))  # type: ignore[arg-type]
+        elif number == 6:  # double_val
+            t.floats.extend(x for (x,) in struct.iter_unpack("<d", value))  # type: ignore[arg-type]
+        elif number == 13:  # half_val: float16 bits in int32 varints
+            t.halves += _half_bits(value, wire)
+    return t
+
+
+def _tensor_dims(shape: bytes) -> list[int]:
+    """The dim sizes of a ``TensorShapeProto``."""
+    dims = []
+    for number, wire, dim in fields(shape):
+        if number == 2 and wire == 2:
+            size = 1
+            for n2, w2, v2 in fields(dim):  # type: ignore[arg-type]
+                if n2 == 1 and w2 == 0:
+                    size = int(v2)  # type: ignore[call-overload]
+            dims.append(size)
+    return dims
+
+
+def _half_bits(value: object, wire: int) -> list[int]:
+    if wire == 0:
+        return [int(value)]  # type: ignore[call-overload]
+    if wire != 2:
+        return []
+    raw: bytes = value  # type: ignore[assignment]
+    out = []
+    pos = 0
+    while pos < len(raw):
+        v, pos = varint(raw, pos)
+        out.append(v)
+    return out
+
+
 def _tensor_scalar(buf: bytes) -> float | None:
     """The value of a one-element float tensor (TensorBoard's "new style" scalar), else None."""
-    dtype = 0
-    dims: list[int] = []
-    content = b""
-    floats: list[float] = []
-    halves: list[int] = []
-    for number, wire, value in _fields(buf):
-        if number == 1 and wire == 0:
-            dtype = int(value)  # type: ignore[call-overload]
-        elif number == 2 and wire == 2:
-            for n2, w2, v2 in _fields(value):  # type: ignore[arg-type]
-                if n2 == 2 and w2 == 2:  # Dim
-                    size = 1
-                    for n3, w3, v3 in _fields(v2):  # type: ignore[arg-type]
-                        if n3 == 1 and w3 == 0:
-                            size = int(v3)  # type: ignore[call-overload]
-                    dims.append(size)
-        elif number == 4 and wire == 2:
-            content = value  # type: ignore[assignment]
-        elif number == 5:  # float_val: packed (wire 2) or one fixed32 (wire 5), both bytes here
-            floats.extend(x for (x,) in struct.iter_unpack("<f", value))  # type: ignore[arg-type]
-        elif number == 6:  # double_val
-            floats.extend(x for (x,) in struct.iter_unpack("<d", value))  # type: ignore[arg-type]
-        elif number == 13:  # half_val: float16 bits in int32 varints
-            if wire == 2:
-                pos = 0
-                raw_b: bytes = value  # type: ignore[assignment]
-                while pos < len(raw_b):
-                    v, pos = varint(raw_b, pos)
-                    halves.append(v)
-            elif wire == 0:
-                halves.append(int(value))  # type: ignore[call-overload]
-    count = 1
-    for d in dims:
-        count *= d
-    if count != 1:
+    t = _read_tensor(buf)
+    if math.prod(t.dims) != 1:
         return None
-    if dtype == _DT_FLOAT:
-        if floats:
-            return floats[0]
-        if len(content) == 4:
-            return float(_f.unpack(content)[0])
-    elif dtype == _DT_DOUBLE:
-        if floats:
-            return floats[0]
-        if len(content) == 8:
-            return float(_d.unpack(content)[0])
-    elif dtype == _DT_HALF:
-        if halves:
-            return float(struct.unpack("<e", struct.pack("<H", halves[0] & 0xFFFF))[0])
-        if len(content) == 2:
-            return float(struct.unpack("<e", content)[0])
-    elif dtype == _DT_BFLOAT16 and len(content) == 2:
-        return float(_f.unpack(b"\x00\x00" + content)[0])
+    if t.dtype in (_DT_FLOAT, _DT_DOUBLE):
+        if t.floats:
+            return t.floats[0]
+        size, fmt = (4, _f) if t.dtype == _DT_FLOAT else (8, _d)
+        return float(fmt.unpack(t.content)[0]) if len(t.content) == size else None
+    if t.dtype == _DT_HALF:
+        if t.halves:
+            return float(struct.unpack("<e", struct.pack("<H", t.halves[0] & 0xFFFF))[0])
+        return float(struct.unpack("<e", t.content)[0]) if len(t.content) == 2 else None
+    if t.dtype == _DT_BFLOAT16 and len(t.content) == 2:
+        return float(_f.unpack(b"\x00\x00" + t.content)[0])
     return None
 
 
@@ -129,9 +149,9 @@ def _is_scalar_metadata(buf: bytes) -> bool:
     """SummaryMetadata marks a scalar with plugin "scalars" or data_class DATA_CLASS_SCALAR (1)."""
     plugin = b""
     data_class = 0
-    for number, wire, value in _fields(buf):
+    for number, wire, value in fields(buf):
         if number == 1 and wire == 2:
-            for n2, w2, v2 in _fields(value):  # type: ignore[arg-type]
+            for n2, w2, v2 in fields(value):  # type: ignore[arg-type]
                 if n2 == 1 and w2 == 2:
                     plugin = v2  # type: ignore[assignment]
         elif number == 4 and wire == 0:
@@ -150,7 +170,7 @@ def decode_event(payload: bytes) -> tuple[float, int, list[tuple[str, float]], s
     version: str | None = None
     values: list[tuple[str, float]] = []
     try:
-        for number, wire, value in _fields(payload):
+        for number, wire, value in fields(payload):
             if number == 1 and wire == 1:
                 wall = _d.unpack(value)[0]  # type: ignore[arg-type]
             elif number == 2 and wire == 0:
@@ -160,31 +180,44 @@ def decode_event(payload: bytes) -> tuple[float, int, list[tuple[str, float]], s
             elif number == 3 and wire == 2:
                 version = bytes(value).decode("utf-8", "replace")  # type: ignore[call-overload]
             elif number == 5 and wire == 2:
-                for n2, w2, v2 in _fields(value):  # type: ignore[arg-type]
-                    if n2 != 1 or w2 != 2:
-                        continue
-                    tag = ""
-                    simple: float | None = None
-                    tensor: bytes | None = None
-                    scalar_meta = True
-                    for n3, w3, v3 in _fields(v2):  # type: ignore[arg-type]
-                        if n3 == 1 and w3 == 2:
-                            tag = bytes(v3).decode("utf-8", "replace")  # type: ignore[call-overload]
-                        elif n3 == 2 and w3 == 5:
-                            simple = _f.unpack(v3)[0]  # type: ignore[arg-type]
-                        elif n3 == 8 and w3 == 2:
-                            tensor = v3  # type: ignore[assignment]
-                        elif n3 == 9 and w3 == 2:
-                            scalar_meta = _is_scalar_metadata(v3)  # type: ignore[arg-type]
-                    if simple is not None:
-                        values.append((tag, simple))
-                    elif tensor is not None and scalar_meta:
-                        t = _tensor_scalar(tensor)
-                        if t is not None:
-                            values.append((tag, t))
+                values += _summary_scalars(value)  # type: ignore[arg-type]
     except (Malformed, struct.error) as exc:
         raise ValueError(f"not a TensorBoard Event ({exc})") from None
     return wall, step, values, version
+
+
+def _summary_scalars(summary: bytes) -> list[tuple[str, float]]:
+    """``(tag, value)`` of each scalar ``Summary.Value``."""
+    out = []
+    for number, wire, value in fields(summary):
+        if number == 1 and wire == 2:
+            scalar = _summary_value(value)  # type: ignore[arg-type]
+            if scalar is not None:
+                out.append(scalar)
+    return out
+
+
+def _summary_value(buf: bytes) -> tuple[str, float] | None:
+    tag = ""
+    simple: float | None = None
+    tensor: bytes | None = None
+    scalar_meta = True
+    for number, wire, value in fields(buf):
+        if number == 1 and wire == 2:
+            tag = bytes(value).decode("utf-8", "replace")  # type: ignore[call-overload]
+        elif number == 2 and wire == 5:
+            simple = _f.unpack(value)[0]  # type: ignore[arg-type]
+        elif number == 8 and wire == 2:
+            tensor = value  # type: ignore[assignment]
+        elif number == 9 and wire == 2:
+            scalar_meta = _is_scalar_metadata(value)  # type: ignore[arg-type]
+    if simple is not None:
+        return tag, simple
+    if tensor is not None and scalar_meta:
+        t = _tensor_scalar(tensor)
+        if t is not None:
+            return tag, t
+    return None
 
 
 # --- encoding (tests, benchmarks, fixtures) -----------------------------------------------------------------------

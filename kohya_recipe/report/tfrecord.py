@@ -1,7 +1,9 @@
 """TFRecord framing of TensorBoard event files: the masked CRC-32C, record headers, and finding the next record.
 
 An event file is a TFRecord stream: ``[u64 length][u32 masked CRC-32C of length][payload][u32 masked CRC-32C of
-payload]``. This module owns the framing and its checksums; :mod:`kohya_recipe.report.proto` decodes the payloads
+payload]``, as TensorBoard's ``tensorboard/summary/writer/record_writer.py`` ``RecordWriter.write`` writes it,
+with the CRC masked as in ``tensorboard/compat/tensorflow_stub/pywrap_tensorflow.py`` ``masked_crc32c``. This
+module owns the framing and its checksums; :mod:`kohya_recipe.report.proto` decodes the payloads
 and :mod:`kohya_recipe.report.events` reads whole files.
 """
 
@@ -45,8 +47,8 @@ def crc32c_py(data: bytes) -> int:
 
 
 def _load_crc() -> Callable[[bytes], int]:
-    # google-crc32c is a C CRC with SSE4.2 and imports in ~2.5 ms (tensorboard_reading.md §5); its own fallback
-    # is pure Python too, so we prefer ours only when the C extension is missing.
+    # google-crc32c is a C CRC with SSE4.2 and imports in ~2.5 ms (measured); its own fallback is pure Python
+    # too, so ours is used only when the C extension is missing.
     try:
         import google_crc32c
     except ImportError:  # pragma: no cover - depends on the installation
