@@ -12,6 +12,7 @@ import click
 
 from kohya_recipe.cli.options import force_option, json_option
 from kohya_recipe.cli.output import emit, jsonable, progress
+from kohya_recipe.report.a1111 import DEFAULT_WEIGHT
 from kohya_recipe.report.ranking import DEFAULT_Z, METRICS
 
 
@@ -61,7 +62,9 @@ picked, as the article does.
     show_default=True,
     help="Rank by validation loss, training loss, or validation when logged (auto).",
 )
-@click.option("--weight", type=float, default=0.8, show_default=True, help="LoRA weight in the A1111 snippet.")
+@click.option(
+    "--weight", type=float, default=DEFAULT_WEIGHT, show_default=True, help="LoRA weight in the A1111 snippet."
+)
 @click.option(
     "--z",
     type=click.FloatRange(min=0, min_open=True),

@@ -8,6 +8,7 @@ import math
 
 from kohya_recipe import __version__
 from kohya_recipe.report.model import RunReport, SweepReport
+from kohya_recipe.report.plots import run_plots, sweep_plot
 from kohya_recipe.templating import render_template
 
 
@@ -22,8 +23,6 @@ def render_html(rep: RunReport | SweepReport, *, plots: bool = True) -> str:
 
 def _images(rep: RunReport | SweepReport, runs: list[RunReport]) -> dict[str, dict[str, str]]:
     """Base64 PNGs by run position (runs of a sweep may share an output name) and ``__sweep__``."""
-    from kohya_recipe.report.plots import run_plots, sweep_plot  # matplotlib: only when plots are drawn
-
     images = {str(i): _b64(run_plots(run)) for i, run in enumerate(runs)}
     if isinstance(rep, SweepReport):
         images["__sweep__"] = _b64(sweep_plot(rep))

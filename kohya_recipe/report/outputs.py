@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kohya_recipe.files import atomic_write_text, sha256_file
-from kohya_recipe.report.html import render_html
 from kohya_recipe.report.model import ReportError, RunReport, SweepReport
 from kohya_recipe.report.plots import write_plots
 
@@ -55,6 +54,8 @@ def write_outputs(
 
 def write_html(rep: RunReport | SweepReport, path: Path) -> Written:
     """Write the self-contained HTML report to ``path`` (atomically)."""
+    from kohya_recipe.report.html import render_html  # the templates load only for --html, not on the --json path
+
     html = render_html(rep)
     try:
         atomic_write_text(path, html)

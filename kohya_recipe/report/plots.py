@@ -14,6 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from kohya_recipe.files import atomic_write_bytes
 from kohya_recipe.report.events import TAG_AVERAGE, TAG_CURRENT, EventFile
 from kohya_recipe.report.model import ReportError, RunReport, SweepReport
 
@@ -300,7 +301,5 @@ def write_plots(rep: RunReport | SweepReport, out_dir: str | Path) -> list[Path]
 
 
 def _write(path: Path, data: bytes) -> Path:
-    from kohya_recipe.files import atomic_write_bytes
-
     atomic_write_bytes(path, data)
     return path
