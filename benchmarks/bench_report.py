@@ -37,13 +37,9 @@ import textwrap
 import time
 from pathlib import Path
 
-from kohya_recipe.report.events import (
-    encode_file_version_event,
-    encode_record,
-    encode_scalar_event,
-    event_file_name,
-    parse_event_bytes,
-)
+from kohya_recipe.report.events import event_file_name, parse_event_bytes
+from kohya_recipe.report.proto import encode_file_version_event, encode_scalar_event
+from kohya_recipe.report.tfrecord import encode_record
 
 STEP_TAGS = ("loss/current", "loss/average", "lr/textencoder", "lr/unet", "lr/group1")
 UNET_ONLY_TAGS = ("loss/current", "loss/average", "lr/unet", "lr/group0")
@@ -268,7 +264,7 @@ def _cpu_times() -> tuple[float, float]:
 
 def wait_quiet(max_wait: float = 20.0, idle_cores: float = 1.5) -> None:
     """Wait (up to ``max_wait`` s) until at least ``idle_cores`` cores are idle: the machine is shared, and a
-    reader timed while others' test suites run measures them, not itself (tensorboard_reading.md §2)."""
+    reader timed while others' test suites run measures them, not itself."""
     if not Path("/proc/stat").exists():
         return
     cores = os.cpu_count() or 1
@@ -324,7 +320,7 @@ def decode_comparison(path: Path, rounds: int = 9) -> tuple[float, float, float]
     from tensorboard.compat.proto import event_pb2
 
     imp = time.perf_counter() - t
-    from kohya_recipe.report.events import crc32c
+    from kohya_recipe.report.tfrecord import crc32c
 
     pb = []
     for _ in range(rounds):
@@ -441,7 +437,7 @@ def main() -> None:
         f"\ndecoding the article file in-process (CRC checked in both): ours {ours_ms:.1f} ms, event_pb2 "
         f"{pb_ms:.1f} ms (+{imp_ms:.0f} ms import) -> {pb_ms / ours_ms:.1f}x"
     )
-    from kohya_recipe.report.events import crc32c_py
+    from kohya_recipe.report.tfrecord import crc32c_py
 
     t = time.perf_counter()
     parse_event_bytes(event.read_bytes(), event, crc=crc32c_py)

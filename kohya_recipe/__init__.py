@@ -66,7 +66,7 @@ _EXPORTS = {
     "scan_checkpoints": "kohya_recipe.report.checkpoints",
     "read_metadata": "kohya_recipe.report.safetensors_meta",
     "build_report": "kohya_recipe.report.build",
-    "render_html": "kohya_recipe.report.build",
+    "render_html": "kohya_recipe.report.html",
     "KohyaRecipeError": "kohya_recipe.errors",
     "ExitCode": "kohya_recipe.errors",
 }

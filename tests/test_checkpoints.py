@@ -35,7 +35,7 @@ def test_article_mini_final_file_is_the_last_epoch(runs: Path) -> None:
     }
     final = cset.final
     assert final is not None and final.kind == "final" and final.epoch == 4 and final.confirmed
-    assert [cp.meta_steps for cp in cset.by_epoch().values()] == [12, 24, 36, 48]
+    assert [cp.ss_steps for cp in cset.by_epoch().values()] == [12, 24, 36, 48]
     assert all(cp.confirmed for cp in cset.by_epoch().values())
     assert cset.num_epochs == 4 and cset.warnings == []
 
@@ -57,7 +57,7 @@ def test_validation_and_resume(runs: Path) -> None:
     # folders, whose model.safetensors are not checkpoints.
     cset = scan_checkpoints(runs / "resume" / "model")
     assert names(cset) == {3: "testchar-1-B.safetensors"}
-    assert cset.final is not None and cset.final.meta_steps == 8
+    assert cset.final is not None and cset.final.ss_steps == 8
 
 
 def test_step_files_and_explicit_name(tmp_path: Path) -> None:
@@ -74,7 +74,7 @@ def test_step_files_and_explicit_name(tmp_path: Path) -> None:
 
 
 def test_default_names_without_output_name(tmp_path: Path) -> None:
-    # train_util: epoch-000001, at-step00000004, last (sd_scripts.md §8)
+    # library/train_util.py DEFAULT_EPOCH_NAME, DEFAULT_STEP_NAME, DEFAULT_LAST_OUTPUT_NAME
     write_safetensors(tmp_path / "epoch-000001.safetensors", {"ss_epoch": "1", "ss_num_epochs": "2"})
     write_safetensors(tmp_path / "last.safetensors", {"ss_epoch": "2", "ss_num_epochs": "2"})
     write_safetensors(tmp_path / "at-step00000004.safetensors", {"ss_epoch": "0"})

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from _report_util import materialise_run
+from _report_util import materialise_run, synthetic_rows, write_run
 from click.testing import CliRunner
 
 from kohya_recipe.cli import cli, main
@@ -223,3 +223,25 @@ def test_python_dash_m_whole_process(runs: Path) -> None:
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert [e["rank"] for e in data["epochs"]] == [1, 1, 1] and all(e["tied"] for e in data["epochs"])
+
+
+def test_report_json_is_utf8(runs: Path) -> None:
+    # Deliberate change (issue 11): the report is printed by cli.output.echo_json like every --json, so non-ASCII
+    # text is written as UTF-8 where it used to be escaped (\u2014); the data are the same.
+    result = CliRunner().invoke(cli, ["report", str(runs / "interrupted"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert "— interrupted, or still training" in result.stdout and "\\u2014" not in result.stdout
+
+
+def test_report_json_has_no_nan(tmp_path: Path) -> None:
+    rows, _ = synthetic_rows(epochs=3, steps_per_epoch=5)
+    rows = [(t, s, float("nan") if t == "loss/epoch_average" and s == 3 else v, w) for t, s, v, w in rows]
+    write_run(tmp_path / "log", rows)
+    result = CliRunner().invoke(cli, ["report", str(tmp_path / "log"), "--json", "--z", "inf"])
+    assert result.exit_code == 0, result.output
+
+    def refuse(name: str) -> None:
+        raise AssertionError(f"{name} in the JSON")
+
+    data = json.loads(result.stdout, parse_constant=refuse)  # strict JSON: a diverged loss is null
+    assert data["epochs"][2]["train_loss"] is None and data["metric"]["z"] is None

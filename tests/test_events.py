@@ -14,18 +14,14 @@ from hypothesis import strategies as st
 
 from kohya_recipe.errors import EventsError
 from kohya_recipe.report.events import (
-    crc32c,
-    crc32c_py,
-    decode_event,
-    encode_record,
-    encode_scalar_event,
     find_event_files,
-    masked_crc32c,
     parse_event_bytes,
     read_event_file,
     read_log_dir,
     write_scalars,
 )
+from kohya_recipe.report.proto import decode_event, encode_scalar_event
+from kohya_recipe.report.tfrecord import crc32c, crc32c_py, encode_record, masked_crc32c
 
 STEP_TAGS = ["loss/average", "loss/current", "lr/group1", "lr/textencoder", "lr/unet"]
 
@@ -84,7 +80,7 @@ def test_article_mini_tags_and_steps() -> None:
     assert ef.tags == sorted([*STEP_TAGS, "loss/epoch_average"])
     for tag in STEP_TAGS:
         assert list(ef.scalars[tag].steps) == list(range(1, 49))
-    # step = epoch number for the epoch tag (sd_scripts.md §7)
+    # step = epoch number for the epoch tag (train_network.py NetworkTrainer.epoch_logging)
     assert list(ef.scalars["loss/epoch_average"].steps) == [1, 2, 3, 4]
     assert ef.records == 245  # file_version + 48 * 5 + 4
 

@@ -60,7 +60,7 @@ def test_article_mini_ranking_matches_independent_computation() -> None:
         vals = [v for s, v in current if (row.epoch - 1) * 12 < s <= row.epoch * 12]
         assert row.steps is not None and row.steps.n == 12
         assert row.se == pytest.approx(statistics.stdev(vals) / math.sqrt(12), rel=1e-12)
-        assert row.steps.mean == pytest.approx(epoch_values[row.epoch], rel=1e-6)  # sd_scripts.md §7
+        assert row.steps.mean == pytest.approx(epoch_values[row.epoch], rel=1e-6)  # train_util.py LossRecorder
     order = sorted(epoch_values, key=epoch_values.get)  # type: ignore[arg-type]
     assert [r.epoch for r in rk.ranked] == order == [1, 4, 3, 2]
     assert [r.epoch for r in rk.best] == [1]
@@ -68,7 +68,7 @@ def test_article_mini_ranking_matches_independent_computation() -> None:
     assert best is not None
     for r in rk.rows:
         expected = (r.metric - best.metric) <= 2.0 * math.hypot(r.se, best.se)  # type: ignore[operator,arg-type]
-        assert r.indistinguishable == expected
+        assert r.indistinguishable_from_best == expected
     assert rk.warnings == [] and rk.incomplete is None
 
 
@@ -97,7 +97,7 @@ def test_resume_run_epoch_three_from_restarted_steps() -> None:
     rk = fixture_ranking("resume")
     (row,) = rk.rows
     assert row.epoch == 3 and row.steps is not None
-    assert (row.steps.first_step, row.steps.last_step) == (1, 8)  # global_step restarted (sd_scripts.md §8)
+    assert (row.steps.first_step, row.steps.last_step) == (1, 8)  # global_step restarted (NetworkTrainer.train)
     (seg,) = rk.segments
     assert seg.first_epoch == 3 and seg.step_offset == 16  # plotted after the two epochs of 8 steps before it
 
@@ -131,7 +131,7 @@ def test_old_tag_is_ranked(tmp_path: Path) -> None:
     rk = epoch_ranking(read_log_dir(tmp_path / "log"))
     assert rk.metric_tag == "loss/epoch" and rk.metric_label == "training loss (loss/epoch)"
     assert [r.rank for r in rk.rows] == [3, 1, 2, 4]
-    assert [r.indistinguishable for r in rk.rows] == [False, True, False, False]
+    assert [r.indistinguishable_from_best for r in rk.rows] == [False, True, False, False]
 
 
 def test_resume_after_crash_merges_segments(tmp_path: Path) -> None:
@@ -193,6 +193,6 @@ def test_larger_z_widens_the_indistinguishable_set(tmp_path: Path) -> None:
     rows, _ = synthetic_rows(epochs=6, steps_per_epoch=30, seed=5, noise=0.05)
     write_run(tmp_path / "log", rows)
     log = read_log_dir(tmp_path / "log")
-    narrow = sum(r.indistinguishable for r in epoch_ranking(log, z=0.5).rows)
-    wide = sum(r.indistinguishable for r in epoch_ranking(log, z=6.0).rows)
+    narrow = sum(r.indistinguishable_from_best for r in epoch_ranking(log, z=0.5).rows)
+    wide = sum(r.indistinguishable_from_best for r in epoch_ranking(log, z=6.0).rows)
     assert 1 <= narrow <= wide and wide == 6

@@ -10,27 +10,20 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from _report_util import materialise_run, record_offsets, synthetic_rows, write_run, write_safetensors
+from _report_util import materialise_run, record_offsets, report_data, synthetic_rows, write_run, write_safetensors
 
 from kohya_recipe.errors import EventsError
-from kohya_recipe.report.build import (
-    SCHEMA,
-    ReportError,
-    RunReport,
-    SamplePrompt,
-    SweepReport,
-    a1111_snippet,
-    build_report,
-    copy_picks,
-    format_report,
-    locate_run,
-    parse_prompt_line,
-    render_html,
-    report_run,
-    report_to_dict,
-    report_to_json,
-)
+from kohya_recipe.layout import FACTS
+from kohya_recipe.report.a1111 import a1111_snippet
+from kohya_recipe.report.build import build_report
 from kohya_recipe.report.events import write_scalars
+from kohya_recipe.report.html import render_html
+from kohya_recipe.report.locate import locate_run
+from kohya_recipe.report.model import SCHEMA, FailedRun, ReportError, RunReport, SweepReport
+from kohya_recipe.report.outputs import copy_picks
+from kohya_recipe.report.run import report_run
+from kohya_recipe.report.text import format_report
+from kohya_recipe.sdscripts.prompts import PromptLine
 
 ARTICLE_PROMPT = "1girl, testchar, braided hair, photo, realistic, 8K, HDR"  # tests/data/runs/article-mini/prompt.txt
 
@@ -44,7 +37,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def picks(rep: RunReport) -> list[tuple[int, list[str], str | None]]:
-    return [(p.epoch, p.reasons, p.checkpoint.path.name if p.checkpoint else None) for p in rep.picks]
+    return [(p.epoch, p.reasons, p.checkpoint.name if p.checkpoint else None) for p in rep.picks]
 
 
 # --- the real runs ------------------------------------------------------------------------------------------------
@@ -126,7 +119,7 @@ def test_resume_in_the_same_project_is_not_mixed(runs: Path, tmp_path: Path) -> 
 
 
 def test_json_schema(runs: Path) -> None:
-    data = json.loads(report_to_json(report_run(runs / "article-mini")))
+    data = report_data(report_run(runs / "article-mini"))
     assert data["schema"] == SCHEMA and data["kind"] == "run"
     assert set(data) >= {
         "name",
@@ -180,7 +173,7 @@ def test_json_schema(runs: Path) -> None:
     # the JSON path reads only what ranking needs (loss/average and lr/* feed the plots)
     assert data["tags"] == {"loss/current": 48, "loss/epoch_average": 4}
     assert data["tags_not_read"] == ["loss/average", "lr/group1", "lr/textencoder", "lr/unet"]  # but named
-    full = json.loads(report_to_json(report_run(runs / "article-mini", with_lr=True)))
+    full = report_data(report_run(runs / "article-mini", with_lr=True))
     assert len(full["tags"]) == 6 and full["tags_not_read"] == []
     assert [p["lora_name"] for p in data["picks"]] == ["testchar-1-A-000001", "testchar-1-A"]
 
@@ -234,6 +227,30 @@ def test_project_uses_the_recipe_prompt(project: Path) -> None:
     assert rep.settings["trigger"] == "testchar" and rep.settings["preset"] == "likeness-sd15"
 
 
+def test_project_without_facts_reads_the_trainer_files(project: Path, tmp_path: Path) -> None:
+    # A project rendered before the facts file existed: config.toml and its sample-prompts file say the same.
+    old = shutil.copytree(project, tmp_path / "old")
+    (old / FACTS).unlink()
+    new, before = report_run(project), report_run(old)
+    assert before.source.kind == "project" and before.source.output_name == new.source.output_name
+    assert before.source.sample == new.source.sample
+    assert [p.a1111 for p in before.picks] == [p.a1111 for p in new.picks]
+    assert before.settings["trigger"] == "testchar" and before.settings["preset"] == "likeness-sd15"
+
+
+def test_project_facts_say_where_things_are(project: Path, tmp_path: Path) -> None:
+    moved = shutil.copytree(project, tmp_path / "moved")
+    facts = json.loads((moved / FACTS).read_text())
+    facts.update(output_name="elsewhere", model_dir="weights", sample_prompts=["a dog --w 512 --h 512"])
+    (moved / FACTS).write_text(json.dumps(facts))
+    src = locate_run(moved)
+    assert (src.output_name, src.model_dir, src.sample and src.sample.prompt) == (
+        "elsewhere",
+        moved / "weights",
+        "a dog",
+    )
+
+
 def test_project_log_folder_reports_the_project(project: Path) -> None:
     rep = report_run(project / "log")
     assert rep.source.kind == "project" and len(rep.files) == 4
@@ -244,7 +261,7 @@ def test_project_log_folder_reports_the_project(project: Path) -> None:
 def test_bare_log_folder_and_event_file(runs: Path, tmp_path: Path) -> None:
     shutil.copytree(runs / "article-mini" / "log", tmp_path / "logs")
     rep = report_run(tmp_path / "logs")
-    assert rep.source.kind == "log folder" and rep.checkpoints is None
+    assert rep.source.kind == "log folder" and rep.checkpoint_set is None
     assert [(p.epoch, p.reasons, p.lora_name, p.a1111) for p in rep.picks] == [
         (1, ["best"], None, None),
         (4, ["final"], None, None),
@@ -369,7 +386,7 @@ def test_nan_loss_is_not_ranked_and_json_stays_valid(tmp_path: Path) -> None:
     rep = report_run(tmp_path / "log")
     assert rep.ranking.row(3).rank is None  # type: ignore[union-attr]
     assert any("epoch 3: loss is nan" in w for w in rep.warnings)
-    data = json.loads(report_to_json(rep))  # allow_nan=False inside: no NaN in the document
+    data = report_data(rep)  # strict JSON: no NaN in the document
     assert data["epochs"][2]["train_loss"] is None
 
 
@@ -482,17 +499,38 @@ def test_checkpoints_without_log(tmp_path: Path) -> None:
 # --- small pieces -------------------------------------------------------------------------------------------------
 
 
-def test_parse_prompt_line() -> None:
-    p = parse_prompt_line("a cat, photo --n ugly, blurry --w 640 --h 768 --s 35 --l 5.5 --d 7 --x odd")
-    assert p == SamplePrompt(
-        prompt="a cat, photo", negative="ugly, blurry", width=640, height=768, steps=35, cfg_scale=5.5, seed=7
+def test_sample_prompt_is_read_as_sd_scripts_reads_it(runs: Path, tmp_path: Path) -> None:
+    # sd-scripts matches the options case-insensitively (library/train_util.py line_to_prompt_dict): --W is a
+    # width; a line's own --ss wins over the run's sample_sampler.
+    run = shutil.copytree(runs / "article-mini", tmp_path / "run")
+    (run / "prompt.txt").write_text(
+        "# a comment\n\na cat, photo --N ugly --W 640 --H 768 --S 35 --L 5.5 --D 7 --ss ddim\n"
     )
-    assert parse_prompt_line("just text --w abc").width is None
+    sample = locate_run(run).sample
+    assert sample == PromptLine(
+        prompt="a cat, photo", negative="ugly", width=640, height=768, steps=35, cfg_scale=5.5, seed=7, sampler="ddim"
+    )
+    assert report_run(run).picks[0].a1111 == (
+        "a cat, photo, <lora:testchar-1-A-000001:0.8>\nNegative prompt: ugly\n"
+        "Steps: 35, Sampler: DDIM, CFG scale: 5.5, Seed: 7, Size: 640x768"
+    )
+
+
+def test_prompt_file_that_is_not_lines(runs: Path, tmp_path: Path) -> None:
+    run = shutil.copytree(runs / "article-mini", tmp_path / "run")
+    (run / "config.toml").write_text((run / "config.toml").read_text().replace("prompt.txt", "prompt.toml"))
+    (run / "prompt.toml").write_text("[prompt]\nwidth = 64\n")  # tables (load_prompts), not prompt lines
+    assert locate_run(run).sample is None
+    (run / "config.toml").write_text((run / "config.toml").read_text().replace("prompt.toml", "missing.txt"))
+    src = locate_run(run)
+    assert src.sample is None and src.warnings == [
+        f"{run / 'missing.txt'}: file not found; the A1111 prompts go without the sample prompt"
+    ]
 
 
 def test_a1111_snippet() -> None:
     assert a1111_snippet("X-1-A-000006", None) == "<lora:X-1-A-000006:0.8>"
-    s = SamplePrompt(prompt="a, b, ", negative="", sampler="dpmsolver", steps=20)
+    s = PromptLine(prompt="a, b, ", negative="", sampler="dpmsolver", steps=20)
     assert a1111_snippet("n", s, 1.0) == "a, b, <lora:n:1>\nSteps: 20"  # no A1111 twin for "dpmsolver"
 
 
@@ -509,14 +547,14 @@ def test_sweep_of_fixture_runs(runs: Path, tmp_path: Path) -> None:
         "testchar-1-B",
     ]
     assert rep.names == ["article-mini", "interrupted", "validation"]  # unique, though two share an output name
-    rows = rep.comparison()
-    assert [r["metric"] for r in rows] == ["train", "train", "validation"]
-    assert [r["settings"].get("num_epochs") for r in rows] == [4, 20, 3]
-    assert all(r["sweep_rank"] is None for r in rows)  # training and validation losses are not comparable
-    data = report_to_dict(rep)
+    rows = rep.comparison
+    assert [r.metric for r in rows] == ["train", "train", "validation"]
+    assert [r.settings.get("num_epochs") for r in rows] == [4, 20, 3]
+    assert all(r.sweep_rank is None for r in rows)  # training and validation losses are not comparable
+    data = report_data(rep)
     assert data["kind"] == "sweep" and len(data["runs"]) == 3
     # Folder mode writes ss_resolution "(64, 64)", dataset_config mode a list in ss_datasets: both are 64x64.
-    assert all("resolution" not in r["settings"] for r in rows)
+    assert all("resolution" not in r.settings for r in rows)
     text = format_report(rep)
     assert text.startswith(f"sweep: {tmp_path / 'sweep'} (3 runs)")
     head, *table = text.splitlines()[2:6]
@@ -539,14 +577,14 @@ def test_sweep_manifest_settings_and_failed_run(tmp_path: Path) -> None:
     )
     rep = build_report(root)
     assert isinstance(rep, SweepReport)
-    rows = {r["run"]: r for r in rep.comparison()}
-    assert {k: (r["sweep_rank"], r["best_epochs"], r["settings"]) for k, r in rows.items()} == {
+    rows = {r.run: r for r in rep.comparison}
+    assert {k: (r.sweep_rank, r.best_epochs, r.settings) for k, r in rows.items()} == {
         "X-1-A": (2, [2], {"network.alpha": 48}),
         "X-1-B": (1, [2], {"network.alpha": 72}),
         "X-1-C": (3, [2], {"network.alpha": 96}),
     }
     assert rep.failed == [
-        ("X-1-D", f"{root / 'X-1-D'}: no log folder (log/) and no checkpoints: has this run been trained yet?")
+        FailedRun("X-1-D", f"{root / 'X-1-D'}: no log folder (log/) and no checkpoints: has this run been trained yet?")
     ]
 
 
@@ -570,19 +608,19 @@ def test_copy_picks(runs: Path, tmp_path: Path) -> None:
     rep = report_run(runs / "article-mini")
     dest = tmp_path / "Lora"
     done = copy_picks(rep, dest)
-    assert [(p.name, s) for p, s in done] == [
+    assert [(w.path.name, w.status) for w in done] == [
         ("testchar-1-A-000001.safetensors", "copied"),
         ("testchar-1-A.safetensors", "copied"),
     ]
     assert (dest / "testchar-1-A.safetensors").read_bytes() == (
         runs / "article-mini" / "model" / "testchar-1-A.safetensors"
     ).read_bytes()
-    assert [s for _, s in copy_picks(rep, dest)] == ["same", "same"]
+    assert [w.status for w in copy_picks(rep, dest)] == ["same", "same"]
     (dest / "testchar-1-A.safetensors").write_bytes(b"someone else's file")
     with pytest.raises(ReportError, match="a different file is already there; not overwritten"):
         copy_picks(rep, dest)
     assert (dest / "testchar-1-A.safetensors").read_bytes() == b"someone else's file"
-    assert [s for _, s in copy_picks(rep, dest, force=True)] == ["same", "replaced"]
+    assert [w.status for w in copy_picks(rep, dest, force=True)] == ["same", "replaced"]
     assert sorted(p.name for p in dest.iterdir()) == ["testchar-1-A-000001.safetensors", "testchar-1-A.safetensors"]
 
 
@@ -696,3 +734,23 @@ def test_html_renders_in_headless_browser(runs: Path, tmp_path: Path) -> None:
         timeout=60,
     )
     assert "testchar-1-B.safetensors" in out.stdout and "Which epoch to keep?" in out.stdout
+
+
+def test_sweep_reports_progress(runs: Path, tmp_path: Path) -> None:
+    for name in ("article-mini", "validation"):
+        shutil.copytree(runs / name, tmp_path / "sweep" / name)
+    calls: list[tuple[int, int]] = []
+    build_report(tmp_path / "sweep", progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 2), (2, 2)]
+
+
+def test_project_that_logs_nothing_shows_its_checkpoints(project: Path, tmp_path: Path) -> None:
+    quiet = shutil.copytree(project, tmp_path / "quiet")
+    facts = json.loads((quiet / FACTS).read_text())
+    (quiet / FACTS).write_text(json.dumps({**facts, "log_dir": None}))  # the recipe sets no log_with
+    rep = report_run(quiet)
+    assert rep.source.log_dir is None and rep.ranking.metric == "none" and len(rep.files) == 4
+    assert (
+        rep.warnings[0]
+        == "the run logs nothing (no logging_dir): epochs cannot be ranked; showing the checkpoints only"
+    )

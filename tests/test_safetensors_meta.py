@@ -31,7 +31,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_real_final_file(runs: Path) -> None:
     h = read_header(runs / "article-mini" / "model" / "testchar-1-A.safetensors")
     assert h.metadata["ss_epoch"] == "4" and h.metadata["ss_steps"] == "48"
-    assert len(h.tensors) == 792  # 264 modules x (down, up, alpha), sd_scripts.md §8
+    assert len(h.tensors) == 792  # 264 modules x (down, up, alpha): networks/lora.py LoRAModule
     assert h.warnings == []
     s = lora_summary(h)
     assert s["network_dim"] == 1 and s["network_alpha"] == 0.75 and s["rank_from_weights"] == 1

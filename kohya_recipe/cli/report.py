@@ -1,39 +1,19 @@
 """CLI adapters for the epoch report: ``report`` and ``inspect``.
 
-Kept light: nothing heavier than the event reader is imported here, so ``kohya-recipe report --json`` stays a
+Kept light: nothing heavier than the event reader is imported for ``kohya-recipe report --json``, so it stays a
 fast whole process; matplotlib and jinja2 load only for ``--plots``/``--html``.
 """
 
 from __future__ import annotations
 
-import json
-import sys
-from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 
+from kohya_recipe.cli.options import force_option, json_option
+from kohya_recipe.cli.output import emit, jsonable, progress
+from kohya_recipe.report.a1111 import DEFAULT_WEIGHT
 from kohya_recipe.report.ranking import DEFAULT_Z, METRICS
-
-T = TypeVar("T")
-
-
-def _progress(items: list[T]) -> Iterable[T]:
-    # A bar only for people: scripts and pipes get no control characters on stderr.
-    if not sys.stderr.isatty() or len(items) < 2:
-        return items
-
-    def gen() -> Iterator[T]:
-        with click.progressbar(items, label="Reading runs", file=sys.stderr) as bar:
-            yield from bar
-
-    return gen()
-
-
-def _note(message: str, as_json: bool) -> None:
-    # With --json, stdout carries only the JSON document.
-    click.echo(message, err=as_json)
 
 
 @click.command(
@@ -52,7 +32,7 @@ picked, as the article does.
 """,
 )
 @click.argument("path", type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print everything as JSON (for scripts).")
+@json_option
 @click.option(
     "--html",
     "html_file",
@@ -74,7 +54,7 @@ picked, as the article does.
     type=click.Path(file_okay=False, path_type=Path),
     help="Copy the picked checkpoints into this folder (e.g. A1111's models/Lora).",
 )
-@click.option("--force", is_flag=True, help="With --copy-to: replace different files of the same name.")
+@force_option("With --copy-to: replace different files of the same name.")
 @click.option(
     "--metric",
     type=click.Choice(METRICS),
@@ -82,7 +62,9 @@ picked, as the article does.
     show_default=True,
     help="Rank by validation loss, training loss, or validation when logged (auto).",
 )
-@click.option("--weight", type=float, default=0.8, show_default=True, help="LoRA weight in the A1111 snippet.")
+@click.option(
+    "--weight", type=float, default=DEFAULT_WEIGHT, show_default=True, help="LoRA weight in the A1111 snippet."
+)
 @click.option(
     "--z",
     type=click.FloatRange(min=0, min_open=True),
@@ -111,41 +93,17 @@ def report_cmd(
     output_name: str | None,
 ) -> None:
     """Rank epochs from TensorBoard logs and map them to checkpoints."""
-    from kohya_recipe.report import build as rp
+    from kohya_recipe.report.build import build_report
+    from kohya_recipe.report.model import json_safe
+    from kohya_recipe.report.outputs import write_outputs
+    from kohya_recipe.report.text import format_report
 
-    rep = rp.build_report(
-        path,
-        metric=metric,
-        pick_best=pick_best,
-        weight=weight,
-        z=z,
-        model_dir=model_dir,
-        output_name=output_name,
-        with_lr=bool(html_file or plots_dir),
-        progress=_progress,
-    )
-    if as_json:
-        click.echo(rp.report_to_json(rep))
-    else:
-        click.echo(rp.format_report(rep))
-    if plots_dir is not None:
-        from kohya_recipe.report.plots import write_plots
-
-        written = write_plots(rep, plots_dir)
-        _note(f"Wrote {len(written)} plot{'s' if len(written) != 1 else ''} to {plots_dir}", as_json)
-    if html_file is not None:
-        from kohya_recipe.files import atomic_write_text
-
-        html = rp.render_html(rep)
-        try:
-            atomic_write_text(html_file, html)
-        except OSError as exc:
-            raise rp.ReportError(f"cannot write: {exc.strerror or exc}", source=str(html_file)) from None
-        _note(f"Wrote {html_file}", as_json)
-    if copy_to is not None:
-        for target, status in rp.copy_picks(rep, copy_to, force=force):
-            label = {"copied": "Copied", "replaced": "Replaced", "same": "Already there"}[status]
-            _note(f"{label}: {target}", as_json)
+    options = {"metric": metric, "pick_best": pick_best, "weight": weight, "z": z, "model_dir": model_dir}
+    with progress("Reading runs", min_items=2) as bar:
+        rep = build_report(path, **options, output_name=output_name, with_lr=bool(html_file or plots_dir), progress=bar)
+    emit(json_safe(jsonable(rep)) if as_json else rep, as_json, text=format_report)
+    for written in write_outputs(rep, plots_dir=plots_dir, html_file=html_file, copy_to=copy_to, force=force):
+        click.echo(str(written), err=as_json)  # with --json, stdout carries only the JSON document
 
 
 @click.command(
@@ -159,7 +117,7 @@ Reads only the file's JSON header (no torch, no tensors loaded).
 """,
 )
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print the summary and all metadata as JSON.")
+@json_option
 @click.option("--all", "show_all", is_flag=True, help="Also print every raw metadata key.")
 @click.option(
     "--top-tags",
@@ -170,12 +128,6 @@ Reads only the file's JSON header (no torch, no tensors loaded).
 )
 def inspect_cmd(file: Path, as_json: bool, show_all: bool, top_tags: int) -> None:
     """Print a LoRA file's training metadata (no torch)."""
-    from kohya_recipe.report.safetensors_meta import format_summary, lora_summary, read_header
+    from kohya_recipe.report.safetensors_meta import format_inspection, inspect_file
 
-    header = read_header(file)
-    summary = lora_summary(header, top_tags=top_tags)
-    if as_json:
-        data: dict[str, Any] = {"summary": summary, "metadata": header.metadata}
-        click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
-        return
-    click.echo(format_summary(summary, header.metadata if show_all else None))
+    emit(inspect_file(file, top_tags=top_tags), as_json, text=lambda found: format_inspection(found, raw=show_all))

@@ -2,14 +2,16 @@
 
 An event file is a TFRecord stream: ``[u64 length][u32 masked CRC-32C of length][payload][u32 masked CRC-32C of
 payload]``, each payload one serialised ``tensorboard.Event``. sd-scripts logs through accelerate's
-TensorBoardTracker (torch SummaryWriter), which writes **one Event per scalar**, laid out as
-``09 <f64 wall_time> 10 <varint step> 2a .. 0a .. 0a <len> <tag> 15 <f32 value>``
-(reference/tensorboard_reading.md §1). We decode that layout straight from the bytes and send anything else to a
-small generic protobuf walker (also pure Python). Measured (benchmarks/bench_report.py): ``event_pb2`` costs ~30 ms
-of import and about twice the per-record time, because upb attribute access is slower than slicing bytes.
+TensorBoardTracker (torch SummaryWriter), which writes **one Event per scalar** (``TensorBoardTracker.log`` calls
+``add_scalar`` once per key; ``torch/utils/tensorboard/summary.py`` ``scalar`` makes one ``Summary.Value`` with a
+``simple_value``), laid out as ``09 <f64 wall_time> 10 <varint step> 2a .. 0a .. 0a <len> <tag> 15 <f32 value>``.
+We decode that layout straight from the bytes and send anything else to a small generic protobuf walker
+(:mod:`kohya_recipe.report.proto`, also pure Python). Measured (benchmarks/bench_report.py): ``event_pb2`` costs
+~30 ms of import and about twice the per-record time, because upb attribute access is slower than slicing bytes.
 
-Damage policy (tensorboard_reading.md §6-7). TensorBoard's own loaders stop at the first bad record without a
-word, so one flipped byte can hide half a run. Here:
+Damage policy. TensorBoard's own loader stops at the first bad record without a word
+(``tensorboard/backend/event_processing/event_file_loader.py`` ``RawEventFileLoader.Load`` ends the read on a
+``DataLossError`` and logs it at debug level), so one flipped byte can hide half a run. Here:
 
 * a record whose payload CRC fails is skipped (its length is trusted only if the header CRC checks);
 * a record whose header is damaged is resynchronised past, to the next offset where both CRCs check;
@@ -34,8 +36,17 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from kohya_recipe.errors import EventsError
+from kohya_recipe.report.proto import (
+    Malformed,
+    decode_event,
+    encode_file_version_event,
+    encode_scalar_event,
+    varint,
+)
+from kohya_recipe.report.tfrecord import MASK_DELTA, U32, crc32c, encode_record, header_ok, resync
 
-# Tags sd-scripts train_network.py writes (reference/sd_scripts.md §7).
+# Tags sd-scripts writes: train_network.py NetworkTrainer.generate_step_logs (per step) and the end-of-epoch and
+# validation logging in NetworkTrainer.train.
 TAG_CURRENT = "loss/current"  # every micro-batch, step = global_step
 TAG_AVERAGE = "loss/average"  # running mean, step = global_step
 TAG_EPOCH_AVERAGE = "loss/epoch_average"  # once per epoch, step = epoch number (sd-scripts >= 0.10)
@@ -47,62 +58,10 @@ EPOCH_TAGS = (TAG_EPOCH_AVERAGE, TAG_EPOCH_OLD, TAG_VAL_EPOCH, TAG_VAL_DIVERGENC
 EVENT_FILE_MARK = "events.out.tfevents."
 
 _Q = struct.Struct("<Q")
-_QI = struct.Struct("<QI")
 _I = struct.Struct("<I")
 _d = struct.Struct("<d")
 _f = struct.Struct("<f")
-_MASK_DELTA = 0xA282EAD8
 _GENERIC = object()  # marks a record shape the fast path does not decode
-_U32 = 0xFFFFFFFF
-
-
-# --- CRC-32C ------------------------------------------------------------------------------------------------------
-
-
-def _make_table() -> list[int]:
-    table = []
-    for i in range(256):
-        crc = i
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
-        table.append(crc)
-    return table
-
-
-_TABLE: list[int] | None = None
-
-
-def crc32c_py(data: bytes) -> int:
-    """CRC-32C (Castagnoli) in pure Python: the fallback when google-crc32c is not installed (~10x slower)."""
-    global _TABLE
-    table = _TABLE
-    if table is None:
-        table = _TABLE = _make_table()
-    crc = _U32
-    for b in data:
-        crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
-    return crc ^ _U32
-
-
-def _load_crc() -> Callable[[bytes], int]:
-    # google-crc32c is a C CRC with SSE4.2 and imports in ~2.5 ms (tensorboard_reading.md §5); its own fallback
-    # is pure Python too, so we prefer ours only when the C extension is missing.
-    try:
-        import google_crc32c
-    except ImportError:  # pragma: no cover - depends on the installation
-        return crc32c_py
-    if getattr(google_crc32c, "implementation", "c") != "c":  # pragma: no cover
-        return crc32c_py
-    return google_crc32c.value  # type: ignore[no-any-return]
-
-
-crc32c: Callable[[bytes], int] = _load_crc()
-
-
-def masked_crc32c(data: bytes, crc: Callable[[bytes], int] | None = None) -> int:
-    """TFRecord's masked CRC: rotate right by 15 and add a constant (so a CRC of CRCs is not trivially 0)."""
-    c = (crc or crc32c)(data)
-    return (((c >> 15) | (c << 17)) + _MASK_DELTA) & _U32
 
 
 # --- data model ---------------------------------------------------------------------------------------------------
@@ -225,213 +184,7 @@ class LogDir(Record):
             return ef.path.parent.as_posix()
 
 
-# --- protobuf walking (generic path) ------------------------------------------------------------------------------
-
-
-class _Malformed(Exception):
-    pass
-
-
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    result = 0
-    shift = 0
-    while True:
-        if pos >= len(buf) or shift > 63:
-            raise _Malformed("bad varint")
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, pos
-        shift += 7
-
-
-def _fields(buf: bytes) -> Iterable[tuple[int, int, object]]:
-    """(field number, wire type, value) for each field; length-delimited values are bytes."""
-    pos = 0
-    n = len(buf)
-    while pos < n:
-        key, pos = _varint(buf, pos)
-        number, wire = key >> 3, key & 7
-        value: object
-        if wire == 0:
-            value, pos = _varint(buf, pos)
-        elif wire == 1:
-            if pos + 8 > n:
-                raise _Malformed("short fixed64")
-            value = buf[pos : pos + 8]
-            pos += 8
-        elif wire == 2:
-            size, pos = _varint(buf, pos)
-            if pos + size > n:
-                raise _Malformed("short bytes")
-            value = buf[pos : pos + size]
-            pos += size
-        elif wire == 5:
-            if pos + 4 > n:
-                raise _Malformed("short fixed32")
-            value = buf[pos : pos + 4]
-            pos += 4
-        else:
-            raise _Malformed(f"wire type {wire}")
-        yield number, wire, value
-
-
-# tensorflow/core/framework/types.proto
-_DT_FLOAT, _DT_DOUBLE, _DT_HALF, _DT_BFLOAT16 = 1, 2, 19, 14
-
-
-def _tensor_scalar(buf: bytes) -> float | None:
-    """The value of a one-element float tensor (TensorBoard's "new style" scalar), else None."""
-    dtype = 0
-    dims: list[int] = []
-    content = b""
-    floats: list[float] = []
-    halves: list[int] = []
-    for number, wire, value in _fields(buf):
-        if number == 1 and wire == 0:
-            dtype = int(value)  # type: ignore[call-overload]
-        elif number == 2 and wire == 2:
-            for n2, w2, v2 in _fields(value):  # type: ignore[arg-type]
-                if n2 == 2 and w2 == 2:  # Dim
-                    size = 1
-                    for n3, w3, v3 in _fields(v2):  # type: ignore[arg-type]
-                        if n3 == 1 and w3 == 0:
-                            size = int(v3)  # type: ignore[call-overload]
-                    dims.append(size)
-        elif number == 4 and wire == 2:
-            content = value  # type: ignore[assignment]
-        elif number == 5:  # float_val: packed (wire 2) or one fixed32 (wire 5), both bytes here
-            floats.extend(x for (x,) in struct.iter_unpack("<f", value))  # type: ignore[arg-type]
-        elif number == 6:  # double_val
-            floats.extend(x for (x,) in struct.iter_unpack("<d", value))  # type: ignore[arg-type]
-        elif number == 13:  # half_val: float16 bits in int32 varints
-            if wire == 2:
-                pos = 0
-                raw_b: bytes = value  # type: ignore[assignment]
-                while pos < len(raw_b):
-                    v, pos = _varint(raw_b, pos)
-                    halves.append(v)
-            elif wire == 0:
-                halves.append(int(value))  # type: ignore[call-overload]
-    count = 1
-    for d in dims:
-        count *= d
-    if count != 1:
-        return None
-    if dtype == _DT_FLOAT:
-        if floats:
-            return floats[0]
-        if len(content) == 4:
-            return float(_f.unpack(content)[0])
-    elif dtype == _DT_DOUBLE:
-        if floats:
-            return floats[0]
-        if len(content) == 8:
-            return float(_d.unpack(content)[0])
-    elif dtype == _DT_HALF:
-        if halves:
-            return float(struct.unpack("<e", struct.pack("<H", halves[0] & 0xFFFF))[0])
-        if len(content) == 2:
-            return float(struct.unpack("<e", content)[0])
-    elif dtype == _DT_BFLOAT16 and len(content) == 2:
-        return float(_f.unpack(b"\x00\x00" + content)[0])
-    return None
-
-
-def _is_scalar_metadata(buf: bytes) -> bool:
-    """SummaryMetadata marks a scalar with plugin "scalars" or data_class DATA_CLASS_SCALAR (1)."""
-    plugin = b""
-    data_class = 0
-    for number, wire, value in _fields(buf):
-        if number == 1 and wire == 2:
-            for n2, w2, v2 in _fields(value):  # type: ignore[arg-type]
-                if n2 == 1 and w2 == 2:
-                    plugin = v2  # type: ignore[assignment]
-        elif number == 4 and wire == 0:
-            data_class = int(value)  # type: ignore[call-overload]
-    return plugin in (b"", b"scalars") or data_class == 1
-
-
-def decode_event(payload: bytes) -> tuple[float, int, list[tuple[str, float]], str | None]:
-    """Decode any Event payload: ``(wall_time, step, [(tag, value), ...], file_version)``.
-
-    Only scalar summaries are returned: ``simple_value`` (what torch and tensorboardX write) and one-element float
-    tensors (TensorBoard's newer scalar summaries). Raises ValueError on bytes that are not an Event.
-    """
-    wall = 0.0
-    step = 0
-    version: str | None = None
-    values: list[tuple[str, float]] = []
-    try:
-        for number, wire, value in _fields(payload):
-            if number == 1 and wire == 1:
-                wall = _d.unpack(value)[0]  # type: ignore[arg-type]
-            elif number == 2 and wire == 0:
-                step = int(value)  # type: ignore[call-overload]
-                if step >= 1 << 63:  # int64 two's complement
-                    step -= 1 << 64
-            elif number == 3 and wire == 2:
-                version = bytes(value).decode("utf-8", "replace")  # type: ignore[call-overload]
-            elif number == 5 and wire == 2:
-                for n2, w2, v2 in _fields(value):  # type: ignore[arg-type]
-                    if n2 != 1 or w2 != 2:
-                        continue
-                    tag = ""
-                    simple: float | None = None
-                    tensor: bytes | None = None
-                    scalar_meta = True
-                    for n3, w3, v3 in _fields(v2):  # type: ignore[arg-type]
-                        if n3 == 1 and w3 == 2:
-                            tag = bytes(v3).decode("utf-8", "replace")  # type: ignore[call-overload]
-                        elif n3 == 2 and w3 == 5:
-                            simple = _f.unpack(v3)[0]  # type: ignore[arg-type]
-                        elif n3 == 8 and w3 == 2:
-                            tensor = v3  # type: ignore[assignment]
-                        elif n3 == 9 and w3 == 2:
-                            scalar_meta = _is_scalar_metadata(v3)  # type: ignore[arg-type]
-                    if simple is not None:
-                        values.append((tag, simple))
-                    elif tensor is not None and scalar_meta:
-                        t = _tensor_scalar(tensor)
-                        if t is not None:
-                            values.append((tag, t))
-    except (_Malformed, struct.error) as exc:
-        raise ValueError(f"not a TensorBoard Event ({exc})") from None
-    return wall, step, values, version
-
-
 # --- the reader ---------------------------------------------------------------------------------------------------
-
-
-def _header_ok(buf: bytes, off: int, crc: Callable[[bytes], int]) -> bool:
-    return masked_crc32c(buf[off : off + 8], crc) == _I.unpack_from(buf, off + 8)[0]
-
-
-def _resync(buf: bytes, start: int, crc: Callable[[bytes], int]) -> int | None:
-    """The next offset >= start where a whole record checks (or a checked header runs into the end of the file).
-
-    Every Event serialiser writes field 1 (wall_time, tag byte 0x09) first, so candidates are found with
-    ``bytes.find`` instead of trying a CRC at every byte of a damaged stretch.
-    """
-    n = len(buf)
-    pos = start + 12
-    while True:
-        i = buf.find(b"\x09", pos)
-        if i < 0:
-            return None
-        pos = i + 1
-        cand = i - 12
-        if buf[cand + 4 : cand + 8] != b"\x00\x00\x00\x00":  # an event is never 4 GiB long
-            continue
-        if not _header_ok(buf, cand, crc):
-            continue
-        length = _Q.unpack_from(buf, cand)[0]
-        end = cand + 12 + length
-        if end + 4 > n:
-            return cand  # a checked header whose record is cut off: the caller reports the truncated tail
-        if masked_crc32c(buf[cand + 12 : end], crc) == _I.unpack_from(buf, end)[0]:
-            return cand
 
 
 def read_event_file(
@@ -455,7 +208,10 @@ def read_event_file(
     return parse_event_bytes(buf, path, prefixes, crc=crc)
 
 
-def parse_event_bytes(  # one inlined loop is the point: ~1 µs per record (tensorboard_reading.md §4)
+# One inlined loop is the point (~1 µs per record): its complexity is the cost of not calling a function per record.
+# Measured on the article file (16,809 records; min of 150 runs, CPU time): decoding the step varint in a function
+# instead makes it 12 % slower with every tag (22.0 -> 24.7 ms) and 10 % with the ranking tags (11.3 -> 12.4 ms).
+def parse_event_bytes(  # noqa: C901
     buf: bytes,
     path: str | Path = "<bytes>",
     prefixes: Sequence[str] | None = None,
@@ -519,14 +275,14 @@ def parse_event_bytes(  # one inlined loop is the point: ~1 µs per record (tens
     unpack_d = _d.unpack_from
     unpack_f = _f.unpack_from
     series_get = series.get
-    mask_delta = _MASK_DELTA
-    u32 = _U32
+    mask_delta = MASK_DELTA
+    u32 = U32
     records = 0
     skipped = 0
     off = 0
 
     def resync_or_stop(at: int, what: str) -> int | None:
-        nxt = _resync(buf, at + 1, crc_fn)
+        nxt = resync(buf, at + 1, crc_fn)
         if nxt is None:
             warn(EventWarning(name, at, f"{what}; no intact record after it, so the last {n - at} bytes are ignored"))
         else:
@@ -548,7 +304,7 @@ def parse_event_bytes(  # one inlined loop is the point: ~1 µs per record (tens
         start = off + 12
         end = start + length
         if end + 4 > n:
-            if _header_ok(buf, off, crc_fn):
+            if header_ok(buf, off, crc_fn):
                 warn(
                     EventWarning(
                         name,
@@ -585,8 +341,8 @@ def parse_event_bytes(  # one inlined loop is the point: ~1 µs per record (tens
                         p = 13
                         if b & 0x80:
                             try:
-                                step, p = _varint(buf[start:end], 10)
-                            except _Malformed:
+                                step, p = varint(buf[start:end], 10)
+                            except Malformed:
                                 p = length
             else:
                 step = 0
@@ -604,7 +360,7 @@ def parse_event_bytes(  # one inlined loop is the point: ~1 µs per record (tens
         c = crc_fn(payload)
         if (((c >> 15) | (c << 17)) + mask_delta) & u32 != unpack_i(buf, end)[0]:
             skipped += 1
-            if _header_ok(buf, off, crc_fn):
+            if header_ok(buf, off, crc_fn):
                 warn(
                     EventWarning(name, off, "record payload fails its CRC (damaged bytes); that one record is skipped")
                 )
@@ -671,8 +427,9 @@ _FLOAT_DIR = re.compile(r"^\d+(\.\d+)?$")
 def find_event_files(log_dir: str | Path) -> list[Path]:
     """Every ``events.out.tfevents.*`` under ``log_dir``, sorted, minus ``--log_config``'s hparams-only folder.
 
-    accelerate's ``log_config`` writes ``network_train/<unix time as a float>/events...`` holding only the
-    hparams summary next to ``hparams.yml`` (reference/sd_scripts.md §7): not a training segment.
+    With ``--log_config`` sd-scripts hands its settings to the tracker (``library/train_util.py``
+    ``init_trackers``), and accelerate's ``TensorBoardTracker.store_init_configuration`` writes them as an hparams
+    summary into ``network_train/<unix time as a float>/`` next to ``hparams.yml``: not a training segment.
     """
     root = Path(log_dir)
     found: list[Path] = []
@@ -707,43 +464,6 @@ def read_log_dir(log_dir: str | Path, prefixes: Sequence[str] | None = None) -> 
 
 
 # --- the writer (tests, benchmarks, fixtures) ---------------------------------------------------------------------
-
-
-def _enc_varint(value: int) -> bytes:
-    if value < 0:
-        value += 1 << 64
-    out = bytearray()
-    while True:
-        b = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def _len_field(number: int, data: bytes) -> bytes:
-    return _enc_varint(number << 3 | 2) + _enc_varint(len(data)) + data
-
-
-def encode_record(payload: bytes) -> bytes:
-    """Frame one payload as a TFRecord with masked CRC-32C of the length and of the payload."""
-    header = _Q.pack(len(payload))
-    return header + _I.pack(masked_crc32c(header)) + payload + _I.pack(masked_crc32c(payload))
-
-
-def encode_scalar_event(tag: str, step: int, value: float, wall_time: float) -> bytes:
-    """An Event payload laid out exactly as torch's SummaryWriter.add_scalar writes it (step 0 omitted, proto3)."""
-    out = b"\x09" + _d.pack(wall_time)
-    if step:
-        out += b"\x10" + _enc_varint(step)
-    val = _len_field(1, tag.encode()) + b"\x15" + _f.pack(value)
-    return out + _len_field(5, _len_field(1, val))
-
-
-def encode_file_version_event(wall_time: float, version: str = "brain.Event:2") -> bytes:
-    return b"\x09" + _d.pack(wall_time) + _len_field(3, version.encode())
 
 
 def write_scalars(

@@ -1,9 +1,10 @@
 """PNG plots for the epoch report (matplotlib, Agg canvas; imported only when plotting).
 
 Figures are made with ``matplotlib.figure.Figure`` on an explicit Agg canvas rather than through pyplot, so no
-global backend is switched and nothing needs a display. Step-level and epoch-level tags never share an axis
-(reference/sd_scripts.md "Implications" 7): the step plots use global_step (resumed segments shifted after the
-epochs before them, since sd-scripts restarts global_step on --resume), the epoch plots use the epoch number.
+global backend is switched and nothing needs a display. Step-level and epoch-level tags never share an axis:
+sd-scripts logs the first at step = global_step and the second at step = the epoch number (train_network.py
+``NetworkTrainer.step_logging`` and ``epoch_logging``). The step plots use global_step (resumed segments shifted
+after the epochs before them, since sd-scripts restarts global_step on --resume), the epoch plots the epoch.
 """
 
 from __future__ import annotations
@@ -11,12 +12,11 @@ from __future__ import annotations
 import io
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from kohya_recipe.files import atomic_write_bytes
 from kohya_recipe.report.events import TAG_AVERAGE, TAG_CURRENT, EventFile
-
-if TYPE_CHECKING:
-    from kohya_recipe.report.build import RunReport, SweepReport
+from kohya_recipe.report.model import ReportError, RunReport, SweepReport
 
 PLOT_NAMES = ("loss_steps", "loss_epochs", "validation", "learning_rate")
 DEFAULT_SMOOTHING = 0.9  # TensorBoard's slider (default 0.6) is tuned for short runs; 0.9 suits 3,000+ steps
@@ -154,7 +154,7 @@ def plot_loss_epochs(rep: RunReport) -> bytes | None:
         z * r.steps.se if r.steps is not None and r.steps.se is not None and math.isfinite(r.steps.se) else 0.0
         for r in rows
     ]
-    final = {p.epoch for p in rep.picks if any(x.startswith(("final", "last")) for x in p.reasons)}
+    final = {p.epoch for p in rep.picks if p.is_final}
     colors = [
         _BEST if (r.best and rep.ranking.metric == "train") else (_FINAL if r.epoch in final else _BAR) for r in rows
     ]
@@ -218,7 +218,8 @@ def _lr_tags(rep: RunReport) -> list[str]:
         return []
     tags = sorted({t for ef in rep.log.files for t in ef.scalars if t.startswith("lr/")})
     named = [t for t in tags if not t.startswith("lr/group")]
-    # sd-scripts' generate_step_logs for…else adds lr/group<i> copies of the named groups (sd_scripts.md §7).
+    # sd-scripts logs the named groups, then again as lr/group<i>: the else of the for loop in train_network.py
+    # NetworkTrainer.generate_step_logs runs after every complete loop.
     return named or tags
 
 
@@ -281,8 +282,6 @@ def sweep_plot(rep: SweepReport) -> dict[str, bytes]:
 
 def write_plots(rep: RunReport | SweepReport, out_dir: str | Path) -> list[Path]:
     """Write the PNGs into ``out_dir`` (a sweep: ``sweep_epochs.png`` plus one sub-folder per run)."""
-    from kohya_recipe.report.build import ReportError, SweepReport
-
     out = Path(out_dir)
     written: list[Path] = []
     try:
@@ -302,7 +301,5 @@ def write_plots(rep: RunReport | SweepReport, out_dir: str | Path) -> list[Path]
 
 
 def _write(path: Path, data: bytes) -> Path:
-    from kohya_recipe.files import atomic_write_bytes
-
     atomic_write_bytes(path, data)
     return path

@@ -1,9 +1,11 @@
 """Per-epoch losses from a run's event files, ranked, with honest uncertainty.
 
-Where the numbers come from (reference/sd_scripts.md §7):
+Where the numbers come from (sd-scripts ``train_network.py`` ``NetworkTrainer``: ``generate_step_logs`` and
+``step_logging`` per step, ``epoch_logging`` at the end of each epoch in ``train``):
 
 * ``loss/epoch_average`` (``loss/epoch`` up to sd-scripts 0.9.1) is logged once per epoch at step = the epoch
-  number: the mean of that epoch's ``loss/current`` values.
+  number (``epoch_logging`` passes the epoch as TensorBoard's step): the mean of that epoch's ``loss/current``
+  values (``library/train_util.py`` ``LossRecorder.moving_average``).
 * ``loss/validation/epoch_average`` (validation split on) is logged at the same step. It uses fixed timesteps and
   re-seeded noise, so it is comparable across epochs and is the preferred ranking metric.
 * ``loss/current`` is logged per micro-batch at step = global_step. Its points are assigned to epochs by
@@ -23,6 +25,9 @@ from __future__ import annotations
 import itertools
 import math
 from bisect import bisect_left
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from kohya_recipe.report.events import (
     TAG_CURRENT,
@@ -32,9 +37,11 @@ from kohya_recipe.report.events import (
     TAG_VAL_EPOCH,
     EventFile,
     LogDir,
-    Record,
     Scalars,
 )
+
+if TYPE_CHECKING:
+    from kohya_recipe.report.checkpoints import EpochFile
 
 METRICS = ("auto", "validation", "train")
 # The tags ranking needs (prefixes): loss/average and lr/* only feed the plots, so the JSON path skips them.
@@ -43,30 +50,16 @@ DEFAULT_Z = 2.0  # ~95 % two-sided under a normal approximation
 DEFAULT_TIE_RTOL = 1e-5  # below this relative difference float32 losses are the same number (≈ 80 ulps)
 
 
-class StepStats(Record):
+@dataclass
+class StepStats:
     """``loss/current`` over one epoch."""
 
-    __slots__ = ("first_step", "last_step", "mean", "n", "sd", "se")
-
-    def __init__(
-        self, n: int, mean: float, sd: float | None, se: float | None, first_step: int, last_step: int
-    ) -> None:
-        self.n = n
-        self.mean = mean
-        self.sd = sd
-        self.se = se
-        self.first_step = first_step
-        self.last_step = last_step
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "n": self.n,
-            "mean": self.mean,
-            "sd": self.sd,
-            "se": self.se,
-            "first_step": self.first_step,
-            "last_step": self.last_step,
-        }
+    n: int
+    mean: float
+    sd: float | None
+    se: float | None
+    first_step: int
+    last_step: int
 
 
 def step_stats(values: list[float], steps: list[int]) -> StepStats | None:
@@ -81,142 +74,68 @@ def step_stats(values: list[float], steps: list[int]) -> StepStats | None:
     return StepStats(n=n, mean=mean, sd=sd, se=se, first_step=min(steps), last_step=max(steps))
 
 
-class EpochRow(Record):
-    """One epoch: what the log says, its step statistics, and (after ranking) its metric, rank and flags."""
+@dataclass
+class EpochRow:
+    """One epoch: what the log says, its step statistics, (after ranking) its metric, rank and flags, and (in a
+    report) the checkpoint file that holds it."""
 
-    __slots__ = (
-        "best",
-        "end_wall_time",
-        "epoch",
-        "indistinguishable",
-        "metric",
-        "notes",
-        "rank",
-        "se",
-        "segment",
-        "steps",
-        "tied",
-        "train_loss",
-        "validation_divergence",
-        "validation_loss",
-    )
-
-    def __init__(self, epoch: int, segment: str | None = None) -> None:
-        self.epoch = epoch
-        self.segment = segment
-        self.train_loss: float | None = None
-        self.validation_loss: float | None = None
-        self.validation_divergence: float | None = None
-        self.end_wall_time: float | None = None
-        self.steps: StepStats | None = None
-        self.metric: float | None = None
-        self.se: float | None = None
-        self.rank: int | None = None
-        self.tied = False
-        self.indistinguishable = False
-        self.best = False
-        self.notes: list[str] = []
+    epoch: int
+    segment: str | None = None
+    train_loss: float | None = None
+    validation_loss: float | None = None
+    validation_divergence: float | None = None
+    end_wall_time: float | None = None
+    steps: StepStats | None = None
+    metric: float | None = None
+    se: float | None = None
+    rank: int | None = None
+    tied: bool = False
+    indistinguishable_from_best: bool = False
+    best: bool = False
+    notes: list[str] = field(default_factory=list)
+    checkpoint: EpochFile | None = None
 
     @property
     def logged(self) -> bool:
         return self.train_loss is not None or self.validation_loss is not None
 
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "epoch": self.epoch,
-            "metric": self.metric,
-            "se": self.se,
-            "rank": self.rank,
-            "tied": self.tied,
-            "indistinguishable_from_best": self.indistinguishable,
-            "best": self.best,
-            "train_loss": self.train_loss,
-            "validation_loss": self.validation_loss,
-            "validation_divergence": self.validation_divergence,
-            "steps": self.steps.to_dict() if self.steps else None,
-            "segment": self.segment,
-            "end_wall_time": self.end_wall_time,
-            "notes": list(self.notes),
-        }
 
-
-class SegmentInfo(Record):
+@dataclass
+class SegmentInfo:
     """One training process's log (one event file). ``step_offset`` is added to its steps to put resumed
     segments on one step axis (plots only)."""
 
-    __slots__ = (
-        "first_epoch",
-        "first_wall_time",
-        "last_epoch",
-        "name",
-        "path",
-        "step_offset",
-        "steps_logged",
-        "superseded",
-    )
-
-    def __init__(
-        self,
-        name: str,
-        path: str,
-        first_epoch: int | None,
-        last_epoch: int | None,
-        steps_logged: int,
-        step_offset: int,
-        first_wall_time: float | None,
-        superseded: bool = False,
-    ) -> None:
-        self.name = name
-        self.path = path
-        self.first_epoch = first_epoch
-        self.last_epoch = last_epoch
-        self.steps_logged = steps_logged
-        self.step_offset = step_offset
-        self.first_wall_time = first_wall_time
-        self.superseded = superseded
-
-    def to_dict(self) -> dict[str, object]:
-        return {k: getattr(self, k) for k in self.__slots__}
+    name: str
+    path: str
+    first_epoch: int | None
+    last_epoch: int | None
+    steps_logged: int
+    step_offset: int
+    first_wall_time: float | None
+    superseded: bool = False
 
 
-class Incomplete(Record):
+@dataclass
+class Incomplete:
     """Step points after the last epoch record: an epoch that never finished (interrupted, or still training)."""
 
-    __slots__ = ("epoch", "segment", "steps")
-
-    def __init__(self, epoch: int | None, segment: str, steps: StepStats) -> None:
-        self.epoch = epoch
-        self.segment = segment
-        self.steps = steps
-
-    def to_dict(self) -> dict[str, object]:
-        return {"epoch": self.epoch, "segment": self.segment, "steps": self.steps.to_dict()}
+    epoch: int | None
+    segment: str
+    steps: StepStats
 
 
-class Ranking(Record):
+@dataclass
+class Ranking:
     """The epoch table of a run and how it was ranked (``metric``: "validation", "train" or "none")."""
 
-    __slots__ = ("incomplete", "metric", "metric_tag", "rows", "segments", "tie_rtol", "warnings", "z")
-
-    def __init__(
-        self,
-        rows: list[EpochRow],
-        metric: str,
-        metric_tag: str | None,
-        segments: list[SegmentInfo],
-        incomplete: Incomplete | None,
-        warnings: list[str],
-        z: float,
-        tie_rtol: float,
-    ) -> None:
-        self.rows = rows
-        self.metric = metric
-        self.metric_tag = metric_tag
-        self.segments = segments
-        self.incomplete = incomplete
-        self.warnings = warnings
-        self.z = z
-        self.tie_rtol = tie_rtol
+    rows: list[EpochRow]
+    metric: str
+    metric_tag: str | None
+    segments: list[SegmentInfo]
+    incomplete: Incomplete | None
+    warnings: list[str]
+    z: float
+    tie_rtol: float
 
     @property
     def ranked(self) -> list[EpochRow]:
@@ -249,24 +168,14 @@ class Ranking(Record):
 # --- assembling epochs from segments ------------------------------------------------------------------------------
 
 
-class _SegEpochs(Record):
-    __slots__ = ("epoch_tag", "first_epoch", "notes", "points_by_epoch", "rows", "trailing")
-
-    def __init__(
-        self,
-        rows: dict[int, EpochRow],
-        trailing: StepStats | None,
-        points_by_epoch: dict[int, tuple[list[float], list[int]]],
-        notes: list[str],
-        first_epoch: int | None,
-        epoch_tag: str | None,
-    ) -> None:
-        self.rows = rows
-        self.trailing = trailing
-        self.points_by_epoch = points_by_epoch
-        self.notes = notes
-        self.first_epoch = first_epoch
-        self.epoch_tag = epoch_tag
+@dataclass
+class _SegEpochs:
+    rows: dict[int, EpochRow]
+    trailing: StepStats | None
+    points_by_epoch: dict[int, tuple[list[float], list[int]]]
+    notes: list[str]
+    first_epoch: int | None
+    epoch_tag: str | None
 
 
 def _epoch_values(s: Scalars | None) -> dict[int, tuple[float, float]]:
@@ -354,82 +263,107 @@ def collect_epochs(log: LogDir) -> tuple[list[EpochRow], list[SegmentInfo], Inco
     A segment starting at epoch E (a ``--resume``, or a fresh start at 1) replaces every epoch >= E that earlier
     segments logged: that is what the trainer re-did, and what the checkpoints on disk now hold.
     """
-    merged: dict[int, EpochRow] = {}
-    segments: list[SegmentInfo] = []
-    warnings: list[str] = []
-    incomplete: Incomplete | None = None
-    epoch_tags: set[str] = set()
-    last_step_global: dict[int, int] = {}
+    merged = _Merged()
     for ef in log.segments:
-        name = log.segment_name(ef)
-        seg = _segment_epochs(ef, name)
-        warnings.extend(seg.notes)
-        if seg.epoch_tag:
-            epoch_tags.add(seg.epoch_tag)
-        cur = ef.scalars.get(TAG_CURRENT)
-        min_step = min(cur.steps) if cur is not None and len(cur) else 0
-        offset = 0
-        if seg.first_epoch is not None:
-            e0 = seg.first_epoch
-            replaced = sorted(e for e in merged if e >= e0)
-            if replaced:
-                complete = [e for e in replaced if merged[e].logged]
-                for s in segments:
-                    if s.first_epoch is not None and s.first_epoch >= e0:
-                        s.superseded = True
-                if complete:
-                    what = "a new training from epoch 1" if e0 == 1 else f"a resumed training from epoch {e0}"
-                    warnings.append(
-                        f"{name}: {what} replaces epoch{'s' if len(complete) > 1 else ''} "
-                        f"{_span(complete)} logged earlier; using the newer values"
-                    )
-                for e in replaced:
-                    del merged[e]
-            if incomplete is not None and (incomplete.epoch is None or incomplete.epoch >= e0):
-                incomplete = None  # the interrupted epoch was trained again here
-            # Resumed segments restart global_step at 1 (sd_scripts.md §8): shift them after the epochs before
-            # them, for the step-axis plots only.
-            first_row = seg.rows.get(e0)
-            if e0 > 1 and first_row is not None and first_row.steps is not None:
-                before = last_step_global.get(e0 - 1)
-                if before is None:
-                    before = (e0 - 1) * first_row.steps.n
-                if min_step <= before:
-                    offset = before
-            for e, row in seg.rows.items():
-                merged[e] = row
-                if row.steps is not None:
-                    last_step_global[e] = row.steps.last_step + offset
-            if seg.trailing is not None:
-                last = max(seg.rows)
-                incomplete = Incomplete(epoch=last + 1, segment=name, steps=seg.trailing)
-        elif seg.trailing is not None:
-            # Steps but no finished epoch in this segment: its epoch number is unknown.
-            newest = max(merged) if merged else None
-            incomplete = Incomplete(
-                epoch=(newest + 1) if newest is not None else None, segment=name, steps=seg.trailing
-            )
-            warnings.append(f"{name}: {seg.trailing.n} loss/current points but no finished epoch in this log")
-        segments.append(
-            SegmentInfo(
-                name=name,
-                path=str(ef.path),
-                first_epoch=seg.first_epoch,
-                last_epoch=max(seg.rows) if seg.rows else None,
-                steps_logged=len(cur) if cur is not None else 0,
-                step_offset=offset,
-                first_wall_time=ef.first_wall_time,
-            )
-        )
-    if len(epoch_tags) > 1:
-        warnings.append(
+        _merge_segment(merged, ef, log.segment_name(ef))
+    tags = merged.epoch_tags
+    if len(tags) > 1:
+        merged.warnings.append(
             "segments use both loss/epoch (sd-scripts <= 0.9.1) and loss/epoch_average; treated as the same value"
         )
-    tag = TAG_EPOCH_AVERAGE if TAG_EPOCH_AVERAGE in epoch_tags else (TAG_EPOCH_OLD if epoch_tags else None)
-    return [merged[e] for e in sorted(merged)], segments, incomplete, warnings, tag
+    tag = TAG_EPOCH_AVERAGE if TAG_EPOCH_AVERAGE in tags else (TAG_EPOCH_OLD if tags else None)
+    rows = [merged.rows[e] for e in sorted(merged.rows)]
+    return rows, merged.segments, merged.incomplete, merged.warnings, tag
 
 
-def _span(epochs: list[int]) -> str:
+@dataclass
+class _Merged:
+    """The epoch table while segments are merged into it, oldest first."""
+
+    rows: dict[int, EpochRow] = field(default_factory=dict)
+    segments: list[SegmentInfo] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    incomplete: Incomplete | None = None
+    epoch_tags: set[str] = field(default_factory=set)
+    last_step: dict[int, int] = field(default_factory=dict)  # epoch -> its last step on the shifted step axis
+
+
+def _merge_segment(merged: _Merged, ef: EventFile, name: str) -> None:
+    seg = _segment_epochs(ef, name)
+    merged.warnings.extend(seg.notes)
+    if seg.epoch_tag:
+        merged.epoch_tags.add(seg.epoch_tag)
+    cur = ef.scalars.get(TAG_CURRENT)
+    offset = 0
+    if seg.first_epoch is not None:
+        _replace_from(merged, seg.first_epoch, name)
+        offset = _step_offset(merged, seg, cur)
+        for e, row in seg.rows.items():
+            merged.rows[e] = row
+            if row.steps is not None:
+                merged.last_step[e] = row.steps.last_step + offset
+        if seg.trailing is not None:
+            merged.incomplete = Incomplete(epoch=max(seg.rows) + 1, segment=name, steps=seg.trailing)
+    elif seg.trailing is not None:
+        # Steps but no finished epoch in this segment: its epoch number is unknown.
+        newest = max(merged.rows) if merged.rows else None
+        merged.incomplete = Incomplete(
+            epoch=(newest + 1) if newest is not None else None, segment=name, steps=seg.trailing
+        )
+        merged.warnings.append(f"{name}: {seg.trailing.n} loss/current points but no finished epoch in this log")
+    merged.segments.append(
+        SegmentInfo(
+            name=name,
+            path=str(ef.path),
+            first_epoch=seg.first_epoch,
+            last_epoch=max(seg.rows) if seg.rows else None,
+            steps_logged=len(cur) if cur is not None else 0,
+            step_offset=offset,
+            first_wall_time=ef.first_wall_time,
+        )
+    )
+
+
+def _replace_from(merged: _Merged, e0: int, name: str) -> None:
+    """A segment starting at epoch ``e0`` replaces every epoch >= e0 logged before it."""
+    replaced = sorted(e for e in merged.rows if e >= e0)
+    if replaced:
+        complete = [e for e in replaced if merged.rows[e].logged]
+        for s in merged.segments:
+            if s.first_epoch is not None and s.first_epoch >= e0:
+                s.superseded = True
+        if complete:
+            what = "a new training from epoch 1" if e0 == 1 else f"a resumed training from epoch {e0}"
+            merged.warnings.append(
+                f"{name}: {what} replaces epoch{'s' if len(complete) > 1 else ''} "
+                f"{span(complete)} logged earlier; using the newer values"
+            )
+        for e in replaced:
+            del merged.rows[e]
+    inc = merged.incomplete
+    if inc is not None and (inc.epoch is None or inc.epoch >= e0):
+        merged.incomplete = None  # the interrupted epoch was trained again here
+
+
+def _step_offset(merged: _Merged, seg: _SegEpochs, cur: Scalars | None) -> int:
+    """Where a resumed segment's steps go on one step axis (for the step plots only).
+
+    sd-scripts restarts global_step at 1 on ``--resume`` (train_network.py ``NetworkTrainer.train`` sets
+    ``global_step = 0`` before its epoch loop, which starts at the resumed epoch), so a resumed segment is shifted
+    after the epochs before it.
+    """
+    e0 = seg.first_epoch
+    first_row = seg.rows.get(e0) if e0 is not None else None
+    if e0 is None or e0 <= 1 or first_row is None or first_row.steps is None:
+        return 0
+    before = merged.last_step.get(e0 - 1)
+    if before is None:
+        before = (e0 - 1) * first_row.steps.n
+    min_step = min(cur.steps) if cur is not None and len(cur) else 0
+    return before if min_step <= before else 0
+
+
+def span(epochs: list[int]) -> str:
     if len(epochs) > 2 and epochs == list(range(epochs[0], epochs[-1] + 1)):
         return f"{epochs[0]}-{epochs[-1]}"
     return ", ".join(str(e) for e in epochs)
@@ -476,6 +410,19 @@ def rank_rows(
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {', '.join(METRICS)}")
     warnings: list[str] = []
+    metric = _choose_metric(rows, metric, warnings)
+    if metric == "none":
+        return "none", None, warnings
+    _set_metric(rows, metric, warnings)
+    ranks = rank_values([r.metric for r in rows], tie_rtol)
+    for r, k in zip(rows, ranks, strict=True):
+        r.rank = k
+    _flag_best(rows, ranks, z)
+    return metric, TAG_VAL_EPOCH if metric == "validation" else train_tag, warnings
+
+
+def _choose_metric(rows: list[EpochRow], metric: str, warnings: list[str]) -> str:
+    """ "validation" or "train" as asked and logged ("auto": validation when logged), or "none"."""
     has_val = any(r.validation_loss is not None for r in rows)
     has_train = any(r.train_loss is not None for r in rows)
     if metric == "validation" and not has_val:
@@ -486,11 +433,12 @@ def rank_rows(
     if metric == "auto":
         metric = "validation" if has_val else "train"
     if metric == "train" and not has_train:
-        if has_val:
-            metric = "validation"
-        else:
-            return "none", None, warnings
-    tag = TAG_VAL_EPOCH if metric == "validation" else train_tag
+        return "validation" if has_val else "none"
+    return metric
+
+
+def _set_metric(rows: list[EpochRow], metric: str, warnings: list[str]) -> None:
+    """Each row's metric and standard error; a NaN/inf loss (training diverged) is left unranked."""
     for r in rows:
         if metric == "validation":
             r.metric = r.validation_loss
@@ -499,12 +447,12 @@ def rank_rows(
             r.metric = r.train_loss
             r.se = r.steps.se if r.steps is not None else None
         r.rank = None
-        r.tied = r.best = r.indistinguishable = False
+        r.tied = r.best = r.indistinguishable_from_best = False
     if metric == "validation":
         missing = [r.epoch for r in rows if r.validation_loss is None and r.train_loss is not None]
         if missing:
             warnings.append(
-                f"epoch{'s' if len(missing) > 1 else ''} {_span(missing)} had no validation "
+                f"epoch{'s' if len(missing) > 1 else ''} {span(missing)} had no validation "
                 "(validate_every_n_epochs?) and are not ranked"
             )
     for r in rows:
@@ -514,30 +462,28 @@ def rank_rows(
             warnings.append(f"epoch {r.epoch}: loss is {r.metric} (training diverged?); not ranked")
             r.metric = None
             r.se = None
-    ranks = rank_values([r.metric for r in rows], tie_rtol)
-    for r, k in zip(rows, ranks, strict=True):
-        r.rank = k
-    counts: dict[int, int] = {}
-    for k in ranks:
-        if k is not None:
-            counts[k] = counts.get(k, 0) + 1
+
+
+def _flag_best(rows: list[EpochRow], ranks: list[int | None], z: float) -> None:
+    """Mark ties, the best epoch(s), and the epochs indistinguishable from the best."""
+    counts = Counter(k for k in ranks if k is not None)
     ranked = [r for r in rows if r.rank is not None]
     if not ranked:
-        return metric, tag, warnings
+        return
     top = min(ranked, key=lambda r: (r.metric, r.epoch))
     for r in ranked:
         r.tied = counts[r.rank] > 1  # type: ignore[index]
         r.best = r.rank == 1
-        r.indistinguishable = r.best or indistinguishable(r.metric, r.se, top.metric, top.se, z)  # type: ignore
-    return metric, tag, warnings
+        r.indistinguishable_from_best = r.best or indistinguishable(r.metric, r.se, top.metric, top.se, z)  # type: ignore
 
 
 def cross_check(rows: list[EpochRow], rtol: float = 1e-4) -> list[str]:
     """Compare each ``loss/epoch_average`` with the mean of the epoch's ``loss/current`` points.
 
-    They are the same number in an intact log (float32 rounding aside: 1.1579166452 vs 1.1579166651 measured,
-    tensorboard_reading.md §1). A difference means lost step records, or a partial last epoch, whose average
-    sd-scripts mixes with the previous epoch's tail (sd_scripts.md §7).
+    They are the same number in an intact log (float32 rounding aside: 1.1579166452 vs 1.1579166651 on a real
+    run). A difference means lost step records, or a partial last epoch, whose average sd-scripts mixes with the
+    previous epoch's tail: ``library/train_util.py`` ``LossRecorder.add`` overwrites the previous epoch's loss at
+    each step index, and keeps the rest.
     """
     notes = []
     for r in rows:

@@ -2,7 +2,8 @@
 
 The format: an 8-byte little-endian header length N, then N bytes of UTF-8 JSON ``{name: {dtype, shape,
 data_offsets}, "__metadata__": {str: str}}``, then the tensor bytes. sd-scripts stores its training settings in
-``__metadata__``, all values as strings, some of them JSON-encoded (reference/sd_scripts.md §9).
+``__metadata__``, all values as strings, some of them JSON-encoded (train_network.py ``NetworkTrainer.train``
+builds the dict, ``json.dumps`` the nested values and ends with ``{k: str(v) ...}``).
 """
 
 from __future__ import annotations
@@ -153,7 +154,7 @@ def lora_summary(h: SafetensorsHeader, *, top_tags: int = 20) -> dict[str, Any]:
     """The settings a person asks about, from the metadata and the tensor table.
 
     The rank is also read from the ``lora_down`` weights' shapes, because ``ss_network_dim`` is the CLI value —
-    "None" when not given although networks.lora then uses 4 (sd_scripts.md §9).
+    "None" when not given although networks.lora then uses 4 (``networks/lora.py`` ``create_network``).
     """
     m = h.metadata
     ranks = sorted({t.shape[0] for k, t in h.tensors.items() if k.endswith("lora_down.weight") and t.shape})
@@ -164,7 +165,8 @@ def lora_summary(h: SafetensorsHeader, *, top_tags: int = 20) -> dict[str, Any]:
     freq = h.meta_json("ss_tag_frequency")
     datasets = h.meta_json("ss_dataset_dirs")
     # In --dataset_config mode the resolution lives only in ss_datasets; modelspec.resolution then shows the
-    # --resolution default (512x512), not what was trained (sd_scripts.md §9).
+    # --resolution default (512x512), not what was trained: train_network.py writes ss_resolution only without a
+    # --dataset_config, and library/train_util.py get_sai_model_spec takes the resolution from args.
     ds_list = h.meta_json("ss_datasets")
     first_ds = ds_list[0] if isinstance(ds_list, list) and ds_list and isinstance(ds_list[0], dict) else {}
     resolution = m.get("ss_resolution") or first_ds.get("resolution") or m.get("modelspec.resolution")
@@ -289,3 +291,22 @@ def format_summary(summary: dict[str, Any], metadata: dict[str, str] | None = No
                 value = value[:200] + f"... ({len(metadata[key])} characters)"
             lines.append(f"    {key} = {value}")
     return "\n".join(lines)
+
+
+@dataclass
+class Inspection:
+    """What ``kohya-recipe inspect`` shows of a file: the :func:`lora_summary` and every raw metadata key."""
+
+    summary: dict[str, Any]
+    metadata: dict[str, str]
+
+
+def inspect_file(path: str | Path, *, top_tags: int = 20) -> Inspection:
+    """Read ``path``'s header and summarise it (``top_tags``: how many caption tags to list)."""
+    header = read_header(path)
+    return Inspection(summary=lora_summary(header, top_tags=top_tags), metadata=header.metadata)
+
+
+def format_inspection(found: Inspection, *, raw: bool = False) -> str:
+    """The summary for people; with ``raw``, every metadata key as well."""
+    return format_summary(found.summary, found.metadata if raw else None)
