@@ -13,7 +13,6 @@ from typing import Any
 
 from kohya_recipe.cli.output import jsonable
 from kohya_recipe.report.events import event_file_name, write_scalars
-from kohya_recipe.report.model import json_safe
 
 DATA = Path(__file__).parent / "data" / "runs"
 RUNS = ("article-mini", "interrupted", "validation", "resume")
@@ -21,7 +20,7 @@ RUNS = ("article-mini", "interrupted", "validation", "resume")
 
 def report_data(report: object) -> Any:
     """A report as ``kohya-recipe report --json`` prints it, read back (strict JSON: NaN would fail here)."""
-    return json.loads(json.dumps(json_safe(jsonable(report)), allow_nan=False))
+    return json.loads(json.dumps(jsonable(report), allow_nan=False))
 
 
 def materialise_run(name: str, dest: Path) -> Path:

@@ -3,7 +3,7 @@
 Library calls return data (dataclasses, pydantic models); :func:`emit` prints a result once, as JSON or as text.
 :func:`jsonable` turns such a result into plain JSON data: dataclass fields (minus those marked
 ``field(metadata={"json": False})``) plus the properties a class names in ``__json_properties__``, pydantic models
-through ``model_dump(mode="json")``, paths as strings, tuples and sets as lists.
+through ``model_dump(mode="json")``, paths as strings, tuples and sets as lists, NaN and infinity as ``null``.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import math
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,7 +25,9 @@ PROGRESS_MIN_ITEMS = 500  # below this a folder is read faster than a bar is wor
 
 def jsonable(obj: Any) -> Any:
     """``obj`` as JSON data (see the module docstring)."""
-    if obj is None or isinstance(obj, (bool, int, float, str)):
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None  # JSON has no NaN/inf (a diverged loss); strict parsers refuse them
+    if obj is None or isinstance(obj, (bool, int, str)):
         return obj
     if isinstance(obj, enum.Enum):
         return jsonable(obj.value)

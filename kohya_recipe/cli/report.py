@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from kohya_recipe.cli.options import force_option, json_option
-from kohya_recipe.cli.output import emit, jsonable, progress
+from kohya_recipe.cli.output import emit, progress
 from kohya_recipe.report.a1111 import DEFAULT_WEIGHT
 from kohya_recipe.report.ranking import DEFAULT_Z, METRICS
 
@@ -94,14 +94,13 @@ def report_cmd(
 ) -> None:
     """Rank epochs from TensorBoard logs and map them to checkpoints."""
     from kohya_recipe.report.build import build_report
-    from kohya_recipe.report.model import json_safe
     from kohya_recipe.report.outputs import write_outputs
     from kohya_recipe.report.text import format_report
 
     options = {"metric": metric, "pick_best": pick_best, "weight": weight, "z": z, "model_dir": model_dir}
     with progress("Reading runs", min_items=2) as bar:
         rep = build_report(path, **options, output_name=output_name, with_lr=bool(html_file or plots_dir), progress=bar)
-    emit(json_safe(jsonable(rep)) if as_json else rep, as_json, text=format_report)
+    emit(rep, as_json, text=format_report)
     for written in write_outputs(rep, plots_dir=plots_dir, html_file=html_file, copy_to=copy_to, force=force):
         click.echo(str(written), err=as_json)  # with --json, stdout carries only the JSON document
 

@@ -3,12 +3,11 @@
 Results are data. Each class's JSON (``kohya-recipe report --json``, schema :data:`SCHEMA`) is its dataclass
 fields, minus those marked ``metadata={"json": False}``, plus the properties it names in ``__json_properties__``
 (:func:`kohya_recipe.cli.output.jsonable` turns them into JSON); the HTML report reads the same attributes.
-JSON has no NaN: :func:`json_safe` turns a diverged loss into ``null``.
+JSON has no NaN: ``cli.output.jsonable`` turns a diverged loss into ``null``.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,17 +26,6 @@ PROMPT_KEYS = ("prompt", "negative", "width", "height", "steps", "cfg_scale", "s
 
 class ReportError(KohyaRecipeError):
     """The report cannot be made or its outputs cannot be written."""
-
-
-def json_safe(value: Any) -> Any:
-    """JSON data with NaN/inf (a diverged loss) as ``None``: JSON has no NaN, and strict parsers reject it."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
 
 
 @dataclass
