@@ -21,7 +21,8 @@ import pytest
 import kohya_recipe.train.runqueue as queue_module
 from kohya_recipe.cli import COMMANDS, cli
 from kohya_recipe.cli.queue import queue_group, sweep_cmd
-from kohya_recipe.train.runqueue import DONE, INTERRUPTED, PENDING, RUNNING, add_to_queue, list_queue
+from kohya_recipe.train.queue_edit import add_to_queue, list_queue
+from kohya_recipe.train.queuefile import DONE, INTERRUPTED, PENDING, RUNNING
 from tests._cli_util import run_cli
 from tests._queue_util import PYTHON, FakeTrain, make_project, subprocess_env, wait_for, write_recipe
 

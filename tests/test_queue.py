@@ -1,5 +1,5 @@
-"""The persistent training queue (kohya_recipe/train/runqueue.py): file format, add/list/remove, running with outcomes,
-Ctrl-C, GPU-set locks, and continuing after the runner was killed.
+"""The persistent training queue (kohya_recipe/train/: queuefile, locks, liveness, queue_edit, runqueue): file
+format, add/list/remove, running with outcomes, Ctrl-C, GPU-set locks, and continuing after the runner was killed.
 
 Training is a fake function (tests/_queue_util.py) with the signature and outcomes of
 ``kohya_recipe.train.run.train_project``; the state folders it leaves follow sd-scripts' names
@@ -19,25 +19,22 @@ from pathlib import Path
 import pytest
 
 from kohya_recipe.errors import ExitCode, KohyaRecipeError, TrainingInterrupted
-from kohya_recipe.train.runqueue import (
+from kohya_recipe.train.liveness import entry_state, trainer_processes
+from kohya_recipe.train.locks import GpuLock
+from kohya_recipe.train.queue_edit import add_to_queue, list_queue, remove_from_queue
+from kohya_recipe.train.queuefile import (
     DONE,
     FAILED,
     INTERRUPTED,
     PENDING,
     RUNNING,
-    GpuLock,
     Queue,
     QueueEntry,
     QueueError,
-    add_to_queue,
     default_queue_file,
-    entry_state,
-    list_queue,
     parse_queue,
-    remove_from_queue,
-    run_queue,
-    trainer_processes,
 )
+from kohya_recipe.train.runqueue import run_queue
 from kohya_recipe.train.sweep import parse_grid, write_sweep
 from tests._queue_util import PYTHON, FakeTrain, make_project, subprocess_env, wait_for, write_recipe, write_state
 

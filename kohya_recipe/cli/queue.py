@@ -16,7 +16,7 @@ import click
 from kohya_recipe.errors import ExitCode
 
 if TYPE_CHECKING:
-    from kohya_recipe.train.runqueue import QueueEntry
+    from kohya_recipe.train.queuefile import QueueEntry
     from kohya_recipe.train.sweep import Sweep
 
 SET_HELP = "Override a recipe value for every run: dotted key or sd-scripts option name, e.g. training.seed=42."
@@ -170,7 +170,7 @@ Examples:
 @click.option("--json", "as_json", is_flag=True, help="Print the added entries as JSON.")
 def queue_add_cmd(paths: tuple[str, ...], queue_file: str | None, as_json: bool) -> None:
     """Add project folders or sweep manifests (all their runs) to the queue."""
-    from kohya_recipe.train.runqueue import add_to_queue
+    from kohya_recipe.train.queue_edit import add_to_queue
 
     result = add_to_queue(paths, queue_file)
     if as_json:
@@ -188,7 +188,8 @@ def queue_add_cmd(paths: tuple[str, ...], queue_file: str | None, as_json: bool)
 
 
 def _last(entry: QueueEntry) -> str:
-    from kohya_recipe.train.runqueue import RUNNING, entry_state
+    from kohya_recipe.train.liveness import entry_state
+    from kohya_recipe.train.queuefile import RUNNING
 
     state = entry_state(entry)
     if entry.status == RUNNING:
@@ -219,7 +220,8 @@ Examples:
 @click.option("--json", "as_json", is_flag=True, help="Print the queue as JSON.")
 def queue_list_cmd(queue_file: str | None, as_json: bool) -> None:
     """Show the queue: id, status, attempts, run name, project and the last outcome."""
-    from kohya_recipe.train.runqueue import Queue, entry_state
+    from kohya_recipe.train.liveness import entry_state
+    from kohya_recipe.train.queuefile import Queue
 
     queue = Queue(queue_file)
     entries = queue.read().entries
@@ -308,7 +310,7 @@ Examples:
 @click.option("--json", "as_json", is_flag=True, help="Print the removed entries as JSON.")
 def queue_remove_cmd(ids: tuple[int, ...], queue_file: str | None, as_json: bool) -> None:
     """Remove entries from the queue (not their project folders)."""
-    from kohya_recipe.train.runqueue import remove_from_queue
+    from kohya_recipe.train.queue_edit import remove_from_queue
 
     removed = remove_from_queue(ids, queue_file)
     if as_json:

@@ -1,0 +1,166 @@
+"""Adding projects (or every run of a sweep) to the queue, listing it and removing entries.
+
+Users ask for unattended, overnight training of several runs (bmaltais/kohya_ss#329, #443, #1212, #3179;
+OneTrainer#29, #993; lora-scripts#40) and for queues that pick up entries added after the queue started
+(LETS#251). The kohya_ss GUI runs one training at a time and has no queue.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from kohya_recipe.errors import KohyaRecipeError
+from kohya_recipe.train.liveness import runner_alive
+from kohya_recipe.train.queuefile import ACTIVE_STATUSES, RUNNING, Queue, QueueEntry, QueueError, now
+
+# ------------------------------------------------------------------------------------------------------------
+# What the queue needs to know about a project
+
+
+@dataclass(frozen=True)
+class ProjectInfo:
+    root: Path
+    output_name: str
+    gpus: list[str]
+    model_dir: Path
+
+
+def inspect_project(path: str | os.PathLike[str]) -> ProjectInfo:
+    """Load a rendered project (raises the project loader's error when it is not one)."""
+    from kohya_recipe.render.project import load_project
+
+    project = load_project(Path(path))
+    gpu_ids = list(project.recipe.accelerate.gpu_ids or [])
+    return ProjectInfo(
+        root=Path(project.root).absolute(),
+        output_name=project.output_name,
+        gpus=[str(g) for g in gpu_ids],
+        model_dir=Path(project.model_dir),
+    )
+
+
+def has_resume_state(info: ProjectInfo) -> bool:
+    """True when the project holds a ``<output_name>-…-state`` folder to ``--resume`` from.
+
+    sd-scripts writes ``{name}-{epoch:06d}-state``, ``{name}-step{step:08d}-state`` and, at the end,
+    ``{name}-state`` next to the checkpoints when ``save_state`` is on (reference/sd_scripts.md §8); each
+    holds ``train_state.json``.
+    """
+    try:
+        from kohya_recipe.train import run as train_module
+
+        finder = getattr(train_module, "find_resume_state", None)
+    except ImportError:
+        finder = None
+    if finder is not None:
+        try:
+            return finder(info.root) is not None
+        except KohyaRecipeError:
+            return False
+    if not info.model_dir.is_dir():
+        return False
+    prefix = info.output_name + "-"
+    return any(
+        p.is_dir() and p.name.startswith(prefix) and p.name.endswith("-state") and (p / "train_state.json").is_file()
+        for p in info.model_dir.iterdir()
+    )
+
+
+# ------------------------------------------------------------------------------------------------------------
+# add / list / remove
+
+
+@dataclass
+class AddResult:
+    added: list[QueueEntry]
+    skipped: list[tuple[str, QueueEntry]]  # (project path, the active entry that already holds it)
+
+
+def _is_sweep_manifest(path: Path) -> bool:
+    from kohya_recipe.train.sweep import MANIFEST_NAME
+
+    if path.is_file():
+        return path.name == MANIFEST_NAME or path.suffix == ".toml"
+    return (path / MANIFEST_NAME).is_file() and not (path / "config.toml").exists()
+
+
+def _expand_targets(paths: Iterable[str | os.PathLike[str]]) -> list[tuple[ProjectInfo, str | None]]:
+    """Project folders as given, and every run of each sweep manifest (a ``sweep.toml`` or its folder)."""
+    targets: list[tuple[ProjectInfo, str | None]] = []
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if not path.exists():
+            raise QueueError("no such project folder or sweep manifest", source=str(raw))
+        if _is_sweep_manifest(path):
+            from kohya_recipe.train.sweep import MANIFEST_NAME, load_sweep
+
+            manifest = path if path.is_file() else path / MANIFEST_NAME
+            sweep = load_sweep(manifest)
+            for run in sweep.runs:
+                targets.append((inspect_project(sweep.root / run.folder), str(manifest.absolute())))
+        else:
+            targets.append((inspect_project(path), None))
+    return targets
+
+
+def add_to_queue(
+    paths: Iterable[str | os.PathLike[str]], queue_file: str | os.PathLike[str] | None = None
+) -> AddResult:
+    """Append projects (or all runs of sweep manifests) to the queue.
+
+    Every path is checked before anything is written, so a bad path adds nothing. A project that already has a
+    pending, running or interrupted entry is skipped (it would otherwise train twice); one whose entries are
+    all done or failed gets a new entry, which is how a failed run is retried.
+    """
+    paths = list(paths)
+    if not paths:
+        raise QueueError("give at least one project folder or sweep.toml")
+    targets = _expand_targets(paths)
+    queue = Queue(queue_file)
+    result = AddResult(added=[], skipped=[])
+    with queue.edit() as state:
+        for info, sweep in targets:
+            project = str(info.root)
+            holder = next(
+                (e for e in [*state.entries, *result.added] if e.project == project and e.status in ACTIVE_STATUSES),
+                None,
+            )
+            if holder is not None:
+                result.skipped.append((project, holder))
+                continue
+            entry = QueueEntry(id=state.next_id, project=project, added=now(), name=info.output_name, sweep=sweep)
+            state.next_id += 1
+            state.entries.append(entry)
+            result.added.append(entry)
+    return result
+
+
+def list_queue(queue_file: str | os.PathLike[str] | None = None) -> list[QueueEntry]:
+    """The queue's entries in order."""
+    return Queue(queue_file).read().entries
+
+
+def remove_from_queue(ids: Iterable[int], queue_file: str | os.PathLike[str] | None = None) -> list[QueueEntry]:
+    """Remove entries by id. An entry that a live ``queue run`` is training cannot be removed."""
+    ids = list(ids)
+    if not ids:
+        raise QueueError("give at least one entry id (see `kohya-recipe queue list`)")
+    queue = Queue(queue_file)
+    with queue.edit() as state:
+        chosen = []
+        for entry_id in ids:
+            entry = state.get(entry_id)
+            if entry is None:
+                known = ", ".join(str(e.id) for e in state.entries) or "none"
+                raise QueueError(f"no entry #{entry_id} (ids in the queue: {known})", source=str(queue.path))
+            if entry.status == RUNNING and runner_alive(queue, entry):
+                raise QueueError(
+                    f"entry {entry.label} is being trained by `queue run` (pid {entry.pid}); stop it with Ctrl-C first",
+                    source=str(queue.path),
+                )
+            chosen.append(entry)
+        state.entries = [e for e in state.entries if e not in chosen]
+    return chosen
