@@ -230,7 +230,7 @@ def test_hand_edited_invalid_queue_file(tmp_path: Path, qfile: Path) -> None:
     for args in (["list"], ["remove", "1"], ["run"], ["add", tmp_path / "CharacterAI-1-A"]):
         code, out, err = run_cli("queue", *args, "--queue-file", qfile)
         assert (code, out) == (1, "")
-        assert err.startswith(f"Error: {qfile}: not valid TOML (")
+        assert err.startswith(f"Error: {qfile}: invalid TOML: ")
         assert err.endswith("the file was not changed, fix it by hand or move it away\n")
         assert err.count("\n") == 1 and "Traceback" not in err
         assert qfile.read_text(encoding="utf-8") == text

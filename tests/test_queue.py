@@ -195,7 +195,7 @@ def test_invalid_toml_is_one_clear_error_and_the_file_is_untouched(projects: lis
         with pytest.raises(QueueError) as exc:
             action()
         message = str(exc.value)
-        assert message.startswith(f"{qfile}: not valid TOML (")
+        assert message.startswith(f"{qfile}: invalid TOML: ")
         assert "line " in message and message.endswith("the file was not changed, fix it by hand or move it away")
         assert "\n" not in message
         assert qfile.read_text(encoding="utf-8") == broken
@@ -236,7 +236,7 @@ def test_a_hand_written_next_id_cannot_reissue_an_id() -> None:
 def test_a_queue_file_that_is_not_utf8(qfile: Path) -> None:
     qfile.parent.mkdir(parents=True)
     qfile.write_bytes(b"\xff\xfe junk")
-    with pytest.raises(QueueError, match=r"not UTF-8 text; the file was not changed"):
+    with pytest.raises(QueueError, match=r"not UTF-8 text \(byte 0\); the file was not changed"):
         list_queue(qfile)
     assert qfile.read_bytes() == b"\xff\xfe junk"
 

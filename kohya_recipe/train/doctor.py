@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from kohya_recipe.errors import KohyaRecipeError
+from kohya_recipe.files import atomic_write_bytes, read_json, read_toml
 from kohya_recipe.train.launch import (
     TrainerSetupError,
     find_python,
@@ -97,18 +98,16 @@ def _cache_key(sd_scripts: Path, script: str) -> str:
 
 def _read_cache(path: Path) -> dict[str, list[str] | None] | None:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = read_json(path)
         options = data["options"]
         if data.get("version") == CACHE_VERSION and isinstance(options, dict):
             return {str(k): (list(v) if isinstance(v, list) else None) for k, v in options.items()}
-    except (OSError, ValueError, KeyError, TypeError):
+    except (KohyaRecipeError, KeyError, TypeError):
         pass
     return None
 
 
 def _write_cache(path: Path, sd_scripts: Path, script: str, options: dict[str, list[str] | None]) -> None:
-    from kohya_recipe.files import atomic_write_bytes
-
     data = {"version": CACHE_VERSION, "sd_scripts": str(sd_scripts), "script": script, "options": options}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -180,8 +179,6 @@ def cached_unknown_keys(sd_scripts: Path, script: str, config_file: Path) -> lis
 
 def config_keys(config_file: Path) -> list[str]:
     """The option names a rendered config.toml sets (sections flattened, as sd-scripts does; §3)."""
-    from kohya_recipe.files import read_toml
-
     keys: list[str] = []
     for key, value in read_toml(config_file).items():
         keys.extend(value) if isinstance(value, dict) else keys.append(key)
@@ -275,4 +272,3 @@ def doctor(
         used = set(config_keys(proj.config_file)) | {"config_file", "dataset_config"}
         report.used_missing = sorted(used - set(installed))
     return report
-

@@ -13,8 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kohya_recipe.errors import KohyaRecipeError
+from kohya_recipe.layout import is_project
 from kohya_recipe.train.liveness import runner_alive
 from kohya_recipe.train.queuefile import ACTIVE_STATUSES, RUNNING, Queue, QueueEntry, QueueError, now
+from kohya_recipe.train.run import find_resume_state
+from kohya_recipe.train.sweep import MANIFEST_NAME, load_sweep
 
 # ------------------------------------------------------------------------------------------------------------
 # What the queue needs to know about a project
@@ -25,7 +28,6 @@ class ProjectInfo:
     root: Path
     output_name: str
     gpus: list[str]
-    model_dir: Path
 
 
 def inspect_project(path: str | os.PathLike[str]) -> ProjectInfo:
@@ -38,35 +40,16 @@ def inspect_project(path: str | os.PathLike[str]) -> ProjectInfo:
         root=Path(project.root).absolute(),
         output_name=project.output_name,
         gpus=[str(g) for g in gpu_ids],
-        model_dir=Path(project.model_dir),
     )
 
 
 def has_resume_state(info: ProjectInfo) -> bool:
-    """True when the project holds a ``<output_name>-…-state`` folder to ``--resume`` from.
-
-    sd-scripts writes ``{name}-{epoch:06d}-state``, ``{name}-step{step:08d}-state`` and, at the end,
-    ``{name}-state`` next to the checkpoints when ``save_state`` is on (reference/sd_scripts.md §8); each
-    holds ``train_state.json``.
-    """
+    """True when the project holds a ``<output_name>-…-state`` folder to ``--resume`` from
+    (:func:`kohya_recipe.train.run.find_resume_state`, the one judge of state folders)."""
     try:
-        from kohya_recipe.train import run as train_module
-
-        finder = getattr(train_module, "find_resume_state", None)
-    except ImportError:
-        finder = None
-    if finder is not None:
-        try:
-            return finder(info.root) is not None
-        except KohyaRecipeError:
-            return False
-    if not info.model_dir.is_dir():
+        return find_resume_state(info.root) is not None
+    except KohyaRecipeError:
         return False
-    prefix = info.output_name + "-"
-    return any(
-        p.is_dir() and p.name.startswith(prefix) and p.name.endswith("-state") and (p / "train_state.json").is_file()
-        for p in info.model_dir.iterdir()
-    )
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -80,11 +63,10 @@ class AddResult:
 
 
 def _is_sweep_manifest(path: Path) -> bool:
-    from kohya_recipe.train.sweep import MANIFEST_NAME
-
+    """A ``.toml`` file, or a folder holding ``sweep.toml`` that is not itself a project."""
     if path.is_file():
         return path.name == MANIFEST_NAME or path.suffix == ".toml"
-    return (path / MANIFEST_NAME).is_file() and not (path / "config.toml").exists()
+    return (path / MANIFEST_NAME).is_file() and not is_project(path)
 
 
 def _expand_targets(paths: Iterable[str | os.PathLike[str]]) -> list[tuple[ProjectInfo, str | None]]:
@@ -95,8 +77,6 @@ def _expand_targets(paths: Iterable[str | os.PathLike[str]]) -> list[tuple[Proje
         if not path.exists():
             raise QueueError("no such project folder or sweep manifest", source=str(raw))
         if _is_sweep_manifest(path):
-            from kohya_recipe.train.sweep import MANIFEST_NAME, load_sweep
-
             manifest = path if path.is_file() else path / MANIFEST_NAME
             sweep = load_sweep(manifest)
             for run in sweep.runs:

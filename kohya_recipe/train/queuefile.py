@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import difflib
 import os
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from datetime import datetime
@@ -20,12 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from kohya_recipe.errors import KohyaRecipeError
+from kohya_recipe.files import atomic_write_text, loads_toml, read_text
 from kohya_recipe.train.locks import FileLock, GpuLock
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
 
 SCHEMA_VERSION = 1
 QUEUE_ENV = "KOHYA_RECIPE_QUEUE"
@@ -38,6 +33,8 @@ INTERRUPTED = "interrupted"
 STATUSES: tuple[str, ...] = (PENDING, RUNNING, DONE, FAILED, INTERRUPTED)
 # Entries that still hold work: adding the same project again while one of these exists would train it twice.
 ACTIVE_STATUSES: frozenset[str] = frozenset({PENDING, RUNNING, INTERRUPTED})
+
+_LEFT_AS_IS = "the file was not changed, fix it by hand or move it away"
 
 
 class QueueError(KohyaRecipeError):
@@ -174,12 +171,7 @@ def _parse_entry(raw: Any, index: int, source: str) -> QueueEntry:
 
 def parse_queue(text: str, source: str) -> QueueState:
     """Parse and check a queue file's text; raise :class:`QueueError` naming the file, entry and key."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise QueueError(
-            f"not valid TOML ({exc}); the file was not changed, fix it by hand or move it away", source=source
-        ) from None
+    data = loads_toml(text, source=source, error=QueueError)
     unknown = sorted(set(data) - {"schema_version", "next_id", "entries"})
     if unknown:
         raise QueueError(f"unknown key '{unknown[0]}'", source=source)
@@ -206,15 +198,11 @@ def parse_queue(text: str, source: str) -> QueueState:
     return QueueState(entries=entries, next_id=next_id)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write through a temp file in the same folder, fsync, ``os.replace``, then fsync the folder."""
-    from kohya_recipe.files import atomic_write_text
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, text)
-    # Make the rename itself durable, so a reboot right after a run finishes does not forget its outcome.
+def _sync_folder(folder: Path) -> None:
+    """fsync ``folder``: makes a rename in it durable, so a reboot right after a run finishes does not forget
+    its outcome (the atomic writer syncs the file, not the folder entry)."""
     with contextlib.suppress(OSError):
-        dir_fd = os.open(path.parent, os.O_RDONLY)
+        dir_fd = os.open(folder, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
         finally:
@@ -235,18 +223,13 @@ class Queue:
 
     def read(self) -> QueueState:
         """The queue as it is on disk (no lock needed: writes replace the file atomically)."""
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        if not self.path.exists():
             return QueueState()
-        except UnicodeDecodeError:
-            raise QueueError(
-                "not UTF-8 text; the file was not changed, fix it by hand or move it away",
-                source=str(self.path),
-            ) from None
-        except OSError as exc:
-            raise QueueError(f"cannot read: {exc.strerror}", source=str(self.path)) from None
-        return parse_queue(text, str(self.path))
+        try:
+            return parse_queue(read_text(self.path, error=QueueError), str(self.path))
+        except QueueError as exc:
+            # Nothing is written over a file that does not read: the user's hand edit is theirs to fix.
+            raise QueueError(f"{exc.message}; {_LEFT_AS_IS}", source=exc.source, field=exc.field) from None
 
     @contextlib.contextmanager
     def edit(self) -> Iterator[QueueState]:
@@ -266,7 +249,9 @@ class Queue:
                 import tomli_w
 
                 try:
-                    _atomic_write_text(self.path, tomli_w.dumps(after))
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    atomic_write_text(self.path, tomli_w.dumps(after))
+                    _sync_folder(self.path.parent)
                 except OSError as exc:
                     raise QueueError(f"cannot write: {exc.strerror}", source=str(self.path)) from None
         finally:

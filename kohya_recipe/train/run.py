@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kohya_recipe.errors import RenderError
+from kohya_recipe.errors import KohyaRecipeError, RenderError
+from kohya_recipe.files import atomic_write_bytes, read_json, sha256_bytes, sha256_file
+from kohya_recipe.layout import MANIFEST, RECORDED_FILES, RESOLVED_RECIPE, STATE_DIR
 from kohya_recipe.train.launch import (
     LaunchCommand,
     TrainerSetupError,
@@ -33,8 +35,6 @@ if TYPE_CHECKING:
 
 RECORD_VERSION = 1
 DRY_RUN = "dry-run"
-#: Rendered files whose hashes go into the run record (paths relative to the project).
-RECORDED_FILES = ("resolved-recipe.toml", "config.toml", "dataset.toml", "sample-prompts.txt")
 _CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt", ".pt")
 
 
@@ -60,9 +60,9 @@ class ResumeState:
 
 def _read_state(folder: Path) -> ResumeState | None:
     try:
-        data = json.loads((folder / "train_state.json").read_text(encoding="utf-8"))
+        data = read_json(folder / "train_state.json")
         return ResumeState(folder, int(data["current_epoch"]), int(data["current_step"]))
-    except (OSError, ValueError, KeyError, TypeError):
+    except (KohyaRecipeError, ValueError, KeyError, TypeError):
         return None  # a half-written or foreign folder is not a state to resume from
 
 
@@ -135,8 +135,6 @@ def _rel(path: Path, root: Path) -> str:
 
 
 def _sha256(path: Path) -> str | None:
-    from kohya_recipe.files import sha256_file
-
     try:
         return sha256_file(path)
     except OSError:
@@ -177,8 +175,6 @@ def _iso(ts: float) -> str:
 
 
 def _write_record(path: Path, data: dict[str, Any]) -> None:
-    from kohya_recipe.files import atomic_write_bytes
-
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode())
@@ -201,12 +197,9 @@ def _recipe_changed(project: Project) -> bool:
 
     No manifest means nothing to compare: the rendered files are used as they are.
     """
-    from kohya_recipe.layout import MANIFEST, RESOLVED_RECIPE
-
     try:
-        manifest = json.loads((project.root / MANIFEST).read_text(encoding="utf-8"))
-        recorded = manifest["files"][RESOLVED_RECIPE]
-    except (OSError, ValueError, KeyError, TypeError):
+        recorded = read_json(project.root / MANIFEST)["files"][RESOLVED_RECIPE]
+    except (KohyaRecipeError, KeyError, TypeError):
         return False
     return recorded != _sha256(project.resolved_recipe_file)
 
@@ -229,7 +222,6 @@ def ensure_rendered(project: Project, *, dry_run: bool = False, notes: list[str]
     when it is missing. A file edited by hand is never overwritten: if the recipe is unchanged the edit is
     used as it is (with a note); if the recipe changed too, that is an error naming both ways out.
     """
-    from kohya_recipe.layout import RESOLVED_RECIPE
     from kohya_recipe.render.project import render_project
 
     # Link the images again only when the subset folder is new or empty (e.g. dataset.repeats changed the
@@ -265,7 +257,7 @@ def project_lock(project: Project) -> Iterator[None]:
     except ImportError:  # Windows
         yield
         return
-    path = project.root / ".kohya-recipe" / "train.lock"
+    path = project.root / STATE_DIR / "train.lock"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fh = path.open("a+", encoding="utf-8")
@@ -319,9 +311,7 @@ def train_project(
     disp = display if display is not None else runner.choose_display(quiet=quiet, verbose=verbose)
     # One train per project, taken before re-rendering so a running trainer's files are not rewritten under it.
     with contextlib.nullcontext() if dry_run else project_lock(project):
-        return _prepare_and_run(
-            project, sd_scripts, python, resume, dry_run, disp, interrupt_grace, terminate_grace
-        )
+        return _prepare_and_run(project, sd_scripts, python, resume, dry_run, disp, interrupt_grace, terminate_grace)
 
 
 def _prepare_and_run(
@@ -447,7 +437,10 @@ def _run(
         "sd_scripts": {"path": str(sd), "script": project.script_name, **version},
         "resume": _resume_dict(state, root),
         "progress": {
-            "epoch": st.epoch, "epochs": st.epochs, "step": st.step, "total_steps": st.total_steps,
+            "epoch": st.epoch,
+            "epochs": st.epochs,
+            "step": st.step,
+            "total_steps": st.total_steps,
             "avr_loss": st.avr_loss,
         },
         "checkpoints": checkpoints,
@@ -466,7 +459,6 @@ def _run(
 
 def _recipe_hash(project: Project) -> str:
     """sha256 of the recipe in canonical TOML: comments and key order in the file do not change it."""
-    from kohya_recipe.files import sha256_bytes
     from kohya_recipe.recipe.loading import recipe_to_toml
 
     return sha256_bytes(recipe_to_toml(project.recipe).encode())

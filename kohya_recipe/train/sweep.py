@@ -17,23 +17,18 @@ from __future__ import annotations
 
 import itertools
 import shutil
-import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from kohya_recipe.errors import RecipeError, RenderError
+from kohya_recipe.files import atomic_write_text, read_toml
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
     from kohya_recipe.recipe.models import Recipe
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
 
 MANIFEST_NAME = "sweep.toml"
 MANIFEST_KIND = "kohya-recipe sweep"
@@ -259,18 +254,7 @@ def _manifest_error(path: Path, message: str, fld: str | None = None) -> RenderE
 def load_sweep(path: str | Path) -> Sweep:
     """Read and check a ``sweep.toml`` written by :func:`write_sweep`."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_bytes().decode("utf-8"))
-    except FileNotFoundError:
-        raise _manifest_error(path, "file not found") from None
-    except IsADirectoryError:
-        raise _manifest_error(path, "is a folder, not a sweep manifest") from None
-    except UnicodeDecodeError as exc:
-        raise _manifest_error(path, f"not UTF-8 text (byte {exc.start})") from None
-    except OSError as exc:
-        raise _manifest_error(path, exc.strerror or str(exc)) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise _manifest_error(path, f"invalid TOML: {exc}") from None
+    data = read_toml(path, error=RenderError)
     if data.get("kind") != MANIFEST_KIND:
         raise _manifest_error(
             path,
@@ -425,8 +409,6 @@ def write_sweep(
             if progress is not None:
                 progress(run, i, len(runs))
         import tomli_w
-
-        from kohya_recipe.files import atomic_write_text
 
         atomic_write_text(manifest_path, tomli_w.dumps(sweep.to_dict()))
     except BaseException:
