@@ -56,7 +56,7 @@ _EXPORTS = {
     "doctor": "kohya_recipe.train.doctor",
     "expand_grid": "kohya_recipe.train.sweep",
     "write_sweep": "kohya_recipe.train.sweep",
-    "load_sweep": "kohya_recipe.train.sweep",
+    "load_sweep": "kohya_recipe.train.sweepfile",
     "add_to_queue": "kohya_recipe.train.queue_edit",
     "list_queue": "kohya_recipe.train.queue_edit",
     "remove_from_queue": "kohya_recipe.train.queue_edit",

@@ -17,7 +17,7 @@ from kohya_recipe.errors import ExitCode
 
 if TYPE_CHECKING:
     from kohya_recipe.train.queuefile import QueueEntry
-    from kohya_recipe.train.sweep import Sweep
+    from kohya_recipe.train.sweepfile import Sweep
 
 SET_HELP = "Override a recipe value for every run: dotted key or sd-scripts option name, e.g. training.seed=42."
 GRID_HELP = (

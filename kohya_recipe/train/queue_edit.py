@@ -17,7 +17,7 @@ from kohya_recipe.layout import is_project
 from kohya_recipe.train.liveness import runner_alive
 from kohya_recipe.train.queuefile import ACTIVE_STATUSES, RUNNING, Queue, QueueEntry, QueueError, now
 from kohya_recipe.train.run import find_resume_state
-from kohya_recipe.train.sweep import MANIFEST_NAME, load_sweep
+from kohya_recipe.train.sweepfile import MANIFEST_NAME, load_sweep
 
 # ------------------------------------------------------------------------------------------------------------
 # What the queue needs to know about a project
