@@ -203,6 +203,86 @@ def _same_runs(a: list[SweepRun], b: list[SweepRun]) -> bool:
     return [(r.folder, r.settings) for r in a] == [(r.folder, r.settings) for r in b]
 
 
+def _previous_runs(manifest_path: Path, runs: list[SweepRun], force: bool) -> set[str]:
+    """The run folders an existing ``sweep.toml`` says are ours; refuses a foreign or different manifest."""
+    if not manifest_path.exists():
+        return set()
+    try:
+        previous = load_sweep(manifest_path)
+    except RenderError as exc:
+        if force:
+            return set()
+        raise RenderError(
+            f"{exc.message}; refusing to overwrite it (use --force or another --out)",
+            source=exc.source,
+            field=exc.field,
+        ) from None
+    if not force and not _same_runs(previous.runs, runs):
+        raise RenderError(
+            "holds a different sweep (other runs or settings); use another --out, or --force to "
+            "replace the manifest (existing run folders are never deleted)",
+            source=str(manifest_path),
+        )
+    return {r.folder for r in previous.runs}
+
+
+def _check_out_dir(out: Path, runs: list[SweepRun], force: bool) -> None:
+    """Never clobber: ``out`` must be a folder (or not exist), and hold no run folder this sweep did not write."""
+    if out.exists() and not out.is_dir():
+        raise RenderError("exists and is not a folder", source=str(out))
+    ours = _previous_runs(out / MANIFEST_NAME, runs, force)
+    if force:
+        return
+    for run in runs:
+        target = out / run.folder
+        if target.exists() and run.folder not in ours:
+            raise RenderError(
+                "exists and was not written by this sweep; use another --out, or --force",
+                source=str(target),
+            )
+
+
+def _add_recipe_warnings(sweep: Sweep) -> None:
+    from kohya_recipe.recipe.advice import recipe_warnings
+
+    for run in sweep.runs:
+        for warning in recipe_warnings(_recipe_of(run)):
+            if warning not in sweep.warnings:
+                sweep.warnings.append(warning)
+
+
+def _render_runs(
+    sweep: Sweep,
+    out: Path,
+    render: Callable[..., Any],
+    force: bool,
+    progress: Callable[[SweepRun, int, int], None] | None,
+) -> None:
+    """Render every run into ``out`` and write the manifest; on any failure remove only what this call created."""
+    created_out = not out.exists()
+    created: list[Path] = []
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for i, run in enumerate(sweep.runs, 1):
+            target = out / run.folder
+            if not target.exists():
+                created.append(target)
+            _collect_warnings(sweep, render(_recipe_of(run), target, force=force))
+            if progress is not None:
+                progress(run, i, len(sweep.runs))
+        import tomli_w
+
+        atomic_write_text(out / MANIFEST_NAME, tomli_w.dumps(sweep.to_dict()))
+    except BaseException:
+        # Remove only what this call created (cookiecutter generate.py does the same); user images were
+        # hard-linked or copied into the run folders, so deleting a run folder never touches the originals.
+        for path in reversed(created):
+            shutil.rmtree(path, ignore_errors=True)
+        if created_out:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
 def write_sweep(
     recipe: Recipe,
     grid: dict[str, list[str]],
@@ -227,78 +307,21 @@ def write_sweep(
         render = render_project
     runs = expand_grid(recipe, grid)
     out = Path(out_dir)
-    manifest_path = out / MANIFEST_NAME
-    if out.exists() and not out.is_dir():
-        raise RenderError("exists and is not a folder", source=str(out))
-
-    ours: set[str] = set()
-    if manifest_path.exists():
-        try:
-            previous = load_sweep(manifest_path)
-        except RenderError as exc:
-            if not force:
-                raise RenderError(
-                    f"{exc.message}; refusing to overwrite it (use --force or another --out)",
-                    source=exc.source,
-                    field=exc.field,
-                ) from None
-        else:
-            if not force and not _same_runs(previous.runs, runs):
-                raise RenderError(
-                    "holds a different sweep (other runs or settings); use another --out, or --force to "
-                    "replace the manifest (existing run folders are never deleted)",
-                    source=str(manifest_path),
-                )
-            ours = {r.folder for r in previous.runs}
-    if not force:
-        for run in runs:
-            target = out / run.folder
-            if target.exists() and run.folder not in ours:
-                raise RenderError(
-                    "exists and was not written by this sweep; use another --out, or --force",
-                    source=str(target),
-                )
-
+    _check_out_dir(out, runs, force)
     sweep = Sweep(
-        path=manifest_path.absolute(),
+        path=(out / MANIFEST_NAME).absolute(),
         runs=runs,
         grid={k: list(v) for k, v in grid.items()},
         base_output_name=recipe.output.output_name,
         created=datetime.now().astimezone().replace(microsecond=0),
         recipe_file=str(Path(recipe_file).absolute()) if recipe_file else None,
     )
-    from kohya_recipe.recipe.advice import recipe_warnings
-
-    for run in runs:
-        for warning in recipe_warnings(_recipe_of(run)):
-            if warning not in sweep.warnings:
-                sweep.warnings.append(warning)
+    _add_recipe_warnings(sweep)
     if dry_run:
         for run in runs:
             _collect_warnings(sweep, render(_recipe_of(run), out / run.folder, force=force, dry_run=True))
         return sweep
-    created_out = not out.exists()
-    created: list[Path] = []
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        for i, run in enumerate(runs, 1):
-            target = out / run.folder
-            if not target.exists():
-                created.append(target)
-            _collect_warnings(sweep, render(_recipe_of(run), target, force=force))
-            if progress is not None:
-                progress(run, i, len(runs))
-        import tomli_w
-
-        atomic_write_text(manifest_path, tomli_w.dumps(sweep.to_dict()))
-    except BaseException:
-        # Remove only what this call created (cookiecutter generate.py does the same); user images were
-        # hard-linked or copied into the run folders, so deleting a run folder never touches the originals.
-        for path in reversed(created):
-            shutil.rmtree(path, ignore_errors=True)
-        if created_out:
-            shutil.rmtree(out, ignore_errors=True)
-        raise
+    _render_runs(sweep, out, render, force, progress)
     return sweep
 
 

@@ -85,6 +85,27 @@ def _manifest_error(path: Path, message: str, fld: str | None = None) -> RenderE
     return RenderError(message, source=str(path), field=fld)
 
 
+def _read_run(path: Path, raw: Any, where: str, seen: set[str]) -> SweepRun:
+    """One ``[[runs]]`` table, checked; ``seen`` collects the folders so far (a folder listed twice is refused)."""
+    if not isinstance(raw, dict):
+        raise _manifest_error(path, "must be a table", where)
+    name, folder, settings = raw.get("name"), raw.get("folder"), raw.get("settings", {})
+    if not isinstance(name, str) or not name:
+        raise _manifest_error(path, "must be a non-empty string", f"{where}.name")
+    if not isinstance(folder, str) or not folder:
+        raise _manifest_error(path, "must be a non-empty string", f"{where}.folder")
+    pure = PurePosixPath(folder)
+    if pure.is_absolute() or ".." in pure.parts or "\\" in folder or ":" in folder:
+        # A manifest names folders inside its own folder; anything else could point queue runs anywhere.
+        raise _manifest_error(path, f"{folder!r} must be a folder name relative to the manifest", f"{where}.folder")
+    if folder in seen:
+        raise _manifest_error(path, f"{folder!r} is listed twice", f"{where}.folder")
+    seen.add(folder)
+    if not isinstance(settings, dict):
+        raise _manifest_error(path, "must be a table", f"{where}.settings")
+    return SweepRun(name=name, folder=folder, settings=settings, grid_values={})
+
+
 def load_sweep(path: str | Path) -> Sweep:
     """Read and check a ``sweep.toml`` written by :func:`write_sweep`."""
     path = Path(path)
@@ -104,27 +125,8 @@ def load_sweep(path: str | Path) -> Sweep:
     raw_runs = data.get("runs")
     if not isinstance(raw_runs, list) or not raw_runs:
         raise _manifest_error(path, "must list at least one run", "runs")
-    runs = []
     seen: set[str] = set()
-    for i, raw in enumerate(raw_runs):
-        where = f"runs[{i}]"
-        if not isinstance(raw, dict):
-            raise _manifest_error(path, "must be a table", where)
-        name, folder, settings = raw.get("name"), raw.get("folder"), raw.get("settings", {})
-        if not isinstance(name, str) or not name:
-            raise _manifest_error(path, "must be a non-empty string", f"{where}.name")
-        if not isinstance(folder, str) or not folder:
-            raise _manifest_error(path, "must be a non-empty string", f"{where}.folder")
-        pure = PurePosixPath(folder)
-        if pure.is_absolute() or ".." in pure.parts or "\\" in folder or ":" in folder:
-            # A manifest names folders inside its own folder; anything else could point queue runs anywhere.
-            raise _manifest_error(path, f"{folder!r} must be a folder name relative to the manifest", f"{where}.folder")
-        if folder in seen:
-            raise _manifest_error(path, f"{folder!r} is listed twice", f"{where}.folder")
-        seen.add(folder)
-        if not isinstance(settings, dict):
-            raise _manifest_error(path, "must be a table", f"{where}.settings")
-        runs.append(SweepRun(name=name, folder=folder, settings=settings, grid_values={}))
+    runs = [_read_run(path, raw, f"runs[{i}]", seen) for i, raw in enumerate(raw_runs)]
     grid = data.get("grid", {})
     if not isinstance(grid, dict) or not all(isinstance(v, list) for v in grid.values()):
         raise _manifest_error(path, "must be a table of lists", "grid")
