@@ -3,7 +3,7 @@ format, add/list/remove, running with outcomes, Ctrl-C, GPU-set locks, and conti
 
 Training is a fake function (tests/_queue_util.py) with the signature and outcomes of
 ``kohya_recipe.train.run.train_project``; the state folders it leaves follow sd-scripts' names
-(``<name>-<epoch:06d>-state/train_state.json``, reference/sd_scripts.md §8).
+(``<name>-<epoch:06d>-state/train_state.json``, ``library/train_util.py`` ``EPOCH_STATE_NAME``).
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """``kohya-recipe doctor``: how does the installed sd-scripts differ from the option spec we render against?
 
-sd-scripts accepts unknown ``--config_file`` keys silently (reference/sd_scripts.md §3), so a recipe written for
-v0.10.1 that sets ``validation_split`` trains on an older checkout as if the key were not there. The only
-reliable list of what an install accepts is its own parser: we run ``<python> train_network.py --help`` once
-(≈4 s, it imports torch; §13), parse the option lines, and compare them with the bundled spec
+sd-scripts accepts unknown ``--config_file`` keys silently (``library/train_util.py`` ``read_config_from_file``
+lifts every key into the argparse namespace), so a recipe written for v0.10.1 that sets ``validation_split``
+trains on an older checkout as if the key were not there. The only reliable list of what an install accepts is
+its own parser: we run ``<python> train_network.py --help`` once (≈4 s: ``train_network.py`` imports torch and
+diffusers before it parses), parse the option lines, and compare them with the bundled spec
 (kohya_recipe/data/sd-scripts-train_network-options.json). The answer is cached per sd-scripts folder and the
 modification times of the files that define the options, under ``$XDG_CACHE_HOME/kohya-recipe/doctor``.
 """
@@ -54,7 +55,8 @@ def parse_help(text: str) -> dict[str, list[str] | None]:
 
 def bundled_options(script: str = "train_network.py") -> dict[str, list[str] | None]:
     """The spec's options for ``script`` in the same shape as :func:`parse_help` (dest = option name: every
-    sd-scripts option is spelled like its dest, reference/sd_scripts.md §2)."""
+    sd-scripts option is spelled like its dest: ``train_network.py`` ``setup_parser`` and the
+    ``library/train_util.py`` ``add_*_arguments`` it calls)."""
     from kohya_recipe.sdscripts.options import option_specs
 
     specs = option_specs(sdxl=script == "sdxl_train_network.py")
@@ -178,7 +180,7 @@ def cached_unknown_keys(sd_scripts: Path, script: str, config_file: Path) -> lis
 
 
 def config_keys(config_file: Path) -> list[str]:
-    """The option names a rendered config.toml sets (sections flattened, as sd-scripts does; §3)."""
+    """The option names a rendered config.toml sets (sections flattened, as read_config_from_file does)."""
     keys: list[str] = []
     for key, value in read_toml(config_file).items():
         keys.extend(value) if isinstance(value, dict) else keys.append(key)

@@ -35,8 +35,9 @@ KOHYA_SS_ENV_VAR = "KOHYA_SS_DIR"
 #: Folders tried relative to the current directory when nothing is configured.
 LOCAL_CANDIDATES = ("kohya_ss/sd-scripts", "sd-scripts")
 
-# rich wraps log records at the console width, 80 columns when not a TTY (reference/sd_scripts.md §12): a long
-# ERROR such as "No data found ..." would be cut across lines. tqdm's bar is not affected.
+# rich wraps log records at the console width, 80 columns when not a TTY (sd-scripts' library/utils.py
+# setup_logging logs through a RichHandler on stderr): a long ERROR such as "No data found ..." would be cut
+# across lines. tqdm's bar is not affected.
 LOG_COLUMNS = "200"
 
 
@@ -351,7 +352,7 @@ def build_launch(
     source = dict(os.environ if base_env is None else base_env)
     overrides = {
         # stdout is block-buffered when piped: without this, "epoch e/E" and "saving checkpoint:" arrive in
-        # one lump at exit instead of live (reference/sd_scripts.md §12)
+        # one lump at exit instead of live (NetworkTrainer.train prints them with accelerator.print)
         "PYTHONUNBUFFERED": "1",
         # the trainer prints Japanese text; a non-UTF-8 pipe encoding (Windows code pages) would crash it
         "PYTHONIOENCODING": "utf-8",

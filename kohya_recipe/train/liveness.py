@@ -14,7 +14,8 @@ from pathlib import Path
 from kohya_recipe.train.queuefile import RUNNING, Queue, QueueEntry
 
 # The trainer script names sd-scripts runs; used to tell an orphaned trainer from a shell that happens to sit
-# in the project folder (reference/sd_scripts.md §12: the launcher runs `<sd-scripts>/train_network.py`).
+# in the project folder (accelerate's simple_launcher runs `<python> <sd-scripts>/train_network.py`; see
+# launch.build_launch).
 _TRAINER_SCRIPTS = ("train_network.py", "sdxl_train_network.py")
 
 

@@ -1,6 +1,7 @@
 """Incremental parser of sd-scripts' console output: progress, epochs, checkpoints, errors.
 
-sd-scripts writes two streams (reference/sd_scripts.md §12):
+sd-scripts writes two streams (``train_network.py`` ``NetworkTrainer.train``; its logging is set up by
+``library/utils.py`` ``setup_logging``):
 
 - **stdout** (``accelerator.print``): the run summary (``num epochs / epoch数: 4``, ``total optimization steps /
   学習ステップ数: 48``), then ``epoch e/E`` per epoch and ``saving checkpoint: model/<name>-000001.safetensors``.
@@ -35,8 +36,9 @@ MAX_CHECKPOINTS = 4096
 
 _SPLIT = re.compile(rb"[\r\n]")
 
-# tqdm main bar, anchored at the start of a segment (reference/sd_scripts.md "Implications" 5). The part in
-# brackets is "elapsed<remaining, rate[, postfix...]"; anything after "]" is a glued log record.
+# tqdm main bar (NetworkTrainer.train: `tqdm(..., desc="steps")` with an avr_loss postfix), anchored at the start
+# of a segment. The part in brackets is "elapsed<remaining, rate[, postfix...]"; anything after "]" is a glued
+# log record.
 _STEPS = re.compile(r"^steps:\s*(\d+)%\|[^|]*\|\s*(\d+)/(\d+)\s*\[([^\]]*)\]")
 _EPOCH = re.compile(r"^epoch (\d+)/(\d+)\s*$")
 _SAVING = re.compile(r"^saving checkpoint: (.+?)\s*$")
@@ -126,7 +128,7 @@ class ProgressState:
 
 
 def _is_launcher_wrapper(line: str) -> bool:
-    # accelerate's simple_launcher re-raises any child failure as CalledProcessError (reference §12).
+    # accelerate re-raises any child failure as CalledProcessError (accelerate/commands/launch.py simple_launcher).
     return line.startswith(("subprocess.CalledProcessError", "CalledProcessError"))
 
 

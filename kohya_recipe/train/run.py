@@ -2,7 +2,8 @@
 
 Every run leaves ``PROJECT/runs/<timestamp>.json`` (what was run, on what, and what came out) next to the raw
 output in ``PROJECT/log/train-<timestamp>.log``. ``resume=True`` continues from the newest
-``<output_name>-…-state`` folder sd-scripts wrote (``save_state``; reference/sd_scripts.md §8).
+``<output_name>-…-state`` folder sd-scripts wrote (``save_state``; ``library/train_util.py``
+``save_and_remove_state_on_epoch_end``, ``save_and_remove_state_stepwise``, ``save_state_on_train_end``).
 """
 
 from __future__ import annotations
@@ -335,7 +336,8 @@ def _prepare_and_run(
 
     unknown = cached_unknown_keys(sd, project.script_name, project.config_file)
     if unknown:
-        # sd-scripts ignores unknown config keys silently (reference/sd_scripts.md §3): say so before hours of GPU
+        # sd-scripts ignores unknown config keys silently (library/train_util.py read_config_from_file): say so
+        # before hours of GPU time are spent on a run that lacks them
         notes.append(
             f"this sd-scripts does not know {', '.join(unknown)} (set in config.toml; found by `kohya-recipe "
             "doctor`): it will ignore them"

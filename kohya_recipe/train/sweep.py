@@ -6,8 +6,8 @@ will still probably end up doing this a few times with different settings"). A s
 once: the cartesian product of the ``--grid`` values, runs lettered from the recipe's own letter onwards.
 After ``Z`` the letters go on as spreadsheet columns do (``AA``, ``AB``, …, up to ``ZZZ``, the recipe's
 limit): the major number stays the same because every run of a sweep trains the same dataset with the same
-recipe, only the gridded settings differ. No peer tool offers sweeps (reference/peers-and-user-asks.md §4, gap
-5).
+recipe, only the gridded settings differ. The kohya_ss GUI trains one configuration per click
+(``kohya_gui/lora_gui.py`` ``train_model``).
 
 ``sweep.toml`` (written with tomli-w) lists the runs, their folders, output names and differing settings; it
 is what ``kohya-recipe queue add`` reads to queue every run.

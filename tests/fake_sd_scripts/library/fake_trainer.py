@@ -2,14 +2,17 @@
 # ruff: noqa: PTH103, PTH107, PTH110, PTH112, PTH113, PTH118, PTH119, PTH122, PTH123, PTH208
 """A stand-in for kohya-ss/sd-scripts' train_network.py (v0.10.1-5) that trains nothing but behaves like it.
 
-It reproduces what a wrapper can observe, as recorded in ../shared/fixtures/sd-scripts-runs/ and described in
-../shared/reference/sd_scripts.md: the argparse options (library/train_options.json, 193 + SDXL extras) and
-`--config_file` flattening (§3), `--dataset_config` validation with voluptuous' messages (§4), folder mode
-`N_class tokens` (§4), the stdout summary / `epoch e/E` / `saving checkpoint:` lines and the rich-formatted log
-records on stderr (§12), the tqdm `steps:` bar with `\\r` updates (§12), checkpoint and state names (§8),
-safetensors metadata keys (§9), TensorBoard event files with the real tags (§7), and the exit behaviour: 0 on
-success, **0 with `ERROR No data found`**, 1 with a traceback on a bad dataset config, death by SIGINT with a
-KeyboardInterrupt traceback on Ctrl-C.
+It reproduces what a wrapper can observe, as recorded in the real runs (tests/data/trainer/): the argparse options
+(library/train_options.json, 193 + SDXL extras: train_network.py setup_parser), `--config_file` flattening
+(library/train_util.py read_config_from_file), `--dataset_config` validation with voluptuous' messages
+(library/config_util.py ConfigSanitizer), folder mode `N_class tokens` (library/config_util.py
+generate_dreambooth_subsets_config_by_subdirs), the stdout summary / `epoch e/E` / `saving checkpoint:` lines
+(train_network.py NetworkTrainer.train) and the rich-formatted log records on stderr (library/utils.py setup_logging),
+the tqdm `steps:` bar with `\\r` updates, checkpoint and state names (library/train_util.py get_epoch_ckpt_name,
+EPOCH_STATE_NAME and their step/last variants), safetensors metadata keys (the `ss_*` metadata of
+NetworkTrainer.train, library/sai_model_spec.py build_metadata), TensorBoard event files with the real tags
+(NetworkTrainer.generate_step_logs), and the exit behaviour: 0 on success, **0 with `ERROR No data found`**, 1
+with a traceback on a bad dataset config, death by SIGINT with a KeyboardInterrupt traceback on Ctrl-C.
 
 What it does not reproduce: the math. Losses are seeded pseudo-random numbers, tensors are tiny (4 LoRA modules
 with 8 input/output features and the real key names), images in `sample/` are 1x1 PNGs.
@@ -377,7 +380,7 @@ def read_config_from_file(args: argparse.Namespace, parser: argparse.ArgumentPar
         sys.exit(1)
     info(f"Loading settings from {config_path}...", "train_util.py:4744")
     config_dict = _load_toml(config_path)
-    # sd-scripts lifts every section's keys to the top level; unknown keys are kept silently (§3)
+    # sd-scripts lifts every section's keys to the top level; unknown keys are kept silently (read_config_from_file)
     flat: dict[str, object] = {}
     for section, value in config_dict.items():
         if not isinstance(value, dict):
@@ -682,7 +685,7 @@ def train(args: argparse.Namespace, sdxl: bool, step_seconds: float, startup_sec
     if commit is None:
         sys.stderr.write("fatal: not a git repository (or any of the parent directories): .git\n")
 
-    # -- steps (§10) ---------------------------------------------------------------------------------------------
+    # -- steps (NetworkTrainer.train: max_train_epochs overrides max_train_steps) ------------------------------
     total_images = train_count + (train_count if reg_count else 0)  # reg repeats are balanced to the train count
     batches = math.ceil(total_images / batch_size)
     per_epoch = math.ceil(batches / (args.gradient_accumulation_steps or 1))
@@ -697,7 +700,7 @@ def train(args: argparse.Namespace, sdxl: bool, step_seconds: float, startup_sec
         max_train_steps = args.max_train_steps
     num_epochs = math.ceil(max_train_steps / per_epoch)
 
-    # -- resume (§8) ---------------------------------------------------------------------------------------------
+    # -- resume (library/train_util.py resume_from_local_or_hf_if_specified) ---------------------------------------
     steps_from_state = 0
     if args.resume:
         info(f"resume training from local state: {args.resume}", "train_util.py:4777")
@@ -897,7 +900,8 @@ def train(args: argparse.Namespace, sdxl: bool, step_seconds: float, startup_sec
 def _metadata(args, sdxl, session_id, started, train_count, val_count, reg_count, batches, num_epochs,
               max_train_steps, resolution, batch_size, subsets, tag_freq, dirs, reg_dirs, dataset_config_mode,
               ds_info, commit, epoch, step) -> dict[str, str]:  # fmt: skip
-    """The ss_* / modelspec.* keys sd-scripts writes (reference/sd_scripts.md §9); values are strings."""
+    """The ss_* / modelspec.* keys sd-scripts writes (NetworkTrainer.train, sai_model_spec.build_metadata); values
+    are strings."""
     model = str(args.pretrained_model_name_or_path or "")
     opt_args = ",".join(args.optimizer_args or [])
     optimizer = args.optimizer_type or "AdamW"
