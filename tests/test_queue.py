@@ -14,9 +14,11 @@ import socket
 import subprocess
 import sys
 import threading
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+import tomli_w
 
 from kohya_recipe.errors import ExitCode, KohyaRecipeError, TrainingInterrupted
 from kohya_recipe.train.liveness import entry_state, trainer_processes
@@ -112,14 +114,14 @@ def test_add_a_sweep_manifest_adds_every_run(tmp_path: Path, qfile: Path) -> Non
     # The folder holding sweep.toml works too; those runs are already queued, so nothing is added twice.
     again = add_to_queue([tmp_path / "sw"], qfile)
     assert again.added == []
-    assert [(p, e.id) for p, e in again.skipped] == [(e.project, e.id) for e in added]
+    assert [(s.project, s.queued_as) for s in again.skipped] == [(e.project, e.id) for e in added]
 
 
 def test_a_project_is_queued_once_while_it_still_has_work(projects: list[Path], qfile: Path) -> None:
     add_to_queue([projects[0]], qfile)
     result = add_to_queue([projects[0], projects[1], projects[1]], qfile)
     assert [e.name for e in result.added] == ["CharacterAI-1-B"]
-    assert [(p, e.id) for p, e in result.skipped] == [(str(projects[0]), 1), (str(projects[1]), 2)]
+    assert [(s.project, s.queued_as) for s in result.skipped] == [(str(projects[0]), 1), (str(projects[1]), 2)]
 
 
 def test_a_finished_project_can_be_queued_again(projects: list[Path], qfile: Path) -> None:
@@ -253,7 +255,7 @@ def test_run_trains_in_order_records_outcomes_and_goes_on_after_failures(project
     assert train.calls == [("CharacterAI-1-A", False), ("CharacterAI-1-B", False), ("CharacterAI-1-C", False)]
     assert train.kwargs[0] == {"quiet": True, "sd_scripts": "/opt/sd-scripts"}
     assert [e.status for e in result.ran] == [FAILED, FAILED, DONE]
-    assert [e.id for e in result.failed] == [1, 2]
+    assert result.failed == [1, 2]
     a, b, c = list_queue(qfile)
     assert a.last_error == f"{projects[0]}: the trainer exited 0 without writing the final checkpoint"
     assert (b.last_outcome, b.last_exit_code, b.last_run) == ("failed", 4, str(projects[1] / "runs" / "run-2.json"))
@@ -416,7 +418,7 @@ def test_an_entry_a_live_runner_trains_is_left_alone(projects: list[Path], qfile
         held.release()
     # Both entries need all GPUs, which the live runner holds: nothing runs here, #2 waits for that runner.
     assert result.ran == []
-    assert [e.id for e in result.waiting] == [2]
+    assert result.waiting_for_gpus == [2]
     assert [e.status for e in list_queue(qfile)] == [RUNNING, PENDING]
 
 
@@ -436,7 +438,7 @@ def test_runners_on_different_gpus_do_not_block_each_other(tmp_path: Path, qfile
         other_runner.release()
     assert train.calls == [("CharacterAI-1-B", False)]
     assert "starting on GPU 1" in logs[0]
-    assert [e.id for e in result.waiting] == [1, 3]  # GPU 0, and "all GPUs" which includes 0
+    assert result.waiting_for_gpus == [1, 3]  # GPU 0, and "all GPUs" which includes 0
     assert list_queue(qfile)[1].gpus == ["1"]
 
 
@@ -519,7 +521,11 @@ def test_trainer_processes_finds_a_trainer_by_cwd_and_script(tmp_path: Path) -> 
 
 def test_a_queue_entry_serialises_without_nulls() -> None:
     entry = QueueEntry(id=1, project="/p")
-    assert entry.to_dict() == {"id": 1, "project": "/p", "status": "pending", "attempts": 0}
+    assert entry.model_dump() == {"id": 1, "project": "/p", "status": "pending", "attempts": 0}
+    # the same form in --json, with times as ISO 8601 and their UTC offset ("+00:00", not pydantic's "Z")
+    entry.added = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    assert entry.model_dump(mode="json")["added"] == "2026-01-02T03:04:05+00:00"
+    assert "added = 2026-01-02 03:04:05+00:00" in tomli_w.dumps(entry.model_dump())
 
 
 def test_a_trainer_left_by_a_killed_runner_is_waited_for(projects: list[Path], qfile: Path, tmp_path: Path) -> None:

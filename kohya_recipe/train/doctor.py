@@ -18,7 +18,6 @@ import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from kohya_recipe.errors import KohyaRecipeError
 from kohya_recipe.files import atomic_write_bytes, read_json, read_toml
@@ -189,13 +188,15 @@ def config_keys(config_file: Path) -> list[str]:
 
 @dataclass
 class DoctorReport:
+    """How the installed sd-scripts' options differ from the bundled spec; its JSON form is ``doctor --json``."""
+
     sd_scripts: Path
     script: str
     python: str
     version: dict[str, str | None]
     cached: bool
-    installed: int
-    bundled: int
+    installed_options: int
+    bundled_options: int
     bundled_version: str
     missing: list[str] = field(default_factory=list)  # in the spec, not in this install
     new: list[str] = field(default_factory=list)  # in this install, not in the spec
@@ -203,41 +204,43 @@ class DoctorReport:
     config_file: Path | None = None
     used_missing: list[str] = field(default_factory=list)  # set by the project's config, unknown to this install
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "sd_scripts": str(self.sd_scripts), "script": self.script, "python": self.python,
-            "version": self.version, "cached": self.cached, "installed_options": self.installed,
-            "bundled_options": self.bundled, "bundled_version": self.bundled_version, "missing": self.missing,
-            "new": self.new, "choices_changed": self.choices_changed,
-            "config_file": str(self.config_file) if self.config_file else None, "used_missing": self.used_missing,
-        }  # fmt: skip
 
-    def lines(self) -> list[str]:
-        v = self.version
-        where = v.get("tag") or (v.get("commit") or "")[:12] or "no git metadata"
-        out = [
-            f"sd-scripts: {self.sd_scripts} ({where})",
-            f"python:     {self.python}",
-            f"{self.script}: {self.installed} options" + (" (cached)" if self.cached else "")
-            + f"; bundled spec: {self.bundled} ({self.bundled_version})",
-        ]  # fmt: skip
-        if not (self.missing or self.new or self.choices_changed):
-            out.append("same options as the bundled spec")
-        if self.missing:
-            out.append(f"missing here ({len(self.missing)}; a recipe using them is silently ignored by this "
-                       f"sd-scripts): {', '.join(self.missing)}")  # fmt: skip
-        if self.new:
-            out.append(f"new here ({len(self.new)}; usable through the recipe's [extra] only after kohya-recipe "
-                       f"knows them): {', '.join(self.new)}")  # fmt: skip
-        for name, change in sorted(self.choices_changed.items()):
-            out.append(f"choices of --{name}: spec {change['bundled']}, here {change['installed']}")
-        if self.config_file is not None:
-            if self.used_missing:
-                out.append(f"{self.config_file}: uses {len(self.used_missing)} option(s) this sd-scripts lacks: "
-                           f"{', '.join(self.used_missing)}")  # fmt: skip
-            else:
-                out.append(f"{self.config_file}: every option it sets is known to this sd-scripts")
-        return out
+def format_doctor(report: DoctorReport) -> str:
+    """The report for people: where sd-scripts is, the option counts, and what differs."""
+    v = report.version
+    where = v.get("tag") or (v.get("commit") or "")[:12] or "no git metadata"
+    out = [
+        f"sd-scripts: {report.sd_scripts} ({where})",
+        f"python:     {report.python}",
+        f"{report.script}: {report.installed_options} options" + (" (cached)" if report.cached else "")
+        + f"; bundled spec: {report.bundled_options} ({report.bundled_version})",
+    ]  # fmt: skip
+    if not (report.missing or report.new or report.choices_changed):
+        out.append("same options as the bundled spec")
+    if report.missing:
+        out.append(f"missing here ({len(report.missing)}; a recipe using them is silently ignored by this "
+                   f"sd-scripts): {', '.join(report.missing)}")  # fmt: skip
+    if report.new:
+        out.append(f"new here ({len(report.new)}; usable through the recipe's [extra] only after kohya-recipe "
+                   f"knows them): {', '.join(report.new)}")  # fmt: skip
+    for name, change in sorted(report.choices_changed.items()):
+        out.append(f"choices of --{name}: spec {change['bundled']}, here {change['installed']}")
+    if report.config_file is not None:
+        if report.used_missing:
+            out.append(f"{report.config_file}: uses {len(report.used_missing)} option(s) this sd-scripts lacks: "
+                       f"{', '.join(report.used_missing)}")  # fmt: skip
+        else:
+            out.append(f"{report.config_file}: every option it sets is known to this sd-scripts")
+    return "\n".join(out)
+
+
+def require_used_options(report: DoctorReport) -> None:
+    """Raise when the project's config.toml sets options this sd-scripts lacks (it would ignore them silently)."""
+    if report.used_missing:
+        raise TrainerSetupError(
+            f"this sd-scripts lacks {len(report.used_missing)} option(s) that {report.config_file} uses: "
+            f"{', '.join(report.used_missing)}; update sd-scripts (git pull) or remove them from the recipe"
+        )
 
 
 def doctor(
@@ -263,7 +266,7 @@ def doctor(
     bundled = bundled_options(script)
     report = DoctorReport(
         sd_scripts=sd, script=script, python=py, version=sd_scripts_version(sd), cached=cached,
-        installed=len(installed), bundled=len(bundled), bundled_version=bundled_version(),
+        installed_options=len(installed), bundled_options=len(bundled), bundled_version=bundled_version(),
         missing=sorted(set(bundled) - set(installed)), new=sorted(set(installed) - set(bundled)),
     )  # fmt: skip
     for name in sorted(set(bundled) & set(installed)):

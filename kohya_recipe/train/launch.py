@@ -65,18 +65,15 @@ class LaunchCommand:
     """A ready-to-run training command."""
 
     argv: list[str]
-    env: dict[str, str]  # the complete environment for the child
+    # The complete environment for the child. Never in JSON: it may hold tokens (HF_TOKEN, WANDB_API_KEY) that
+    # must not end up in run records; ``env_overrides`` is what we set on top of the caller's environment.
+    env: dict[str, str] = field(metadata={"json": False})
     cwd: Path
-    env_overrides: dict[str, str] = field(default_factory=dict)  # what we set on top of the caller's environment
+    env_overrides: dict[str, str] = field(default_factory=dict)
 
     def shell(self) -> str:
         """The command, shell-quoted (``--dry-run``)."""
         return shlex.join(self.argv)
-
-    def to_dict(self) -> dict[str, Any]:
-        # Only the overrides: the full environment may hold tokens (HF_TOKEN, WANDB_API_KEY) that must not end
-        # up in run records.
-        return {"argv": list(self.argv), "cwd": str(self.cwd), "env": dict(self.env_overrides)}
 
 
 # ---------------------------------------------------------------------------------------------------------------

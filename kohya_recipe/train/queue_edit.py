@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from kohya_recipe.errors import KohyaRecipeError
 from kohya_recipe.layout import is_project
-from kohya_recipe.train.liveness import runner_alive
+from kohya_recipe.text import format_table
+from kohya_recipe.train.liveness import entry_state, runner_alive
 from kohya_recipe.train.queuefile import ACTIVE_STATUSES, RUNNING, Queue, QueueEntry, QueueError, now
 from kohya_recipe.train.run import find_resume_state
 from kohya_recipe.train.sweepfile import MANIFEST_NAME, load_sweep
@@ -56,10 +58,21 @@ def has_resume_state(info: ProjectInfo) -> bool:
 # add / list / remove
 
 
+@dataclass(frozen=True)
+class AlreadyQueued:
+    """A project that was not added: an entry that still holds work (``queued_as``) already trains it."""
+
+    project: str
+    queued_as: int
+    status: str
+
+
 @dataclass
 class AddResult:
-    added: list[QueueEntry]
-    skipped: list[tuple[str, QueueEntry]]  # (project path, the active entry that already holds it)
+    """What ``queue add`` did: the new entries, and the projects skipped because they are queued already."""
+
+    added: list[QueueEntry] = field(default_factory=list)
+    skipped: list[AlreadyQueued] = field(default_factory=list)
 
 
 def _is_sweep_manifest(path: Path) -> bool:
@@ -100,7 +113,7 @@ def add_to_queue(
         raise QueueError("give at least one project folder or sweep.toml")
     targets = _expand_targets(paths)
     queue = Queue(queue_file)
-    result = AddResult(added=[], skipped=[])
+    result = AddResult()
     with queue.edit() as state:
         for info, sweep in targets:
             project = str(info.root)
@@ -109,7 +122,7 @@ def add_to_queue(
                 None,
             )
             if holder is not None:
-                result.skipped.append((project, holder))
+                result.skipped.append(AlreadyQueued(project, holder.id, holder.status))
                 continue
             entry = QueueEntry(id=state.next_id, project=project, added=now(), name=info.output_name, sweep=sweep)
             state.next_id += 1
@@ -121,6 +134,20 @@ def add_to_queue(
 def list_queue(queue_file: str | os.PathLike[str] | None = None) -> list[QueueEntry]:
     """The queue's entries in order."""
     return Queue(queue_file).read().entries
+
+
+@dataclass
+class QueueListing:
+    """The queue as ``queue list`` shows it: which file, and its entries in order."""
+
+    queue_file: Path
+    entries: list[QueueEntry]
+
+
+def show_queue(queue_file: str | os.PathLike[str] | None = None) -> QueueListing:
+    """The queue file (``queue_file``, else the default) and its entries."""
+    queue = Queue(queue_file)
+    return QueueListing(queue.path, queue.read().entries)
 
 
 def remove_from_queue(ids: Iterable[int], queue_file: str | os.PathLike[str] | None = None) -> list[QueueEntry]:
@@ -144,3 +171,62 @@ def remove_from_queue(ids: Iterable[int], queue_file: str | os.PathLike[str] | N
             chosen.append(entry)
         state.entries = [e for e in state.entries if e not in chosen]
     return chosen
+
+
+@dataclass
+class Removal:
+    """What ``queue remove`` removed."""
+
+    removed: list[QueueEntry]
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Text for people
+
+
+def format_added(result: AddResult) -> str:
+    return "\n".join(f"Queued #{e.id} {e.name}  {e.project}" for e in result.added)
+
+
+def format_skipped(result: AddResult) -> list[str]:
+    """One line per project that was already queued (the CLI prints them on stderr)."""
+    return [f"Already queued as #{s.queued_as} ({s.status}): {s.project}" for s in result.skipped]
+
+
+def format_removal(removal: Removal) -> str:
+    return "\n".join(f"Removed #{e.id} {e.name or Path(e.project).name} ({e.status})" for e in removal.removed)
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M") if moment else "?"
+
+
+def _last(entry: QueueEntry, state: str) -> str:
+    """The LAST column: who trains a running entry since when, else the latest outcome."""
+    if entry.status == RUNNING:
+        owner = f"pid {entry.pid}" + (f" on {entry.host}" if entry.host else "")
+        gone = " (runner gone; resumes on next `queue run`)" if "stale" in state else ""
+        return f"{owner} since {_when(entry.started)}{gone}"
+    if entry.last_outcome is None:
+        return ""
+    text = entry.last_outcome
+    if entry.last_exit_code is not None:
+        text += f", exit {entry.last_exit_code}"
+    if entry.finished:
+        text += f", {_when(entry.finished)}"
+    if entry.last_error:
+        text += f": {entry.last_error}"
+    return text
+
+
+def format_queue(listing: QueueListing) -> str:
+    """``queue list``: id, status (``running (stale)`` when its runner is gone), tries, run, project, last."""
+    entries = listing.entries
+    if not entries:
+        return f"The queue is empty ({listing.queue_file})."
+    rows = []
+    for e in entries:
+        state = entry_state(e)
+        rows.append([str(e.id), state, str(e.attempts), e.name or Path(e.project).name, e.project, _last(e, state)])
+    head = f"Queue {listing.queue_file}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}"
+    return "\n".join([head, *format_table(["ID", "STATUS", "TRIES", "RUN", "PROJECT", "LAST"], rows)])

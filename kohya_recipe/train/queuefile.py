@@ -13,10 +13,12 @@ import contextlib
 import difflib
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, field_serializer, model_serializer
 
 from kohya_recipe.errors import KohyaRecipeError
 from kohya_recipe.files import atomic_write_text, loads_toml, read_text
@@ -45,9 +47,14 @@ class QueueError(KohyaRecipeError):
 # Entries and the file
 
 
-@dataclass
-class QueueEntry:
-    """One queued training run. Unset optional fields are left out of the TOML file (TOML has no null)."""
+class QueueEntry(BaseModel):
+    """One queued training run.
+
+    Its serialised form is the same in the queue file and in ``--json``: unset optional fields are left out (TOML
+    has no null), and ``model_dump(mode="json")`` writes the times as ISO 8601 with their UTC offset.
+    """
+
+    model_config = ConfigDict(extra="forbid")
 
     id: int
     project: str
@@ -71,20 +78,13 @@ class QueueEntry:
     def label(self) -> str:
         return f"#{self.id} {self.name or Path(self.project).name}"
 
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value is not None:
-                out[f.name] = value
-        return out
+    @field_serializer("added", "started", "finished", when_used="json-unless-none")
+    def _iso_time(self, value: datetime) -> str:
+        return value.isoformat()  # "+00:00", where pydantic alone would write "Z"
 
-    def to_json(self) -> dict[str, Any]:
-        out = self.to_dict()
-        for key in ("added", "started", "finished"):
-            if key in out:
-                out[key] = out[key].isoformat()
-        return out
+    @model_serializer(mode="wrap")
+    def _set_fields_only(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return {key: value for key, value in handler(self).items() if value is not None}
 
 
 # field name -> (accepted python types, description for the error message)
@@ -119,12 +119,14 @@ class QueueState:
     def get(self, entry_id: int) -> QueueEntry | None:
         return next((e for e in self.entries if e.id == entry_id), None)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "next_id": self.next_id,
-            "entries": [e.to_dict() for e in self.entries],
-        }
+
+def queue_file_data(state: QueueState) -> dict[str, Any]:
+    """What the queue file holds (written with tomli-w): the schema version, the next id, the entries."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "next_id": state.next_id,
+        "entries": [e.model_dump() for e in state.entries],
+    }
 
 
 def default_queue_file() -> Path:
@@ -242,9 +244,9 @@ class Queue:
             raise QueueError(f"cannot create the lock file: {exc.strerror}", source=f"{self.path}.lock") from None
         try:
             state = self.read()
-            before = state.to_dict()
+            before = queue_file_data(state)
             yield state
-            after = state.to_dict()
+            after = queue_file_data(state)
             if after != before or not self.path.exists():
                 import tomli_w
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kohya_recipe.errors import KohyaRecipeError, RenderError
+from kohya_recipe.errors import KohyaRecipeError, RenderError, TrainerError, TrainingInterrupted
 from kohya_recipe.files import atomic_write_bytes, read_json, sha256_bytes, sha256_file
 from kohya_recipe.layout import MANIFEST, RECORDED_FILES, RESOLVED_RECIPE, STATE_DIR
 from kohya_recipe.train.launch import (
@@ -111,6 +111,8 @@ class RunRecord:
     exit_code: int | None = None
     path: Path | None = None
     log_file: Path | None = None
+    # The record as written to runs/<timestamp>.json plus "record" (that file, relative to the project), or the
+    # plan of a dry run: what `train --json` prints.
     data: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -122,10 +124,36 @@ class RunRecord:
         """The failure message (``None`` on success) — what a queue records."""
         return None if self.outcome in (SUCCESS, DRY_RUN) else self.message
 
-    def to_dict(self) -> dict[str, Any]:
-        """The record as written to ``runs/<timestamp>.json`` (plus ``record``: that file's path), or the plan of
-        a dry run."""
-        return dict(self.data)
+    def raise_for_outcome(self) -> None:
+        """Raise :class:`TrainingInterrupted` (exit 130) or :class:`TrainerError` (exit 4) unless the run trained
+        (or was a dry run)."""
+        if self.outcome == INTERRUPTED:
+            raise TrainingInterrupted(self.message)
+        if self.outcome not in (SUCCESS, DRY_RUN):
+            raise TrainerError(self.message)
+
+
+def format_run(record: RunRecord) -> str:
+    """For people: a dry run's command (with what it would re-render and resume from), or what a successful run
+    wrote. A failed or interrupted run says it in its error message instead (empty here)."""
+    data = record.data
+    if record.outcome == DRY_RUN:
+        lines = [f"# would re-render: {', '.join(data['would_render'])}"] if data.get("would_render") else []
+        if data.get("resume"):
+            lines.append(f"# {record.message}")
+        lines.append(f"# cwd: {data['cwd']}")
+        lines.append("# env: " + " ".join(f"{k}={v}" for k, v in data["env"].items()))
+        lines.append(data["command_line"])
+        return "\n".join(lines)
+    if record.outcome != SUCCESS:
+        return ""
+    progress = data.get("progress") or {}
+    steps = f", {progress['step']} steps" if progress.get("step") is not None else ""
+    return (
+        f"trained {data['output_name']}: {data['final_checkpoint']} "
+        f"({len(data['checkpoints'])} checkpoint(s){steps}, {data['duration_seconds']:.0f} s)\n"
+        f"record: {data['record']}  log: {data['log_file']}"
+    )
 
 
 def _rel(path: Path, root: Path) -> str:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from kohya_recipe.errors import KohyaRecipeError, TrainingInterrupted
 from kohya_recipe.train.liveness import runner_alive, trainer_processes
@@ -59,18 +59,35 @@ def default_train() -> TrainFn:
 
 @dataclass
 class QueueRunResult:
-    """What one ``run_queue`` call did: the entries it finished, in order (their final state)."""
+    """What one ``run_queue`` call did: the entries it finished, in order (their final state), and the runnable
+    entries left for another runner because their GPU set is busy. ``failed`` and ``waiting_for_gpus`` are ids."""
 
     ran: list[QueueEntry] = field(default_factory=list)
-    waiting: list[QueueEntry] = field(default_factory=list)  # runnable but their GPU set is busy elsewhere
+    waiting: list[QueueEntry] = field(default_factory=list, metadata={"json": False})
+
+    __json_properties__: ClassVar[tuple[str, ...]] = ("failed", "waiting_for_gpus")
 
     @property
-    def failed(self) -> list[QueueEntry]:
-        return [e for e in self.ran if e.status == FAILED]
+    def failed(self) -> list[int]:
+        return [e.id for e in self.ran if e.status == FAILED]
 
     @property
-    def succeeded(self) -> list[QueueEntry]:
-        return [e for e in self.ran if e.status == DONE]
+    def succeeded(self) -> list[int]:
+        return [e.id for e in self.ran if e.status == DONE]
+
+    @property
+    def waiting_for_gpus(self) -> list[int]:
+        return [e.id for e in self.waiting]
+
+
+def format_run_summary(result: QueueRunResult) -> str:
+    """The last lines of ``queue run`` (the CLI prints them on stderr, next to the runner's log)."""
+    done = f"Queue finished: {len(result.succeeded)} done, {len(result.failed)} failed."
+    lines = [done if result.ran else "Nothing to run."]
+    if result.waiting:
+        ids = ", ".join(f"#{i}" for i in result.waiting_for_gpus)
+        lines.append(f"Left for another `queue run` that holds their GPUs: {ids}")
+    return "\n".join(lines)
 
 
 @dataclass

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from kohya_recipe.errors import RecipeError, RenderError
 from kohya_recipe.files import atomic_write_text
-from kohya_recipe.train.sweepfile import MANIFEST_NAME, Sweep, SweepRun, load_sweep
+from kohya_recipe.text import format_table
+from kohya_recipe.train.sweepfile import MANIFEST_NAME, Sweep, SweepRun, load_sweep, manifest_toml
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -256,7 +257,7 @@ def _render_runs(
     out: Path,
     render: Callable[..., Any],
     force: bool,
-    progress: Callable[[SweepRun, int, int], None] | None,
+    progress: Callable[[int, int], None] | None,
 ) -> None:
     """Render every run into ``out`` and write the manifest; on any failure remove only what this call created."""
     created_out = not out.exists()
@@ -269,10 +270,8 @@ def _render_runs(
                 created.append(target)
             _collect_warnings(sweep, render(_recipe_of(run), target, force=force))
             if progress is not None:
-                progress(run, i, len(sweep.runs))
-        import tomli_w
-
-        atomic_write_text(out / MANIFEST_NAME, tomli_w.dumps(sweep.to_dict()))
+                progress(i, len(sweep.runs))
+        atomic_write_text(out / MANIFEST_NAME, manifest_toml(sweep))
     except BaseException:
         # Remove only what this call created (cookiecutter generate.py does the same); user images were
         # hard-linked or copied into the run folders, so deleting a run folder never touches the originals.
@@ -291,7 +290,7 @@ def write_sweep(
     *,
     recipe_file: str | Path | None = None,
     render: Callable[..., Any] | None = None,
-    progress: Callable[[SweepRun, int, int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
     dry_run: bool = False,
 ) -> Sweep:
     """Expand ``grid`` and render each run into ``out_dir/<output name>/`` plus ``out_dir/sweep.toml``.
@@ -313,8 +312,9 @@ def write_sweep(
         runs=runs,
         grid={k: list(v) for k, v in grid.items()},
         base_output_name=recipe.output.output_name,
-        created=datetime.now().astimezone().replace(microsecond=0),
+        created_at=datetime.now().astimezone().replace(microsecond=0),
         recipe_file=str(Path(recipe_file).absolute()) if recipe_file else None,
+        dry_run=dry_run,
     )
     _add_recipe_warnings(sweep)
     if dry_run:
@@ -338,7 +338,7 @@ def sweep_recipe_file(
     sets: Iterable[str] = (),
     force: bool = False,
     dry_run: bool = False,
-    progress: Callable[[SweepRun, int, int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Sweep:
     """``kohya-recipe sweep``: load the recipe (preset + ``--set``), parse the ``--grid`` items, write."""
     from kohya_recipe.recipe.loading import load_recipe
@@ -347,3 +347,25 @@ def sweep_recipe_file(
     recipe = load_recipe(recipe_path, tuple(sets))
     out = Path(out_dir) if out_dir is not None else default_sweep_dir(recipe)
     return write_sweep(recipe, grid, out, force=force, recipe_file=recipe_path, progress=progress, dry_run=dry_run)
+
+
+def _setting_text(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, list):
+        return ",".join(_setting_text(v) for v in value)
+    return str(value)
+
+
+def format_sweep(sweep: Sweep) -> str:
+    """What ``kohya-recipe sweep`` prints: where the runs went, a table of each run's settings, what to do next."""
+    keys: list[str] = []
+    for run in sweep.runs:
+        keys += [k for k in run.settings if k not in keys]
+    rows = [[run.name, *(_setting_text(run.settings.get(k, "")) for k in keys)] for run in sweep.runs]
+    verb = "Would write" if sweep.dry_run else "Wrote"
+    lines = [f"{verb} {len(sweep.runs)} runs of {sweep.base_output_name} to {sweep.root}/ ({sweep.path.name}):"]
+    lines += format_table(["RUN", *keys], rows, indent=2)
+    if not sweep.dry_run:
+        lines.append(f"Next: kohya-recipe queue add {sweep.path} && kohya-recipe queue run")
+    return "\n".join(lines)

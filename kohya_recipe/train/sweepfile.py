@@ -7,10 +7,10 @@ folder, and a manifest that names a folder outside it is refused.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from kohya_recipe.errors import RenderError
 from kohya_recipe.files import read_toml
@@ -30,8 +30,9 @@ class SweepRun:
     name: str
     folder: str
     settings: dict[str, Any]  # recipe path (``network.alpha``) -> the value this run's recipe holds
-    grid_values: dict[str, str]  # grid key as given (``network_alpha``) -> the value string as given
-    recipe: Recipe | None = field(default=None, compare=False, repr=False)
+    grid_values: dict[str, str] = field(metadata={"json": False})  # grid key as given -> the value string as given
+    recipe: Recipe | None = field(default=None, compare=False, repr=False, metadata={"json": False})
+    project: Path | None = field(default=None, compare=False)  # the run's project folder, once a Sweep lists it
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -40,15 +41,25 @@ class SweepRun:
 
 @dataclass
 class Sweep:
-    """A sweep manifest: where it is and the runs it lists (folders relative to the manifest's folder)."""
+    """A sweep manifest: where it is and the runs it lists (folders relative to the manifest's folder).
+
+    Its JSON form is what ``kohya-recipe sweep --json`` prints: the manifest, its path, each run's project folder
+    and whether this was a dry run.
+    """
 
     path: Path
     runs: list[SweepRun]
     grid: dict[str, list[str]]
     base_output_name: str
-    created: datetime | None = None
-    recipe_file: str | None = None
-    warnings: list[str] = field(default_factory=list)  # from rendering; not written to the manifest
+    created_at: datetime | None = field(default=None, metadata={"json": False})
+    recipe_file: str | None = field(default=None, metadata={"json": False})
+    dry_run: bool = False
+    warnings: list[str] = field(default_factory=list, metadata={"json": False})  # from rendering; not in the manifest
+
+    __json_properties__: ClassVar[tuple[str, ...]] = ("schema_version", "kind", "created", "recipe")
+
+    def __post_init__(self) -> None:
+        self.runs = [replace(run, project=self.run_dir(run)) for run in self.runs]
 
     @property
     def root(self) -> Path:
@@ -57,28 +68,41 @@ class Sweep:
     def run_dir(self, run: SweepRun) -> Path:
         return self.root / run.folder
 
-    def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "schema_version": SCHEMA_VERSION,
-            "kind": MANIFEST_KIND,
-            "base_output_name": self.base_output_name,
-        }
-        if self.created is not None:
-            data["created"] = self.created
-        if self.recipe_file:
-            data["recipe"] = self.recipe_file
-        data["grid"] = {k: list(v) for k, v in self.grid.items()}
-        data["runs"] = [{"name": r.name, "folder": r.folder, "settings": dict(r.settings)} for r in self.runs]
-        return data
+    @property
+    def schema_version(self) -> int:
+        return SCHEMA_VERSION
 
-    def to_json(self) -> dict[str, Any]:
-        data = self.to_dict()
-        data["path"] = str(self.path)
-        if "created" in data:
-            data["created"] = data["created"].isoformat()
-        for run, out in zip(self.runs, data["runs"], strict=True):
-            out["project"] = str(self.run_dir(run))
-        return data
+    @property
+    def kind(self) -> str:
+        return MANIFEST_KIND
+
+    @property
+    def created(self) -> str | None:
+        """When the sweep was written, ISO 8601 with the UTC offset."""
+        return self.created_at.isoformat() if self.created_at else None
+
+    @property
+    def recipe(self) -> str | None:
+        """The recipe file the sweep was expanded from (absolute)."""
+        return self.recipe_file
+
+
+def manifest_toml(sweep: Sweep) -> str:
+    """``sweep.toml``'s text: the manifest's keys, the grid, and each run's name, folder and settings."""
+    import tomli_w
+
+    data: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "kind": MANIFEST_KIND,
+        "base_output_name": sweep.base_output_name,
+    }
+    if sweep.created_at is not None:
+        data["created"] = sweep.created_at
+    if sweep.recipe_file:
+        data["recipe"] = sweep.recipe_file
+    data["grid"] = {k: list(v) for k, v in sweep.grid.items()}
+    data["runs"] = [{"name": r.name, "folder": r.folder, "settings": dict(r.settings)} for r in sweep.runs]
+    return tomli_w.dumps(data)
 
 
 def _manifest_error(path: Path, message: str, fld: str | None = None) -> RenderError:
@@ -136,6 +160,6 @@ def load_sweep(path: str | Path) -> Sweep:
         runs=runs,
         grid={k: [str(x) for x in v] for k, v in grid.items()},
         base_output_name=str(data.get("base_output_name", "")),
-        created=created if isinstance(created, datetime) else None,
+        created_at=created if isinstance(created, datetime) else None,
         recipe_file=data.get("recipe") if isinstance(data.get("recipe"), str) else None,
     )
