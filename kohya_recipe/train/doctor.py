@@ -28,6 +28,7 @@ from kohya_recipe.train.launch import (
     launch_pythonpath,
     sd_scripts_version,
 )
+from kohya_recipe.train.progress import parse_output
 
 CACHE_VERSION = 1
 HELP_TIMEOUT = 600.0  # CUDA builds of torch import slowly; a cold disk cache on a rented GPU even more so
@@ -123,8 +124,6 @@ def _write_cache(path: Path, sd_scripts: Path, script: str, options: dict[str, l
 
 def run_help(python: str, sd_scripts: Path, script: str = "train_network.py") -> str:
     """``<python> <sd-scripts>/<script> --help``'s stdout; a one-line error if it fails."""
-    from kohya_recipe.train.progress import parse_output
-
     env = dict(os.environ)
     # wide columns: argparse wraps at $COLUMNS; a narrow terminal could fold long choice lists
     env.update({"COLUMNS": "200", "PYTHONIOENCODING": "utf-8", "PYTHONPATH": launch_pythonpath(sd_scripts)})

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from kohya_recipe.errors import KohyaRecipeError, RenderError, TrainerError, TrainingInterrupted
 from kohya_recipe.files import atomic_write_bytes, read_json, sha256_bytes, sha256_file
 from kohya_recipe.layout import MANIFEST, RECORDED_FILES, RESOLVED_RECIPE, STATE_DIR
+from kohya_recipe.train.doctor import cached_unknown_keys
 from kohya_recipe.train.launch import (
     LaunchCommand,
     TrainerSetupError,
@@ -29,10 +30,10 @@ from kohya_recipe.train.launch import (
     sd_scripts_version,
 )
 from kohya_recipe.train.outcome import INTERRUPTED, SUCCESS, decide_outcome, describe_exit
+from kohya_recipe.train.runner import INTERRUPT_GRACE, TERMINATE_GRACE, Display, choose_display, open_log, run_launch
 
 if TYPE_CHECKING:
     from kohya_recipe.render.project import Project
-    from kohya_recipe.train.runner import Display
 
 RECORD_VERSION = 1
 DRY_RUN = "dry-run"
@@ -334,10 +335,8 @@ def train_project(
     project, no sd-scripts, no Python with accelerate, nothing to resume, log folder not writable). A run that
     fails or is interrupted returns a record with ``outcome`` ``failed`` or ``interrupted``.
     """
-    from kohya_recipe.train import runner
-
     project = _load(project_dir)
-    disp = display if display is not None else runner.choose_display(quiet=quiet, verbose=verbose)
+    disp = display if display is not None else choose_display(quiet=quiet, verbose=verbose)
     # One train per project, taken before re-rendering so a running trainer's files are not rewritten under it.
     with contextlib.nullcontext() if dry_run else project_lock(project):
         return _prepare_and_run(project, sd_scripts, python, resume, dry_run, disp, interrupt_grace, terminate_grace)
@@ -360,8 +359,6 @@ def _prepare_and_run(
             source=str(sd),
         )
     py = find_python(python, sd_scripts=sd)
-    from kohya_recipe.train.doctor import cached_unknown_keys
-
     unknown = cached_unknown_keys(sd, project.script_name, project.config_file)
     if unknown:
         # sd-scripts ignores unknown config keys silently (library/train_util.py read_config_from_file): say so
@@ -404,10 +401,8 @@ def _run(
     epochs: int | None, rerendered: list[str], notes: list[str], disp: Display,
     interrupt_grace: float | None, terminate_grace: float | None,
 ) -> RunRecord:  # fmt: skip
-    from kohya_recipe.train import runner
-
     log_file, record_file = _timestamp_paths(project)
-    log_stream = runner.open_log(log_file)  # before anything is announced: an unwritable log/ fails first
+    log_stream = open_log(log_file)  # before anything is announced: an unwritable log/ fails first
     version = sd_scripts_version(sd)
     model_before = _snapshot(project.model_dir)
     logs_before = _snapshot(project.log_dir)
@@ -420,10 +415,10 @@ def _run(
     if state is not None:
         disp.note(state.describe(project.root, epochs))
     disp.note(f"training {project.output_name} with {script} ({commit}); log: {_rel(log_file, project.root)}")
-    result = runner.run_launch(
+    result = run_launch(
         cmd, log_file, display=disp, log_stream=log_stream,
-        interrupt_grace=runner.INTERRUPT_GRACE if interrupt_grace is None else interrupt_grace,
-        terminate_grace=runner.TERMINATE_GRACE if terminate_grace is None else terminate_grace,
+        interrupt_grace=INTERRUPT_GRACE if interrupt_grace is None else interrupt_grace,
+        terminate_grace=TERMINATE_GRACE if terminate_grace is None else terminate_grace,
     )  # fmt: skip
 
     model_after = _snapshot(project.model_dir)

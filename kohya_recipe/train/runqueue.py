@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from kohya_recipe.errors import KohyaRecipeError, TrainingInterrupted
+from kohya_recipe.train.launch import TrainerSetupError
 from kohya_recipe.train.liveness import runner_alive, trainer_processes
 from kohya_recipe.train.locks import GpuLock, describe_gpus
 from kohya_recipe.train.queue_edit import ProjectInfo, has_resume_state, inspect_project
@@ -33,6 +34,7 @@ from kohya_recipe.train.queuefile import (
     QueueState,
     now,
 )
+from kohya_recipe.train.run import train_project
 
 # ------------------------------------------------------------------------------------------------------------
 # run
@@ -41,19 +43,8 @@ from kohya_recipe.train.queuefile import (
 TrainFn = Callable[..., Any]
 
 
-def _setup_errors() -> tuple[type[BaseException], ...]:
-    """Errors of the training verb that mean "the trainer could not be launched at all" (not "this run failed")."""
-    try:
-        from kohya_recipe.train.launch import TrainerSetupError
-    except ImportError:  # pragma: no cover - the launcher module is part of the package
-        return ()
-    return (TrainerSetupError,)
-
-
 def default_train() -> TrainFn:
     """The training verb ``queue run`` calls: :func:`kohya_recipe.train.run.train_project`."""
-    from kohya_recipe.train.run import train_project
-
     return train_project
 
 
@@ -247,7 +238,7 @@ def run_queue(
                 f"queue stopped; entry {done.label} is interrupted and continues on the next `kohya-recipe queue run`"
             ) from None
         except KohyaRecipeError as exc:
-            if isinstance(exc, _setup_errors()):
+            if isinstance(exc, TrainerSetupError):
                 # sd-scripts, the Python or accelerate is missing: nothing was launched, and every other entry
                 # would fail the same way. Stop instead of burning through the queue; the entry keeps its place.
                 kept = _finish(queue, pick, **pick.before)
