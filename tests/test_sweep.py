@@ -7,7 +7,6 @@ Recipes and images are made on the fly (tests/_queue_util.py); the naming follow
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kohya_recipe.errors import RecipeError, RenderError
+from kohya_recipe.files import tomllib
 from kohya_recipe.recipe.loading import load_recipe
 from kohya_recipe.train.sweep import (
     expand_grid,
@@ -28,11 +28,6 @@ from kohya_recipe.train.sweep import (
 )
 from kohya_recipe.train.sweepfile import MANIFEST_NAME, load_sweep
 from tests._queue_util import write_recipe
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 GRID = ["network_alpha=48,72,96", "max_train_epochs=8,10"]
 
