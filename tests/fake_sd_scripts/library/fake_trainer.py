@@ -477,7 +477,10 @@ class Subset:
         self.image_dir, self.num_repeats, self.class_tokens, self.is_reg = image_dir, num_repeats, class_tokens, is_reg
         self.caption_extension = caption_extension
         self.flip_aug, self.color_aug, self.shuffle_caption, self.keep_tokens = (
-            flip_aug, color_aug, shuffle_caption, keep_tokens
+            flip_aug,
+            color_aug,
+            shuffle_caption,
+            keep_tokens,
         )
         self.images: list[str] = []
 
@@ -730,9 +733,13 @@ def train(args: argparse.Namespace, sdxl: bool, step_seconds: float, startup_sec
     writer = None
     if args.logging_dir or args.log_with:
         if args.log_with in ("tensorboard", "all") and not args.logging_dir:
-            raise ValueError("logging_dir is required when log_with is tensorboard / Tensorboardを使う場合、logging_dirを指定してください")
+            raise ValueError(
+                "logging_dir is required when log_with is tensorboard / Tensorboardを使う場合、logging_dirを指定してください"
+            )
         stamp = time.strftime("%Y%m%d%H%M%S")
-        run_dir = Path(args.logging_dir) / f"{args.log_prefix or ''}{stamp}" / (args.log_tracker_name or "network_train")
+        run_dir = (
+            Path(args.logging_dir) / f"{args.log_prefix or ''}{stamp}" / (args.log_tracker_name or "network_train")
+        )
         writer = EventWriter(run_dir)
 
     save_dtype = {"fp16": "F16", "bf16": "BF16"}.get(args.save_precision or "", "F32")
@@ -877,7 +884,9 @@ def train(args: argparse.Namespace, sdxl: bool, step_seconds: float, startup_sec
             save_model(f"{name}-{epoch + 1:06d}{ext}", global_step, epoch + 1)
             remove_old(epoch + 1)
             if args.save_state:
-                save_state(f"{name}-{epoch + 1:06d}-state", epoch + 1, global_step, f"saving state at epoch {epoch + 1}")
+                save_state(
+                    f"{name}-{epoch + 1:06d}-state", epoch + 1, global_step, f"saving state at epoch {epoch + 1}"
+                )
         if args.sample_every_n_epochs and (epoch + 1) % args.sample_every_n_epochs == 0:
             sample(epoch + 1)
         if global_step >= max_train_steps:
@@ -905,7 +914,9 @@ def _metadata(args, sdxl, session_id, started, train_count, val_count, reg_count
     model = str(args.pretrained_model_name_or_path or "")
     opt_args = ",".join(args.optimizer_args or [])
     optimizer = args.optimizer_type or "AdamW"
-    opt_class = "transformers.optimization.Adafactor" if optimizer.lower() == "adafactor" else f"torch.optim.{optimizer}"
+    opt_class = (
+        "transformers.optimization.Adafactor" if optimizer.lower() == "adafactor" else f"torch.optim.{optimizer}"
+    )
     if isinstance(resolution, str):
         res = tuple(int(x) for x in resolution.split(","))
         res = res if len(res) == 2 else (res[0], res[0])
@@ -919,7 +930,8 @@ def _metadata(args, sdxl, session_id, started, train_count, val_count, reg_count
         "ss_output_name": str(args.output_name),
         "ss_learning_rate": str(None if optimizer.lower() == "adafactor" else args.learning_rate),
         "ss_text_encoder_lr": str(args.text_encoder_lr[0] if args.text_encoder_lr else None)
-        if isinstance(args.text_encoder_lr, list) else str(args.text_encoder_lr),
+        if isinstance(args.text_encoder_lr, list)
+        else str(args.text_encoder_lr),
         "ss_unet_lr": str(args.unet_lr),
         "ss_num_train_images": str(train_count),
         "ss_num_validation_images": str(val_count),
