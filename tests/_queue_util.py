@@ -57,7 +57,8 @@ def make_project(folder: Path, letter: str = "A", *sets: str) -> Path:
 
 
 def write_state(project: Path, epoch: int = 1) -> Path:
-    """A ``<name>-<epoch:06d>-state`` folder as sd-scripts writes it with save_state (reference/sd_scripts.md §8)."""
+    """A ``<name>-<epoch:06d>-state`` folder as sd-scripts writes it with save_state (``library/train_util.py``
+    ``save_and_remove_state_on_epoch_end``)."""
     name = project.name
     state = project / "model" / f"{name}-{epoch:06d}-state"
     state.mkdir(parents=True, exist_ok=True)

@@ -49,7 +49,8 @@ def test_validation_and_resume() -> None:
     assert st.rate == "1.21s/it"
     resumed = parse_output(*_streams("resume"))
     assert resumed.resumed_from == "model/testchar-1-B-000002-state"
-    # after --resume global_step restarts: the bar ends at 8 of 24 (reference/sd_scripts.md §8)
+    # after --resume the bar ends at 8 of 24: NetworkTrainer.train restarts global_step at 0 (unless
+    # --skip_until_initial_step) but keeps the whole run's total
     assert (resumed.epoch, resumed.epochs, resumed.step, resumed.total_steps) == (3, 3, 8, 24)
     assert resumed.checkpoints_saved == ["model/testchar-1-B.safetensors"] and resumed.model_saved
     # a display adds the two epochs trained before the resume: 16 + 8 = 24 of 24

@@ -18,7 +18,7 @@ import pytest
 from _train_util import FAKE_SD_SCRIPTS, fake_env, make_project
 
 from kohya_recipe.errors import ExitCode
-from kohya_recipe.train.doctor import bundled_options, cache_dir, doctor, parse_help
+from kohya_recipe.train.doctor import bundled_options, cache_dir, doctor, format_doctor, parse_help
 from kohya_recipe.train.launch import TrainerSetupError
 from tests._cli_util import run_cli
 
@@ -64,12 +64,12 @@ def test_parse_help_reads_argparse_output() -> None:
 def test_same_install_as_the_spec_and_the_cache(env: Path) -> None:
     first = doctor(sd_scripts=FAKE_SD_SCRIPTS, python=sys.executable)
     assert (first.missing, first.new, first.choices_changed) == ([], [], {})
-    assert first.installed == first.bundled == 193 and not first.cached
+    assert first.installed_options == first.bundled_options == 193 and not first.cached
     cached = list(cache_dir().glob("*.json"))
     assert len(cached) == 1 and cache_dir() == env / "cache" / "kohya-recipe" / "doctor"
     second = doctor(sd_scripts=FAKE_SD_SCRIPTS, python=sys.executable)
-    assert second.cached and second.installed == 193
-    assert "same options as the bundled spec" in second.lines()
+    assert second.cached and second.installed_options == 193
+    assert "same options as the bundled spec" in format_doctor(second).splitlines()
 
 
 def test_older_and_newer_install(env: Path) -> None:
@@ -87,7 +87,7 @@ def test_older_and_newer_install(env: Path) -> None:
     assert report.new == ["fancy_new_option"]
     spec = bundled_options()["sample_sampler"]
     assert report.choices_changed == {"sample_sampler": {"bundled": spec, "installed": [*spec, "flow_euler"]}}
-    lines = report.lines()
+    lines = format_doctor(report).splitlines()
     assert any(line.startswith("missing here (2;") and line.endswith("sdpa, validation_split") for line in lines)
     assert any(line.startswith("new here (1;") and line.endswith("fancy_new_option") for line in lines)
 
@@ -124,7 +124,7 @@ def test_unwritable_cache_is_not_an_error(env: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("XDG_CACHE_HOME", str(env / "cachefile"))
     for _ in range(2):
         report = doctor(sd_scripts=FAKE_SD_SCRIPTS, python=sys.executable)
-        assert report.installed == 193 and not report.cached
+        assert report.installed_options == 193 and not report.cached
 
 
 def test_help_that_fails_names_the_error(env: Path) -> None:
@@ -140,7 +140,7 @@ def test_help_that_fails_names_the_error(env: Path) -> None:
 
 def test_sdxl_script_includes_its_extra_options(env: Path) -> None:
     report = doctor(sd_scripts=FAKE_SD_SCRIPTS, python=sys.executable, script="sdxl_train_network.py")
-    assert report.installed == report.bundled == 196 and report.missing == [] and report.new == []
+    assert report.installed_options == report.bundled_options == 196 and report.missing == [] and report.new == []
     code, out, _ = run_cli("doctor", "--sdxl", "--sd-scripts", FAKE_SD_SCRIPTS, "--python", sys.executable)
     assert code == 0 and "sdxl_train_network.py: 196 options (cached)" in out
 

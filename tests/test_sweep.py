@@ -1,4 +1,5 @@
-"""Sweep expansion, versioned run names, the sweep.toml manifest and no-clobber writing (kohya_recipe/train/sweep.py).
+"""Sweep expansion, versioned run names, the sweep.toml manifest and no-clobber writing
+(kohya_recipe/train/sweep.py and sweepfile.py).
 
 Recipes and images are made on the fly (tests/_queue_util.py); the naming follows the article's
 ``CharacterAI-1-A`` example (lora-training-article.txt, "Folder Configuration").
@@ -6,7 +7,6 @@ Recipes and images are made on the fly (tests/_queue_util.py); the naming follow
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,24 +15,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kohya_recipe.errors import RecipeError, RenderError
+from kohya_recipe.files import tomllib
 from kohya_recipe.recipe.loading import load_recipe
 from kohya_recipe.train.sweep import (
-    MANIFEST_NAME,
     expand_grid,
     index_letter,
     letter_index,
-    load_sweep,
     parse_grid,
     split_values,
     sweep_recipe_file,
     write_sweep,
 )
+from kohya_recipe.train.sweepfile import MANIFEST_NAME, load_sweep
 from tests._queue_util import write_recipe
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 GRID = ["network_alpha=48,72,96", "max_train_epochs=8,10"]
 

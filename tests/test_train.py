@@ -91,7 +91,9 @@ def test_success_writes_checkpoints_and_a_run_record(tmp_path: Path, monkeypatch
 
 def test_fake_trainer_matches_the_real_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake_env(monkeypatch)
-    root = make_project(tmp_path, dataset={"validation_split": 0.34, "validation_seed": 1}, training={"save_state": True})
+    root = make_project(
+        tmp_path, dataset={"validation_split": 0.34, "validation_seed": 1}, training={"save_state": True}
+    )
     record = _train(root)
     assert record.ok
     # safetensors metadata: the same keys as the real dataset_config-mode checkpoint of the `validation` run
@@ -245,7 +247,9 @@ def test_bad_dataset_config_reports_the_trainers_error(tmp_path: Path, monkeypat
 
 
 @posix_only
-def test_ctrl_c_keeps_checkpoints_exits_130_and_resume_finishes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ctrl_c_keeps_checkpoints_exits_130_and_resume_finishes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     fake_env(monkeypatch, step_seconds=0.05)  # 30 epochs x 6 steps: 9 s, interrupted after epoch 2
     root = make_project(tmp_path, training={"max_train_epochs": 30, "save_state": True})
     _interrupt_when(root / "model" / "testchar-1-A-000002-state" / "random_states_0.pkl")

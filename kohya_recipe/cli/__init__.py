@@ -33,8 +33,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "doctor_cmd",
         "Compare the installed sd-scripts with the bundled option spec.",
     ),
-    "sweep": ("kohya_recipe.cli.train", "sweep_cmd", "Expand a recipe into a grid of versioned runs."),
-    "queue": ("kohya_recipe.cli.train", "queue_group", "Queue training runs and run them one after another."),
+    "sweep": ("kohya_recipe.cli.queue", "sweep_cmd", "Expand a recipe into a grid of versioned runs."),
+    "queue": ("kohya_recipe.cli.queue", "queue_group", "Queue training runs and run them one after another."),
     "report": (
         "kohya_recipe.cli.report",
         "report_cmd",

@@ -1,25 +1,24 @@
 """CLI adapters for sweeps and the training queue: ``sweep``, ``queue add/list/run/remove``.
 
-Each command parses its options, calls one function of :mod:`kohya_recipe.train.sweep` or :mod:`kohya_recipe.train.runqueue`
-and prints the result; ``--json`` prints the same result for scripts.
+Each command parses its options, calls one function of :mod:`kohya_recipe.train.sweep`,
+:mod:`kohya_recipe.train.queue_edit` or :mod:`kohya_recipe.train.runqueue` and prints the result; ``--json``
+prints the same result for scripts.
 """
 
 from __future__ import annotations
 
-import json
-import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
+from kohya_recipe.cli.options import dry_run_option, force_option, json_option, out_option, set_option
+from kohya_recipe.cli.output import echo_json, emit, progress, warn
+from kohya_recipe.cli.train import python_option, quiet_option, sd_scripts_option
 from kohya_recipe.errors import ExitCode
 
-if TYPE_CHECKING:
-    from kohya_recipe.train.runqueue import QueueEntry
-    from kohya_recipe.train.sweep import Sweep
+F = TypeVar("F", bound=Callable[..., Any])
 
-SET_HELP = "Override a recipe value for every run: dotted key or sd-scripts option name, e.g. training.seed=42."
 GRID_HELP = (
     "A setting to sweep and its values, KEY=V1,V2,... (repeatable; the runs are every combination). KEY is "
     "a recipe path or sd-scripts option name, as for --set. Bracket list values: "
@@ -31,38 +30,13 @@ QUEUE_FILE_HELP = (
 )
 
 
-def _echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+def _queue_file_option(f: F) -> F:
+    return click.option("--queue-file", type=click.Path(dir_okay=False), default=None, help=QUEUE_FILE_HELP)(f)
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, list):
-        return ",".join(_fmt(v) for v in value)
-    return str(value)
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]]
-
-
-def _sweep_lines(sweep: Sweep) -> list[str]:
-    keys: list[str] = []
-    for run in sweep.runs:
-        keys += [k for k in run.settings if k not in keys]
-    rows = [[run.name, *(_fmt(run.settings.get(k, "")) for k in keys)] for run in sweep.runs]
-    return _table(["RUN", *keys], rows)
-
-
-def _queue_file_option(f: Any) -> Any:
-    return click.option(
-        "--queue-file",
-        type=click.Path(dir_okay=False),
-        default=None,
-        help=QUEUE_FILE_HELP,
-    )(f)
+def _say(message: str) -> None:
+    """A line for people on stderr (stdout stays free for --json)."""
+    click.echo(message, err=True)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -84,52 +58,22 @@ Runs are named like the article's versions: the recipe's CharacterAI-1-A gives C
 )
 @click.argument("recipe", type=click.Path(dir_okay=False))
 @click.option("--grid", "grid", multiple=True, required=True, metavar="KEY=V1,V2,...", help=GRID_HELP)
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Folder for the runs and sweep.toml [default: ./<name>-<major>-sweep].",
-)
-@click.option("--force", is_flag=True, help="Write into folders this sweep did not write, replacing files.")
-@click.option("--dry-run", is_flag=True, help="Check everything and list the runs; write nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Print the sweep manifest as JSON.")
+@set_option
+@out_option("Folder for the runs and sweep.toml [default: ./<name>-<major>-sweep].")
+@force_option("Write into folders this sweep did not write, replacing files.")
+@dry_run_option("Check everything and list the runs; write nothing.")
+@json_option
 def sweep_cmd(
     recipe: str, grid: tuple[str, ...], sets: tuple[str, ...], out: str | None, force: bool, dry_run: bool,
     as_json: bool,
 ) -> None:  # fmt: skip
     """Expand a recipe into a grid of versioned runs, each its own project folder."""
-    from kohya_recipe.train.sweep import sweep_recipe_file
+    from kohya_recipe.train.sweep import format_sweep, sweep_recipe_file
 
-    bar: Any = None
-
-    def progress(_run: Any, done: int, total: int) -> None:
-        # A bar only on a terminal; piped output stays quiet (team rule).
-        nonlocal bar
-        if bar is None:
-            bar = click.progressbar(length=total, label="Rendering runs", file=sys.stderr)
-        bar.update(1)
-
-    show = not as_json and not dry_run and sys.stderr.isatty()
-    sweep = sweep_recipe_file(
-        recipe, grid, out, sets=sets, force=force, dry_run=dry_run, progress=progress if show else None
-    )
-    if bar is not None:
-        bar.render_finish()
-    for warning in sweep.warnings:
-        click.echo(f"Warning: {warning}", err=True)
-    if as_json:
-        data = sweep.to_json()
-        data["dry_run"] = dry_run
-        _echo_json(data)
-        return
-    where = sweep.root
-    verb = "Would write" if dry_run else "Wrote"
-    click.echo(f"{verb} {len(sweep.runs)} runs of {sweep.base_output_name} to {where}/ ({sweep.path.name}):")
-    for line in _sweep_lines(sweep):
-        click.echo(f"  {line}")
-    if not dry_run:
-        click.echo(f"Next: kohya-recipe queue add {sweep.path} && kohya-recipe queue run")
+    with progress("Rendering runs", enabled=not (as_json or dry_run), min_items=1) as bar:
+        sweep = sweep_recipe_file(recipe, grid, out, sets=sets, force=force, dry_run=dry_run, progress=bar)
+    warn(sweep.warnings)
+    emit(sweep, as_json, format_sweep)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -167,44 +111,15 @@ Examples:
 )
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @_queue_file_option
-@click.option("--json", "as_json", is_flag=True, help="Print the added entries as JSON.")
+@json_option
 def queue_add_cmd(paths: tuple[str, ...], queue_file: str | None, as_json: bool) -> None:
     """Add project folders or sweep manifests (all their runs) to the queue."""
-    from kohya_recipe.train.runqueue import add_to_queue
+    from kohya_recipe.train.queue_edit import add_to_queue, format_added, format_skipped
 
     result = add_to_queue(paths, queue_file)
-    if as_json:
-        _echo_json(
-            {
-                "added": [e.to_json() for e in result.added],
-                "skipped": [{"project": p, "queued_as": e.id, "status": e.status} for p, e in result.skipped],
-            }
-        )
-        return
-    for entry in result.added:
-        click.echo(f"Queued #{entry.id} {entry.name}  {entry.project}")
-    for project, holder in result.skipped:
-        click.echo(f"Already queued as #{holder.id} ({holder.status}): {project}", err=True)
-
-
-def _last(entry: QueueEntry) -> str:
-    from kohya_recipe.train.runqueue import RUNNING, entry_state
-
-    state = entry_state(entry)
-    if entry.status == RUNNING:
-        since = entry.started.strftime("%Y-%m-%d %H:%M") if entry.started else "?"
-        owner = f"pid {entry.pid}" + (f" on {entry.host}" if entry.host else "")
-        return f"{owner} since {since}" + (" (runner gone; resumes on next `queue run`)" if "stale" in state else "")
-    if entry.last_outcome is None:
-        return ""
-    text = entry.last_outcome
-    if entry.last_exit_code is not None:
-        text += f", exit {entry.last_exit_code}"
-    if entry.finished:
-        text += f", {entry.finished.strftime('%Y-%m-%d %H:%M')}"
-    if entry.last_error:
-        text += f": {entry.last_error}"
-    return text
+    emit(result, as_json, format_added)
+    for line in [] if as_json else format_skipped(result):
+        _say(line)
 
 
 @queue_group.command(
@@ -216,26 +131,12 @@ Examples:
 """,
 )
 @_queue_file_option
-@click.option("--json", "as_json", is_flag=True, help="Print the queue as JSON.")
+@json_option
 def queue_list_cmd(queue_file: str | None, as_json: bool) -> None:
     """Show the queue: id, status, attempts, run name, project and the last outcome."""
-    from kohya_recipe.train.runqueue import Queue, entry_state
+    from kohya_recipe.train.queue_edit import format_queue, show_queue
 
-    queue = Queue(queue_file)
-    entries = queue.read().entries
-    if as_json:
-        _echo_json({"queue_file": str(queue.path), "entries": [e.to_json() for e in entries]})
-        return
-    if not entries:
-        click.echo(f"The queue is empty ({queue.path}).")
-        return
-    click.echo(f"Queue {queue.path}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}")
-    rows = [
-        [str(e.id), entry_state(e), str(e.attempts), e.name or Path(e.project).name, e.project, _last(e)]
-        for e in entries
-    ]
-    for line in _table(["ID", "STATUS", "TRIES", "RUN", "PROJECT", "LAST"], rows):
-        click.echo(line)
+    emit(show_queue(queue_file), as_json, format_queue)
 
 
 @queue_group.command(
@@ -254,43 +155,23 @@ other GPUs or exits.
 """,
 )
 @_queue_file_option
-@click.option(
-    "--sd-scripts", type=click.Path(file_okay=False), default=None, help="sd-scripts folder (as for `train`)."
-)
-@click.option("--python", default=None, help="Python that has accelerate (as for `train`).")
-@click.option("--quiet", is_flag=True, help="One line per epoch instead of a live progress bar.")
-@click.option("--json", "as_json", is_flag=True, help="Print a summary of the entries run as JSON at the end.")
+@sd_scripts_option
+@python_option
+@quiet_option
+@json_option
 @click.pass_context
 def queue_run_cmd(
     ctx: click.Context, queue_file: str | None, sd_scripts: str | None, python: str | None, quiet: bool,
     as_json: bool,
 ) -> None:  # fmt: skip
     """Train the queued runs one after another until the queue is empty."""
-    from kohya_recipe.train.runqueue import run_queue
+    from kohya_recipe.train.runqueue import format_run_summary, run_queue
 
-    result = run_queue(
-        queue_file,
-        sd_scripts=sd_scripts,
-        python=python,
-        quiet=quiet,
-        log=lambda msg: click.echo(msg, err=True),
-    )
+    result = run_queue(queue_file, sd_scripts=sd_scripts, python=python, quiet=quiet, log=_say)
     if as_json:
-        _echo_json(
-            {
-                "ran": [e.to_json() for e in result.ran],
-                "waiting_for_gpus": [e.id for e in result.waiting],
-                "failed": [e.id for e in result.failed],
-            }
-        )
+        echo_json(result)
     else:
-        if not result.ran:
-            click.echo("Nothing to run.", err=True)
-        else:
-            click.echo(f"Queue finished: {len(result.succeeded)} done, {len(result.failed)} failed.", err=True)
-        if result.waiting:
-            ids = ", ".join(f"#{e.id}" for e in result.waiting)
-            click.echo(f"Left for another `queue run` that holds their GPUs: {ids}", err=True)
+        _say(format_run_summary(result))
     if result.failed:
         ctx.exit(int(ExitCode.TRAINER_FAILED))
 
@@ -305,14 +186,9 @@ Examples:
 )
 @click.argument("ids", nargs=-1, required=True, type=int)
 @_queue_file_option
-@click.option("--json", "as_json", is_flag=True, help="Print the removed entries as JSON.")
+@json_option
 def queue_remove_cmd(ids: tuple[int, ...], queue_file: str | None, as_json: bool) -> None:
     """Remove entries from the queue (not their project folders)."""
-    from kohya_recipe.train.runqueue import remove_from_queue
+    from kohya_recipe.train.queue_edit import Removal, format_removal, remove_from_queue
 
-    removed = remove_from_queue(ids, queue_file)
-    if as_json:
-        _echo_json({"removed": [e.to_json() for e in removed]})
-        return
-    for entry in removed:
-        click.echo(f"Removed #{entry.id} {entry.name or Path(entry.project).name} ({entry.status})")
+    emit(Removal(remove_from_queue(ids, queue_file)), as_json, format_removal)

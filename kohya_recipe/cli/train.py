@@ -1,11 +1,17 @@
-"""``kohya-recipe train`` and ``kohya-recipe doctor``: thin wrappers over kohya_recipe.train.run and .sdscripts_doctor."""
+"""CLI adapters for training: ``kohya-recipe train`` (:mod:`kohya_recipe.train.run`) and ``kohya-recipe doctor``
+(:mod:`kohya_recipe.train.doctor`), and the options that every command launching sd-scripts shares."""
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
+
+from kohya_recipe.cli.options import dry_run_option, json_option
+from kohya_recipe.cli.output import emit
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 SD_SCRIPTS_HELP = (
     "sd-scripts folder (default: $KOHYA_RECIPE_SD_SCRIPTS, $SD_SCRIPTS, $KOHYA_SS_DIR/sd-scripts, "
@@ -14,8 +20,19 @@ SD_SCRIPTS_HELP = (
 PYTHON_HELP = "Python to train with (default: the first python/python3 on PATH that has accelerate)."
 
 
-def _echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False))
+def sd_scripts_option(f: F) -> F:
+    """``--sd-scripts DIR`` (parameter ``sd_scripts``)."""
+    return click.option("--sd-scripts", "sd_scripts", type=click.Path(file_okay=False), help=SD_SCRIPTS_HELP)(f)
+
+
+def python_option(f: F) -> F:
+    """``--python PATH`` (parameter ``python``)."""
+    return click.option("--python", "python", default=None, metavar="PATH", help=PYTHON_HELP)(f)
+
+
+def quiet_option(f: F) -> F:
+    """``--quiet/-q`` (parameter ``quiet``)."""
+    return click.option("--quiet", "-q", is_flag=True, help="One line per epoch instead of the live progress bar.")(f)
 
 
 @click.command(
@@ -32,23 +49,17 @@ no accelerate), 4 the trainer failed, 130 interrupted (checkpoints kept; --resum
 """
 )
 @click.argument("project", type=click.Path(file_okay=False), default=".")
-@click.option("--sd-scripts", "sd_scripts", type=click.Path(file_okay=False), default=None, help=SD_SCRIPTS_HELP)
-@click.option("--python", "python", default=None, metavar="PATH", help=PYTHON_HELP)
+@sd_scripts_option
+@python_option
 @click.option("--resume", is_flag=True, help="Continue from the newest <name>-…-state folder (needs save_state).")
-@click.option("--dry-run", is_flag=True, help="Print the command (shell-quoted) and exit; run nothing.")
-@click.option("--quiet", "-q", is_flag=True, help="One line per epoch instead of the live progress bar.")
+@dry_run_option("Print the command (shell-quoted) and exit; run nothing.")
+@quiet_option
 @click.option("--verbose", "-v", is_flag=True, help="Show the trainer's raw output instead of the progress bar.")
-@click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON on stdout.")
+@json_option
 def train_cmd(
-    project: str,
-    sd_scripts: str | None,
-    python: str | None,
-    resume: bool,
-    dry_run: bool,
-    quiet: bool,
-    verbose: bool,
-    as_json: bool,
-) -> None:
+    project: str, sd_scripts: str | None, python: str | None, resume: bool, dry_run: bool, quiet: bool,
+    verbose: bool, as_json: bool,
+) -> None:  # fmt: skip
     """Train a rendered PROJECT headless with sd-scripts.
 
     Re-renders the project if its resolved-recipe.toml changed, runs `accelerate launch … train_network.py
@@ -56,42 +67,13 @@ def train_cmd(
     the run by the final checkpoint, not the exit code alone. The raw output goes to log/train-<time>.log, the
     run record to runs/<time>.json.
     """
-    from kohya_recipe.errors import TrainerError, TrainingInterrupted
-    from kohya_recipe.train.outcome import INTERRUPTED, SUCCESS
-    from kohya_recipe.train.run import train_project
+    from kohya_recipe.train.run import format_run, train_project
 
     record = train_project(
         project, sd_scripts=sd_scripts, python=python, resume=resume, dry_run=dry_run, quiet=quiet, verbose=verbose
     )
-    if dry_run:
-        if as_json:
-            _echo_json(record.to_dict())
-            return
-        data = record.to_dict()
-        if data.get("would_render"):
-            click.echo(f"# would re-render: {', '.join(data['would_render'])}")
-        if data.get("resume"):
-            click.echo(f"# {record.message}")
-        click.echo(f"# cwd: {data['cwd']}")
-        click.echo("# env: " + " ".join(f"{k}={v}" for k, v in data["env"].items()))
-        click.echo(data["command_line"])
-        return
-    if as_json:
-        _echo_json(record.to_dict())
-    if record.outcome == SUCCESS:
-        if not as_json:
-            data = record.to_dict()
-            progress = data.get("progress") or {}
-            steps = f", {progress['step']} steps" if progress.get("step") is not None else ""
-            click.echo(
-                f"trained {data['output_name']}: {data['final_checkpoint']} "
-                f"({len(data['checkpoints'])} checkpoint(s){steps}, {data['duration_seconds']:.0f} s)"
-            )
-            click.echo(f"record: {data['record']}  log: {data['log_file']}")
-        return
-    if record.outcome == INTERRUPTED:
-        raise TrainingInterrupted(record.message)
-    raise TrainerError(record.message)
+    emit(record.data, as_json, lambda _: format_run(record))
+    record.raise_for_outcome()
 
 
 @click.command(
@@ -103,11 +85,11 @@ Examples:
 """
 )
 @click.argument("project", type=click.Path(file_okay=False), required=False)
-@click.option("--sd-scripts", "sd_scripts", type=click.Path(file_okay=False), default=None, help=SD_SCRIPTS_HELP)
-@click.option("--python", "python", default=None, metavar="PATH", help=PYTHON_HELP)
+@sd_scripts_option
+@python_option
 @click.option("--sdxl", is_flag=True, help="Check sdxl_train_network.py instead (default: the project's script).")
 @click.option("--refresh", is_flag=True, help="Run --help again even if a cached answer exists.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@json_option
 def doctor_cmd(
     project: str | None, sd_scripts: str | None, python: str | None, sdxl: bool, refresh: bool, as_json: bool
 ) -> None:
@@ -117,26 +99,9 @@ def doctor_cmd(
     options our configs may use that this install lacks, and options it has that the spec does not know. With a
     PROJECT, every option its config.toml uses is checked, and a missing one is an error (exit 1).
     """
-    from kohya_recipe.train.doctor import doctor
-    from kohya_recipe.train.launch import TrainerSetupError
+    from kohya_recipe.train.doctor import doctor, format_doctor, require_used_options
 
-    report = doctor(
-        sd_scripts=sd_scripts, python=python, project=project, script="sdxl_train_network.py" if sdxl else None,
-        refresh=refresh,
-    )  # fmt: skip
-    if as_json:
-        _echo_json(report.to_dict())
-    else:
-        for line in report.lines():
-            click.echo(line)
-    if report.used_missing:
-        raise TrainerSetupError(
-            f"this sd-scripts lacks {len(report.used_missing)} option(s) that {report.config_file} uses: "
-            f"{', '.join(report.used_missing)}; update sd-scripts (git pull) or remove them from the recipe"
-        )
-
-
-# `sweep` and `queue` are listed in COMMANDS under this module; they live in cli/queue.py (another engineer's).
-from kohya_recipe.cli.queue import queue_group, sweep_cmd  # noqa: E402
-
-__all__ = ["doctor_cmd", "queue_group", "sweep_cmd", "train_cmd"]
+    script = "sdxl_train_network.py" if sdxl else None
+    report = doctor(sd_scripts=sd_scripts, python=python, project=project, script=script, refresh=refresh)
+    emit(report, as_json, format_doctor)
+    require_used_options(report)

@@ -1,9 +1,10 @@
 """``kohya-recipe doctor``: how does the installed sd-scripts differ from the option spec we render against?
 
-sd-scripts accepts unknown ``--config_file`` keys silently (reference/sd_scripts.md §3), so a recipe written for
-v0.10.1 that sets ``validation_split`` trains on an older checkout as if the key were not there. The only
-reliable list of what an install accepts is its own parser: we run ``<python> train_network.py --help`` once
-(≈4 s, it imports torch; §13), parse the option lines, and compare them with the bundled spec
+sd-scripts accepts unknown ``--config_file`` keys silently (``library/train_util.py`` ``read_config_from_file``
+lifts every key into the argparse namespace), so a recipe written for v0.10.1 that sets ``validation_split``
+trains on an older checkout as if the key were not there. The only reliable list of what an install accepts is
+its own parser: we run ``<python> train_network.py --help`` once (≈4 s: ``train_network.py`` imports torch and
+diffusers before it parses), parse the option lines, and compare them with the bundled spec
 (kohya_recipe/data/sd-scripts-train_network-options.json). The answer is cached per sd-scripts folder and the
 modification times of the files that define the options, under ``$XDG_CACHE_HOME/kohya-recipe/doctor``.
 """
@@ -17,9 +18,9 @@ import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from kohya_recipe.errors import KohyaRecipeError
+from kohya_recipe.files import atomic_write_bytes, read_json, read_toml
 from kohya_recipe.train.launch import (
     TrainerSetupError,
     find_python,
@@ -27,6 +28,7 @@ from kohya_recipe.train.launch import (
     launch_pythonpath,
     sd_scripts_version,
 )
+from kohya_recipe.train.progress import parse_output
 
 CACHE_VERSION = 1
 HELP_TIMEOUT = 600.0  # CUDA builds of torch import slowly; a cold disk cache on a rented GPU even more so
@@ -53,7 +55,8 @@ def parse_help(text: str) -> dict[str, list[str] | None]:
 
 def bundled_options(script: str = "train_network.py") -> dict[str, list[str] | None]:
     """The spec's options for ``script`` in the same shape as :func:`parse_help` (dest = option name: every
-    sd-scripts option is spelled like its dest, reference/sd_scripts.md §2)."""
+    sd-scripts option is spelled like its dest: ``train_network.py`` ``setup_parser`` and the
+    ``library/train_util.py`` ``add_*_arguments`` it calls)."""
     from kohya_recipe.sdscripts.options import option_specs
 
     specs = option_specs(sdxl=script == "sdxl_train_network.py")
@@ -97,18 +100,16 @@ def _cache_key(sd_scripts: Path, script: str) -> str:
 
 def _read_cache(path: Path) -> dict[str, list[str] | None] | None:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = read_json(path)
         options = data["options"]
         if data.get("version") == CACHE_VERSION and isinstance(options, dict):
             return {str(k): (list(v) if isinstance(v, list) else None) for k, v in options.items()}
-    except (OSError, ValueError, KeyError, TypeError):
+    except (KohyaRecipeError, KeyError, TypeError):
         pass
     return None
 
 
 def _write_cache(path: Path, sd_scripts: Path, script: str, options: dict[str, list[str] | None]) -> None:
-    from kohya_recipe.files import atomic_write_bytes
-
     data = {"version": CACHE_VERSION, "sd_scripts": str(sd_scripts), "script": script, "options": options}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -123,8 +124,6 @@ def _write_cache(path: Path, sd_scripts: Path, script: str, options: dict[str, l
 
 def run_help(python: str, sd_scripts: Path, script: str = "train_network.py") -> str:
     """``<python> <sd-scripts>/<script> --help``'s stdout; a one-line error if it fails."""
-    from kohya_recipe.train.progress import parse_output
-
     env = dict(os.environ)
     # wide columns: argparse wraps at $COLUMNS; a narrow terminal could fold long choice lists
     env.update({"COLUMNS": "200", "PYTHONIOENCODING": "utf-8", "PYTHONPATH": launch_pythonpath(sd_scripts)})
@@ -179,9 +178,7 @@ def cached_unknown_keys(sd_scripts: Path, script: str, config_file: Path) -> lis
 
 
 def config_keys(config_file: Path) -> list[str]:
-    """The option names a rendered config.toml sets (sections flattened, as sd-scripts does; §3)."""
-    from kohya_recipe.files import read_toml
-
+    """The option names a rendered config.toml sets (sections flattened, as read_config_from_file does)."""
     keys: list[str] = []
     for key, value in read_toml(config_file).items():
         keys.extend(value) if isinstance(value, dict) else keys.append(key)
@@ -190,13 +187,15 @@ def config_keys(config_file: Path) -> list[str]:
 
 @dataclass
 class DoctorReport:
+    """How the installed sd-scripts' options differ from the bundled spec; its JSON form is ``doctor --json``."""
+
     sd_scripts: Path
     script: str
     python: str
     version: dict[str, str | None]
     cached: bool
-    installed: int
-    bundled: int
+    installed_options: int
+    bundled_options: int
     bundled_version: str
     missing: list[str] = field(default_factory=list)  # in the spec, not in this install
     new: list[str] = field(default_factory=list)  # in this install, not in the spec
@@ -204,41 +203,43 @@ class DoctorReport:
     config_file: Path | None = None
     used_missing: list[str] = field(default_factory=list)  # set by the project's config, unknown to this install
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "sd_scripts": str(self.sd_scripts), "script": self.script, "python": self.python,
-            "version": self.version, "cached": self.cached, "installed_options": self.installed,
-            "bundled_options": self.bundled, "bundled_version": self.bundled_version, "missing": self.missing,
-            "new": self.new, "choices_changed": self.choices_changed,
-            "config_file": str(self.config_file) if self.config_file else None, "used_missing": self.used_missing,
-        }  # fmt: skip
 
-    def lines(self) -> list[str]:
-        v = self.version
-        where = v.get("tag") or (v.get("commit") or "")[:12] or "no git metadata"
-        out = [
-            f"sd-scripts: {self.sd_scripts} ({where})",
-            f"python:     {self.python}",
-            f"{self.script}: {self.installed} options" + (" (cached)" if self.cached else "")
-            + f"; bundled spec: {self.bundled} ({self.bundled_version})",
-        ]  # fmt: skip
-        if not (self.missing or self.new or self.choices_changed):
-            out.append("same options as the bundled spec")
-        if self.missing:
-            out.append(f"missing here ({len(self.missing)}; a recipe using them is silently ignored by this "
-                       f"sd-scripts): {', '.join(self.missing)}")  # fmt: skip
-        if self.new:
-            out.append(f"new here ({len(self.new)}; usable through the recipe's [extra] only after kohya-recipe "
-                       f"knows them): {', '.join(self.new)}")  # fmt: skip
-        for name, change in sorted(self.choices_changed.items()):
-            out.append(f"choices of --{name}: spec {change['bundled']}, here {change['installed']}")
-        if self.config_file is not None:
-            if self.used_missing:
-                out.append(f"{self.config_file}: uses {len(self.used_missing)} option(s) this sd-scripts lacks: "
-                           f"{', '.join(self.used_missing)}")  # fmt: skip
-            else:
-                out.append(f"{self.config_file}: every option it sets is known to this sd-scripts")
-        return out
+def format_doctor(report: DoctorReport) -> str:
+    """The report for people: where sd-scripts is, the option counts, and what differs."""
+    v = report.version
+    where = v.get("tag") or (v.get("commit") or "")[:12] or "no git metadata"
+    out = [
+        f"sd-scripts: {report.sd_scripts} ({where})",
+        f"python:     {report.python}",
+        f"{report.script}: {report.installed_options} options" + (" (cached)" if report.cached else "")
+        + f"; bundled spec: {report.bundled_options} ({report.bundled_version})",
+    ]  # fmt: skip
+    if not (report.missing or report.new or report.choices_changed):
+        out.append("same options as the bundled spec")
+    if report.missing:
+        out.append(f"missing here ({len(report.missing)}; a recipe using them is silently ignored by this "
+                   f"sd-scripts): {', '.join(report.missing)}")  # fmt: skip
+    if report.new:
+        out.append(f"new here ({len(report.new)}; usable through the recipe's [extra] only after kohya-recipe "
+                   f"knows them): {', '.join(report.new)}")  # fmt: skip
+    for name, change in sorted(report.choices_changed.items()):
+        out.append(f"choices of --{name}: spec {change['bundled']}, here {change['installed']}")
+    if report.config_file is not None:
+        if report.used_missing:
+            out.append(f"{report.config_file}: uses {len(report.used_missing)} option(s) this sd-scripts lacks: "
+                       f"{', '.join(report.used_missing)}")  # fmt: skip
+        else:
+            out.append(f"{report.config_file}: every option it sets is known to this sd-scripts")
+    return "\n".join(out)
+
+
+def require_used_options(report: DoctorReport) -> None:
+    """Raise when the project's config.toml sets options this sd-scripts lacks (it would ignore them silently)."""
+    if report.used_missing:
+        raise TrainerSetupError(
+            f"this sd-scripts lacks {len(report.used_missing)} option(s) that {report.config_file} uses: "
+            f"{', '.join(report.used_missing)}; update sd-scripts (git pull) or remove them from the recipe"
+        )
 
 
 def doctor(
@@ -264,7 +265,7 @@ def doctor(
     bundled = bundled_options(script)
     report = DoctorReport(
         sd_scripts=sd, script=script, python=py, version=sd_scripts_version(sd), cached=cached,
-        installed=len(installed), bundled=len(bundled), bundled_version=bundled_version(),
+        installed_options=len(installed), bundled_options=len(bundled), bundled_version=bundled_version(),
         missing=sorted(set(bundled) - set(installed)), new=sorted(set(installed) - set(bundled)),
     )  # fmt: skip
     for name in sorted(set(bundled) & set(installed)):
@@ -275,4 +276,3 @@ def doctor(
         used = set(config_keys(proj.config_file)) | {"config_file", "dataset_config"}
         report.used_missing = sorted(used - set(installed))
     return report
-

@@ -35,8 +35,9 @@ KOHYA_SS_ENV_VAR = "KOHYA_SS_DIR"
 #: Folders tried relative to the current directory when nothing is configured.
 LOCAL_CANDIDATES = ("kohya_ss/sd-scripts", "sd-scripts")
 
-# rich wraps log records at the console width, 80 columns when not a TTY (reference/sd_scripts.md §12): a long
-# ERROR such as "No data found ..." would be cut across lines. tqdm's bar is not affected.
+# rich wraps log records at the console width, 80 columns when not a TTY (sd-scripts' library/utils.py
+# setup_logging logs through a RichHandler on stderr): a long ERROR such as "No data found ..." would be cut
+# across lines. tqdm's bar is not affected.
 LOG_COLUMNS = "200"
 
 
@@ -64,18 +65,15 @@ class LaunchCommand:
     """A ready-to-run training command."""
 
     argv: list[str]
-    env: dict[str, str]  # the complete environment for the child
+    # The complete environment for the child. Never in JSON: it may hold tokens (HF_TOKEN, WANDB_API_KEY) that
+    # must not end up in run records; ``env_overrides`` is what we set on top of the caller's environment.
+    env: dict[str, str] = field(metadata={"json": False})
     cwd: Path
-    env_overrides: dict[str, str] = field(default_factory=dict)  # what we set on top of the caller's environment
+    env_overrides: dict[str, str] = field(default_factory=dict)
 
     def shell(self) -> str:
         """The command, shell-quoted (``--dry-run``)."""
         return shlex.join(self.argv)
-
-    def to_dict(self) -> dict[str, Any]:
-        # Only the overrides: the full environment may hold tokens (HF_TOKEN, WANDB_API_KEY) that must not end
-        # up in run records.
-        return {"argv": list(self.argv), "cwd": str(self.cwd), "env": dict(self.env_overrides)}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -351,7 +349,7 @@ def build_launch(
     source = dict(os.environ if base_env is None else base_env)
     overrides = {
         # stdout is block-buffered when piped: without this, "epoch e/E" and "saving checkpoint:" arrive in
-        # one lump at exit instead of live (reference/sd_scripts.md §12)
+        # one lump at exit instead of live (NetworkTrainer.train prints them with accelerator.print)
         "PYTHONUNBUFFERED": "1",
         # the trainer prints Japanese text; a non-UTF-8 pipe encoding (Windows code pages) would crash it
         "PYTHONIOENCODING": "utf-8",

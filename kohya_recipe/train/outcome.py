@@ -1,11 +1,12 @@
 """Did a training run succeed? Decided from the files and the output, not from the exit code alone.
 
-sd-scripts exits 0 when it finds no images (``ERROR No data found...``, fixture ``no-data``) and writes no
-checkpoint, and ``accelerate launch`` turns any failure of the script into exit 1 with a ``CalledProcessError``
-traceback that only repeats the status (fixture ``bad-dataset-config``; reference/sd_scripts.md §12). So:
+sd-scripts exits 0 when it finds no images (``ERROR No data found...``: ``train_network.py``
+``NetworkTrainer.train`` logs it and returns; fixture ``no-data``) and writes no checkpoint, and ``accelerate
+launch`` turns any failure of the script into exit 1 with a ``CalledProcessError`` traceback that only repeats
+the status (fixture ``bad-dataset-config``; accelerate ``commands/launch.py`` ``simple_launcher``). So:
 
-- **success**: exit 0 *and* the final ``<output_name>.safetensors`` exists (sd-scripts writes the last epoch only
-  under that unnumbered name, §8);
+- **success**: exit 0 *and* the final ``<output_name>.safetensors`` exists (``NetworkTrainer.train`` writes the last
+  epoch only under that unnumbered name, ``library/train_util.py`` ``get_last_ckpt_name``);
 - **interrupted**: we forwarded Ctrl-C (or the launcher died of SIGINT: exit 130 from a shell, ``-2`` from
   :mod:`subprocess`), and the final file is missing;
 - **failed**: anything else, with the most telling line of the output: the "No data found" message, the

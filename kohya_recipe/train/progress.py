@@ -1,6 +1,7 @@
 """Incremental parser of sd-scripts' console output: progress, epochs, checkpoints, errors.
 
-sd-scripts writes two streams (reference/sd_scripts.md §12):
+sd-scripts writes two streams (``train_network.py`` ``NetworkTrainer.train``; its logging is set up by
+``library/utils.py`` ``setup_logging``):
 
 - **stdout** (``accelerator.print``): the run summary (``num epochs / epoch数: 4``, ``total optimization steps /
   学習ステップ数: 48``), then ``epoch e/E`` per epoch and ``saving checkpoint: model/<name>-000001.safetensors``.
@@ -35,8 +36,9 @@ MAX_CHECKPOINTS = 4096
 
 _SPLIT = re.compile(rb"[\r\n]")
 
-# tqdm main bar, anchored at the start of a segment (reference/sd_scripts.md "Implications" 5). The part in
-# brackets is "elapsed<remaining, rate[, postfix...]"; anything after "]" is a glued log record.
+# tqdm main bar (NetworkTrainer.train: `tqdm(..., desc="steps")` with an avr_loss postfix), anchored at the start
+# of a segment. The part in brackets is "elapsed<remaining, rate[, postfix...]"; anything after "]" is a glued
+# log record.
 _STEPS = re.compile(r"^steps:\s*(\d+)%\|[^|]*\|\s*(\d+)/(\d+)\s*\[([^\]]*)\]")
 _EPOCH = re.compile(r"^epoch (\d+)/(\d+)\s*$")
 _SAVING = re.compile(r"^saving checkpoint: (.+?)\s*$")
@@ -126,7 +128,7 @@ class ProgressState:
 
 
 def _is_launcher_wrapper(line: str) -> bool:
-    # accelerate's simple_launcher re-raises any child failure as CalledProcessError (reference §12).
+    # accelerate re-raises any child failure as CalledProcessError (accelerate/commands/launch.py simple_launcher).
     return line.startswith(("subprocess.CalledProcessError", "CalledProcessError"))
 
 
@@ -215,7 +217,6 @@ class ProgressParser:
     def _segment(self, stream: str, buf: _StreamBuffer, raw: bytes, events: list[ProgressEvent]) -> None:
         if not raw:
             return
-        st = self.state
         # Cheap byte checks first: most segments are bar updates or INFO records.
         text = raw.decode("utf-8", "replace")
         if raw.startswith(b"steps:"):
@@ -225,65 +226,86 @@ class ProgressParser:
             text = text[end:]
             if not text.strip():
                 return
+        if self._traceback(buf, text, events) or self._progress_line(text, events):
+            return
+        if stream == "stdout" and self._summary(text):
+            return
+        m = _RICH.match(text)
+        if m:
+            self._record(buf, m.group(1), _RICH_SOURCE.sub("", m.group(2)).strip(), events)
+            return
+        if buf.in_record is not None:
+            self._continuation(buf, text)
+
+    def _traceback(self, buf: _StreamBuffer, text: str, events: list[ProgressEvent]) -> bool:
+        """A traceback: the header starts it, frame lines are skipped, the first line after them is the exception.
+        Returns whether ``text`` was part of one."""
         if buf.in_traceback:
             if text[:1] in (" ", "\t"):
-                return  # a frame line
+                return True  # a frame line
             buf.in_traceback = False
             if text.strip():
-                st.exceptions.append(text.strip())
+                self.state.exceptions.append(text.strip())
                 events.append(ProgressEvent("exception", text.strip()))
-                return
+                return True
         if text.endswith(_TRACEBACK):
             # tqdm leaves its line open, so the traceback header can be glued to a bar (fixture `interrupted`)
             buf.in_traceback = True
             buf.in_record = None
-            return
+            return True
+        return False
+
+    def _progress_line(self, text: str, events: list[ProgressEvent]) -> bool:
+        """``epoch e/E``, ``saving checkpoint: …``, ``removing old checkpoint: …``; whether ``text`` was one."""
+        st = self.state
         m = _EPOCH.match(text)
         if m:
             st.epoch, st.epochs = int(m.group(1)), int(m.group(2))
             if st.first_epoch is None:
                 st.first_epoch = st.epoch
             events.append(ProgressEvent("epoch", f"{st.epoch}/{st.epochs}"))
-            return
-        m = _SAVING.match(text)
-        if m:
-            if len(st.checkpoints_saved) < MAX_CHECKPOINTS:
-                st.checkpoints_saved.append(m.group(1))
-            events.append(ProgressEvent("checkpoint", m.group(1)))
-            return
-        m = _REMOVING.match(text)
-        if m:
-            if len(st.checkpoints_removed) < MAX_CHECKPOINTS:
-                st.checkpoints_removed.append(m.group(1))
-            events.append(ProgressEvent("removed", m.group(1)))
-            return
-        if stream == "stdout":
-            m = _NUM_EPOCHS.match(text)
+            return True
+        checkpoint_lines = (
+            (_SAVING, st.checkpoints_saved, "checkpoint"),
+            (_REMOVING, st.checkpoints_removed, "removed"),
+        )
+        for pattern, kept, kind in checkpoint_lines:
+            m = pattern.match(text)
             if m:
-                st.epochs = int(m.group(1))
-                return
-            m = _TOTAL_STEPS.match(text)
-            if m:
-                st.total_steps = int(m.group(1))
-                return
-        m = _RICH.match(text)
+                if len(kept) < MAX_CHECKPOINTS:
+                    kept.append(m.group(1))
+                events.append(ProgressEvent(kind, m.group(1)))
+                return True
+        return False
+
+    def _summary(self, text: str) -> bool:
+        """The run summary on stdout (``num epochs``, ``total optimization steps``); whether ``text`` was one."""
+        m = _NUM_EPOCHS.match(text)
         if m:
-            self._record(buf, m.group(1), _RICH_SOURCE.sub("", m.group(2)).strip(), events)
+            self.state.epochs = int(m.group(1))
+            return True
+        m = _TOTAL_STEPS.match(text)
+        if m:
+            self.state.total_steps = int(m.group(1))
+            return True
+        return False
+
+    def _continuation(self, buf: _StreamBuffer, text: str) -> None:
+        """A line after an ERROR record: its wrapped continuation, or the end of the record."""
+        assert buf.in_record is not None
+        m = _RICH_CONTINUATION.match(text)
+        if m and buf.record_lines < 8:
+            # A long ERROR message wraps onto lines indented by the time and level columns; join them so a
+            # narrow console does not cut the English half ("English / 日本語") short.
+            buf.in_record.append(_RICH_SOURCE.sub("", m.group(1)).strip())
+            buf.record_lines += 1
+            joined = english_part(" ".join(buf.in_record))
+            if self.state.errors:
+                self.state.errors[-1] = joined
+            if self.state.no_data is not None and buf.record_is_no_data:
+                self.state.no_data = joined
             return
-        if buf.in_record is not None:
-            m = _RICH_CONTINUATION.match(text)
-            if m and buf.record_lines < 8:
-                # A long ERROR message wraps onto lines indented by the time and level columns; join them so a
-                # narrow console does not cut the English half ("English / 日本語") short.
-                buf.in_record.append(_RICH_SOURCE.sub("", m.group(1)).strip())
-                buf.record_lines += 1
-                joined = english_part(" ".join(buf.in_record))
-                if st.errors:
-                    st.errors[-1] = joined
-                if st.no_data is not None and buf.record_is_no_data:
-                    st.no_data = joined
-                return
-            buf.in_record = None
+        buf.in_record = None
 
     def _record(self, buf: _StreamBuffer, level: str, message: str, events: list[ProgressEvent]) -> None:
         st = self.state

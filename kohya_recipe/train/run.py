@@ -2,7 +2,8 @@
 
 Every run leaves ``PROJECT/runs/<timestamp>.json`` (what was run, on what, and what came out) next to the raw
 output in ``PROJECT/log/train-<timestamp>.log``. ``resume=True`` continues from the newest
-``<output_name>-…-state`` folder sd-scripts wrote (``save_state``; reference/sd_scripts.md §8).
+``<output_name>-…-state`` folder sd-scripts wrote (``save_state``; ``library/train_util.py``
+``save_and_remove_state_on_epoch_end``, ``save_and_remove_state_stepwise``, ``save_state_on_train_end``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kohya_recipe.errors import RenderError
+from kohya_recipe.errors import KohyaRecipeError, RenderError, TrainerError, TrainingInterrupted
+from kohya_recipe.files import atomic_write_bytes, read_json, sha256_bytes, sha256_file
+from kohya_recipe.layout import MANIFEST, RECORDED_FILES, RESOLVED_RECIPE, STATE_DIR
+from kohya_recipe.train.doctor import cached_unknown_keys
 from kohya_recipe.train.launch import (
     LaunchCommand,
     TrainerSetupError,
@@ -26,15 +30,13 @@ from kohya_recipe.train.launch import (
     sd_scripts_version,
 )
 from kohya_recipe.train.outcome import INTERRUPTED, SUCCESS, decide_outcome, describe_exit
+from kohya_recipe.train.runner import INTERRUPT_GRACE, TERMINATE_GRACE, Display, choose_display, open_log, run_launch
 
 if TYPE_CHECKING:
     from kohya_recipe.render.project import Project
-    from kohya_recipe.train.runner import Display
 
 RECORD_VERSION = 1
 DRY_RUN = "dry-run"
-#: Rendered files whose hashes go into the run record (paths relative to the project).
-RECORDED_FILES = ("resolved-recipe.toml", "config.toml", "dataset.toml", "sample-prompts.txt")
 _CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt", ".pt")
 
 
@@ -60,9 +62,9 @@ class ResumeState:
 
 def _read_state(folder: Path) -> ResumeState | None:
     try:
-        data = json.loads((folder / "train_state.json").read_text(encoding="utf-8"))
+        data = read_json(folder / "train_state.json")
         return ResumeState(folder, int(data["current_epoch"]), int(data["current_step"]))
-    except (OSError, ValueError, KeyError, TypeError):
+    except (KohyaRecipeError, ValueError, KeyError, TypeError):
         return None  # a half-written or foreign folder is not a state to resume from
 
 
@@ -110,6 +112,8 @@ class RunRecord:
     exit_code: int | None = None
     path: Path | None = None
     log_file: Path | None = None
+    # The record as written to runs/<timestamp>.json plus "record" (that file, relative to the project), or the
+    # plan of a dry run: what `train --json` prints.
     data: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -121,10 +125,36 @@ class RunRecord:
         """The failure message (``None`` on success) — what a queue records."""
         return None if self.outcome in (SUCCESS, DRY_RUN) else self.message
 
-    def to_dict(self) -> dict[str, Any]:
-        """The record as written to ``runs/<timestamp>.json`` (plus ``record``: that file's path), or the plan of
-        a dry run."""
-        return dict(self.data)
+    def raise_for_outcome(self) -> None:
+        """Raise :class:`TrainingInterrupted` (exit 130) or :class:`TrainerError` (exit 4) unless the run trained
+        (or was a dry run)."""
+        if self.outcome == INTERRUPTED:
+            raise TrainingInterrupted(self.message)
+        if self.outcome not in (SUCCESS, DRY_RUN):
+            raise TrainerError(self.message)
+
+
+def format_run(record: RunRecord) -> str:
+    """For people: a dry run's command (with what it would re-render and resume from), or what a successful run
+    wrote. A failed or interrupted run says it in its error message instead (empty here)."""
+    data = record.data
+    if record.outcome == DRY_RUN:
+        lines = [f"# would re-render: {', '.join(data['would_render'])}"] if data.get("would_render") else []
+        if data.get("resume"):
+            lines.append(f"# {record.message}")
+        lines.append(f"# cwd: {data['cwd']}")
+        lines.append("# env: " + " ".join(f"{k}={v}" for k, v in data["env"].items()))
+        lines.append(data["command_line"])
+        return "\n".join(lines)
+    if record.outcome != SUCCESS:
+        return ""
+    progress = data.get("progress") or {}
+    steps = f", {progress['step']} steps" if progress.get("step") is not None else ""
+    return (
+        f"trained {data['output_name']}: {data['final_checkpoint']} "
+        f"({len(data['checkpoints'])} checkpoint(s){steps}, {data['duration_seconds']:.0f} s)\n"
+        f"record: {data['record']}  log: {data['log_file']}"
+    )
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -135,8 +165,6 @@ def _rel(path: Path, root: Path) -> str:
 
 
 def _sha256(path: Path) -> str | None:
-    from kohya_recipe.files import sha256_file
-
     try:
         return sha256_file(path)
     except OSError:
@@ -177,8 +205,6 @@ def _iso(ts: float) -> str:
 
 
 def _write_record(path: Path, data: dict[str, Any]) -> None:
-    from kohya_recipe.files import atomic_write_bytes
-
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode())
@@ -201,12 +227,9 @@ def _recipe_changed(project: Project) -> bool:
 
     No manifest means nothing to compare: the rendered files are used as they are.
     """
-    from kohya_recipe.layout import MANIFEST, RESOLVED_RECIPE
-
     try:
-        manifest = json.loads((project.root / MANIFEST).read_text(encoding="utf-8"))
-        recorded = manifest["files"][RESOLVED_RECIPE]
-    except (OSError, ValueError, KeyError, TypeError):
+        recorded = read_json(project.root / MANIFEST)["files"][RESOLVED_RECIPE]
+    except (KohyaRecipeError, KeyError, TypeError):
         return False
     return recorded != _sha256(project.resolved_recipe_file)
 
@@ -229,7 +252,6 @@ def ensure_rendered(project: Project, *, dry_run: bool = False, notes: list[str]
     when it is missing. A file edited by hand is never overwritten: if the recipe is unchanged the edit is
     used as it is (with a note); if the recipe changed too, that is an error naming both ways out.
     """
-    from kohya_recipe.layout import RESOLVED_RECIPE
     from kohya_recipe.render.project import render_project
 
     # Link the images again only when the subset folder is new or empty (e.g. dataset.repeats changed the
@@ -265,7 +287,7 @@ def project_lock(project: Project) -> Iterator[None]:
     except ImportError:  # Windows
         yield
         return
-    path = project.root / ".kohya-recipe" / "train.lock"
+    path = project.root / STATE_DIR / "train.lock"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fh = path.open("a+", encoding="utf-8")
@@ -313,15 +335,11 @@ def train_project(
     project, no sd-scripts, no Python with accelerate, nothing to resume, log folder not writable). A run that
     fails or is interrupted returns a record with ``outcome`` ``failed`` or ``interrupted``.
     """
-    from kohya_recipe.train import runner
-
     project = _load(project_dir)
-    disp = display if display is not None else runner.choose_display(quiet=quiet, verbose=verbose)
+    disp = display if display is not None else choose_display(quiet=quiet, verbose=verbose)
     # One train per project, taken before re-rendering so a running trainer's files are not rewritten under it.
     with contextlib.nullcontext() if dry_run else project_lock(project):
-        return _prepare_and_run(
-            project, sd_scripts, python, resume, dry_run, disp, interrupt_grace, terminate_grace
-        )
+        return _prepare_and_run(project, sd_scripts, python, resume, dry_run, disp, interrupt_grace, terminate_grace)
 
 
 def _prepare_and_run(
@@ -341,11 +359,10 @@ def _prepare_and_run(
             source=str(sd),
         )
     py = find_python(python, sd_scripts=sd)
-    from kohya_recipe.train.doctor import cached_unknown_keys
-
     unknown = cached_unknown_keys(sd, project.script_name, project.config_file)
     if unknown:
-        # sd-scripts ignores unknown config keys silently (reference/sd_scripts.md §3): say so before hours of GPU
+        # sd-scripts ignores unknown config keys silently (library/train_util.py read_config_from_file): say so
+        # before hours of GPU time are spent on a run that lacks them
         notes.append(
             f"this sd-scripts does not know {', '.join(unknown)} (set in config.toml; found by `kohya-recipe "
             "doctor`): it will ignore them"
@@ -384,10 +401,8 @@ def _run(
     epochs: int | None, rerendered: list[str], notes: list[str], disp: Display,
     interrupt_grace: float | None, terminate_grace: float | None,
 ) -> RunRecord:  # fmt: skip
-    from kohya_recipe.train import runner
-
     log_file, record_file = _timestamp_paths(project)
-    log_stream = runner.open_log(log_file)  # before anything is announced: an unwritable log/ fails first
+    log_stream = open_log(log_file)  # before anything is announced: an unwritable log/ fails first
     version = sd_scripts_version(sd)
     model_before = _snapshot(project.model_dir)
     logs_before = _snapshot(project.log_dir)
@@ -400,10 +415,10 @@ def _run(
     if state is not None:
         disp.note(state.describe(project.root, epochs))
     disp.note(f"training {project.output_name} with {script} ({commit}); log: {_rel(log_file, project.root)}")
-    result = runner.run_launch(
+    result = run_launch(
         cmd, log_file, display=disp, log_stream=log_stream,
-        interrupt_grace=runner.INTERRUPT_GRACE if interrupt_grace is None else interrupt_grace,
-        terminate_grace=runner.TERMINATE_GRACE if terminate_grace is None else terminate_grace,
+        interrupt_grace=INTERRUPT_GRACE if interrupt_grace is None else interrupt_grace,
+        terminate_grace=TERMINATE_GRACE if terminate_grace is None else terminate_grace,
     )  # fmt: skip
 
     model_after = _snapshot(project.model_dir)
@@ -447,7 +462,10 @@ def _run(
         "sd_scripts": {"path": str(sd), "script": project.script_name, **version},
         "resume": _resume_dict(state, root),
         "progress": {
-            "epoch": st.epoch, "epochs": st.epochs, "step": st.step, "total_steps": st.total_steps,
+            "epoch": st.epoch,
+            "epochs": st.epochs,
+            "step": st.step,
+            "total_steps": st.total_steps,
             "avr_loss": st.avr_loss,
         },
         "checkpoints": checkpoints,
@@ -466,7 +484,6 @@ def _run(
 
 def _recipe_hash(project: Project) -> str:
     """sha256 of the recipe in canonical TOML: comments and key order in the file do not change it."""
-    from kohya_recipe.files import sha256_bytes
     from kohya_recipe.recipe.loading import recipe_to_toml
 
     return sha256_bytes(recipe_to_toml(project.recipe).encode())

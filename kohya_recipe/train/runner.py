@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from kohya_recipe.train.launch import LaunchCommand, TrainerSetupError
-from kohya_recipe.train.progress import ProgressEvent, ProgressParser, ProgressState
+from kohya_recipe.train.progress import ProgressEvent, ProgressParser, ProgressState, Stream
 
 #: Seconds to wait after forwarding SIGINT before sending SIGTERM, and after SIGTERM before SIGKILL.
 INTERRUPT_GRACE = 30.0
@@ -333,6 +333,117 @@ def open_log(path: Path) -> IO[bytes]:
         ) from None
 
 
+class _OutputPump:
+    """Reads both pipes on two threads as output arrives: tees the raw bytes to the log (up to ``log_limit``),
+    feeds the parser and the display. ``lock`` guards the parser, the display and the log."""
+
+    def __init__(self, log: IO[bytes], display: Display, log_limit: int) -> None:
+        self.log = log
+        self.display = display
+        self.log_limit = log_limit
+        self.parser = ProgressParser()
+        self.lock = threading.Lock()
+        self.written = 0
+        self.truncated = False
+        self.done = threading.Event()  # both pipes at EOF: the trainer exited (or closed them)
+        self._finished = 0
+        self._threads: list[tuple[threading.Thread, IO[bytes]]] = []
+
+    def start(self, stdout: IO[bytes], stderr: IO[bytes]) -> None:
+        for stream, pipe in (("stdout", stdout), ("stderr", stderr)):
+            thread = threading.Thread(target=self._pump, args=(stream, pipe), name=f"trainer-{stream}", daemon=True)
+            self._threads.append((thread, pipe))
+            thread.start()
+
+    def _pump(self, stream: Stream, pipe: IO[bytes]) -> None:
+        try:
+            self._read(stream, pipe)
+        finally:
+            with self.lock:
+                self._finished += 1
+                if self._finished == 2:
+                    self.done.set()
+
+    def _read(self, stream: Stream, pipe: IO[bytes]) -> None:
+        fd = pipe.fileno()
+        while True:
+            try:
+                chunk = os.read(fd, _READ_SIZE)
+            except OSError:
+                break
+            if not chunk:
+                break
+            with self.lock:
+                self._write_log(chunk)
+                self.display.raw(stream, chunk)
+                events = self.parser.feed(stream, chunk)
+                if events:
+                    self.display.update(events, self.parser.state)
+
+    def _write_log(self, chunk: bytes) -> None:
+        if self.written >= self.log_limit:
+            return
+        part = chunk[: self.log_limit - self.written]
+        self.log.write(part)
+        self.written += len(part)
+        if self.written >= self.log_limit:
+            self.truncated = True
+            self.log.write(b"\n[kohya-recipe: log truncated here; the trainer kept printing]\n")
+
+    def close(self) -> None:
+        """Join the readers, parse what is left, close the log and finish the display."""
+        for thread, _ in self._threads:
+            thread.join(1.0)
+        with self.lock:
+            for thread, pipe in self._threads:
+                if not thread.is_alive():  # a reader still blocked in read() keeps its pipe (closing frees the fd)
+                    pipe.close()
+            events = self.parser.close()
+            if events:
+                self.display.update(events, self.parser.state)
+            self.log.close()
+            self.display.finish(self.parser.state)
+
+
+def _start(cmd: LaunchCommand, log: IO[bytes], log_file: Path) -> subprocess.Popen[bytes]:
+    """Start the trainer in its own process group, both output pipes read by us."""
+    try:
+        return subprocess.Popen(
+            cmd.argv, cwd=str(cmd.cwd), env=cmd.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, **_popen_kwargs(),
+        )  # fmt: skip
+    except OSError as exc:
+        log.close()
+        log_file.unlink(missing_ok=True)  # created by us for this run, still empty: leave nothing behind
+        raise TrainerSetupError(f"cannot start the trainer: {exc.strerror or exc}", source=cmd.argv[0]) from None
+
+
+def _wait_for_exit(proc: subprocess.Popen[bytes], pump: _OutputPump, stopper: _Stopper, display: Display) -> None:
+    """Wait until the trainer's group has exited, ticking the display and escalating stop requests."""
+    orphan_since: float | None = None
+    while True:
+        try:
+            if pump.done.wait(0.1):
+                # EOF on both pipes: normally the whole group has exited; reap the launcher
+                if proc.poll() is None:
+                    try:
+                        proc.wait(timeout=0.1)
+                    except subprocess.TimeoutExpired:
+                        pass  # it closed its output but runs on: keep waiting (and forwarding signals)
+                if proc.poll() is not None:
+                    return
+            elif proc.poll() is not None and not _group_alive(proc):
+                # the whole group is gone, yet a pipe is still open: a detached grandchild holds it
+                orphan_since = orphan_since or time.monotonic()
+                if time.monotonic() - orphan_since > 2.0:
+                    return
+            with pump.lock:
+                display.tick(pump.parser.state)
+                stopper.step(proc, display)
+        except KeyboardInterrupt:  # handlers not installed (not the main thread) or raced: same meaning
+            stopper.request()
+
+
 def run_launch(
     cmd: LaunchCommand,
     log_file: Path,
@@ -350,114 +461,30 @@ def run_launch(
     """
     disp = display if display is not None else Display()
     log = log_stream if log_stream is not None else open_log(log_file)
-    parser = ProgressParser()
-    lock = threading.Lock()
-    written = 0
-    truncated = False
-
-    readers_done = threading.Event()
-    finished = 0
-
-    def pump(stream: str, pipe: IO[bytes]) -> None:
-        try:
-            _pump(stream, pipe)
-        finally:
-            nonlocal finished
-            with lock:
-                finished += 1
-                if finished == 2:
-                    readers_done.set()  # both pipes at EOF: the trainer exited (or closed them)
-
-    def _pump(stream: str, pipe: IO[bytes]) -> None:
-        nonlocal written, truncated
-        fd = pipe.fileno()
-        while True:
-            try:
-                chunk = os.read(fd, _READ_SIZE)
-            except OSError:
-                break
-            if not chunk:
-                break
-            with lock:
-                if written < log_limit:
-                    part = chunk[: log_limit - written]
-                    log.write(part)
-                    written += len(part)
-                    if written >= log_limit:
-                        truncated = True
-                        log.write(b"\n[kohya-recipe: log truncated here; the trainer kept printing]\n")
-                disp.raw(stream, chunk)
-                events = parser.feed(stream, chunk)  # type: ignore[arg-type]
-                if events:
-                    disp.update(events, parser.state)
-
+    pump = _OutputPump(log, disp, log_limit)
     stopper = _Stopper(interrupt_grace, terminate_grace)
     started = time.time()
-    try:
-        proc = subprocess.Popen(
-            cmd.argv, cwd=str(cmd.cwd), env=cmd.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, **_popen_kwargs(),
-        )  # fmt: skip
-    except OSError as exc:
-        log.close()
-        log_file.unlink(missing_ok=True)  # created by us for this run, still empty: leave nothing behind
-        raise TrainerSetupError(f"cannot start the trainer: {exc.strerror or exc}", source=cmd.argv[0]) from None
+    proc = _start(cmd, log, log_file)
     assert proc.stdout is not None and proc.stderr is not None
-    readers = [
-        threading.Thread(target=pump, args=("stdout", proc.stdout), name="trainer-stdout", daemon=True),
-        threading.Thread(target=pump, args=("stderr", proc.stderr), name="trainer-stderr", daemon=True),
-    ]
-    for t in readers:
-        t.start()
+    pump.start(proc.stdout, proc.stderr)
     disp.start()
     previous = _install_handlers(stopper.request)
-    orphan_since: float | None = None
     try:
-        while True:
-            try:
-                if readers_done.wait(0.1):
-                    # EOF on both pipes: normally the whole group has exited; reap the launcher
-                    if proc.poll() is None:
-                        try:
-                            proc.wait(timeout=0.1)
-                        except subprocess.TimeoutExpired:
-                            pass  # it closed its output but runs on: keep waiting (and forwarding signals)
-                    if proc.poll() is not None:
-                        break
-                elif proc.poll() is not None and not _group_alive(proc):
-                    # the whole group is gone, yet a pipe is still open: a detached grandchild holds it
-                    orphan_since = orphan_since or time.monotonic()
-                    if time.monotonic() - orphan_since > 2.0:
-                        break
-                with lock:
-                    disp.tick(parser.state)
-                    stopper.step(proc, disp)
-            except KeyboardInterrupt:  # handlers not installed (not the main thread) or raced: same meaning
-                stopper.request()
+        _wait_for_exit(proc, pump, stopper, disp)
     finally:
         _restore_handlers(previous)
         if proc.poll() is None:
             # only reached on an unexpected error in this loop: never leave a trainer running unattended
             _signal_group(proc, "SIGKILL")
             proc.wait()
-    for t in readers:
-        t.join(1.0)
-    with lock:
-        for t, pipe in zip(readers, (proc.stdout, proc.stderr), strict=True):
-            if not t.is_alive():  # a reader still blocked in read() keeps its pipe (closing would free the fd)
-                pipe.close()
-        events = parser.close()
-        if events:
-            disp.update(events, parser.state)
-        log.close()
-        disp.finish(parser.state)
+    pump.close()
     return RunResult(
         exit_code=proc.returncode,
         interrupted=stopper.requests > 0,
-        state=parser.state,
+        state=pump.parser.state,
         log_file=log_file,
         started_at=started,
         ended_at=time.time(),
         signals_sent=list(stopper.sent),
-        log_truncated=truncated,
+        log_truncated=pump.truncated,
     )

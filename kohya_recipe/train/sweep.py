@@ -6,8 +6,8 @@ will still probably end up doing this a few times with different settings"). A s
 once: the cartesian product of the ``--grid`` values, runs lettered from the recipe's own letter onwards.
 After ``Z`` the letters go on as spreadsheet columns do (``AA``, ``AB``, …, up to ``ZZZ``, the recipe's
 limit): the major number stays the same because every run of a sweep trains the same dataset with the same
-recipe, only the gridded settings differ. No peer tool offers sweeps (reference/peers-and-user-asks.md §4, gap
-5).
+recipe, only the gridded settings differ. The kohya_ss GUI trains one configuration per click
+(``kohya_gui/lora_gui.py`` ``train_model``).
 
 ``sweep.toml`` (written with tomli-w) lists the runs, their folders, output names and differing settings; it
 is what ``kohya-recipe queue add`` reads to queue every run.
@@ -17,27 +17,19 @@ from __future__ import annotations
 
 import itertools
 import shutil
-import sys
-from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kohya_recipe.errors import RecipeError, RenderError
+from kohya_recipe.files import atomic_write_text
+from kohya_recipe.text import format_table
+from kohya_recipe.train.sweepfile import MANIFEST_NAME, Sweep, SweepRun, load_sweep, manifest_toml
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
     from kohya_recipe.recipe.models import Recipe
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
-
-MANIFEST_NAME = "sweep.toml"
-MANIFEST_KIND = "kohya-recipe sweep"
-SCHEMA_VERSION = 1
 
 # The recipe's Output.letter accepts A..ZZZ (recipe.py), so a sweep can hand out at most this many letters.
 MAX_LETTER_INDEX = 26 + 26**2 + 26**3  # bijective base 26: A=1 .. ZZZ=18278
@@ -114,17 +106,6 @@ def parse_grid(items: Iterable[str]) -> dict[str, list[str]]:
             raise RecipeError("given twice; list all its values in one --grid", source="--grid", field=key)
         grid[key] = split_values(raw)
     return grid
-
-
-@dataclass(frozen=True)
-class SweepRun:
-    """A run of a sweep: its versioned output name (also its folder) and the settings that make it differ."""
-
-    name: str
-    folder: str
-    settings: dict[str, Any]  # recipe path (``network.alpha``) -> the value this run's recipe holds
-    grid_values: dict[str, str]  # grid key as given (``network_alpha``) -> the value string as given
-    recipe: Recipe | None = field(default=None, compare=False, repr=False)
 
 
 def _get_path(data: dict[str, Any], path: str) -> Any:
@@ -205,122 +186,6 @@ def expand_grid(recipe: Recipe, grid: dict[str, list[str]]) -> list[SweepRun]:
     return runs
 
 
-# ------------------------------------------------------------------------------------------------------------
-# The manifest
-
-
-@dataclass
-class Sweep:
-    """A sweep manifest: where it is and the runs it lists (folders relative to the manifest's folder)."""
-
-    path: Path
-    runs: list[SweepRun]
-    grid: dict[str, list[str]]
-    base_output_name: str
-    created: datetime | None = None
-    recipe_file: str | None = None
-    warnings: list[str] = field(default_factory=list)  # from rendering; not written to the manifest
-
-    @property
-    def root(self) -> Path:
-        return self.path.parent
-
-    def run_dir(self, run: SweepRun) -> Path:
-        return self.root / run.folder
-
-    def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "schema_version": SCHEMA_VERSION,
-            "kind": MANIFEST_KIND,
-            "base_output_name": self.base_output_name,
-        }
-        if self.created is not None:
-            data["created"] = self.created
-        if self.recipe_file:
-            data["recipe"] = self.recipe_file
-        data["grid"] = {k: list(v) for k, v in self.grid.items()}
-        data["runs"] = [{"name": r.name, "folder": r.folder, "settings": dict(r.settings)} for r in self.runs]
-        return data
-
-    def to_json(self) -> dict[str, Any]:
-        data = self.to_dict()
-        data["path"] = str(self.path)
-        if "created" in data:
-            data["created"] = data["created"].isoformat()
-        for run, out in zip(self.runs, data["runs"], strict=True):
-            out["project"] = str(self.run_dir(run))
-        return data
-
-
-def _manifest_error(path: Path, message: str, fld: str | None = None) -> RenderError:
-    return RenderError(message, source=str(path), field=fld)
-
-
-def load_sweep(path: str | Path) -> Sweep:
-    """Read and check a ``sweep.toml`` written by :func:`write_sweep`."""
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_bytes().decode("utf-8"))
-    except FileNotFoundError:
-        raise _manifest_error(path, "file not found") from None
-    except IsADirectoryError:
-        raise _manifest_error(path, "is a folder, not a sweep manifest") from None
-    except UnicodeDecodeError as exc:
-        raise _manifest_error(path, f"not UTF-8 text (byte {exc.start})") from None
-    except OSError as exc:
-        raise _manifest_error(path, exc.strerror or str(exc)) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise _manifest_error(path, f"invalid TOML: {exc}") from None
-    if data.get("kind") != MANIFEST_KIND:
-        raise _manifest_error(
-            path,
-            "not a sweep manifest written by `kohya-recipe sweep` (no kind = "
-            f"{MANIFEST_KIND!r}); give a project folder or a sweep.toml",
-        )
-    if data.get("schema_version") != SCHEMA_VERSION:
-        raise _manifest_error(
-            path,
-            f"schema_version {data.get('schema_version')!r} is not supported "
-            f"(this kohya-recipe reads {SCHEMA_VERSION})",
-        )
-    raw_runs = data.get("runs")
-    if not isinstance(raw_runs, list) or not raw_runs:
-        raise _manifest_error(path, "must list at least one run", "runs")
-    runs = []
-    seen: set[str] = set()
-    for i, raw in enumerate(raw_runs):
-        where = f"runs[{i}]"
-        if not isinstance(raw, dict):
-            raise _manifest_error(path, "must be a table", where)
-        name, folder, settings = raw.get("name"), raw.get("folder"), raw.get("settings", {})
-        if not isinstance(name, str) or not name:
-            raise _manifest_error(path, "must be a non-empty string", f"{where}.name")
-        if not isinstance(folder, str) or not folder:
-            raise _manifest_error(path, "must be a non-empty string", f"{where}.folder")
-        pure = PurePosixPath(folder)
-        if pure.is_absolute() or ".." in pure.parts or "\\" in folder or ":" in folder:
-            # A manifest names folders inside its own folder; anything else could point queue runs anywhere.
-            raise _manifest_error(path, f"{folder!r} must be a folder name relative to the manifest", f"{where}.folder")
-        if folder in seen:
-            raise _manifest_error(path, f"{folder!r} is listed twice", f"{where}.folder")
-        seen.add(folder)
-        if not isinstance(settings, dict):
-            raise _manifest_error(path, "must be a table", f"{where}.settings")
-        runs.append(SweepRun(name=name, folder=folder, settings=settings, grid_values={}))
-    grid = data.get("grid", {})
-    if not isinstance(grid, dict) or not all(isinstance(v, list) for v in grid.values()):
-        raise _manifest_error(path, "must be a table of lists", "grid")
-    created = data.get("created")
-    return Sweep(
-        path=path.absolute(),
-        runs=runs,
-        grid={k: [str(x) for x in v] for k, v in grid.items()},
-        base_output_name=str(data.get("base_output_name", "")),
-        created=created if isinstance(created, datetime) else None,
-        recipe_file=data.get("recipe") if isinstance(data.get("recipe"), str) else None,
-    )
-
-
 def _recipe_of(run: SweepRun) -> Recipe:
     # Runs from expand_grid carry their recipe; runs read back from a manifest do not (and are never rendered).
     if run.recipe is None:
@@ -339,6 +204,84 @@ def _same_runs(a: list[SweepRun], b: list[SweepRun]) -> bool:
     return [(r.folder, r.settings) for r in a] == [(r.folder, r.settings) for r in b]
 
 
+def _previous_runs(manifest_path: Path, runs: list[SweepRun], force: bool) -> set[str]:
+    """The run folders an existing ``sweep.toml`` says are ours; refuses a foreign or different manifest."""
+    if not manifest_path.exists():
+        return set()
+    try:
+        previous = load_sweep(manifest_path)
+    except RenderError as exc:
+        if force:
+            return set()
+        raise RenderError(
+            f"{exc.message}; refusing to overwrite it (use --force or another --out)",
+            source=exc.source,
+            field=exc.field,
+        ) from None
+    if not force and not _same_runs(previous.runs, runs):
+        raise RenderError(
+            "holds a different sweep (other runs or settings); use another --out, or --force to "
+            "replace the manifest (existing run folders are never deleted)",
+            source=str(manifest_path),
+        )
+    return {r.folder for r in previous.runs}
+
+
+def _check_out_dir(out: Path, runs: list[SweepRun], force: bool) -> None:
+    """Never clobber: ``out`` must be a folder (or not exist), and hold no run folder this sweep did not write."""
+    if out.exists() and not out.is_dir():
+        raise RenderError("exists and is not a folder", source=str(out))
+    ours = _previous_runs(out / MANIFEST_NAME, runs, force)
+    if force:
+        return
+    for run in runs:
+        target = out / run.folder
+        if target.exists() and run.folder not in ours:
+            raise RenderError(
+                "exists and was not written by this sweep; use another --out, or --force",
+                source=str(target),
+            )
+
+
+def _add_recipe_warnings(sweep: Sweep) -> None:
+    from kohya_recipe.recipe.advice import recipe_warnings
+
+    for run in sweep.runs:
+        for warning in recipe_warnings(_recipe_of(run)):
+            if warning not in sweep.warnings:
+                sweep.warnings.append(warning)
+
+
+def _render_runs(
+    sweep: Sweep,
+    out: Path,
+    render: Callable[..., Any],
+    force: bool,
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    """Render every run into ``out`` and write the manifest; on any failure remove only what this call created."""
+    created_out = not out.exists()
+    created: list[Path] = []
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for i, run in enumerate(sweep.runs, 1):
+            target = out / run.folder
+            if not target.exists():
+                created.append(target)
+            _collect_warnings(sweep, render(_recipe_of(run), target, force=force))
+            if progress is not None:
+                progress(i, len(sweep.runs))
+        atomic_write_text(out / MANIFEST_NAME, manifest_toml(sweep))
+    except BaseException:
+        # Remove only what this call created (cookiecutter generate.py does the same); user images were
+        # hard-linked or copied into the run folders, so deleting a run folder never touches the originals.
+        for path in reversed(created):
+            shutil.rmtree(path, ignore_errors=True)
+        if created_out:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
 def write_sweep(
     recipe: Recipe,
     grid: dict[str, list[str]],
@@ -347,7 +290,7 @@ def write_sweep(
     *,
     recipe_file: str | Path | None = None,
     render: Callable[..., Any] | None = None,
-    progress: Callable[[SweepRun, int, int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
     dry_run: bool = False,
 ) -> Sweep:
     """Expand ``grid`` and render each run into ``out_dir/<output name>/`` plus ``out_dir/sweep.toml``.
@@ -363,80 +306,22 @@ def write_sweep(
         render = render_project
     runs = expand_grid(recipe, grid)
     out = Path(out_dir)
-    manifest_path = out / MANIFEST_NAME
-    if out.exists() and not out.is_dir():
-        raise RenderError("exists and is not a folder", source=str(out))
-
-    ours: set[str] = set()
-    if manifest_path.exists():
-        try:
-            previous = load_sweep(manifest_path)
-        except RenderError as exc:
-            if not force:
-                raise RenderError(
-                    f"{exc.message}; refusing to overwrite it (use --force or another --out)",
-                    source=exc.source,
-                    field=exc.field,
-                ) from None
-        else:
-            if not force and not _same_runs(previous.runs, runs):
-                raise RenderError(
-                    "holds a different sweep (other runs or settings); use another --out, or --force to "
-                    "replace the manifest (existing run folders are never deleted)",
-                    source=str(manifest_path),
-                )
-            ours = {r.folder for r in previous.runs}
-    if not force:
-        for run in runs:
-            target = out / run.folder
-            if target.exists() and run.folder not in ours:
-                raise RenderError(
-                    "exists and was not written by this sweep; use another --out, or --force",
-                    source=str(target),
-                )
-
+    _check_out_dir(out, runs, force)
     sweep = Sweep(
-        path=manifest_path.absolute(),
+        path=(out / MANIFEST_NAME).absolute(),
         runs=runs,
         grid={k: list(v) for k, v in grid.items()},
         base_output_name=recipe.output.output_name,
-        created=datetime.now().astimezone().replace(microsecond=0),
+        created_at=datetime.now().astimezone().replace(microsecond=0),
         recipe_file=str(Path(recipe_file).absolute()) if recipe_file else None,
+        dry_run=dry_run,
     )
-    from kohya_recipe.recipe.advice import recipe_warnings
-
-    for run in runs:
-        for warning in recipe_warnings(_recipe_of(run)):
-            if warning not in sweep.warnings:
-                sweep.warnings.append(warning)
+    _add_recipe_warnings(sweep)
     if dry_run:
         for run in runs:
             _collect_warnings(sweep, render(_recipe_of(run), out / run.folder, force=force, dry_run=True))
         return sweep
-    created_out = not out.exists()
-    created: list[Path] = []
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        for i, run in enumerate(runs, 1):
-            target = out / run.folder
-            if not target.exists():
-                created.append(target)
-            _collect_warnings(sweep, render(_recipe_of(run), target, force=force))
-            if progress is not None:
-                progress(run, i, len(runs))
-        import tomli_w
-
-        from kohya_recipe.files import atomic_write_text
-
-        atomic_write_text(manifest_path, tomli_w.dumps(sweep.to_dict()))
-    except BaseException:
-        # Remove only what this call created (cookiecutter generate.py does the same); user images were
-        # hard-linked or copied into the run folders, so deleting a run folder never touches the originals.
-        for path in reversed(created):
-            shutil.rmtree(path, ignore_errors=True)
-        if created_out:
-            shutil.rmtree(out, ignore_errors=True)
-        raise
+    _render_runs(sweep, out, render, force, progress)
     return sweep
 
 
@@ -453,7 +338,7 @@ def sweep_recipe_file(
     sets: Iterable[str] = (),
     force: bool = False,
     dry_run: bool = False,
-    progress: Callable[[SweepRun, int, int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Sweep:
     """``kohya-recipe sweep``: load the recipe (preset + ``--set``), parse the ``--grid`` items, write."""
     from kohya_recipe.recipe.loading import load_recipe
@@ -462,3 +347,25 @@ def sweep_recipe_file(
     recipe = load_recipe(recipe_path, tuple(sets))
     out = Path(out_dir) if out_dir is not None else default_sweep_dir(recipe)
     return write_sweep(recipe, grid, out, force=force, recipe_file=recipe_path, progress=progress, dry_run=dry_run)
+
+
+def _setting_text(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, list):
+        return ",".join(_setting_text(v) for v in value)
+    return str(value)
+
+
+def format_sweep(sweep: Sweep) -> str:
+    """What ``kohya-recipe sweep`` prints: where the runs went, a table of each run's settings, what to do next."""
+    keys: list[str] = []
+    for run in sweep.runs:
+        keys += [k for k in run.settings if k not in keys]
+    rows = [[run.name, *(_setting_text(run.settings.get(k, "")) for k in keys)] for run in sweep.runs]
+    verb = "Would write" if sweep.dry_run else "Wrote"
+    lines = [f"{verb} {len(sweep.runs)} runs of {sweep.base_output_name} to {sweep.root}/ ({sweep.path.name}):"]
+    lines += format_table(["RUN", *keys], rows, indent=2)
+    if not sweep.dry_run:
+        lines.append(f"Next: kohya-recipe queue add {sweep.path} && kohya-recipe queue run")
+    return "\n".join(lines)

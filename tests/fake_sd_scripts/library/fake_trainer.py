@@ -2,14 +2,17 @@
 # ruff: noqa: PTH103, PTH107, PTH110, PTH112, PTH113, PTH118, PTH119, PTH122, PTH123, PTH208
 """A stand-in for kohya-ss/sd-scripts' train_network.py (v0.10.1-5) that trains nothing but behaves like it.
 
-It reproduces what a wrapper can observe, as recorded in ../shared/fixtures/sd-scripts-runs/ and described in
-../shared/reference/sd_scripts.md: the argparse options (library/train_options.json, 193 + SDXL extras) and
-`--config_file` flattening (§3), `--dataset_config` validation with voluptuous' messages (§4), folder mode
-`N_class tokens` (§4), the stdout summary / `epoch e/E` / `saving checkpoint:` lines and the rich-formatted log
-records on stderr (§12), the tqdm `steps:` bar with `\\r` updates (§12), checkpoint and state names (§8),
-safetensors metadata keys (§9), TensorBoard event files with the real tags (§7), and the exit behaviour: 0 on
-success, **0 with `ERROR No data found`**, 1 with a traceback on a bad dataset config, death by SIGINT with a
-KeyboardInterrupt traceback on Ctrl-C.
+It reproduces what a wrapper can observe, as recorded in the real runs (tests/data/trainer/): the argparse options
+(library/train_options.json, 193 + SDXL extras: train_network.py setup_parser), `--config_file` flattening
+(library/train_util.py read_config_from_file), `--dataset_config` validation with voluptuous' messages
+(library/config_util.py ConfigSanitizer), folder mode `N_class tokens` (library/config_util.py
+generate_dreambooth_subsets_config_by_subdirs), the stdout summary / `epoch e/E` / `saving checkpoint:` lines
+(train_network.py NetworkTrainer.train) and the rich-formatted log records on stderr (library/utils.py setup_logging),
+the tqdm `steps:` bar with `\\r` updates, checkpoint and state names (library/train_util.py get_epoch_ckpt_name,
+EPOCH_STATE_NAME and their step/last variants), safetensors metadata keys (the `ss_*` metadata of
+NetworkTrainer.train, library/sai_model_spec.py build_metadata), TensorBoard event files with the real tags
+(NetworkTrainer.generate_step_logs), and the exit behaviour: 0 on success, **0 with `ERROR No data found`**, 1
+with a traceback on a bad dataset config, death by SIGINT with a KeyboardInterrupt traceback on Ctrl-C.
 
 What it does not reproduce: the math. Losses are seeded pseudo-random numbers, tensors are tiny (4 LoRA modules
 with 8 input/output features and the real key names), images in `sample/` are 1x1 PNGs.
@@ -377,7 +380,7 @@ def read_config_from_file(args: argparse.Namespace, parser: argparse.ArgumentPar
         sys.exit(1)
     info(f"Loading settings from {config_path}...", "train_util.py:4744")
     config_dict = _load_toml(config_path)
-    # sd-scripts lifts every section's keys to the top level; unknown keys are kept silently (§3)
+    # sd-scripts lifts every section's keys to the top level; unknown keys are kept silently (read_config_from_file)
     flat: dict[str, object] = {}
     for section, value in config_dict.items():
         if not isinstance(value, dict):
@@ -474,7 +477,10 @@ class Subset:
         self.image_dir, self.num_repeats, self.class_tokens, self.is_reg = image_dir, num_repeats, class_tokens, is_reg
         self.caption_extension = caption_extension
         self.flip_aug, self.color_aug, self.shuffle_caption, self.keep_tokens = (
-            flip_aug, color_aug, shuffle_caption, keep_tokens
+            flip_aug,
+            color_aug,
+            shuffle_caption,
+            keep_tokens,
         )
         self.images: list[str] = []
 
@@ -682,7 +688,7 @@ def train(args: argparse.Namespace, sdxl: bool, step_seconds: float, startup_sec
     if commit is None:
         sys.stderr.write("fatal: not a git repository (or any of the parent directories): .git\n")
 
-    # -- steps (§10) ---------------------------------------------------------------------------------------------
+    # -- steps (NetworkTrainer.train: max_train_epochs overrides max_train_steps) ------------------------------
     total_images = train_count + (train_count if reg_count else 0)  # reg repeats are balanced to the train count
     batches = math.ceil(total_images / batch_size)
     per_epoch = math.ceil(batches / (args.gradient_accumulation_steps or 1))
@@ -697,7 +703,7 @@ def train(args: argparse.Namespace, sdxl: bool, step_seconds: float, startup_sec
         max_train_steps = args.max_train_steps
     num_epochs = math.ceil(max_train_steps / per_epoch)
 
-    # -- resume (§8) ---------------------------------------------------------------------------------------------
+    # -- resume (library/train_util.py resume_from_local_or_hf_if_specified) ---------------------------------------
     steps_from_state = 0
     if args.resume:
         info(f"resume training from local state: {args.resume}", "train_util.py:4777")
@@ -727,9 +733,13 @@ def train(args: argparse.Namespace, sdxl: bool, step_seconds: float, startup_sec
     writer = None
     if args.logging_dir or args.log_with:
         if args.log_with in ("tensorboard", "all") and not args.logging_dir:
-            raise ValueError("logging_dir is required when log_with is tensorboard / Tensorboardを使う場合、logging_dirを指定してください")
+            raise ValueError(
+                "logging_dir is required when log_with is tensorboard / Tensorboardを使う場合、logging_dirを指定してください"
+            )
         stamp = time.strftime("%Y%m%d%H%M%S")
-        run_dir = Path(args.logging_dir) / f"{args.log_prefix or ''}{stamp}" / (args.log_tracker_name or "network_train")
+        run_dir = (
+            Path(args.logging_dir) / f"{args.log_prefix or ''}{stamp}" / (args.log_tracker_name or "network_train")
+        )
         writer = EventWriter(run_dir)
 
     save_dtype = {"fp16": "F16", "bf16": "BF16"}.get(args.save_precision or "", "F32")
@@ -874,7 +884,9 @@ def train(args: argparse.Namespace, sdxl: bool, step_seconds: float, startup_sec
             save_model(f"{name}-{epoch + 1:06d}{ext}", global_step, epoch + 1)
             remove_old(epoch + 1)
             if args.save_state:
-                save_state(f"{name}-{epoch + 1:06d}-state", epoch + 1, global_step, f"saving state at epoch {epoch + 1}")
+                save_state(
+                    f"{name}-{epoch + 1:06d}-state", epoch + 1, global_step, f"saving state at epoch {epoch + 1}"
+                )
         if args.sample_every_n_epochs and (epoch + 1) % args.sample_every_n_epochs == 0:
             sample(epoch + 1)
         if global_step >= max_train_steps:
@@ -897,11 +909,14 @@ def train(args: argparse.Namespace, sdxl: bool, step_seconds: float, startup_sec
 def _metadata(args, sdxl, session_id, started, train_count, val_count, reg_count, batches, num_epochs,
               max_train_steps, resolution, batch_size, subsets, tag_freq, dirs, reg_dirs, dataset_config_mode,
               ds_info, commit, epoch, step) -> dict[str, str]:  # fmt: skip
-    """The ss_* / modelspec.* keys sd-scripts writes (reference/sd_scripts.md §9); values are strings."""
+    """The ss_* / modelspec.* keys sd-scripts writes (NetworkTrainer.train, sai_model_spec.build_metadata); values
+    are strings."""
     model = str(args.pretrained_model_name_or_path or "")
     opt_args = ",".join(args.optimizer_args or [])
     optimizer = args.optimizer_type or "AdamW"
-    opt_class = "transformers.optimization.Adafactor" if optimizer.lower() == "adafactor" else f"torch.optim.{optimizer}"
+    opt_class = (
+        "transformers.optimization.Adafactor" if optimizer.lower() == "adafactor" else f"torch.optim.{optimizer}"
+    )
     if isinstance(resolution, str):
         res = tuple(int(x) for x in resolution.split(","))
         res = res if len(res) == 2 else (res[0], res[0])
@@ -915,7 +930,8 @@ def _metadata(args, sdxl, session_id, started, train_count, val_count, reg_count
         "ss_output_name": str(args.output_name),
         "ss_learning_rate": str(None if optimizer.lower() == "adafactor" else args.learning_rate),
         "ss_text_encoder_lr": str(args.text_encoder_lr[0] if args.text_encoder_lr else None)
-        if isinstance(args.text_encoder_lr, list) else str(args.text_encoder_lr),
+        if isinstance(args.text_encoder_lr, list)
+        else str(args.text_encoder_lr),
         "ss_unet_lr": str(args.unet_lr),
         "ss_num_train_images": str(train_count),
         "ss_num_validation_images": str(val_count),

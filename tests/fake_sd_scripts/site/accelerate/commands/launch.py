@@ -72,7 +72,9 @@ def launch_command(args: argparse.Namespace) -> None:
     if warned:
         message = "The following values were not passed to `accelerate launch` and had defaults used instead:\n"
         message += "\n".join(warned)
-        message += "\nTo avoid this warning pass in values for each of the problematic parameters or run `accelerate config`."
+        message += (
+            "\nTo avoid this warning pass in values for each of the problematic parameters or run `accelerate config`."
+        )
         print(message, file=sys.stderr, flush=True)
     # No GPUs here: every configuration runs the single-process launcher (multi-GPU needs torch.distributed).
     simple_launcher(args)

@@ -1,9 +1,9 @@
-"""The persistent training queue (kohya_recipe/train/runqueue.py): file format, add/list/remove, running with outcomes,
-Ctrl-C, GPU-set locks, and continuing after the runner was killed.
+"""Running the queue (kohya_recipe/train/runqueue.py): outcomes, Ctrl-C, GPU-set locks (locks.py), and continuing
+after the runner was killed (liveness.py).
 
 Training is a fake function (tests/_queue_util.py) with the signature and outcomes of
 ``kohya_recipe.train.run.train_project``; the state folders it leaves follow sd-scripts' names
-(``<name>-<epoch:06d>-state/train_state.json``, reference/sd_scripts.md §8).
+(``<name>-<epoch:06d>-state/train_state.json``, ``library/train_util.py`` ``EPOCH_STATE_NAME``).
 """
 
 from __future__ import annotations
@@ -12,39 +12,26 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import pytest
 
-from kohya_recipe.errors import ExitCode, KohyaRecipeError, TrainingInterrupted
-from kohya_recipe.train.runqueue import (
+from kohya_recipe.errors import ExitCode, TrainingInterrupted
+from kohya_recipe.train.liveness import entry_state, trainer_processes
+from kohya_recipe.train.locks import GpuLock
+from kohya_recipe.train.queue_edit import add_to_queue, list_queue
+from kohya_recipe.train.queuefile import (
     DONE,
     FAILED,
     INTERRUPTED,
     PENDING,
     RUNNING,
-    GpuLock,
     Queue,
-    QueueEntry,
     QueueError,
-    add_to_queue,
-    default_queue_file,
-    entry_state,
-    list_queue,
-    parse_queue,
-    remove_from_queue,
-    run_queue,
-    trainer_processes,
 )
-from kohya_recipe.train.sweep import parse_grid, write_sweep
+from kohya_recipe.train.runqueue import run_queue
 from tests._queue_util import PYTHON, FakeTrain, make_project, subprocess_env, wait_for, write_recipe, write_state
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 
 @pytest.fixture
@@ -65,186 +52,6 @@ def _dead_pid() -> int:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Where the queue lives
-
-
-def test_default_queue_file_honours_env_and_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.delenv("KOHYA_RECIPE_QUEUE", raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
-    assert default_queue_file() == tmp_path / "home" / ".local" / "share" / "kohya-recipe" / "queue.toml"
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    assert default_queue_file() == tmp_path / "data" / "kohya-recipe" / "queue.toml"
-    # The XDG spec: a relative XDG_DATA_HOME is invalid and ignored.
-    monkeypatch.setenv("XDG_DATA_HOME", "relative/data")
-    assert default_queue_file() == tmp_path / "home" / ".local" / "share" / "kohya-recipe" / "queue.toml"
-    monkeypatch.setenv("KOHYA_RECIPE_QUEUE", str(tmp_path / "q.toml"))
-    assert default_queue_file() == tmp_path / "q.toml"
-    assert Queue().path == tmp_path / "q.toml"
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# add / list / remove
-
-
-def test_add_projects_and_list_them(projects: list[Path], qfile: Path) -> None:
-    result = add_to_queue(projects[:2], qfile)
-    assert [(e.id, e.name, e.status, e.attempts) for e in result.added] == [
-        (1, "CharacterAI-1-A", PENDING, 0),
-        (2, "CharacterAI-1-B", PENDING, 0),
-    ]
-    entries = list_queue(qfile)
-    assert [e.project for e in entries] == [str(projects[0]), str(projects[1])]
-    assert all(e.added is not None and e.added.tzinfo is not None for e in entries)
-    # The file is plain TOML with one [[entries]] table per run.
-    data = tomllib.loads(qfile.read_text(encoding="utf-8"))
-    assert data["schema_version"] == 1 and data["next_id"] == 3
-    assert data["entries"][1]["project"] == str(projects[1])
-    assert not [p.name for p in qfile.parent.iterdir() if p.name.endswith(".tmp")]
-
-
-def test_add_a_sweep_manifest_adds_every_run(tmp_path: Path, qfile: Path) -> None:
-    from kohya_recipe.recipe.loading import load_recipe
-
-    recipe = load_recipe(write_recipe(tmp_path))
-    sweep = write_sweep(recipe, parse_grid(["network_alpha=48,72", "max_train_epochs=8,10"]), tmp_path / "sw")
-    added = add_to_queue([sweep.path], qfile).added
-    assert [e.name for e in added] == ["CharacterAI-1-A", "CharacterAI-1-B", "CharacterAI-1-C", "CharacterAI-1-D"]
-    assert {e.sweep for e in added} == {str(sweep.path)}
-    assert added[2].project == str(tmp_path / "sw" / "CharacterAI-1-C")
-    # The folder holding sweep.toml works too; those runs are already queued, so nothing is added twice.
-    again = add_to_queue([tmp_path / "sw"], qfile)
-    assert again.added == []
-    assert [(p, e.id) for p, e in again.skipped] == [(e.project, e.id) for e in added]
-
-
-def test_a_project_is_queued_once_while_it_still_has_work(projects: list[Path], qfile: Path) -> None:
-    add_to_queue([projects[0]], qfile)
-    result = add_to_queue([projects[0], projects[1], projects[1]], qfile)
-    assert [e.name for e in result.added] == ["CharacterAI-1-B"]
-    assert [(p, e.id) for p, e in result.skipped] == [(str(projects[0]), 1), (str(projects[1]), 2)]
-
-
-def test_a_finished_project_can_be_queued_again(projects: list[Path], qfile: Path) -> None:
-    add_to_queue([projects[0]], qfile)
-    run_queue(qfile, train=FakeTrain({"CharacterAI-1-A": "failed"}))
-    again = add_to_queue([projects[0]], qfile)
-    assert [e.id for e in again.added] == [2]
-    assert [e.status for e in list_queue(qfile)] == [FAILED, PENDING]
-
-
-def test_add_checks_every_path_before_writing(projects: list[Path], qfile: Path, tmp_path: Path) -> None:
-    with pytest.raises(KohyaRecipeError) as exc:
-        add_to_queue([projects[0], tmp_path / "missing"], qfile)
-    assert str(exc.value) == f"{tmp_path / 'missing'}: no such project folder or sweep manifest"
-    assert not qfile.exists()
-    (tmp_path / "plain").mkdir()
-    with pytest.raises(KohyaRecipeError, match=r"plain: not a kohya-recipe project \(no resolved-recipe\.toml\)"):
-        add_to_queue([tmp_path / "plain"], qfile)
-    assert not qfile.exists()
-
-
-def test_add_a_toml_that_is_not_a_sweep_manifest(projects: list[Path], qfile: Path) -> None:
-    with pytest.raises(KohyaRecipeError, match=r"config\.toml: not a sweep manifest written by `kohya-recipe sweep`"):
-        add_to_queue([projects[0] / "config.toml"], qfile)
-
-
-def test_ids_are_never_reused(projects: list[Path], qfile: Path) -> None:
-    add_to_queue(projects[:2], qfile)
-    assert [e.id for e in remove_from_queue([2], qfile)] == [2]
-    assert [e.id for e in add_to_queue([projects[2]], qfile).added] == [3]
-
-
-def test_remove_unknown_id(projects: list[Path], qfile: Path) -> None:
-    add_to_queue(projects[:2], qfile)
-    with pytest.raises(QueueError) as exc:
-        remove_from_queue([1, 7], qfile)
-    assert str(exc.value) == f"{qfile}: no entry #7 (ids in the queue: 1, 2)"
-    assert [e.id for e in list_queue(qfile)] == [1, 2]  # all or nothing
-
-
-def test_remove_refuses_an_entry_a_live_runner_trains(projects: list[Path], qfile: Path) -> None:
-    add_to_queue(projects[:1], qfile)
-    with Queue(qfile).edit() as state:
-        state.entries[0].status = RUNNING
-        state.entries[0].pid = os.getpid()
-        state.entries[0].host = socket.gethostname()
-        state.entries[0].gpus = []
-    held = GpuLock(qfile.absolute(), [])
-    assert held.try_acquire()  # what a live `queue run` holds while it trains
-    try:
-        with pytest.raises(QueueError, match=r"#1 CharacterAI-1-A is being trained by `queue run` \(pid \d+\)"):
-            remove_from_queue([1], qfile)
-    finally:
-        held.release()
-    # Once that runner is gone (its lock freed by the kernel) the entry can be removed.
-    assert [e.id for e in remove_from_queue([1], qfile)] == [1]
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# The file: hand edits
-
-
-def test_invalid_toml_is_one_clear_error_and_the_file_is_untouched(projects: list[Path], qfile: Path) -> None:
-    add_to_queue(projects[:2], qfile)
-    broken = qfile.read_text(encoding="utf-8").replace('status = "pending"', 'status = "pending', 1)
-    qfile.write_text(broken, encoding="utf-8")
-    for action in (
-        lambda: list_queue(qfile),
-        lambda: add_to_queue([projects[2]], qfile),
-        lambda: remove_from_queue([1], qfile),
-        lambda: run_queue(qfile, train=FakeTrain()),
-    ):
-        with pytest.raises(QueueError) as exc:
-            action()
-        message = str(exc.value)
-        assert message.startswith(f"{qfile}: not valid TOML (")
-        assert "line " in message and message.endswith("the file was not changed, fix it by hand or move it away")
-        assert "\n" not in message
-        assert qfile.read_text(encoding="utf-8") == broken
-    # Fixing the line by hand brings every entry back.
-    qfile.write_text(broken.replace('status = "pending\n', 'status = "pending"\n'), encoding="utf-8")
-    assert [e.id for e in list_queue(qfile)] == [1, 2]
-
-
-@pytest.mark.parametrize(
-    ("edit", "message"),
-    [
-        ('status = "runing"', r"entries\[0\]\.status: 'runing' is not one of: pending, running, done, failed"),
-        ('attempts = "two"', r"entries\[0\]\.attempts: must be an integer, got 'two'"),
-        ("atempts = 2", r"entries\[0\]: unknown key 'atempts' \(did you mean 'attempts'\?\)"),
-        ("resumed = 1", r"entries\[0\]\.resumed: must be a boolean, got 1"),
-    ],
-)
-def test_bad_entry_values_name_the_entry_and_key(qfile: Path, edit: str, message: str) -> None:
-    text = f'schema_version = 1\n[[entries]]\nid = 1\nproject = "/p"\n{edit}\n'
-    with pytest.raises(QueueError, match=rf"^{qfile}: {message}"):
-        parse_queue(text, str(qfile))
-
-
-def test_duplicate_ids_and_missing_keys(qfile: Path) -> None:
-    with pytest.raises(QueueError, match=r"entries: id 1 is used by two entries"):
-        parse_queue('[[entries]]\nid = 1\nproject = "/a"\n[[entries]]\nid = 1\nproject = "/b"\n', "q")
-    with pytest.raises(QueueError, match=r"^q: entries\[0\]: missing required key 'project'$"):
-        parse_queue("[[entries]]\nid = 1\n", "q")
-    with pytest.raises(QueueError, match=r"^q: schema_version 2 is not supported"):
-        parse_queue("schema_version = 2\n", "q")
-
-
-def test_a_hand_written_next_id_cannot_reissue_an_id() -> None:
-    state = parse_queue('next_id = 1\n[[entries]]\nid = 5\nproject = "/a"\n', "q")
-    assert state.next_id == 6
-
-
-def test_a_queue_file_that_is_not_utf8(qfile: Path) -> None:
-    qfile.parent.mkdir(parents=True)
-    qfile.write_bytes(b"\xff\xfe junk")
-    with pytest.raises(QueueError, match=r"not UTF-8 text; the file was not changed"):
-        list_queue(qfile)
-    assert qfile.read_bytes() == b"\xff\xfe junk"
-
-
-# ----------------------------------------------------------------------------------------------------------------
 # run
 
 
@@ -256,7 +63,7 @@ def test_run_trains_in_order_records_outcomes_and_goes_on_after_failures(project
     assert train.calls == [("CharacterAI-1-A", False), ("CharacterAI-1-B", False), ("CharacterAI-1-C", False)]
     assert train.kwargs[0] == {"quiet": True, "sd_scripts": "/opt/sd-scripts"}
     assert [e.status for e in result.ran] == [FAILED, FAILED, DONE]
-    assert [e.id for e in result.failed] == [1, 2]
+    assert result.failed == [1, 2]
     a, b, c = list_queue(qfile)
     assert a.last_error == f"{projects[0]}: the trainer exited 0 without writing the final checkpoint"
     assert (b.last_outcome, b.last_exit_code, b.last_run) == ("failed", 4, str(projects[1] / "runs" / "run-2.json"))
@@ -419,7 +226,7 @@ def test_an_entry_a_live_runner_trains_is_left_alone(projects: list[Path], qfile
         held.release()
     # Both entries need all GPUs, which the live runner holds: nothing runs here, #2 waits for that runner.
     assert result.ran == []
-    assert [e.id for e in result.waiting] == [2]
+    assert result.waiting_for_gpus == [2]
     assert [e.status for e in list_queue(qfile)] == [RUNNING, PENDING]
 
 
@@ -439,7 +246,7 @@ def test_runners_on_different_gpus_do_not_block_each_other(tmp_path: Path, qfile
         other_runner.release()
     assert train.calls == [("CharacterAI-1-B", False)]
     assert "starting on GPU 1" in logs[0]
-    assert [e.id for e in result.waiting] == [1, 3]  # GPU 0, and "all GPUs" which includes 0
+    assert result.waiting_for_gpus == [1, 3]  # GPU 0, and "all GPUs" which includes 0
     assert list_queue(qfile)[1].gpus == ["1"]
 
 
@@ -518,11 +325,6 @@ def test_trainer_processes_finds_a_trainer_by_cwd_and_script(tmp_path: Path) -> 
         trainer.wait()
         shell.wait()
     assert trainer_processes(project) == []
-
-
-def test_a_queue_entry_serialises_without_nulls() -> None:
-    entry = QueueEntry(id=1, project="/p")
-    assert entry.to_dict() == {"id": 1, "project": "/p", "status": "pending", "attempts": 0}
 
 
 def test_a_trainer_left_by_a_killed_runner_is_waited_for(projects: list[Path], qfile: Path, tmp_path: Path) -> None:
