@@ -17,7 +17,7 @@ from kohya_recipe.report.locate import is_run_root
 from kohya_recipe.report.model import ComparisonRow, FailedRun, ReportError, RunReport, SweepReport
 from kohya_recipe.report.ranking import rank_values
 from kohya_recipe.report.run import SETTING_KEYS, report_run
-from kohya_recipe.train.sweep import MANIFEST_NAME, load_sweep
+from kohya_recipe.train.sweepfile import MANIFEST_NAME, load_sweep
 
 
 @dataclass
