@@ -174,10 +174,13 @@ def main() -> int:
 
         n = len(paths)
         print(f"cores: {os.cpu_count()}  python {sys.version.split()[0]}")
-        print(f"kohya-recipe check (header-only, full doctor): {check_s:7.3f} s  ({check_s / n * 1e6:6.1f} µs/image)"
-              f"  runs: {', '.join(f'{r:.3f}' for r in runs)}  median {statistics.median(runs):.3f}")  # fmt: skip
         print(
-            f"kohya_recipe.dataset.images.read_header only:         {headers_s:7.3f} s  ({headers_s / n * 1e6:6.1f} µs/image)"
+            f"kohya-recipe check (header-only, full doctor): {check_s:7.3f} s  ({check_s / n * 1e6:6.1f} µs/image)"
+            f"  runs: {', '.join(f'{r:.3f}' for r in runs)}  median {statistics.median(runs):.3f}"
+        )
+        print(
+            f"kohya_recipe.dataset.images.read_header only:         {headers_s:7.3f} s  "
+            f"({headers_s / n * 1e6:6.1f} µs/image)"
         )
         print(f"Pillow Image.open().size (lazy, sizes only):  {lazy_s:7.3f} s  ({lazy_s / n * 1e6:6.1f} µs/image)")
         print(f"Pillow Image.open().load() (open + decode):   {decode_s:7.3f} s  ({decode_s / n * 1e6:6.1f} µs/image)")

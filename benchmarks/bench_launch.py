@@ -62,15 +62,24 @@ def make_project(base: Path, epochs: int) -> Path:
     for i in range(3):
         (images / f"img{i}.png").write_bytes(_png())
         (images / f"img{i}.txt").write_text("1girl, testchar\n")
-    recipe = recipe_from_dict({
-        "subject": {"trigger": "testchar", "class_token": "woman"},
-        "dataset": {"images": str(images), "repeats": 2, "caption_extension": ".txt"},
-        "model": {"base": "models/sd15", "family": "sd15"},
-        "network": {"rank": 4, "alpha": 2.0},
-        "optimizer": {"type": "AdamW", "learning_rate": 1e-4, "scheduler": "constant"},
-        "training": {"max_train_epochs": epochs, "resolution": [64, 64], "min_bucket_reso": 64,
-                     "max_bucket_reso": 128, "save_every_n_epochs": 1, "log_with": "tensorboard"},
-    }, source="benchmark")  # fmt: skip
+    recipe = recipe_from_dict(
+        {
+            "subject": {"trigger": "testchar", "class_token": "woman"},
+            "dataset": {"images": str(images), "repeats": 2, "caption_extension": ".txt"},
+            "model": {"base": "models/sd15", "family": "sd15"},
+            "network": {"rank": 4, "alpha": 2.0},
+            "optimizer": {"type": "AdamW", "learning_rate": 1e-4, "scheduler": "constant"},
+            "training": {
+                "max_train_epochs": epochs,
+                "resolution": [64, 64],
+                "min_bucket_reso": 64,
+                "max_bucket_reso": 128,
+                "save_every_n_epochs": 1,
+                "log_with": "tensorboard",
+            },
+        },
+        source="benchmark",
+    )
     root = base / "project"
     render_project(recipe, root)
     (root / "models" / "sd15").mkdir(parents=True)
@@ -112,8 +121,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-launch-") as tmp:
         root = make_project(Path(tmp), epochs)
         steps = epochs * STEPS_PER_EPOCH
-        print(f"fake run: {epochs} epochs x {STEPS_PER_EPOCH} steps = {steps} steps, "
-              f"{args.step_seconds} s/step; {args.pairs} pairs")  # fmt: skip
+        print(
+            f"fake run: {epochs} epochs x {STEPS_PER_EPOCH} steps = {steps} steps, "
+            f"{args.step_seconds} s/step; {args.pairs} pairs"
+        )
         bare, launched, cpu = [], [], []
         for i in range(args.pairs):
             bare.append(run_bare(root))
@@ -125,8 +136,10 @@ def main() -> None:
     mb, ml, mc = statistics.median(bare), statistics.median(launched), statistics.median(cpu)
     print(f"median bare         {mb:8.3f} s")
     print(f"median kohya-recipe {ml:8.3f} s   ratio {ml / mb:.4f}   overhead {100 * (ml - mb) / mb:+.2f} %")
-    print(f"kohya-recipe's own CPU {mc:.3f} s = {100 * mc / mb:.2f} % of the bare wall time "
-          f"({log_bytes / 1024:.0f} KiB of trainer output per run)")  # fmt: skip
+    print(
+        f"kohya-recipe's own CPU {mc:.3f} s = {100 * mc / mb:.2f} % of the bare wall time "
+        f"({log_bytes / 1024:.0f} KiB of trainer output per run)"
+    )
 
 
 if __name__ == "__main__":

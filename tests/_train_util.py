@@ -13,8 +13,13 @@ import pytest
 FAKE_SD_SCRIPTS = Path(__file__).parent / "fake_sd_scripts"
 #: holds a fake `accelerate` package (python -m accelerate.commands.launch); put it on PYTHONPATH
 FAKE_SITE = FAKE_SD_SCRIPTS / "site"
-KNOBS = ("FAKE_SD_SCRIPTS_STEP_SECONDS", "FAKE_SD_SCRIPTS_STARTUP_SECONDS", "FAKE_SD_SCRIPTS_IGNORE_SIGNALS",
-         "FAKE_SD_SCRIPTS_JUNK", "FAKE_SD_SCRIPTS_FLOOD_BYTES")  # fmt: skip
+KNOBS = (
+    "FAKE_SD_SCRIPTS_STEP_SECONDS",
+    "FAKE_SD_SCRIPTS_STARTUP_SECONDS",
+    "FAKE_SD_SCRIPTS_IGNORE_SIGNALS",
+    "FAKE_SD_SCRIPTS_JUNK",
+    "FAKE_SD_SCRIPTS_FLOOD_BYTES",
+)
 
 
 def png(width: int, height: int) -> bytes:
@@ -56,10 +61,16 @@ def recipe_data(images: Path, **sections: Any) -> dict[str, Any]:
         "dataset": {"images": str(images), "repeats": 2},
         "model": {"base": "models/sd15", "family": "sd15"},
         "network": {"rank": 4, "alpha": 2.0},
-        "training": {"max_train_epochs": 3, "resolution": [64, 64], "min_bucket_reso": 64, "max_bucket_reso": 128,
-                     "save_every_n_epochs": 1, "log_with": "tensorboard"},
+        "training": {
+            "max_train_epochs": 3,
+            "resolution": [64, 64],
+            "min_bucket_reso": 64,
+            "max_bucket_reso": 128,
+            "save_every_n_epochs": 1,
+            "log_with": "tensorboard",
+        },
         "samples": {"prompts": []},
-    }  # fmt: skip
+    }
     return _merge(data, sections)
 
 

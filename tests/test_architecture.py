@@ -22,13 +22,23 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "kohya_recipe"
 FLOORS = {
-    "errors": 0, "files": 0, "text": 0, "resources": 0, "templating": 0,
-    "layout": 1, "sdscripts": 1, "kohya_ss": 1,
+    "errors": 0,
+    "files": 0,
+    "text": 0,
+    "resources": 0,
+    "templating": 0,
+    "layout": 1,
+    "sdscripts": 1,
+    "kohya_ss": 1,
     "recipe": 2,
-    "render": 3, "gui": 3, "dataset": 3,
-    "train": 4, "report": 4,
-    "cli": 5, "__main__": 5,
-}  # fmt: skip
+    "render": 3,
+    "gui": 3,
+    "dataset": 3,
+    "train": 4,
+    "report": 4,
+    "cli": 5,
+    "__main__": 5,
+}
 MAX_MODULE_LINES = 600
 MAX_COMMAND_LINES = 25
 MEDIAN_COMMAND_LINES = 12

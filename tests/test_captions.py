@@ -94,8 +94,10 @@ def test_fifo_caption_is_refused_at_once_and_left_alone(tmp_path: Path) -> None:
         finishes(lambda: read_caption(folder / "pipe.txt"))
     report = finishes(lambda: add_tags(["smile"], match=["*.txt"], root=folder))
     assert {c.path.name: c.action for c in report.changes} == {
-        "img00.txt": "updated", "img01.txt": "updated", "pipe.txt": "failed"
-    }  # fmt: skip
+        "img00.txt": "updated",
+        "img01.txt": "updated",
+        "pipe.txt": "failed",
+    }
     assert (folder / "pipe.txt").is_fifo()
     with pytest.raises(CaptionError, match="not a regular file"):
         finishes(lambda: set_caption(folder / "pipe.txt", "1girl, Zed", force=True))

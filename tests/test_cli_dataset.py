@@ -215,9 +215,17 @@ def test_caption_show(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "args", [["check"], ["caption"], ["caption", "init"], ["caption", "add"], ["caption", "remove"], ["caption", "set"],
-             ["caption", "show"]]
-)  # fmt: skip
+    "args",
+    [
+        ["check"],
+        ["caption"],
+        ["caption", "init"],
+        ["caption", "add"],
+        ["caption", "remove"],
+        ["caption", "set"],
+        ["caption", "show"],
+    ],
+)
 def test_every_command_has_help_with_examples(args: list[str]) -> None:
     result = run(*args, "--help")
     assert result.exit_code == 0 and "Examples:" in result.output

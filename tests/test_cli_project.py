@@ -32,10 +32,24 @@ def test_presets_lists_the_bundled_presets() -> None:
 
 def test_build_prints_plan_and_command(tmp_path) -> None:
     images = make_images(tmp_path / "imgs", [(64, 64), (64, 64), (64, 80)])
-    result = run("build", str(images), "--preset", "likeness-sd15", "--trigger", "CharacterAI", "--class", "woman",
-                 "--out", str(tmp_path / "CharacterAI"), *SMALL)
+    result = run(
+        "build",
+        str(images),
+        "--preset",
+        "likeness-sd15",
+        "--trigger",
+        "CharacterAI",
+        "--class",
+        "woman",
+        "--out",
+        str(tmp_path / "CharacterAI"),
+        *SMALL,
+    )
     assert "3 images × 10 repeats × 8 epochs / batch 1 = 240 steps" in result.output
-    assert "accelerate launch --num_processes 1 --num_machines 1 --mixed_precision fp16 --dynamo_backend no" in result.output
+    assert (
+        "accelerate launch --num_processes 1 --num_machines 1 --mixed_precision fp16 --dynamo_backend no"
+        in result.output
+    )
     assert "--config_file config.toml --dataset_config dataset.toml" in result.output
     assert (tmp_path / "CharacterAI" / "img" / "10_CharacterAI woman" / "img02.png").exists()
 
@@ -52,11 +66,18 @@ def test_user_errors_are_one_line_exit_1(tmp_path) -> None:
     images = make_images(tmp_path / "imgs", [(64, 64)])
     cases = [
         (["build", str(images), "--preset", "nope", "--out", str(tmp_path / "p")], "Error: preset: unknown preset"),
-        (["build", str(tmp_path / "missing"), "--trigger", "x", "--out", str(tmp_path / "p")], "image folder not found"),
-        (["build", str(images), "--trigger", "x", "--out", str(tmp_path / "p"), "--set", "output.name=../x"],
-         "output.name"),
-        (["build", str(images), "--trigger", "x", "--out", str(tmp_path / "p"), "--set", "trainig.x=1"],
-         "unknown recipe key"),
+        (
+            ["build", str(tmp_path / "missing"), "--trigger", "x", "--out", str(tmp_path / "p")],
+            "image folder not found",
+        ),
+        (
+            ["build", str(images), "--trigger", "x", "--out", str(tmp_path / "p"), "--set", "output.name=../x"],
+            "output.name",
+        ),
+        (
+            ["build", str(images), "--trigger", "x", "--out", str(tmp_path / "p"), "--set", "trainig.x=1"],
+            "unknown recipe key",
+        ),
     ]
     for args, message in cases:
         proc = run_main(*args)
@@ -123,8 +144,18 @@ def test_build_set_model_path_is_relative_to_the_current_folder(tmp_path) -> Non
     images = make_images(tmp_path / "imgs", [(64, 64)])
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "sd15.safetensors").write_bytes(b"x")
-    proc = run_main("build", "imgs", "--trigger", "Zed", "--out", "p", "--set", "model.base=models/sd15.safetensors",
-                    *SMALL, cwd=tmp_path)
+    proc = run_main(
+        "build",
+        "imgs",
+        "--trigger",
+        "Zed",
+        "--out",
+        "p",
+        "--set",
+        "model.base=models/sd15.safetensors",
+        *SMALL,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     config = (tmp_path / "p" / "config.toml").read_text(encoding="utf-8")
     assert f'pretrained_model_name_or_path = "{(tmp_path / "models" / "sd15.safetensors").resolve()}"' in config
@@ -141,7 +172,9 @@ def test_build_with_a_trigger_that_cannot_be_a_file_name_says_so(tmp_path) -> No
 
 def test_build_with_a_two_word_trigger_derives_a_file_safe_output_name(tmp_path) -> None:
     images = make_images(tmp_path / "imgs", [(64, 64)])
-    proc = run_main("build", str(images), "--trigger", "darius kawasaki", "--class", "man", "--out", str(tmp_path / "p"), *SMALL)
+    proc = run_main(
+        "build", str(images), "--trigger", "darius kawasaki", "--class", "man", "--out", str(tmp_path / "p"), *SMALL
+    )
     assert proc.returncode == 0, proc.stderr
     assert "output name: darius_kawasaki-1-A" in proc.stdout
     assert (tmp_path / "p" / "img" / "10_darius kawasaki man").is_dir()

@@ -112,12 +112,14 @@ def test_sweep_set_applies_to_every_run(recipe_file: Path, tmp_path: Path) -> No
     [
         ("network_alhpa=48,72", "Error: --grid: network_alhpa: unknown recipe key (did you mean 'network_alpha'?)"),
         ("network_alpha=", "Error: --grid: network_alpha: empty value; give KEY=VALUE1,VALUE2,... with no empty item"),
-        ("network_alpha=48,,72", "Error: --grid: network_alpha: empty value; give KEY=VALUE1,VALUE2,... with no "
-                                 "empty item"),
+        (
+            "network_alpha=48,,72",
+            "Error: --grid: network_alpha: empty value; give KEY=VALUE1,VALUE2,... with no empty item",
+        ),
         ("network_alpha", "Error: --grid: 'network_alpha' must be KEY=VALUE1,VALUE2,... (e.g. network_alpha=48,72,96)"),
         ("output.letter=B,C", "Error: --grid: output.letter: cannot be swept: the sweep hands out the letters itself"),
     ],
-)  # fmt: skip
+)
 def test_sweep_bad_grid_is_one_line(recipe_file: Path, tmp_path: Path, grid: str, message: str) -> None:
     code, out, err = run_cli("sweep", recipe_file, "--grid", grid, "--out", tmp_path / "sw")
     assert code == 1
@@ -334,8 +336,18 @@ def test_real_queue_run_killed_and_resumed_with_the_fake_trainer(
     slow = make_train_project(tmp_path, "slow", training={"save_state": True, "max_train_epochs": 40})
     quick = make_train_project(tmp_path, "quick")
     add_to_queue([slow, quick], qfile)
-    argv = [PYTHON, "-m", "kohya_recipe", "queue", "run", "--queue-file", str(qfile), "--sd-scripts",
-            str(FAKE_SD_SCRIPTS), "--quiet"]  # fmt: skip
+    argv = [
+        PYTHON,
+        "-m",
+        "kohya_recipe",
+        "queue",
+        "run",
+        "--queue-file",
+        str(qfile),
+        "--sd-scripts",
+        str(FAKE_SD_SCRIPTS),
+        "--quiet",
+    ]
     env = subprocess_env()
     env["PYTHONPATH"] = os.pathsep.join([os.environ["PYTHONPATH"], env["PYTHONPATH"]])
     stderr = tmp_path / "queue-run.err"
@@ -381,8 +393,18 @@ def test_real_queue_run_ctrl_c_exits_130_and_resumes_next_time(
     fake_env(monkeypatch, step_seconds=0.1)  # 40 epochs: far more than the time to Ctrl-C after epoch 1
     slow = make_train_project(tmp_path, "slow", training={"save_state": True, "max_train_epochs": 40})
     add_to_queue([slow], qfile)
-    argv = [PYTHON, "-m", "kohya_recipe", "queue", "run", "--queue-file", str(qfile), "--sd-scripts",
-            str(FAKE_SD_SCRIPTS), "--quiet"]  # fmt: skip
+    argv = [
+        PYTHON,
+        "-m",
+        "kohya_recipe",
+        "queue",
+        "run",
+        "--queue-file",
+        str(qfile),
+        "--sd-scripts",
+        str(FAKE_SD_SCRIPTS),
+        "--quiet",
+    ]
     env = subprocess_env()
     env["PYTHONPATH"] = os.pathsep.join([os.environ["PYTHONPATH"], env["PYTHONPATH"]])
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

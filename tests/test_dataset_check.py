@@ -492,8 +492,12 @@ def test_special_files_and_broken_caption_links_are_reported_not_hung_on(tmp_pat
     unreadable = one(result, "corrupt", "error", "cannot be read as an image").details()
     assert unreadable == {"10_Zed woman/pipe.png": "not a regular file (a FIFO): reading it would block or never end"}
     missing = one(result, "captions", "error", "without a caption file").details()
-    assert set(missing) == {"10_Zed woman/pipe.png", "10_Zed woman/img01.png", "10_Zed woman/img02.png",
-                            "10_Zed woman/img03.png"}  # fmt: skip
+    assert set(missing) == {
+        "10_Zed woman/pipe.png",
+        "10_Zed woman/img01.png",
+        "10_Zed woman/img02.png",
+        "10_Zed woman/img03.png",
+    }
     assert all(
         "a broken symlink, a folder or a FIFO, not a file" in missing[f"10_Zed woman/img0{i}.png"] for i in (1, 2, 3)
     )
@@ -581,8 +585,13 @@ def test_shot_coverage_counts_and_missing(tmp_path: Path) -> None:
         (folder / f"{i}.txt").write_text("1girl, Zed" + (f", {t}" if t else ""))
     result = check_dataset(folder.parent, rules=SMALL)
     assert result.shots == {
-        "front": 5, "from side": 2, "from above": 0, "from behind": 2, "upper body": 1, "full body": 1
-    }  # fmt: skip
+        "front": 5,
+        "from side": 2,
+        "from above": 0,
+        "from behind": 2,
+        "upper body": 1,
+        "full body": 1,
+    }
     missing = one(result, "shots", "warning", "missing or untagged: from side (2/4), from above (0/1)")
     assert [item.path for item in missing.items] == ["from side", "from above"]
     assert not [f for f in findings(result, "shots") if "front views" in f.message]
@@ -738,7 +747,11 @@ def test_without_a_recipe_the_settings_are_the_articles_from_the_bundled_preset(
         (768, 768), enable_bucket=True, min_bucket_reso=256, max_bucket_reso=1024, bucket_reso_steps=64
     )
     assert (s.caption_extension, s.max_token_length, s.shuffle_caption, s.keep_tokens, s.flip) == (
-        ".txt", 75, False, 0, True
-    )  # fmt: skip
+        ".txt",
+        75,
+        False,
+        0,
+        True,
+    )
     assert (s.trigger, s.class_token, s.repeats, s.regularization) == (None, None, None, None)
     assert (s.source, s.trigger_source) == ("the article's defaults (no recipe)", "")

@@ -16,9 +16,8 @@ import pytest
 from pydantic import BaseModel
 
 from kohya_recipe.cli import COMMANDS
-from kohya_recipe.recipe import advice
+from kohya_recipe.recipe import advice, sections
 from kohya_recipe.recipe import models as recipe
-from kohya_recipe.recipe import sections
 from tools import docgen
 
 ROOT = Path(__file__).resolve().parent.parent

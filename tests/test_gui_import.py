@@ -91,8 +91,12 @@ def test_current_gui_file_round_trips_every_field() -> None:
     r = result.recipe
     assert (r.training.batch_size, r.training.max_train_epochs, r.training.clip_skip) == (4, 4, 2)
     assert (r.network.rank, r.network.alpha, r.optimizer.type) == (8, 1.0, "AdamW")
-    assert r.extra == {"caption_dropout_rate": 0.05, "min_snr_gamma": 10, "multires_noise_discount": 0.2,
-                       "multires_noise_iterations": 8}  # fmt: skip
+    assert r.extra == {
+        "caption_dropout_rate": 0.05,
+        "min_snr_gamma": 10,
+        "multires_noise_discount": 0.2,
+        "multires_noise_iterations": 8,
+    }
     assert r.training.noise_offset is None  # noise_offset_type Multires: the GUI does not pass it
     assert r.samples.every_n_steps == 20 and r.samples.prompts[0].prompt.startswith("a painting of man")
     assert (r.output.name, r.gui["output_name"]) == ("Standard-Adamw", "Standard-Adamw")
@@ -170,11 +174,20 @@ def test_recipe_json_recipe_is_identical(tmp_path: Path, preset: str) -> None:
 
 def test_repairs_the_gui_makes_on_load(tmp_path: Path) -> None:
     data = {
-        "LoRA_type": "LoCon", "use_8bit_adam": True, "use_wandb": "True", "lora_network_weights": "old.safetensors",
-        "save_model_as": "diffusers", "cache_latents": 1, "max_resolution": 640, "epoch": 2.7,
-        "lr_scheduler": "constant", "lr_warmup": 10, "color_aug": True, "save_every_n_epochs": 1.0,
+        "LoRA_type": "LoCon",
+        "use_8bit_adam": True,
+        "use_wandb": "True",
+        "lora_network_weights": "old.safetensors",
+        "save_model_as": "diffusers",
+        "cache_latents": 1,
+        "max_resolution": 640,
+        "epoch": 2.7,
+        "lr_scheduler": "constant",
+        "lr_warmup": 10,
+        "color_aug": True,
+        "save_every_n_epochs": 1.0,
         "logging_dir": "log",
-    }  # fmt: skip
+    }
     result = import_gui_json(_write(tmp_path, data))
     text = "\n".join(result.repairs)
     for words in (
@@ -212,13 +225,21 @@ def test_legacy_network_weights_key_is_renamed_even_when_empty(tmp_path: Path) -
 
 def test_windows_paths_are_kept_as_given(tmp_path: Path) -> None:
     data = _load(RESAVED)
-    data.update(train_data_dir=r"C:\lora\img", output_dir=r"D:\out\model", logging_dir=r"D:\out\log",
-                pretrained_model_name_or_path=r"C:\models\v1-5-pruned.safetensors", vae=r"C:\vae\ft.safetensors")  # fmt: skip
+    data.update(
+        train_data_dir=r"C:\lora\img",
+        output_dir=r"D:\out\model",
+        logging_dir=r"D:\out\log",
+        pretrained_model_name_or_path=r"C:\models\v1-5-pruned.safetensors",
+        vae=r"C:\vae\ft.safetensors",
+    )
     r = import_gui_json(_write(tmp_path, data)).recipe
     assert r.model.base == r"C:\models\v1-5-pruned.safetensors" and r.model.vae == r"C:\vae\ft.safetensors"
     out = recipe_to_gui_json(r)
     assert (out["train_data_dir"], out["output_dir"], out["logging_dir"]) == (
-        r"C:\lora\img", r"D:\out\model", r"D:\out\log")  # fmt: skip
+        r"C:\lora\img",
+        r"D:\out\model",
+        r"D:\out\log",
+    )
 
 
 def test_subject_and_repeats_come_from_the_image_folder(tmp_path: Path) -> None:

@@ -64,8 +64,16 @@ def test_every_field_native_types_inside_the_widgets(preset: str) -> None:
     assert list(data) == sorted(gui_keys())  # all 287, sorted, nothing else
     assert None not in data.values()
     assert validate_gui_values(data, "rendered", complete=True) == []
-    for key in ("max_resolution", "optimizer_args", "lr_scheduler_args", "additional_parameters",
-                "network_weights", "down_lr_weight", "block_dims", "conv_block_alphas"):  # fmt: skip
+    for key in (
+        "max_resolution",
+        "optimizer_args",
+        "lr_scheduler_args",
+        "additional_parameters",
+        "network_weights",
+        "down_lr_weight",
+        "block_dims",
+        "conv_block_alphas",
+    ):
         assert isinstance(data[key], str), key
     assert data["network_weights"] == "" and data["block_dims"] == ""
     assert isinstance(data["max_token_length"], int)
@@ -77,8 +85,16 @@ def test_article_semantics() -> None:
     assert data["epoch"] == data["max_train_epochs"] == 8
     assert data["model_list"] == "custom"
     assert data["LoRA_type"] == "Standard"
-    family = ("v2", "v_parameterization", "sdxl", "sd3_checkbox", "flux1_checkbox", "hunyuan_image_checkbox",
-              "anima_checkbox", "lumina_checkbox")  # fmt: skip
+    family = (
+        "v2",
+        "v_parameterization",
+        "sdxl",
+        "sd3_checkbox",
+        "flux1_checkbox",
+        "hunyuan_image_checkbox",
+        "anima_checkbox",
+        "lumina_checkbox",
+    )
     assert not any(data[k] for k in family)  # SD 1.5
     assert data["train_data_dir"] == f"{PROJECT}/img"
     assert data["output_dir"] == f"{PROJECT}/model"
@@ -141,9 +157,14 @@ def test_values_the_gui_cannot_hold_are_errors(sections: dict[str, Any], words: 
 
 def test_learning_rate_zero_needs_the_only_flags() -> None:
     sections: dict[str, Any] = {
-        "optimizer": {"type": "AdamW", "args": [], "scheduler": "constant", "learning_rate": 1e-4,
-                      "text_encoder_lr": 0.0},
-    }  # fmt: skip
+        "optimizer": {
+            "type": "AdamW",
+            "args": [],
+            "scheduler": "constant",
+            "learning_rate": 1e-4,
+            "text_encoder_lr": 0.0,
+        },
+    }
     assert "set network.train_unet_only = true instead" in _gui_error(**sections)
     recipe = _recipe(network={"train_unet_only": True}, **sections)
     data = recipe_to_gui_json(recipe, PROJECT)
@@ -182,11 +203,10 @@ def test_network_types() -> None:
 
 def test_extra_options_land_in_their_fields_or_additional_parameters() -> None:
     recipe = _recipe(
-        extra={"min_snr_gamma": 5, "multires_noise_iterations": 6, "multires_noise_discount": 0.3,
-               "lowram": True},
+        extra={"min_snr_gamma": 5, "multires_noise_iterations": 6, "multires_noise_discount": 0.3, "lowram": True},
         training={"log_prefix": "run1"},
         dataset={"validation_split": 0.1},
-    )  # fmt: skip
+    )
     data = recipe_to_gui_json(recipe, PROJECT)
     assert data["min_snr_gamma"] == 5
     assert data["noise_offset_type"] == "Multires" and data["multires_noise_iterations"] == 6
@@ -197,8 +217,15 @@ def test_extra_options_land_in_their_fields_or_additional_parameters() -> None:
 
 
 def test_gui_only_values_pass_through_and_stale_spellings_do_not() -> None:
-    recipe = _recipe(gui={"dynamo_mode": "max-autotune", "model_list": "runwayml/stable-diffusion-v1-5",
-                          "max_resolution": "512", "max_train_epochs": 0, "output_dir": "/elsewhere"})  # fmt: skip
+    recipe = _recipe(
+        gui={
+            "dynamo_mode": "max-autotune",
+            "model_list": "runwayml/stable-diffusion-v1-5",
+            "max_resolution": "512",
+            "max_train_epochs": 0,
+            "output_dir": "/elsewhere",
+        }
+    )
     data = recipe_to_gui_json(recipe, PROJECT)
     assert data["dynamo_mode"] == "max-autotune" and data["model_list"] == "runwayml/stable-diffusion-v1-5"
     assert data["max_resolution"] == "768,768"  # "512" no longer means the recipe's 768x768
@@ -219,8 +246,20 @@ def test_preset_only_strips_like_prepare_presets() -> None:
     preset = recipe_to_gui_preset(_recipe())
     assert list(preset) == sorted(preset) == preset_keys()
     for key in preset:
-        assert not any(w in key for w in ("dir", "output_name", "pretrained_model_name_or_path", "model_list",
-                                          "sample_", "save_state", "resume", "save_model_as", "wandb_api_key"))  # fmt: skip
+        assert not any(
+            w in key
+            for w in (
+                "dir",
+                "output_name",
+                "pretrained_model_name_or_path",
+                "model_list",
+                "sample_",
+                "save_state",
+                "resume",
+                "save_model_as",
+                "wandb_api_key",
+            )
+        )
     assert "huggingface_token" not in preset
     assert preset["max_train_steps"] == 0  # else the preset inherits the form's 1600-step cap
     assert preset["network_dim"] == 96 and preset["sdxl"] is False

@@ -34,8 +34,8 @@ from kohya_recipe.gui.translate import (
 )
 from kohya_recipe.recipe.loading import recipe_from_dict
 from kohya_recipe.recipe.models import Recipe
-from kohya_recipe.recipe.sections import SamplePrompt
 from kohya_recipe.recipe.presets import load_preset
+from kohya_recipe.recipe.sections import SamplePrompt
 from kohya_recipe.render.config import render_config
 from kohya_recipe.render.dataset import render_dataset
 from kohya_recipe.render.project import render_project
@@ -107,8 +107,14 @@ def test_step_count_rules(tmp_path: Path) -> None:
 
 def test_gates_and_filters() -> None:
     data = _resaved()
-    data.update(noise_offset_type="Original", text_encoder_lr=0, persistent_data_loader_workers=True,
-                LoRA_type="LyCORIS/LoCon", seed=0, wandb_run_name="run")  # fmt: skip
+    data.update(
+        noise_offset_type="Original",
+        text_encoder_lr=0,
+        persistent_data_loader_workers=True,
+        LoRA_type="LyCORIS/LoCon",
+        seed=0,
+        wandb_run_name="run",
+    )
     toml = gui_to_toml(data, dataset_steps=80)
     assert toml["noise_offset"] == 0.05 and "multires_noise_iterations" not in toml
     assert toml["network_train_unet_only"] is True and "text_encoder_lr" not in toml
@@ -289,12 +295,25 @@ def test_imported_gui_config_trains_the_same_through_the_gui(tmp_path: Path) -> 
 def test_a_recipe_with_more_options_trains_the_same_through_the_gui(tmp_path: Path) -> None:
     data = copy.deepcopy(load_preset("likeness-sd15"))
     data["subject"] = {"trigger": "CharacterAI", "class_token": "woman"}
-    data["optimizer"] = {"type": "AdamW8bit", "args": ["weight_decay=0.01"], "scheduler": "cosine_with_restarts",
-                         "learning_rate": 1e-4, "unet_lr": 2e-4, "warmup_steps": 0.1, "scheduler_num_cycles": 3}  # fmt: skip
+    data["optimizer"] = {
+        "type": "AdamW8bit",
+        "args": ["weight_decay=0.01"],
+        "scheduler": "cosine_with_restarts",
+        "learning_rate": 1e-4,
+        "unet_lr": 2e-4,
+        "warmup_steps": 0.1,
+        "scheduler_num_cycles": 3,
+    }
     data["network"].update(args=["conv_dim=8", "conv_alpha=4"], dropout=0.1, train_unet_only=True)
     data["training"].update(seed=42, clip_skip=2, noise_offset=0.05, max_token_length=225, gradient_checkpointing=True)
     data["augmentation"].update(color=False, shuffle_caption=True, keep_tokens=1)
-    data["extra"] = {"min_snr_gamma": 5.0, "caption_dropout_rate": 0.1, "persistent_data_loader_workers": True,
-                     "scale_weight_norms": 1.0, "huber_c": 0.2, "loss_type": "huber"}  # fmt: skip
+    data["extra"] = {
+        "min_snr_gamma": 5.0,
+        "caption_dropout_rate": 0.1,
+        "persistent_data_loader_workers": True,
+        "scale_weight_norms": 1.0,
+        "huber_c": 0.2,
+        "loss_type": "huber",
+    }
     applied = _compare(recipe_from_dict(data, source="more"), tmp_path)
     assert "persistent_data_loader_workers" in applied

@@ -32,16 +32,33 @@ def test_build_launch_argv_env_cwd(tmp_path: Path) -> None:
     project = load_project(make_project(tmp_path))
     cmd = build_launch(project, "/opt/sd-scripts", "/venv/bin/python", base_env={"PATH": "/bin", "HF_TOKEN": "s"})
     assert cmd.argv == [
-        "/venv/bin/python", "-m", ACCELERATE_MODULE,
-        "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "fp16", "--dynamo_backend", "no",
-        "--num_cpu_threads_per_process", "2",
-        "/opt/sd-scripts/train_network.py", "--config_file", "config.toml", "--dataset_config", "dataset.toml",
-    ]  # fmt: skip
+        "/venv/bin/python",
+        "-m",
+        ACCELERATE_MODULE,
+        "--num_processes",
+        "1",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "fp16",
+        "--dynamo_backend",
+        "no",
+        "--num_cpu_threads_per_process",
+        "2",
+        "/opt/sd-scripts/train_network.py",
+        "--config_file",
+        "config.toml",
+        "--dataset_config",
+        "dataset.toml",
+    ]
     assert cmd.cwd == project.root
     assert cmd.env_overrides == {
-        "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8", "COLUMNS": "200", "PYTHONPATH": "/opt/sd-scripts",
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONIOENCODING": "utf-8",
+        "COLUMNS": "200",
+        "PYTHONPATH": "/opt/sd-scripts",
         "TF_CPP_MIN_LOG_LEVEL": "2",
-    }  # fmt: skip
+    }
     # the child gets the caller's environment plus the overrides; the record keeps only the overrides
     assert cmd.env["PATH"] == "/bin" and cmd.env["HF_TOKEN"] == "s" and cmd.env["COLUMNS"] == "200"
     assert "HF_TOKEN" not in json.dumps(jsonable(cmd))  # the full environment is never in JSON
@@ -68,13 +85,31 @@ def test_build_launch_sdxl_multi_gpu_and_resume(tmp_path: Path) -> None:
     cmd = build_launch(project, "/sd", "py", resume_dir=root / "model" / "testchar-1-A-000002-state", base_env={})
     i = cmd.argv.index("/sd/sdxl_train_network.py")
     assert cmd.argv[3:i] == [
-        "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "bf16", "--dynamo_backend", "no",
-        "--num_cpu_threads_per_process", "2", "--multi_gpu", "--gpu_ids", "0,1", "--main_process_port", "29501",
-    ]  # fmt: skip
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "bf16",
+        "--dynamo_backend",
+        "no",
+        "--num_cpu_threads_per_process",
+        "2",
+        "--multi_gpu",
+        "--gpu_ids",
+        "0,1",
+        "--main_process_port",
+        "29501",
+    ]
     # a state folder inside the project is passed relative to the cwd, like the real resume run did
     assert cmd.argv[i + 1 :] == [
-        "--config_file", "config.toml", "--dataset_config", "dataset.toml", "--resume", "model/testchar-1-A-000002-state"
-    ]  # fmt: skip
+        "--config_file",
+        "config.toml",
+        "--dataset_config",
+        "dataset.toml",
+        "--resume",
+        "model/testchar-1-A-000002-state",
+    ]
 
 
 def test_build_launch_is_pure(tmp_path: Path) -> None:

@@ -15,18 +15,31 @@ DATA = Path(__file__).parent / "data" / "trainer"
 
 # What each real run left in model/ (from ../shared/fixtures/sd-scripts-runs/<run>/model/)
 MODEL_FILES = {
-    "article-mini": ["testchar-1-A-000001.safetensors", "testchar-1-A-000002.safetensors",
-                     "testchar-1-A-000003.safetensors", "testchar-1-A.safetensors"],
+    "article-mini": [
+        "testchar-1-A-000001.safetensors",
+        "testchar-1-A-000002.safetensors",
+        "testchar-1-A-000003.safetensors",
+        "testchar-1-A.safetensors",
+    ],
     "validation": ["testchar-1-B-000001.safetensors", "testchar-1-B-000002.safetensors", "testchar-1-B.safetensors"],
     "resume": ["testchar-1-B.safetensors"],
     "no-data": [],
     "bad-dataset-config": [],
-    "interrupted": ["testchar-1-A-000001.safetensors", "testchar-1-A-000002.safetensors",
-                    "testchar-1-A-000003.safetensors"],
-}  # fmt: skip
+    "interrupted": [
+        "testchar-1-A-000001.safetensors",
+        "testchar-1-A-000002.safetensors",
+        "testchar-1-A-000003.safetensors",
+    ],
+}
 # the run's output_name (config.toml of each fixture)
-FINAL = {"article-mini": "testchar-1-A", "interrupted": "testchar-1-A", "no-data": "testchar-1-A",
-         "validation": "testchar-1-B", "resume": "testchar-1-B", "bad-dataset-config": "testchar-1-B"}  # fmt: skip
+FINAL = {
+    "article-mini": "testchar-1-A",
+    "interrupted": "testchar-1-A",
+    "no-data": "testchar-1-A",
+    "validation": "testchar-1-B",
+    "resume": "testchar-1-B",
+    "bad-dataset-config": "testchar-1-B",
+}
 
 
 def _judge(run: str, tmp_path: Path, exit_code: int | None = None, interrupted: bool = False):

@@ -599,16 +599,26 @@ def test_plan_from_recipe_uses_the_recipe_fields() -> None:
             "subject": {"trigger": "CharacterAI"},
             "dataset": {"repeats": 10, "validation_split": 0.1, "validation_seed": 3},
             "model": {"family": "sdxl"},
-            "training": {"max_train_epochs": 8, "batch_size": 2, "gradient_accumulation_steps": 1,
-                         "resolution": [1024, 1024], "bucket_reso_steps": 32, "max_bucket_reso": 2048},
+            "training": {
+                "max_train_epochs": 8,
+                "batch_size": 2,
+                "gradient_accumulation_steps": 1,
+                "resolution": [1024, 1024],
+                "bucket_reso_steps": 32,
+                "max_bucket_reso": 2048,
+            },
             "accelerate": {"num_processes": 2},
         },
         source="test",
-    )  # fmt: skip
+    )
     s = settings_from_recipe(recipe)
     assert (s.resolution, s.batch_size, s.num_processes, s.max_train_epochs, s.max_train_steps) == (
-        (1024, 1024), 2, 2, 8, None
-    )  # fmt: skip
+        (1024, 1024),
+        2,
+        2,
+        8,
+        None,
+    )
     assert (s.family, s.bucket_reso_steps, s.validation_split, s.validation_seed) == ("sdxl", 32, 0.1, 3)
     plan = plan_from_recipe(recipe, [SubsetInput("10_CharacterAI woman", [(1024, 1024)] * 20, repeats=10)])
     # 20 images: 18 kept (ceil(18.0)), 2 held out; 180 items / batch 2 = 90 batches; 45 per process.

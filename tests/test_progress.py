@@ -24,10 +24,20 @@ def _streams(run: str) -> tuple[bytes, bytes]:
 
 def _summary(state: ProgressState) -> tuple:
     return (
-        state.epoch, state.epochs, state.step, state.total_steps, state.avr_loss, state.rate, state.remaining,
-        tuple(state.checkpoints_saved), tuple(state.errors), tuple(state.exceptions), state.no_data,
-        state.model_saved, state.resumed_from,
-    )  # fmt: skip
+        state.epoch,
+        state.epochs,
+        state.step,
+        state.total_steps,
+        state.avr_loss,
+        state.rate,
+        state.remaining,
+        tuple(state.checkpoints_saved),
+        tuple(state.errors),
+        tuple(state.exceptions),
+        state.no_data,
+        state.model_saved,
+        state.resumed_from,
+    )
 
 
 def test_article_mini_success() -> None:
@@ -84,8 +94,11 @@ def test_interrupted_run_position_and_both_keyboard_interrupts() -> None:
 @pytest.mark.parametrize("run", RUNS)
 def test_step_events_match_every_main_bar_update(run: str) -> None:
     stdout, stderr = _streams(run)
-    expected = [int(m.group(1)) for seg in re.split(rb"[\r\n]", stderr)
-                if (m := re.match(rb"^steps:\s+\d+%\|[^|]*\|\s*(\d+)/\d+", seg))]  # fmt: skip
+    expected = [
+        int(m.group(1))
+        for seg in re.split(rb"[\r\n]", stderr)
+        if (m := re.match(rb"^steps:\s+\d+%\|[^|]*\|\s*(\d+)/\d+", seg))
+    ]
     parser = ProgressParser()
     steps = []
     for ev in parser.feed("stdout", stdout) + parser.feed("stderr", stderr) + parser.close():

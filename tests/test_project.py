@@ -65,9 +65,10 @@ def test_golden_rendered_files(article_project, name: str) -> None:
 
 def test_golden_layout_and_plan(article_project) -> None:
     _, root = article_project
-    tree = "\n".join(
-        line for line in _tree(root).splitlines() if not line.startswith("img/10_CharacterAI woman/img")
-    ) + "\n"
+    tree = (
+        "\n".join(line for line in _tree(root).splitlines() if not line.startswith("img/10_CharacterAI woman/img"))
+        + "\n"
+    )
     _golden("tree.txt", tree)
     _golden("plan.txt", format_plan(plan_project(root)) + "\n")
 
@@ -98,7 +99,9 @@ def test_render_writes_the_project_facts(article_project) -> None:
 def test_images_are_linked_never_moved(tmp_path) -> None:
     images = make_images(tmp_path / "src", [(64, 64), (64, 80)])
     before = sorted(p.name for p in images.iterdir())
-    result = build_project(images, tmp_path / "p", article_recipe("training.resolution=64", "training.min_bucket_reso=64"))
+    result = build_project(
+        images, tmp_path / "p", article_recipe("training.resolution=64", "training.min_bucket_reso=64")
+    )
     assert sorted(p.name for p in images.iterdir()) == before
     target = result.root / "img" / "10_CharacterAI woman" / "img00.png"
     assert target.samefile(images / "img00.png")
@@ -119,7 +122,11 @@ def test_rerender_is_idempotent_and_never_clobbers(tmp_path) -> None:
     again = build_project(images, tmp_path / "p", recipe)
     assert again.written == []
     # A changed recipe rewrites our own untouched files.
-    changed = build_project(images, tmp_path / "p", article_recipe("training.resolution=64", "training.min_bucket_reso=64", "network.rank=8"))
+    changed = build_project(
+        images,
+        tmp_path / "p",
+        article_recipe("training.resolution=64", "training.min_bucket_reso=64", "network.rank=8"),
+    )
     assert "config.toml" in changed.written
     # A file the user edited is never overwritten without force.
     cfg = tmp_path / "p" / "config.toml"
@@ -144,8 +151,9 @@ def test_foreign_file_in_output_is_not_overwritten(tmp_path) -> None:
 
 def test_dry_run_writes_nothing(tmp_path) -> None:
     images = make_images(tmp_path / "src", [(64, 64)])
-    result = build_project(images, tmp_path / "p", article_recipe("training.resolution=64", "training.min_bucket_reso=64"),
-                           dry_run=True)
+    result = build_project(
+        images, tmp_path / "p", article_recipe("training.resolution=64", "training.min_bucket_reso=64"), dry_run=True
+    )
     assert "config.toml" in result.written and "img" in result.folders
     assert not (tmp_path / "p").exists()
 
@@ -249,7 +257,10 @@ def test_build_from_a_kohya_train_data_dir_keeps_each_folder(tmp_path) -> None:
         {"image_dir": "img/5_other", "num_repeats": 5, "class_tokens": "other"},
     ]
     facts = read_facts(tmp_path / "p")
-    assert facts is not None and [(s.folder, s.repeats) for s in facts.subsets] == [("img/3_dk style", 3), ("img/5_other", 5)]
+    assert facts is not None and [(s.folder, s.repeats) for s in facts.subsets] == [
+        ("img/3_dk style", 3),
+        ("img/5_other", 5),
+    ]
     assert plan_project(tmp_path / "p").max_train_steps == result.plan.max_train_steps
 
 

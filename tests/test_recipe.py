@@ -53,7 +53,10 @@ def test_unknown_preset_names_the_known_ones() -> None:
     ("data", "message"),
     [
         ({"trainig": {}}, "recipe.toml: trainig: unknown key (did you mean 'training'?)"),
-        ({"training": {"max_train_epoch": 3}}, "training.max_train_epoch: unknown key (did you mean 'max_train_epochs'?)"),
+        (
+            {"training": {"max_train_epoch": 3}},
+            "training.max_train_epoch: unknown key (did you mean 'max_train_epochs'?)",
+        ),
         ({"training": {"max_train_epochs": 0}}, "recipe.toml: training.max_train_epochs: must be >= 1, got 0"),
         ({"samples": {"prompts": [{"prompt": "a", "widht": 8}]}}, "samples.prompts[0].widht: unknown key"),
         ({"samples": {"prompts": [{"prompt": "a --w 3"}]}}, "splits prompt lines on ' --'"),
@@ -68,7 +71,10 @@ def test_unknown_preset_names_the_known_ones() -> None:
         ({"optimizer": {"warmup_steps": 100.0, "scheduler": "cosine"}}, "must be below 1"),
         ({"optimizer": {"scheduler": "reduce_lr_on_plateau"}}, "not a scheduler train_network runs"),
         ({"optimizer": {"scheduler": "constant", "warmup_steps": 5}}, "constant scheduler requires 0 warmup"),
-        ({"augmentation": {"color": True}, "training": {"cache_latents": True}}, "cannot be combined with augmentation.color"),
+        (
+            {"augmentation": {"color": True}, "training": {"cache_latents": True}},
+            "cannot be combined with augmentation.color",
+        ),
         ({"output": {"name": "../evil"}}, "output.name"),
         ({"output": {"name": "a;rm -rf"}}, "no '/', '..', spaces or shell characters"),
         ({"output": {"letter": "a"}}, "upper-case letters"),
@@ -100,7 +106,11 @@ def test_extra_accepts_real_options_and_sdxl_only_options() -> None:
     with pytest.raises(RecipeError, match="unknown sd-scripts option for train_network.py"):
         recipe_from_dict({"extra": {"cache_text_encoder_outputs": True}})
     sdxl = recipe_from_dict(
-        {"model": {"family": "sdxl"}, "network": {"train_unet_only": True}, "extra": {"cache_text_encoder_outputs": True}}
+        {
+            "model": {"family": "sdxl"},
+            "network": {"train_unet_only": True},
+            "extra": {"cache_text_encoder_outputs": True},
+        }
     )
     assert sdxl.extra == {"cache_text_encoder_outputs": True}
 
@@ -135,7 +145,9 @@ def test_recipe_file_round_trip(tmp_path) -> None:
 def test_recipe_file_layers_preset_and_resolves_relative_images(tmp_path) -> None:
     (tmp_path / "imgs").mkdir()
     path = tmp_path / "recipe.toml"
-    path.write_text('preset = "likeness-sd15"\n[subject]\ntrigger = "Zed"\n[dataset]\nimages = "imgs"\n', encoding="utf-8")
+    path.write_text(
+        'preset = "likeness-sd15"\n[subject]\ntrigger = "Zed"\n[dataset]\nimages = "imgs"\n', encoding="utf-8"
+    )
     r = load_recipe(path, ["network.rank=64"])
     assert (r.network.rank, r.network.alpha, r.preset) == (64, 72.0, "likeness-sd15")
     assert r.dataset.images == str((tmp_path / "imgs").resolve())
@@ -159,12 +171,20 @@ def test_malformed_files(tmp_path, content: bytes, message: str) -> None:
 
 
 _scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 5000), st.floats(allow_nan=True), st.text(max_size=12))
-_values = st.recursive(_scalars, lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=10), c, max_size=3), max_leaves=8)
+_values = st.recursive(
+    _scalars, lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=10), c, max_size=3), max_leaves=8
+)
 _sections = st.sampled_from(list(Recipe.model_fields))
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.dictionaries(st.one_of(_sections, st.text(max_size=8)), st.one_of(_values, st.dictionaries(st.text(max_size=16), _values, max_size=4)), max_size=4))
+@given(
+    st.dictionaries(
+        st.one_of(_sections, st.text(max_size=8)),
+        st.one_of(_values, st.dictionaries(st.text(max_size=16), _values, max_size=4)),
+        max_size=4,
+    )
+)
 def test_fuzz_recipe_loader_only_raises_recipe_errors(data: dict) -> None:
     try:
         r = recipe_from_dict(data, source="fuzz.toml")
@@ -233,7 +253,10 @@ def test_epoch_count_has_an_upper_bound() -> None:
         ({"training": {"seed": 2**40}}, r"training.seed: must be <= 4294967295.*32 bits"),
         ({"training": {"resolution": [9000, 9000]}}, r"resolution: each side must be at most 8192"),
         ({"extra": {"max_grad_norm": float("nan")}}, r"extra.max_grad_norm: must be a finite number, got nan"),
-        ({"output": {"name": "a" * 5_000_000}}, r"output.name: must have at most 100 characters, got 'aaa.*\(5000002 characters\) \(file names"),
+        (
+            {"output": {"name": "a" * 5_000_000}},
+            r"output.name: must have at most 100 characters, got 'aaa.*\(5000002 characters\) \(file names",
+        ),
     ],
 )
 def test_absurd_numbers_are_refused_with_the_reason(data: dict, message: str) -> None:
@@ -244,9 +267,15 @@ def test_absurd_numbers_are_refused_with_the_reason(data: dict, message: str) ->
 
 @pytest.mark.parametrize(
     ("trigger", "name"),
-    [("darius kawasaki", "darius_kawasaki"), ("x;rm", "x_rm"), ("-rf", "rf"), ("a$(id)", "a_id"), ("a..b", "a.b"),
-     ("Café Noir", "Caf_Noir")],
-)  # fmt: skip
+    [
+        ("darius kawasaki", "darius_kawasaki"),
+        ("x;rm", "x_rm"),
+        ("-rf", "rf"),
+        ("a$(id)", "a_id"),
+        ("a..b", "a.b"),
+        ("Café Noir", "Caf_Noir"),
+    ],
+)
 def test_output_name_is_the_trigger_made_file_safe(trigger: str, name: str) -> None:
     # Without output.name the trigger gives the output name (a file name and a shell word).
     assert recipe_from_dict({"subject": {"trigger": trigger}}).output.output_name == f"{name}-1-A"
@@ -279,10 +308,14 @@ def test_sample_prompt_lines_sd_scripts_would_misread(prompt: str, message: str)
             ["augmentation.color=false", "training.cache_latents=true", "extra.random_crop=true"],
             "extra.random_crop: cannot be combined with training.cache_latents",
         ),
-        (["extra.fused_backward_pass=true", "optimizer.type='AdamW'", "optimizer.scheduler='constant'"],
-         "extra.fused_backward_pass: needs optimizer.type = 'Adafactor'"),
-        (["extra.fused_backward_pass=true", "training.gradient_accumulation_steps=2"],
-         "extra.fused_backward_pass: does not work with training.gradient_accumulation_steps > 1"),
+        (
+            ["extra.fused_backward_pass=true", "optimizer.type='AdamW'", "optimizer.scheduler='constant'"],
+            "extra.fused_backward_pass: needs optimizer.type = 'Adafactor'",
+        ),
+        (
+            ["extra.fused_backward_pass=true", "training.gradient_accumulation_steps=2"],
+            "extra.fused_backward_pass: does not work with training.gradient_accumulation_steps > 1",
+        ),
     ],
 )
 def test_extra_options_sd_scripts_would_stop_on(sets: list[str], message: str) -> None:
@@ -296,8 +329,11 @@ def test_extra_options_sd_scripts_would_stop_on(sets: list[str], message: str) -
         (["extra.weighted_captions=true"], "extra.weighted_captions: cannot be used with SDXL"),
         (["extra.cache_text_encoder_outputs=true"], "needs network.train_unet_only = true"),
         (
-            ["extra.cache_text_encoder_outputs_to_disk=true", "network.train_unet_only=true",
-             "augmentation.shuffle_caption=true"],
+            [
+                "extra.cache_text_encoder_outputs_to_disk=true",
+                "network.train_unet_only=true",
+                "augmentation.shuffle_caption=true",
+            ],
             "extra.cache_text_encoder_outputs: cannot be combined with augmentation.shuffle_caption",
         ),
     ],
@@ -339,5 +375,7 @@ def test_dataset_is_one_folder_or_subsets() -> None:
         recipe_from_dict({"dataset": {"subsets": [{"images": "/a", "repeats": 3, "class_tokens": "x"}] * 2}})
     with pytest.raises(RecipeError, match="class_tokens: must be usable in a folder name"):
         recipe_from_dict({"dataset": {"subsets": [{"images": "/a", "class_tokens": "x/y"}]}})
-    r = recipe_from_dict({"subject": {"trigger": "t"}, "dataset": {"subsets": [{"images": "/a", "repeats": 3, "class_tokens": "t x"}]}})
+    r = recipe_from_dict(
+        {"subject": {"trigger": "t"}, "dataset": {"subsets": [{"images": "/a", "repeats": 3, "class_tokens": "t x"}]}}
+    )
     assert [(s.folder, s.repeats, s.source) for s in r.train_subsets()] == [("img/3_t x", 3, "/a")]

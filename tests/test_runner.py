@@ -66,8 +66,10 @@ def test_successful_run_tees_raw_output_and_parses_it(tmp_path: Path, monkeypatc
     st = result.state
     assert (st.epoch, st.epochs, st.step, st.total_steps) == (3, 3, 18, 18)
     assert st.checkpoints_saved == [
-        "model/testchar-1-A-000001.safetensors", "model/testchar-1-A-000002.safetensors", "model/testchar-1-A.safetensors"
-    ]  # fmt: skip
+        "model/testchar-1-A-000001.safetensors",
+        "model/testchar-1-A-000002.safetensors",
+        "model/testchar-1-A.safetensors",
+    ]
     raw = result.log_file.read_bytes()
     # the log holds both streams unchanged: stdout lines and the \r-separated bar
     assert b"\nsaving checkpoint: model/testchar-1-A.safetensors\n" in raw

@@ -75,8 +75,17 @@ def test_same_install_as_the_spec_and_the_cache(env: Path) -> None:
 def test_older_and_newer_install(env: Path) -> None:
     def edit(options: list[dict]) -> None:
         options[:] = [o for o in options if o["dest"] not in ("validation_split", "sdpa")]
-        options.append({"name": "--fancy_new_option", "dest": "fancy_new_option", "type": "bool_flag",
-                        "item_type": None, "default": False, "choices": None, "nargs": 0})  # fmt: skip
+        options.append(
+            {
+                "name": "--fancy_new_option",
+                "dest": "fancy_new_option",
+                "type": "bool_flag",
+                "item_type": None,
+                "default": False,
+                "choices": None,
+                "nargs": 0,
+            }
+        )
         for o in options:
             if o["dest"] == "sample_sampler":
                 o["choices"] = [*o["choices"], "flow_euler"]

@@ -97,8 +97,13 @@ def test_expand_grid_is_the_cartesian_product_with_versioned_names(recipe) -> No
     assert [r.folder for r in runs] == [r.name for r in runs]
     # The first grid key varies slowest.
     assert [(r.settings["network.alpha"], r.settings["training.max_train_epochs"]) for r in runs] == [
-        (48.0, 8), (48.0, 10), (72.0, 8), (72.0, 10), (96.0, 8), (96.0, 10),
-    ]  # fmt: skip
+        (48.0, 8),
+        (48.0, 10),
+        (72.0, 8),
+        (72.0, 10),
+        (96.0, 8),
+        (96.0, 10),
+    ]
     assert runs[3].grid_values == {"network_alpha": "72", "max_train_epochs": "10"}
     # Each run's recipe really holds its values and its name; everything else is the base recipe's.
     d = runs[3].recipe

@@ -14,8 +14,14 @@ def test_tag_stats_on_the_real_article_mini_captions(tmp_path: Path) -> None:
     assert (stats.images, stats.captions) == (6, 6)
     rows = {t: c for t, c, _s in stats.rows()}
     assert rows == {
-        "1girl": 6, "testchar": 6, "braided hair": 6, "3D render": 6, "from side": 1, "from behind": 1, "upper body": 1
-    }  # fmt: skip
+        "1girl": 6,
+        "testchar": 6,
+        "braided hair": 6,
+        "3D render": 6,
+        "from side": 1,
+        "from behind": 1,
+        "upper body": 1,
+    }
     assert stats.rows()[0][2] == 1.0
 
 

@@ -68,22 +68,37 @@ def test_success_writes_checkpoints_and_a_run_record(tmp_path: Path, monkeypatch
     data = json.loads(record.path.read_text(encoding="utf-8"))
     assert data["outcome"] == "success" and data["message"] == "wrote testchar-1-A.safetensors"
     assert data["checkpoints"] == [
-        "model/testchar-1-A-000001.safetensors", "model/testchar-1-A-000002.safetensors",
+        "model/testchar-1-A-000001.safetensors",
+        "model/testchar-1-A-000002.safetensors",
         "model/testchar-1-A.safetensors",
-    ]  # fmt: skip
+    ]
     assert data["final_checkpoint"] == "model/testchar-1-A.safetensors"
     assert data["files"]["config.toml"] == sha256_file(root / "config.toml")
     assert data["files"]["dataset.toml"] == sha256_file(root / "dataset.toml")
     assert len(data["recipe_sha256"]) == 64
     assert data["command"][:3] == [sys.executable, "-m", "accelerate.commands.launch"]
     assert data["command"][-5:] == [
-        str(FAKE_SD_SCRIPTS / "train_network.py"), "--config_file", "config.toml", "--dataset_config", "dataset.toml"
-    ]  # fmt: skip
+        str(FAKE_SD_SCRIPTS / "train_network.py"),
+        "--config_file",
+        "config.toml",
+        "--dataset_config",
+        "dataset.toml",
+    ]
     assert data["env"]["PYTHONUNBUFFERED"] == "1"
-    assert data["sd_scripts"] == {"path": str(FAKE_SD_SCRIPTS), "script": "train_network.py", "commit": None,
-                                  "ref": None, "tag": None}  # fmt: skip
-    assert data["progress"] == {"epoch": 3, "epochs": 3, "step": 18, "total_steps": 18,
-                                "avr_loss": data["progress"]["avr_loss"]}  # fmt: skip
+    assert data["sd_scripts"] == {
+        "path": str(FAKE_SD_SCRIPTS),
+        "script": "train_network.py",
+        "commit": None,
+        "ref": None,
+        "tag": None,
+    }
+    assert data["progress"] == {
+        "epoch": 3,
+        "epochs": 3,
+        "step": 18,
+        "total_steps": 18,
+        "avr_loss": data["progress"]["avr_loss"],
+    }
     assert (root / data["log_file"]).is_file() and data["log_file"].startswith("log/train-")
     assert data["log_dir"] == "log" and len(data["tensorboard_runs"]) == 1
     assert data["resume"] is None and data["exit"] == "exit 0"
@@ -108,8 +123,9 @@ def test_fake_trainer_matches_the_real_files(tmp_path: Path, monkeypatch: pytest
     fake_state = json.loads((root / "model" / "testchar-1-A-000002-state" / "train_state.json").read_text())
     assert set(fake_state) == set(real_state) and fake_state == {"current_epoch": 2, "current_step": 8}
     assert json.loads((root / "model" / "testchar-1-A-state" / "train_state.json").read_text()) == {
-        "current_epoch": 3, "current_step": 12
-    }  # fmt: skip
+        "current_epoch": 3,
+        "current_step": 12,
+    }
     # TensorBoard, read with the project's own reader: the real run's tags, step = global step or epoch, and
     # intact TFRecord framing (no record skipped, no CRC warning)
     real_events = read_event_file(next((DATA / "validation").glob("events.out.tfevents.*")))
@@ -122,8 +138,13 @@ def test_fake_trainer_matches_the_real_files(tmp_path: Path, monkeypatch: pytest
 
 
 # the image folder of each real run (the fixtures' PNGs are 128x160 / 128x128; the fake reads only names)
-FIDELITY_RUNS = {"article-mini": "img/2_testchar woman", "no-data": "img/testchar woman",
-                 "bad-dataset-config": "img/train", "validation": "img/train", "resume": "img/train"}  # fmt: skip
+FIDELITY_RUNS = {
+    "article-mini": "img/2_testchar woman",
+    "no-data": "img/testchar woman",
+    "bad-dataset-config": "img/train",
+    "validation": "img/train",
+    "resume": "img/train",
+}
 _STAMP = re.compile(rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ")
 _TIMING = re.compile(rb"\[\d\d:\d\d<[^\]]*\]")
 
@@ -165,9 +186,24 @@ def test_fake_trainer_prints_what_the_real_one_printed(run: str, tmp_path: Path)
     (work / "models" / "sd15-random").mkdir(parents=True)
     env = {k: v for k, v in os.environ.items() if k not in KNOBS}
     env.update({"COLUMNS": "160", "PYTHONPATH": str(FAKE_SITE), "PYTHONUNBUFFERED": "1"})
-    argv = [sys.executable, "-m", "accelerate.commands.launch", "--num_cpu_threads_per_process", "2",
-            "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-            str(FAKE_SD_SCRIPTS / "train_network.py"), "--config_file", "config.toml"]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--num_cpu_threads_per_process",
+        "2",
+        "--num_processes",
+        "1",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        str(FAKE_SD_SCRIPTS / "train_network.py"),
+        "--config_file",
+        "config.toml",
+    ]
     if run == "resume":
         # the real `resume` run continued the `validation` run from its epoch-2 state folder (`--resume`)
         first = subprocess.run(argv, cwd=work, env=env, capture_output=True, timeout=300, check=False)
@@ -186,9 +222,13 @@ def test_fake_trainer_prints_what_the_real_one_printed(run: str, tmp_path: Path)
     assert [seg for seg in fake if seg not in set(real)] == []
     # what outcome detection reads: ERROR records (incl. rich's wrapping of the Japanese half at 160 columns),
     # the exception lines, the last bar position
-    must = [seg for i, seg in enumerate(real)
-            if re.match(rb" {20}ERROR ", seg) or (i and re.match(rb" {20}ERROR ", real[i - 1]) and seg.startswith(b" " * 29))
-            or re.match(rb"[a-z_.]+\.[A-Za-z]*(Error|Invalid): ", seg)]  # fmt: skip
+    must = [
+        seg
+        for i, seg in enumerate(real)
+        if re.match(rb" {20}ERROR ", seg)
+        or (i and re.match(rb" {20}ERROR ", real[i - 1]) and seg.startswith(b" " * 29))
+        or re.match(rb"[a-z_.]+\.[A-Za-z]*(Error|Invalid): ", seg)
+    ]
     assert [seg for seg in must if seg not in set(fake)] == []
     if run != "bad-dataset-config":
         assert fake[-1] == real[-1]
@@ -197,9 +237,11 @@ def test_fake_trainer_prints_what_the_real_one_printed(run: str, tmp_path: Path)
 def test_sdxl_project_runs_sdxl_train_network(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake_env(monkeypatch)
     root = make_project(
-        tmp_path, preset="likeness-sdxl", model={"base": "models/sd15", "family": "sdxl"},
+        tmp_path,
+        preset="likeness-sdxl",
+        model={"base": "models/sd15", "family": "sdxl"},
         training={"resolution": [64, 64], "max_bucket_reso": 128},
-    )  # fmt: skip
+    )
     record = _train(root)
     assert record.ok and record.command.argv[-5].endswith("sdxl_train_network.py")
     meta = safetensors_metadata(root / "model" / "testchar-1-A.safetensors")
@@ -276,8 +318,11 @@ def test_ctrl_c_keeps_checkpoints_exits_130_and_resume_finishes(
         f"(step {state.step}); training continues with epoch {state.epoch + 1}/30"
     )
     assert record.command.argv[-2:] == ["--resume", f"model/testchar-1-A-{state.epoch:06d}-state"]
-    assert record.data["resume"] == {"state": f"model/testchar-1-A-{state.epoch:06d}-state", "epoch": state.epoch,
-                                     "step": state.step}  # fmt: skip
+    assert record.data["resume"] == {
+        "state": f"model/testchar-1-A-{state.epoch:06d}-state",
+        "epoch": state.epoch,
+        "step": state.step,
+    }
     # like the real resume run: the epoch count continues, the final file carries the last epoch
     assert record.data["progress"]["epoch"] == 30
     assert safetensors_metadata(root / "model" / "testchar-1-A.safetensors")["ss_epoch"] == "30"
@@ -395,8 +440,9 @@ def test_dry_run_prints_the_command_and_writes_nothing(tmp_path: Path, monkeypat
         "--config_file config.toml --dataset_config dataset.toml"
     )
     assert not list((root / "runs").iterdir()) and not list((root / "log").iterdir())
-    code, out, _ = run_cli("train", root, "--dry-run", "--json", "--sd-scripts", FAKE_SD_SCRIPTS, "--python",
-                           sys.executable)  # fmt: skip
+    code, out, _ = run_cli(
+        "train", root, "--dry-run", "--json", "--sd-scripts", FAKE_SD_SCRIPTS, "--python", sys.executable
+    )
     assert code == 0 and json.loads(out)["outcome"] == "dry-run"
 
 

@@ -454,8 +454,8 @@ def _written_as(path: str) -> str | None:
 
 def render_recipe_md() -> str:
     """The text of docs/recipe.md."""
-    from kohya_recipe.recipe.mapping import DERIVED_OPTIONS, SDSCRIPTS_FIELDS
     from kohya_recipe.recipe.fields import SCHEDULERS
+    from kohya_recipe.recipe.mapping import DERIVED_OPTIONS, SDSCRIPTS_FIELDS
 
     presets = _load_presets()
     sections = _sections()

@@ -64,9 +64,14 @@ Runs are named like the article's versions: the recipe's CharacterAI-1-A gives C
 @dry_run_option("Check everything and list the runs; write nothing.")
 @json_option
 def sweep_cmd(
-    recipe: str, grid: tuple[str, ...], sets: tuple[str, ...], out: str | None, force: bool, dry_run: bool,
+    recipe: str,
+    grid: tuple[str, ...],
+    sets: tuple[str, ...],
+    out: str | None,
+    force: bool,
+    dry_run: bool,
     as_json: bool,
-) -> None:  # fmt: skip
+) -> None:
     """Expand a recipe into a grid of versioned runs, each its own project folder."""
     from kohya_recipe.train.sweep import format_sweep, sweep_recipe_file
 
@@ -161,9 +166,13 @@ other GPUs or exits.
 @json_option
 @click.pass_context
 def queue_run_cmd(
-    ctx: click.Context, queue_file: str | None, sd_scripts: str | None, python: str | None, quiet: bool,
+    ctx: click.Context,
+    queue_file: str | None,
+    sd_scripts: str | None,
+    python: str | None,
+    quiet: bool,
     as_json: bool,
-) -> None:  # fmt: skip
+) -> None:
     """Train the queued runs one after another until the queue is empty."""
     from kohya_recipe.train.runqueue import format_run_summary, run_queue
 

@@ -57,9 +57,15 @@ no accelerate), 4 the trainer failed, 130 interrupted (checkpoints kept; --resum
 @click.option("--verbose", "-v", is_flag=True, help="Show the trainer's raw output instead of the progress bar.")
 @json_option
 def train_cmd(
-    project: str, sd_scripts: str | None, python: str | None, resume: bool, dry_run: bool, quiet: bool,
-    verbose: bool, as_json: bool,
-) -> None:  # fmt: skip
+    project: str,
+    sd_scripts: str | None,
+    python: str | None,
+    resume: bool,
+    dry_run: bool,
+    quiet: bool,
+    verbose: bool,
+    as_json: bool,
+) -> None:
     """Train a rendered PROJECT headless with sd-scripts.
 
     Re-renders the project if its resolved-recipe.toml changed, runs `accelerate launch … train_network.py

@@ -46,9 +46,19 @@ OTHER_IMAGE_EXTENSIONS: frozenset[str] = frozenset(
 
 # The format an extension promises, for the "magic does not match the extension" check.
 _EXTENSION_FORMAT: dict[str, str] = {
-    ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".jfif": "JPEG", ".webp": "WEBP",
-    ".bmp": "BMP", ".gif": "GIF", ".tif": "TIFF", ".tiff": "TIFF", ".avif": "AVIF", ".jxl": "JXL",
-}  # fmt: skip
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".jpe": "JPEG",
+    ".jfif": "JPEG",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+    ".gif": "GIF",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".avif": "AVIF",
+    ".jxl": "JXL",
+}
 
 _HEAD_BYTES = 1024  # one read covers every header parsed here except a JPEG/PNG with large metadata first
 _TAIL_BYTES = 32

@@ -38,9 +38,18 @@ from kohya_recipe.kohya_ss.fields import (
 
 # update_my_data's coercions: key -> the value it uses when int()/float() of the file's value fails.
 _INT_KEYS = (
-    "clip_skip", "epoch", "gradient_accumulation_steps", "keep_tokens", "lr_warmup", "max_data_loader_n_workers",
-    "max_train_epochs", "save_every_n_epochs", "seed", "max_train_steps", "caption_dropout_every_n_epochs",
-)  # fmt: skip
+    "clip_skip",
+    "epoch",
+    "gradient_accumulation_steps",
+    "keep_tokens",
+    "lr_warmup",
+    "max_data_loader_n_workers",
+    "max_train_epochs",
+    "save_every_n_epochs",
+    "seed",
+    "max_train_steps",
+    "caption_dropout_every_n_epochs",
+)
 INT_COERCED = dict.fromkeys(_INT_KEYS, 0) | {"lr_scheduler_num_cycles": 1, "max_token_length": 75}
 _FLOAT_KEYS = ("adaptive_noise_scale", "noise_offset", "learning_rate", "text_encoder_lr", "unet_lr")
 FLOAT_COERCED = dict.fromkeys(_FLOAT_KEYS, 0.0) | {"lr_scheduler_power": 1.0}
@@ -214,8 +223,11 @@ def _gradio_value(key: str, value: Any, f: GuiField, source: str) -> tuple[Any, 
     if f.widget == "Checkbox" and not isinstance(value, bool):
         if isinstance(value, int | float) and value in (0, 1):
             return bool(value), f"{key}: {describe(value)} read as {describe(bool(value))}"
-        raise _fail(source, key, f"must be true or false, not {describe(value)} (the GUI would read it as "
-                                 f"{describe(bool(value))})")  # fmt: skip
+        raise _fail(
+            source,
+            key,
+            f"must be true or false, not {describe(value)} (the GUI would read it as {describe(bool(value))})",
+        )
     if f.widget == "Textbox" and not isinstance(value, str):
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise _fail(source, key, f"must be text, not {describe(value)}")
@@ -258,11 +270,15 @@ _LOAD_STEPS: tuple[Callable[[dict[str, Any], str], list[str]], ...] = (
 def _refuse_unsupported(d: dict[str, Any], source: str) -> None:
     lora_type = d.get("LoRA_type")
     if lora_type is not None and lora_type not in lora_types():
-        raise _fail(source, "LoRA_type", f"{describe(lora_type)} is not a LoRA type of the GUI "
-                                         f"({', '.join(lora_types())})")  # fmt: skip
+        raise _fail(
+            source, "LoRA_type", f"{describe(lora_type)} is not a LoRA type of the GUI ({', '.join(lora_types())})"
+        )
     if lora_type in UNSUPPORTED_LORA_TYPES:
-        raise _fail(source, "LoRA_type", f"{lora_type!r} trains a model family kohya-recipe does not support "
-                                         "(SD 1.x, SD 2.x and SDXL only)")  # fmt: skip
+        raise _fail(
+            source,
+            "LoRA_type",
+            f"{lora_type!r} trains a model family kohya-recipe does not support (SD 1.x, SD 2.x and SDXL only)",
+        )
     for flag in FAMILY_FLAGS:
         if d.get(flag) is True:
             name = flag.replace("_checkbox", "").replace("hunyuan_image", "HunyuanImage").replace("flux1", "Flux.1")

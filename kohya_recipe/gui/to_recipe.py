@@ -237,8 +237,9 @@ class FormImporter:
         default_lr = float(self.specs["learning_rate"].default)
         lr, te, unet = form["learning_rate"], form["text_encoder_lr"], form["unet_lr"]
         if lr == 0 and te == 0 and unet == 0:
-            raise self.error("learning_rate", "learning_rate, text_encoder_lr and unet_lr are all 0: the GUI refuses "
-                                              "to train")  # fmt: skip
+            raise self.error(
+                "learning_rate", "learning_rate, text_encoder_lr and unet_lr are all 0: the GUI refuses to train"
+            )
         if lr < 0:
             raise self.error("learning_rate", f"{lr} is negative: sd-scripts would train away from the data")
         rates = effective_lrs(lr, te, unet, default_lr)
@@ -291,11 +292,15 @@ class FormImporter:
                 f"{form['epoch']}; the recipe trains by epochs ({epochs}); check the epoch count",
             )
         if form["mixed_precision"] not in ("no", "fp16", "bf16"):
-            raise self.error("mixed_precision", f"{form['mixed_precision']!r} is not supported by the recipe "
-                                                "(no, fp16, bf16)")  # fmt: skip
+            raise self.error(
+                "mixed_precision", f"{form['mixed_precision']!r} is not supported by the recipe (no, fp16, bf16)"
+            )
         if form["mem_eff_attn"]:
-            self.warn("mem_eff_attn", f"sd-scripts' slow memory-efficient attention is not offered by kohya-recipe; "
-                                      f"attention = {form['xformers']!r} is used instead")  # fmt: skip
+            self.warn(
+                "mem_eff_attn",
+                f"sd-scripts' slow memory-efficient attention is not offered by kohya-recipe; "
+                f"attention = {form['xformers']!r} is used instead",
+            )
         # sd-scripts logs to TensorBoard when a logging_dir is set and log_with is not; a file without a
         # logging_dir key (a preset) does not say, so it keeps the recipe's TensorBoard logging.
         log_with = form["log_with"] or (
@@ -333,8 +338,10 @@ class FormImporter:
             "log_with": log_with,
         }
         if form["save_model_as"] != "safetensors":
-            self.warn("save_model_as", f"{form['save_model_as']!r}: kohya-recipe saves .safetensors (the only format "
-                                       "with epoch metadata)")  # fmt: skip
+            self.warn(
+                "save_model_as",
+                f"{form['save_model_as']!r}: kohya-recipe saves .safetensors (the only format with epoch metadata)",
+            )
         if form["stop_text_encoder_training"]:
             self.lost.add("stop_text_encoder_training")  # already a preflight warning: the GUI ignores it
         if form["dataset_config"]:
@@ -343,8 +350,10 @@ class FormImporter:
                 "its own dataset.toml from the recipe"
             )
         if form["multi_gpu"] and int(form["num_processes"]) <= 1:
-            self.warn("multi_gpu", "is on with num_processes = 1; kohya-recipe launches multi-GPU from "
-                                   "accelerate.num_processes")  # fmt: skip
+            self.warn(
+                "multi_gpu",
+                "is on with num_processes = 1; kohya-recipe launches multi-GPU from accelerate.num_processes",
+            )
 
     def _samples(self) -> None:
         form, data = self.form, self.data
@@ -354,8 +363,10 @@ class FormImporter:
                 v = p.get(side)
                 if isinstance(v, int) and (v % 8 or v < 64):
                     new = max(64, v - v % 8)
-                    self.repairs.append(f"sample_prompts: --{side[0]} {v} becomes {new} (sd-scripts rounds down to a "
-                                        "multiple of 8, at least 64)")  # fmt: skip
+                    self.repairs.append(
+                        f"sample_prompts: --{side[0]} {v} becomes {new} (sd-scripts rounds down to a "
+                        "multiple of 8, at least 64)"
+                    )
                     p[side] = new
         if dropped:
             self.warn("sample_prompts", f"inline options the recipe cannot hold are dropped: {', '.join(dropped)}")

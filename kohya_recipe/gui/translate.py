@@ -24,29 +24,103 @@ GUI_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
 # Keys train_model writes to ``config_toml_data`` under the same name (kept when truthy).
 SAME_NAME_KEYS = (
-    "async_upload", "bucket_no_upscale", "bucket_reso_steps", "cache_latents", "cache_latents_to_disk",
-    "caption_dropout_rate", "caption_extension", "color_aug", "dataset_config", "debiased_estimation_loss",
-    "dim_from_weights", "dynamo_backend", "enable_bucket", "flip_aug", "fp8_base", "full_bf16", "full_fp16",
-    "gradient_checkpointing", "highvram", "huber_c", "huber_scale", "huber_schedule", "huggingface_path_in_repo",
-    "huggingface_repo_id", "huggingface_repo_type", "huggingface_repo_visibility", "huggingface_token",
-    "ip_noise_gamma_random_strength", "log_config", "log_tracker_config", "log_tracker_name", "log_with",
-    "logging_dir", "loss_type", "lr_scheduler", "lr_scheduler_power", "masked_loss", "max_bucket_reso",
-    "max_grad_norm", "mem_eff_attn", "metadata_author", "metadata_description", "metadata_license",
-    "metadata_tags", "metadata_title", "mixed_precision", "network_alpha", "network_dim", "network_dropout",
-    "network_weights", "noise_offset_type", "output_dir", "output_name", "pretrained_model_name_or_path",
-    "prior_loss_weight", "random_crop", "reg_data_dir", "resume", "resume_from_huggingface", "sample_sampler",
-    "save_model_as", "save_precision", "save_state", "save_state_on_train_end", "save_state_to_huggingface",
-    "scale_v_pred_loss_like_noise_pred", "scale_weight_norms", "shuffle_caption", "skip_cache_check",
-    "train_batch_size", "train_data_dir", "train_inpainting", "training_comment", "v2", "v_parameterization",
-    "vae", "wandb_api_key", "weighted_captions",
-)  # fmt: skip
+    "async_upload",
+    "bucket_no_upscale",
+    "bucket_reso_steps",
+    "cache_latents",
+    "cache_latents_to_disk",
+    "caption_dropout_rate",
+    "caption_extension",
+    "color_aug",
+    "dataset_config",
+    "debiased_estimation_loss",
+    "dim_from_weights",
+    "dynamo_backend",
+    "enable_bucket",
+    "flip_aug",
+    "fp8_base",
+    "full_bf16",
+    "full_fp16",
+    "gradient_checkpointing",
+    "highvram",
+    "huber_c",
+    "huber_scale",
+    "huber_schedule",
+    "huggingface_path_in_repo",
+    "huggingface_repo_id",
+    "huggingface_repo_type",
+    "huggingface_repo_visibility",
+    "huggingface_token",
+    "ip_noise_gamma_random_strength",
+    "log_config",
+    "log_tracker_config",
+    "log_tracker_name",
+    "log_with",
+    "logging_dir",
+    "loss_type",
+    "lr_scheduler",
+    "lr_scheduler_power",
+    "masked_loss",
+    "max_bucket_reso",
+    "max_grad_norm",
+    "mem_eff_attn",
+    "metadata_author",
+    "metadata_description",
+    "metadata_license",
+    "metadata_tags",
+    "metadata_title",
+    "mixed_precision",
+    "network_alpha",
+    "network_dim",
+    "network_dropout",
+    "network_weights",
+    "noise_offset_type",
+    "output_dir",
+    "output_name",
+    "pretrained_model_name_or_path",
+    "prior_loss_weight",
+    "random_crop",
+    "reg_data_dir",
+    "resume",
+    "resume_from_huggingface",
+    "sample_sampler",
+    "save_model_as",
+    "save_precision",
+    "save_state",
+    "save_state_on_train_end",
+    "save_state_to_huggingface",
+    "scale_v_pred_loss_like_noise_pred",
+    "scale_weight_norms",
+    "shuffle_caption",
+    "skip_cache_check",
+    "train_batch_size",
+    "train_data_dir",
+    "train_inpainting",
+    "training_comment",
+    "v2",
+    "v_parameterization",
+    "vae",
+    "wandb_api_key",
+    "weighted_captions",
+)
 # Same name, but 0 is written as "absent" explicitly (value if value != 0 else None).
 NONZERO_KEYS = (
-    "clip_skip", "min_snr_gamma", "ip_noise_gamma", "min_timestep", "max_timestep", "vae_batch_size",
-    "save_every_n_epochs", "save_every_n_steps", "save_last_n_steps", "save_last_n_steps_state",
-    "save_last_n_epochs", "save_last_n_epochs_state", "sample_every_n_epochs", "sample_every_n_steps",
+    "clip_skip",
+    "min_snr_gamma",
+    "ip_noise_gamma",
+    "min_timestep",
+    "max_timestep",
+    "vae_batch_size",
+    "save_every_n_epochs",
+    "save_every_n_steps",
+    "save_last_n_steps",
+    "save_last_n_steps_state",
+    "save_last_n_epochs",
+    "save_last_n_epochs_state",
+    "sample_every_n_epochs",
+    "sample_every_n_steps",
     "v_pred_like_loss",
-)  # fmt: skip
+)
 
 
 def from_browser(values: dict[str, Any]) -> dict[str, Any]:
@@ -111,8 +185,14 @@ def gui_to_toml(
     sdxl = bool(form["sdxl"])
     out["sdxl"] = None  # the family checkboxes pick the script; they are not trainer options
     # Numbers the GUI converts explicitly.
-    for key in ("caption_dropout_every_n_epochs", "epoch", "gradient_accumulation_steps", "keep_tokens",
-                "min_bucket_reso", "max_token_length"):  # fmt: skip
+    for key in (
+        "caption_dropout_every_n_epochs",
+        "epoch",
+        "gradient_accumulation_steps",
+        "keep_tokens",
+        "min_bucket_reso",
+        "max_token_length",
+    ):
         out[key] = int(form[key])
     out["seed"] = int(form["seed"]) if int(form["seed"]) != 0 else None
     out["lr_scheduler_num_cycles"] = (
@@ -194,10 +274,13 @@ def gui_prompt_file_text(values: dict[str, Any]) -> str:
 def gui_script(values: dict[str, Any]) -> str:
     """The training script ``train_model`` picks (sdxl first, then the other families, else train_network.py)."""
     for key, script in (
-        ("sdxl", "sdxl_train_network.py"), ("flux1_checkbox", "flux_train_network.py"),
-        ("sd3_checkbox", "sd3_train_network.py"), ("hunyuan_image_checkbox", "hunyuan_image_train_network.py"),
-        ("anima_checkbox", "anima_train_network.py"), ("lumina_checkbox", "lumina_train_network.py"),
-    ):  # fmt: skip
+        ("sdxl", "sdxl_train_network.py"),
+        ("flux1_checkbox", "flux_train_network.py"),
+        ("sd3_checkbox", "sd3_train_network.py"),
+        ("hunyuan_image_checkbox", "hunyuan_image_train_network.py"),
+        ("anima_checkbox", "anima_train_network.py"),
+        ("lumina_checkbox", "lumina_train_network.py"),
+    ):
         if values.get(key):
             return script
     return "train_network.py"

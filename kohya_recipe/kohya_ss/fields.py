@@ -40,8 +40,13 @@ HOST_DEPENDENT_MAXIMUM = frozenset({"num_cpu_threads_per_process"})
 
 # Model-family checkboxes (kohya_gui/lora_gui.py train_model picks the training script from them).
 FAMILY_CHECKBOXES = (
-    "sdxl", "flux1_checkbox", "sd3_checkbox", "hunyuan_image_checkbox", "anima_checkbox", "lumina_checkbox",
-)  # fmt: skip
+    "sdxl",
+    "flux1_checkbox",
+    "sd3_checkbox",
+    "hunyuan_image_checkbox",
+    "anima_checkbox",
+    "lumina_checkbox",
+)
 
 ProblemKind = Literal["type", "choice", "range", "missing", "preflight"]
 Severity = Literal["error", "warning"]
@@ -369,11 +374,13 @@ def check_gui_passthrough(gui: dict[str, Any], *, source: str = "recipe") -> Non
     fields = gui_fields()
     for key, value in gui.items():
         if key not in fields:
-            raise GuiConfigError(f"not a field of the GUI's LoRA tab{did_you_mean(key, fields)}", source=source,
-                                 field=f"gui.{key}")  # fmt: skip
+            raise GuiConfigError(
+                f"not a field of the GUI's LoRA tab{did_you_mean(key, fields)}", source=source, field=f"gui.{key}"
+            )
         if value is None:
-            raise GuiConfigError("must not be null (the GUI would keep what its form shows)", source=source,
-                                 field=f"gui.{key}")  # fmt: skip
+            raise GuiConfigError(
+                "must not be null (the GUI would keep what its form shows)", source=source, field=f"gui.{key}"
+            )
     problems = [p for p in validate_gui_values(gui, source, preflight=False) if p.kind == "type"]
     if problems:
         p = problems[0]

@@ -22,16 +22,39 @@ CaptionExtension = Literal[".txt", ".caption", ".cap"]
 LogWith = Literal["tensorboard", "wandb", "all"]
 # sd-scripts --sample_sampler choices (library/train_util.py add_training_arguments).
 Sampler = Literal[
-    "ddim", "pndm", "lms", "euler", "euler_a", "heun", "dpm_2", "dpm_2_a", "dpmsolver", "dpmsolver++",
-    "dpmsingle", "k_lms", "k_euler", "k_euler_a", "k_dpm_2", "k_dpm_2_a",
-]  # fmt: skip
+    "ddim",
+    "pndm",
+    "lms",
+    "euler",
+    "euler_a",
+    "heun",
+    "dpm_2",
+    "dpm_2_a",
+    "dpmsolver",
+    "dpmsolver++",
+    "dpmsingle",
+    "k_lms",
+    "k_euler",
+    "k_euler_a",
+    "k_dpm_2",
+    "k_dpm_2_a",
+]
 
 # Schedulers sd-scripts' train_network accepts by name; reduce_lr_on_plateau and cosine_warmup_with_min_lr fail
 # with a TypeError at start-up (library/train_util.py get_scheduler_fix), so they are not offered.
 SCHEDULERS = (
-    "adafactor", "constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial",
-    "inverse_sqrt", "cosine_with_min_lr", "warmup_stable_decay", "piecewise_constant",
-)  # fmt: skip
+    "adafactor",
+    "constant",
+    "constant_with_warmup",
+    "linear",
+    "cosine",
+    "cosine_with_restarts",
+    "polynomial",
+    "inverse_sqrt",
+    "cosine_with_min_lr",
+    "warmup_stable_decay",
+    "piecewise_constant",
+)
 
 # A name that becomes a file name and a shell word: no path separators, no "..", no shell metacharacters.
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

@@ -286,19 +286,26 @@ def check_extra(recipe: Recipe, *, source: str = "recipe") -> None:
     if recipe.model.family == "sdxl":
         # sdxl_train_util.verify_sdxl_training_args: "weighted_captions cannot be enabled in SDXL training".
         if recipe.extra.get("weighted_captions"):
-            raise RecipeError("cannot be used with SDXL (sdxl_train_network.py stops)", source=source,
-                              field="extra.weighted_captions")  # fmt: skip
+            raise RecipeError(
+                "cannot be used with SDXL (sdxl_train_network.py stops)", source=source, field="extra.weighted_captions"
+            )
         caching = recipe.extra.get("cache_text_encoder_outputs") or recipe.extra.get(
             "cache_text_encoder_outputs_to_disk"
         )
         # sdxl_train_network.py asserts the text encoders are not trained while their outputs are cached, and
         # that captions do not change between epochs (no shuffling) when they are.
         if caching and not recipe.network.train_unet_only:
-            raise RecipeError("needs network.train_unet_only = true (sdxl_train_network.py stops)", source=source,
-                              field="extra.cache_text_encoder_outputs")  # fmt: skip
+            raise RecipeError(
+                "needs network.train_unet_only = true (sdxl_train_network.py stops)",
+                source=source,
+                field="extra.cache_text_encoder_outputs",
+            )
         if caching and recipe.augmentation.shuffle_caption:
-            raise RecipeError("cannot be combined with augmentation.shuffle_caption (sdxl_train_network.py stops)",
-                              source=source, field="extra.cache_text_encoder_outputs")  # fmt: skip
+            raise RecipeError(
+                "cannot be combined with augmentation.shuffle_caption (sdxl_train_network.py stops)",
+                source=source,
+                field="extra.cache_text_encoder_outputs",
+            )
     if recipe.extra.get("fused_backward_pass") and tr.gradient_accumulation_steps != 1:
         raise RecipeError(
             "does not work with training.gradient_accumulation_steps > 1",
@@ -326,8 +333,13 @@ def load_recipe_data(
 
 # Recipe paths that name local files or folders. A relative one is relative to the recipe file, so the recipe
 # works from any folder; the trainer (cwd = project) and the GUI (cwd = kohya_ss) would read it differently.
-_PATH_FIELDS = (("dataset", "images"), ("dataset", "regularization"), ("model", "base"), ("model", "vae"),
-                ("network", "weights"))  # fmt: skip
+_PATH_FIELDS = (
+    ("dataset", "images"),
+    ("dataset", "regularization"),
+    ("model", "base"),
+    ("model", "vae"),
+    ("network", "weights"),
+)
 
 
 def absolute_paths(data: dict[str, Any], base: Path) -> None:

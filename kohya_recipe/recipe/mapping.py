@@ -73,11 +73,27 @@ SDSCRIPTS_FIELDS: dict[str, str] = {
 # them, so the two cannot disagree.
 DERIVED_OPTIONS = frozenset(
     {
-        "resolution", "v2", "xformers", "sdpa", "mem_eff_attn", "output_name", "output_dir", "logging_dir",
-        "sample_prompts", "dataset_config", "train_data_dir", "reg_data_dir", "config_file", "save_model_as",
-        "dataset_repeats", "in_json", "max_train_steps", "resume", "output_config",
+        "resolution",
+        "v2",
+        "xformers",
+        "sdpa",
+        "mem_eff_attn",
+        "output_name",
+        "output_dir",
+        "logging_dir",
+        "sample_prompts",
+        "dataset_config",
+        "train_data_dir",
+        "reg_data_dir",
+        "config_file",
+        "save_model_as",
+        "dataset_repeats",
+        "in_json",
+        "max_train_steps",
+        "resume",
+        "output_config",
     }
-)  # fmt: skip
+)
 
 
 # Legacy or misspelled options that stand for a recipe field. We always write optimizer_type and caption_extension, so

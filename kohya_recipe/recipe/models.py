@@ -129,20 +129,32 @@ class Recipe(Strict):
         training images (one folder, or one per ``dataset.subsets`` entry) and ``reg/<repeats>_<class>``."""
         if self.dataset.subsets:
             out = [
-                TrainSubset(f"{IMG_DIR}/{repeats_folder_name(s.repeats, s.class_tokens)}", s.repeats, s.class_tokens,
-                            source=s.images)
+                TrainSubset(
+                    f"{IMG_DIR}/{repeats_folder_name(s.repeats, s.class_tokens)}",
+                    s.repeats,
+                    s.class_tokens,
+                    source=s.images,
+                )
                 for s in self.dataset.subsets
-            ]  # fmt: skip
+            ]
         else:
             tokens = " ".join(t for t in (self.subject.trigger, self.subject.class_token) if t)
-            out = [TrainSubset(f"{IMG_DIR}/{self.subset_folder_name}", self.dataset.repeats, tokens,
-                               source=self.dataset.images)]  # fmt: skip
+            out = [
+                TrainSubset(
+                    f"{IMG_DIR}/{self.subset_folder_name}", self.dataset.repeats, tokens, source=self.dataset.images
+                )
+            ]
         if self.dataset.regularization:
             reg = repeats_folder_name(self.dataset.reg_repeats, self.subject.class_token)
             out.append(
-                TrainSubset(f"{REG_DIR}/{reg}", self.dataset.reg_repeats, self.subject.class_token, True,
-                            self.dataset.regularization)
-            )  # fmt: skip
+                TrainSubset(
+                    f"{REG_DIR}/{reg}",
+                    self.dataset.reg_repeats,
+                    self.subject.class_token,
+                    True,
+                    self.dataset.regularization,
+                )
+            )
         return out
 
     @property

@@ -431,9 +431,13 @@ class Output(Strict):
         why="file names are limited to 255 bytes and sd-scripts appends -000001-state, .safetensors and more",
     )
     major: int = doc(
-        "Major version: a new dataset or recipe.", "Name outputs to plan for versions.", default=1, ge=0,
-        le=100_000, why=WHY_COUNT,
-    )  # fmt: skip
+        "Major version: a new dataset or recipe.",
+        "Name outputs to plan for versions.",
+        default=1,
+        ge=0,
+        le=100_000,
+        why=WHY_COUNT,
+    )
     letter: str = doc(
         "Variant letter: another try with different settings (A, B, ...).", "CharacterAI-1-A.", default="A"
     )

@@ -17,13 +17,19 @@ def accelerate_args(recipe: Recipe) -> list[str]:
     acc = recipe.accelerate
     mixed = acc.mixed_precision or recipe.training.mixed_precision
     args = [
-        "accelerate", "launch",
-        "--num_processes", str(acc.num_processes),
-        "--num_machines", str(acc.num_machines),
-        "--mixed_precision", mixed,
-        "--dynamo_backend", acc.dynamo_backend,
-        "--num_cpu_threads_per_process", str(acc.num_cpu_threads_per_process),
-    ]  # fmt: skip
+        "accelerate",
+        "launch",
+        "--num_processes",
+        str(acc.num_processes),
+        "--num_machines",
+        str(acc.num_machines),
+        "--mixed_precision",
+        mixed,
+        "--dynamo_backend",
+        acc.dynamo_backend,
+        "--num_cpu_threads_per_process",
+        str(acc.num_cpu_threads_per_process),
+    ]
     if acc.num_processes > 1:
         args.append("--multi_gpu")
     if acc.gpu_ids:

@@ -26,9 +26,14 @@ _SECTIONS = {
     "train_network.py:setup_parser": "network_arguments",
 }
 _SECTION_ORDER = [
-    "model_arguments", "network_arguments", "optimizer_arguments", "dataset_arguments", "training_arguments",
-    "sample_prompt_arguments", "additional_arguments",
-]  # fmt: skip
+    "model_arguments",
+    "network_arguments",
+    "optimizer_arguments",
+    "dataset_arguments",
+    "training_arguments",
+    "sample_prompt_arguments",
+    "additional_arguments",
+]
 
 
 def _get(recipe: Recipe, path: str) -> Any:

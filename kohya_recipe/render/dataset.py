@@ -14,21 +14,41 @@ from kohya_recipe.recipe.models import Recipe
 
 # Key -> accepted Python types, per level (config_util.ConfigSanitizer with dreambooth+finetuning+dropout).
 _SUBSET_ASCENDABLE: dict[str, tuple[type, ...]] = {
-    "num_repeats": (int,), "shuffle_caption": (bool,), "keep_tokens": (int,), "keep_tokens_separator": (str,),
-    "secondary_separator": (str,), "caption_separator": (str,), "enable_wildcard": (bool,),
-    "caption_prefix": (str,), "caption_suffix": (str,), "color_aug": (bool,), "flip_aug": (bool,),
-    "random_crop": (bool,), "face_crop_aug_range": (list,), "token_warmup_min": (int,),
-    "token_warmup_step": (float, int), "custom_attributes": (dict,), "resize_interpolation": (str,),
-    "caption_dropout_rate": (float, int), "caption_dropout_every_n_epochs": (int,),
+    "num_repeats": (int,),
+    "shuffle_caption": (bool,),
+    "keep_tokens": (int,),
+    "keep_tokens_separator": (str,),
+    "secondary_separator": (str,),
+    "caption_separator": (str,),
+    "enable_wildcard": (bool,),
+    "caption_prefix": (str,),
+    "caption_suffix": (str,),
+    "color_aug": (bool,),
+    "flip_aug": (bool,),
+    "random_crop": (bool,),
+    "face_crop_aug_range": (list,),
+    "token_warmup_min": (int,),
+    "token_warmup_step": (float, int),
+    "custom_attributes": (dict,),
+    "resize_interpolation": (str,),
+    "caption_dropout_rate": (float, int),
+    "caption_dropout_every_n_epochs": (int,),
     "caption_tag_dropout_rate": (float, int),
-}  # fmt: skip
+}
 _DREAMBOOTH: dict[str, tuple[type, ...]] = {"caption_extension": (str,), "class_tokens": (str,), "cache_info": (bool,)}
 _DATASET_ONLY: dict[str, tuple[type, ...]] = {
-    "batch_size": (int,), "resolution": (int, list), "enable_bucket": (bool,), "min_bucket_reso": (int,),
-    "max_bucket_reso": (int,), "bucket_reso_steps": (int,), "bucket_no_upscale": (bool,),
-    "network_multiplier": (float,), "validation_seed": (int,), "validation_split": (float,),
+    "batch_size": (int,),
+    "resolution": (int, list),
+    "enable_bucket": (bool,),
+    "min_bucket_reso": (int,),
+    "max_bucket_reso": (int,),
+    "bucket_reso_steps": (int,),
+    "bucket_no_upscale": (bool,),
+    "network_multiplier": (float,),
+    "validation_seed": (int,),
+    "validation_split": (float,),
     "resize_interpolation": (str,),
-}  # fmt: skip
+}
 _SUBSET_ONLY: dict[str, tuple[type, ...]] = {"image_dir": (str,), "is_reg": (bool,), "alpha_mask": (bool,)}
 
 GENERAL_KEYS = {**_DATASET_ONLY, **_SUBSET_ASCENDABLE, **_DREAMBOOTH}

@@ -173,9 +173,13 @@ def _source_items(recipe: Recipe, src: Path, dest_rel: str, warnings: list[str])
         subs = [p.name for p in entries if p.is_dir()]
         hint = f" (it has folders {', '.join(subs[:3])}: point at the folder that holds the images)" if subs else ""
         raise DatasetError(f"no images sd-scripts would read (.png .jpg .jpeg .webp .bmp){hint}", source=str(src))
-    skipped = [p.name for p in entries if p.is_file() and p.suffix.lower() in {".png", ".jpg", ".jpeg", ".webp",
-                                                                             ".bmp", ".gif", ".avif", ".jxl"}
-               and not is_trainer_image(p)]  # fmt: skip
+    skipped = [
+        p.name
+        for p in entries
+        if p.is_file()
+        and p.suffix.lower() in {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".avif", ".jxl"}
+        and not is_trainer_image(p)
+    ]
     if skipped:
         warnings.append(
             f"{len(skipped)} image(s) in {src} are not read by sd-scripts (mixed-case or unsupported extension), "

@@ -130,9 +130,14 @@ def run_help(python: str, sd_scripts: Path, script: str = "train_network.py") ->
     argv = [python, str(sd_scripts / script), "--help"]
     try:
         proc = subprocess.run(
-            argv, cwd=str(sd_scripts), env=env, stdin=subprocess.DEVNULL, capture_output=True,
-            timeout=HELP_TIMEOUT, check=False,
-        )  # fmt: skip
+            argv,
+            cwd=str(sd_scripts),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=HELP_TIMEOUT,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         raise TrainerSetupError(
             f"`{script} --help` did not finish in {HELP_TIMEOUT:.0f} s", source=str(sd_scripts)
@@ -211,23 +216,30 @@ def format_doctor(report: DoctorReport) -> str:
     out = [
         f"sd-scripts: {report.sd_scripts} ({where})",
         f"python:     {report.python}",
-        f"{report.script}: {report.installed_options} options" + (" (cached)" if report.cached else "")
+        f"{report.script}: {report.installed_options} options"
+        + (" (cached)" if report.cached else "")
         + f"; bundled spec: {report.bundled_options} ({report.bundled_version})",
-    ]  # fmt: skip
+    ]
     if not (report.missing or report.new or report.choices_changed):
         out.append("same options as the bundled spec")
     if report.missing:
-        out.append(f"missing here ({len(report.missing)}; a recipe using them is silently ignored by this "
-                   f"sd-scripts): {', '.join(report.missing)}")  # fmt: skip
+        out.append(
+            f"missing here ({len(report.missing)}; a recipe using them is silently ignored by this "
+            f"sd-scripts): {', '.join(report.missing)}"
+        )
     if report.new:
-        out.append(f"new here ({len(report.new)}; usable through the recipe's [extra] only after kohya-recipe "
-                   f"knows them): {', '.join(report.new)}")  # fmt: skip
+        out.append(
+            f"new here ({len(report.new)}; usable through the recipe's [extra] only after kohya-recipe "
+            f"knows them): {', '.join(report.new)}"
+        )
     for name, change in sorted(report.choices_changed.items()):
         out.append(f"choices of --{name}: spec {change['bundled']}, here {change['installed']}")
     if report.config_file is not None:
         if report.used_missing:
-            out.append(f"{report.config_file}: uses {len(report.used_missing)} option(s) this sd-scripts lacks: "
-                       f"{', '.join(report.used_missing)}")  # fmt: skip
+            out.append(
+                f"{report.config_file}: uses {len(report.used_missing)} option(s) this sd-scripts lacks: "
+                f"{', '.join(report.used_missing)}"
+            )
         else:
             out.append(f"{report.config_file}: every option it sets is known to this sd-scripts")
     return "\n".join(out)
@@ -264,10 +276,17 @@ def doctor(
     installed, cached = installed_options(sd, py, script, refresh=refresh)
     bundled = bundled_options(script)
     report = DoctorReport(
-        sd_scripts=sd, script=script, python=py, version=sd_scripts_version(sd), cached=cached,
-        installed_options=len(installed), bundled_options=len(bundled), bundled_version=bundled_version(),
-        missing=sorted(set(bundled) - set(installed)), new=sorted(set(installed) - set(bundled)),
-    )  # fmt: skip
+        sd_scripts=sd,
+        script=script,
+        python=py,
+        version=sd_scripts_version(sd),
+        cached=cached,
+        installed_options=len(installed),
+        bundled_options=len(bundled),
+        bundled_version=bundled_version(),
+        missing=sorted(set(bundled) - set(installed)),
+        new=sorted(set(installed) - set(bundled)),
+    )
     for name in sorted(set(bundled) & set(installed)):
         if installed[name] is not None and bundled[name] is not None and installed[name] != bundled[name]:
             report.choices_changed[name] = {"bundled": bundled[name], "installed": installed[name]}

@@ -236,9 +236,14 @@ def has_accelerate(python: str, pythonpath: str = "") -> bool:
             env.pop("PYTHONPATH", None)
         try:
             proc = subprocess.run(
-                [python, "-c", _CHECK], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL, timeout=60, check=False,
-            )  # fmt: skip
+                [python, "-c", _CHECK],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=60,
+                check=False,
+            )
             _accelerate_cache[key] = proc.returncode == 0
         except (OSError, subprocess.SubprocessError):
             _accelerate_cache[key] = False

@@ -343,9 +343,15 @@ def train_project(
 
 
 def _prepare_and_run(
-    project: Project, sd_scripts: str | os.PathLike[str] | None, python: str | None, resume: bool, dry_run: bool,
-    disp: Display, interrupt_grace: float | None, terminate_grace: float | None,
-) -> RunRecord:  # fmt: skip
+    project: Project,
+    sd_scripts: str | os.PathLike[str] | None,
+    python: str | None,
+    resume: bool,
+    dry_run: bool,
+    disp: Display,
+    interrupt_grace: float | None,
+    terminate_grace: float | None,
+) -> RunRecord:
     notes: list[str] = []
     rerendered = ensure_rendered(project, dry_run=dry_run, notes=notes)
     if rerendered and not dry_run:
@@ -387,20 +393,34 @@ def _prepare_and_run(
     cmd = build_launch(project, sd, py, resume_dir=state.path if state else None)
     if dry_run:
         plan: dict[str, Any] = {
-            "project": str(project.root), "outcome": DRY_RUN, "would_render": rerendered,
-            "command": cmd.argv, "command_line": cmd.shell(), "cwd": str(cmd.cwd), "env": cmd.env_overrides,
+            "project": str(project.root),
+            "outcome": DRY_RUN,
+            "would_render": rerendered,
+            "command": cmd.argv,
+            "command_line": cmd.shell(),
+            "cwd": str(cmd.cwd),
+            "env": cmd.env_overrides,
             "resume": _resume_dict(state, project.root),
-        }  # fmt: skip
+        }
         msg = state.describe(project.root, epochs) if state else "dry run"
         return RunRecord(project.root, DRY_RUN, msg, cmd, data=plan)
     return _run(project, cmd, sd, py, script, state, epochs, rerendered, notes, disp, interrupt_grace, terminate_grace)
 
 
 def _run(
-    project: Project, cmd: LaunchCommand, sd: Path, py: str, script: Path, state: ResumeState | None,
-    epochs: int | None, rerendered: list[str], notes: list[str], disp: Display,
-    interrupt_grace: float | None, terminate_grace: float | None,
-) -> RunRecord:  # fmt: skip
+    project: Project,
+    cmd: LaunchCommand,
+    sd: Path,
+    py: str,
+    script: Path,
+    state: ResumeState | None,
+    epochs: int | None,
+    rerendered: list[str],
+    notes: list[str],
+    disp: Display,
+    interrupt_grace: float | None,
+    terminate_grace: float | None,
+) -> RunRecord:
     log_file, record_file = _timestamp_paths(project)
     log_stream = open_log(log_file)  # before anything is announced: an unwritable log/ fails first
     version = sd_scripts_version(sd)
@@ -416,23 +436,35 @@ def _run(
         disp.note(state.describe(project.root, epochs))
     disp.note(f"training {project.output_name} with {script} ({commit}); log: {_rel(log_file, project.root)}")
     result = run_launch(
-        cmd, log_file, display=disp, log_stream=log_stream,
+        cmd,
+        log_file,
+        display=disp,
+        log_stream=log_stream,
         interrupt_grace=INTERRUPT_GRACE if interrupt_grace is None else interrupt_grace,
         terminate_grace=TERMINATE_GRACE if terminate_grace is None else terminate_grace,
-    )  # fmt: skip
+    )
 
     model_after = _snapshot(project.model_dir)
     changed = _changed(model_before, model_after)
     outcome = decide_outcome(
-        result.exit_code, final, result.state, interrupted=result.interrupted,
+        result.exit_code,
+        final,
+        result.state,
+        interrupted=result.interrupted,
         final_written=final.name in changed and final.is_file(),
-    )  # fmt: skip
+    )
     root = project.root
     checkpoints = [f"{_rel(project.model_dir, root)}/{n}" for n in changed if n.endswith(_CHECKPOINT_SUFFIXES)]
-    states = [f"{_rel(project.model_dir, root)}/{n}" for n in changed
-              if n.endswith("-state") and (project.model_dir / n).is_dir()]  # fmt: skip
-    tb_runs = [f"{_rel(project.log_dir, root)}/{n}" for n in _changed(logs_before, _snapshot(project.log_dir))
-               if (project.log_dir / n).is_dir()]  # fmt: skip
+    states = [
+        f"{_rel(project.model_dir, root)}/{n}"
+        for n in changed
+        if n.endswith("-state") and (project.model_dir / n).is_dir()
+    ]
+    tb_runs = [
+        f"{_rel(project.log_dir, root)}/{n}"
+        for n in _changed(logs_before, _snapshot(project.log_dir))
+        if (project.log_dir / n).is_dir()
+    ]
     message = outcome.message
     if outcome.outcome == INTERRUPTED:
         message = _interrupted_message(message, checkpoints, project)

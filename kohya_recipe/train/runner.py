@@ -409,9 +409,14 @@ def _start(cmd: LaunchCommand, log: IO[bytes], log_file: Path) -> subprocess.Pop
     """Start the trainer in its own process group, both output pipes read by us."""
     try:
         return subprocess.Popen(
-            cmd.argv, cwd=str(cmd.cwd), env=cmd.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, **_popen_kwargs(),
-        )  # fmt: skip
+            cmd.argv,
+            cwd=str(cmd.cwd),
+            env=cmd.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            **_popen_kwargs(),
+        )
     except OSError as exc:
         log.close()
         log_file.unlink(missing_ok=True)  # created by us for this run, still empty: leave nothing behind

@@ -14,15 +14,31 @@ from kohya_recipe.dataset.settings import CheckSettings
 
 # Caption files sd-scripts cannot use, by the status the scan gave them: severity, what is wrong, the fix.
 _BAD_FILES: tuple[tuple[str, Severity, str, str], ...] = (
-    ("empty", "error", "empty caption files (0 bytes): sd-scripts stops with 'caption file is empty'",
-     "write the tags into them, or delete them"),
-    ("blank", "error", "caption files with no text: these images train with an empty caption",
-     "write the tags into them"),
-    ("not-text", "error", "caption files that are not UTF-8 text: sd-scripts stops with UnicodeDecodeError",
-     "re-save them as UTF-8 (or delete binary junk)"),
-    ("unreadable", "error", "caption files that cannot be read: sd-scripts stops when it reaches them",
-     "fix their permissions"),
-)  # fmt: skip
+    (
+        "empty",
+        "error",
+        "empty caption files (0 bytes): sd-scripts stops with 'caption file is empty'",
+        "write the tags into them, or delete them",
+    ),
+    (
+        "blank",
+        "error",
+        "caption files with no text: these images train with an empty caption",
+        "write the tags into them",
+    ),
+    (
+        "not-text",
+        "error",
+        "caption files that are not UTF-8 text: sd-scripts stops with UnicodeDecodeError",
+        "re-save them as UTF-8 (or delete binary junk)",
+    ),
+    (
+        "unreadable",
+        "error",
+        "caption files that cannot be read: sd-scripts stops when it reaches them",
+        "fix their permissions",
+    ),
+)
 
 
 def captioned(records: list[ImageRecord]) -> list[ImageRecord]:

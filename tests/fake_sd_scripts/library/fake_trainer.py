@@ -416,21 +416,49 @@ class MultipleInvalid(Exception):
 MultipleInvalid.__module__ = "voluptuous.error"  # the traceback's last line reads like the real one
 
 _SUBSET = {
-    "image_dir": str, "is_reg": bool, "alpha_mask": bool, "caption_extension": str, "class_tokens": str,
-    "cache_info": bool, "num_repeats": int, "shuffle_caption": bool, "keep_tokens": int,
-    "keep_tokens_separator": str, "secondary_separator": str, "caption_separator": str, "enable_wildcard": bool,
-    "caption_prefix": str, "caption_suffix": str, "color_aug": bool, "flip_aug": bool, "random_crop": bool,
-    "face_crop_aug_range": list, "token_warmup_min": int, "token_warmup_step": (float, int),
-    "custom_attributes": dict, "resize_interpolation": str, "caption_dropout_rate": (float, int),
-    "caption_dropout_every_n_epochs": int, "caption_tag_dropout_rate": (float, int), "metadata_file": str,
-}  # fmt: skip
+    "image_dir": str,
+    "is_reg": bool,
+    "alpha_mask": bool,
+    "caption_extension": str,
+    "class_tokens": str,
+    "cache_info": bool,
+    "num_repeats": int,
+    "shuffle_caption": bool,
+    "keep_tokens": int,
+    "keep_tokens_separator": str,
+    "secondary_separator": str,
+    "caption_separator": str,
+    "enable_wildcard": bool,
+    "caption_prefix": str,
+    "caption_suffix": str,
+    "color_aug": bool,
+    "flip_aug": bool,
+    "random_crop": bool,
+    "face_crop_aug_range": list,
+    "token_warmup_min": int,
+    "token_warmup_step": (float, int),
+    "custom_attributes": dict,
+    "resize_interpolation": str,
+    "caption_dropout_rate": (float, int),
+    "caption_dropout_every_n_epochs": int,
+    "caption_tag_dropout_rate": (float, int),
+    "metadata_file": str,
+}
 _SUBSET_ONLY = {"image_dir", "is_reg", "alpha_mask", "metadata_file"}
 _DATASET = {
-    "batch_size": int, "resolution": (int, list), "enable_bucket": bool, "min_bucket_reso": int,
-    "max_bucket_reso": int, "bucket_reso_steps": int, "bucket_no_upscale": bool, "network_multiplier": float,
-    "validation_seed": int, "validation_split": float, "resize_interpolation": str,
+    "batch_size": int,
+    "resolution": (int, list),
+    "enable_bucket": bool,
+    "min_bucket_reso": int,
+    "max_bucket_reso": int,
+    "bucket_reso_steps": int,
+    "bucket_no_upscale": bool,
+    "network_multiplier": float,
+    "validation_seed": int,
+    "validation_split": float,
+    "resize_interpolation": str,
     **{k: v for k, v in _SUBSET.items() if k not in _SUBSET_ONLY},
-}  # fmt: skip
+}
 _TYPE_NAMES = {int: "int", float: "float", str: "str", bool: "bool", list: "list", dict: "dict"}
 
 
@@ -441,8 +469,9 @@ def _check(table: dict, allowed: dict, path: str, errors: list[str]) -> None:
             errors.append(f"extra keys not allowed @ {where}")
             continue
         types = allowed[key] if isinstance(allowed[key], tuple) else (allowed[key],)
-        ok = any(isinstance(value, t) and not (t is int and isinstance(value, bool) and bool not in types)
-                 for t in types)  # fmt: skip
+        ok = any(
+            isinstance(value, t) and not (t is int and isinstance(value, bool) and bool not in types) for t in types
+        )
         if not ok:
             errors.append(f"expected {_TYPE_NAMES[types[0]]} for dictionary value @ {where}")
 
@@ -471,9 +500,18 @@ def validate_user_config(config: dict) -> None:
 
 
 class Subset:
-    def __init__(self, image_dir: str, num_repeats: int, class_tokens: str | None, is_reg: bool,
-                 caption_extension: str, flip_aug: bool, color_aug: bool, shuffle_caption: bool,
-                 keep_tokens: int) -> None:  # fmt: skip
+    def __init__(
+        self,
+        image_dir: str,
+        num_repeats: int,
+        class_tokens: str | None,
+        is_reg: bool,
+        caption_extension: str,
+        flip_aug: bool,
+        color_aug: bool,
+        shuffle_caption: bool,
+        keep_tokens: int,
+    ) -> None:
         self.image_dir, self.num_repeats, self.class_tokens, self.is_reg = image_dir, num_repeats, class_tokens, is_reg
         self.caption_extension = caption_extension
         self.flip_aug, self.color_aug, self.shuffle_caption, self.keep_tokens = (
@@ -514,9 +552,18 @@ def folder_subsets(train_dir: str | None, args: argparse.Namespace, is_reg: bool
         if repeats < 1:
             continue
         subsets.append(
-            Subset(path, repeats, "_".join(tokens[1:]), is_reg, _caption_ext(args.caption_extension),
-                   args.flip_aug, args.color_aug, args.shuffle_caption, args.keep_tokens)
-        )  # fmt: skip
+            Subset(
+                path,
+                repeats,
+                "_".join(tokens[1:]),
+                is_reg,
+                _caption_ext(args.caption_extension),
+                args.flip_aug,
+                args.color_aug,
+                args.shuffle_caption,
+                args.keep_tokens,
+            )
+        )
     return subsets
 
 
@@ -533,12 +580,18 @@ def config_subsets(config: dict, args: argparse.Namespace) -> tuple[list[Subset]
         for sub in ds.get("subsets", []):
             m = {**merged, **sub}
             subsets.append(
-                Subset(m["image_dir"], int(m.get("num_repeats", args.dataset_repeats or 1)), m.get("class_tokens"),
-                       bool(m.get("is_reg", False)), _caption_ext(m.get("caption_extension", args.caption_extension)),
-                       bool(m.get("flip_aug", args.flip_aug)), bool(m.get("color_aug", args.color_aug)),
-                       bool(m.get("shuffle_caption", args.shuffle_caption)),
-                       int(m.get("keep_tokens", args.keep_tokens)))
-            )  # fmt: skip
+                Subset(
+                    m["image_dir"],
+                    int(m.get("num_repeats", args.dataset_repeats or 1)),
+                    m.get("class_tokens"),
+                    bool(m.get("is_reg", False)),
+                    _caption_ext(m.get("caption_extension", args.caption_extension)),
+                    bool(m.get("flip_aug", args.flip_aug)),
+                    bool(m.get("color_aug", args.color_aug)),
+                    bool(m.get("shuffle_caption", args.shuffle_caption)),
+                    int(m.get("keep_tokens", args.keep_tokens)),
+                )
+            )
     return subsets, split, seed, ds_info
 
 
@@ -747,17 +800,44 @@ def train(args: argparse.Namespace, sdxl: bool, step_seconds: float, startup_sec
     ext = "." + (args.save_model_as or "safetensors")
     rng = random.Random(args.seed if args.seed is not None else 0)
     recent: list[float] = []
-    tag_freq = {os.path.basename(s.image_dir): _tag_frequency(s.images, s.caption_extension) for s in subsets
-                if not s.is_reg}  # fmt: skip
-    dirs = {os.path.basename(s.image_dir): {"n_repeats": s.num_repeats, "img_count": len(s.images)}
-            for s in subsets if not s.is_reg}  # fmt: skip
-    reg_dirs = {os.path.basename(s.image_dir): {"n_repeats": s.num_repeats, "img_count": len(s.images)}
-                for s in subsets if s.is_reg}  # fmt: skip
+    tag_freq = {
+        os.path.basename(s.image_dir): _tag_frequency(s.images, s.caption_extension) for s in subsets if not s.is_reg
+    }
+    dirs = {
+        os.path.basename(s.image_dir): {"n_repeats": s.num_repeats, "img_count": len(s.images)}
+        for s in subsets
+        if not s.is_reg
+    }
+    reg_dirs = {
+        os.path.basename(s.image_dir): {"n_repeats": s.num_repeats, "img_count": len(s.images)}
+        for s in subsets
+        if s.is_reg
+    }
 
     def metadata(epoch: int, step: int) -> dict[str, str]:
-        return _metadata(args, sdxl, session_id, training_started_at, train_count, val_count, reg_count, batches,
-                         num_epochs, max_train_steps, resolution, batch_size, subsets, tag_freq, dirs, reg_dirs,
-                         dataset_config_mode, ds_info, commit, epoch, step)  # fmt: skip
+        return _metadata(
+            args,
+            sdxl,
+            session_id,
+            training_started_at,
+            train_count,
+            val_count,
+            reg_count,
+            batches,
+            num_epochs,
+            max_train_steps,
+            resolution,
+            batch_size,
+            subsets,
+            tag_freq,
+            dirs,
+            reg_dirs,
+            dataset_config_mode,
+            ds_info,
+            commit,
+            epoch,
+            step,
+        )
 
     def save_model(ckpt_name: str, step: int, epoch: int) -> None:
         if args.output_dir is None:
@@ -862,8 +942,9 @@ def train(args: argparse.Namespace, sdxl: bool, step_seconds: float, startup_sec
             if args.save_every_n_steps and global_step % args.save_every_n_steps == 0:
                 save_model(f"{name}-step{global_step:08d}{ext}", global_step, epoch)
                 if args.save_state:
-                    save_state(f"{name}-step{global_step:08d}-state", epoch, global_step,
-                               f"saving state at step {global_step}")  # fmt: skip
+                    save_state(
+                        f"{name}-step{global_step:08d}-state", epoch, global_step, f"saving state at step {global_step}"
+                    )
             if global_step >= max_train_steps:
                 break
         epoch_avg = sum(epoch_losses) / len(epoch_losses)
@@ -875,10 +956,12 @@ def train(args: argparse.Namespace, sdxl: bool, step_seconds: float, startup_sec
                     val.update(1)
                     val.set_postfix(val_epoch_avg_loss=val_loss, timestep=(200, 400, 600, 800)[k % 4])
                 writer.scalars(
-                    {"loss/validation/epoch_average": val_loss,
-                     "loss/validation/epoch_divergence": val_loss - avr_loss},
+                    {
+                        "loss/validation/epoch_average": val_loss,
+                        "loss/validation/epoch_divergence": val_loss - avr_loss,
+                    },
                     epoch + 1,
-                )  # fmt: skip
+                )
             writer.scalars({"loss/epoch_average": epoch_avg}, epoch + 1)
         if args.save_every_n_epochs and (epoch + 1) % args.save_every_n_epochs == 0 and epoch + 1 < num_epochs:
             save_model(f"{name}-{epoch + 1:06d}{ext}", global_step, epoch + 1)
@@ -906,9 +989,29 @@ def train(args: argparse.Namespace, sdxl: bool, step_seconds: float, startup_sec
         val.close()
 
 
-def _metadata(args, sdxl, session_id, started, train_count, val_count, reg_count, batches, num_epochs,
-              max_train_steps, resolution, batch_size, subsets, tag_freq, dirs, reg_dirs, dataset_config_mode,
-              ds_info, commit, epoch, step) -> dict[str, str]:  # fmt: skip
+def _metadata(
+    args,
+    sdxl,
+    session_id,
+    started,
+    train_count,
+    val_count,
+    reg_count,
+    batches,
+    num_epochs,
+    max_train_steps,
+    resolution,
+    batch_size,
+    subsets,
+    tag_freq,
+    dirs,
+    reg_dirs,
+    dataset_config_mode,
+    ds_info,
+    commit,
+    epoch,
+    step,
+) -> dict[str, str]:
     """The ss_* / modelspec.* keys sd-scripts writes (NetworkTrainer.train, sai_model_spec.build_metadata); values
     are strings."""
     model = str(args.pretrained_model_name_or_path or "")
@@ -1011,35 +1114,68 @@ def _metadata(args, sdxl, session_id, started, train_count, val_count, reg_count
             meta["ss_sd_model_hash"] = hashlib.sha256(whole[0x100000:0x110000]).hexdigest()[:8]
     if args.network_args:
         meta["ss_network_args"] = json.dumps({a.split("=", 1)[0]: a.split("=", 1)[1] for a in args.network_args})
-    bucket_info = json.dumps({"buckets": {"0": {"resolution": list(res), "count": train_count}},
-                              "mean_img_ar_error": 0.0})  # fmt: skip
+    bucket_info = json.dumps(
+        {"buckets": {"0": {"resolution": list(res), "count": train_count}}, "mean_img_ar_error": 0.0}
+    )
     if dataset_config_mode:
-        meta["ss_datasets"] = json.dumps([{
-            "is_dreambooth": True, "batch_size_per_device": batch_size, "num_train_images": train_count,
-            "num_reg_images": reg_count, "resolution": list(res),
-            "enable_bucket": bool(ds_info.get("enable_bucket", args.enable_bucket)),
-            "min_bucket_reso": ds_info.get("min_bucket_reso", args.min_bucket_reso),
-            "max_bucket_reso": ds_info.get("max_bucket_reso", args.max_bucket_reso),
-            "tag_frequency": tag_freq, "bucket_info": json.loads(bucket_info), "resize_interpolation": None,
-            "subsets": [{"img_count": len(s.images), "num_repeats": s.num_repeats, "color_aug": s.color_aug,
-                         "flip_aug": s.flip_aug, "random_crop": False, "shuffle_caption": s.shuffle_caption,
-                         "keep_tokens": s.keep_tokens, "keep_tokens_separator": "", "secondary_separator": None,
-                         "enable_wildcard": False, "caption_prefix": None, "caption_suffix": None,
-                         "resize_interpolation": None, "image_dir": os.path.basename(s.image_dir),
-                         "class_tokens": s.class_tokens, "is_reg": s.is_reg} for s in subsets],
-        }])  # fmt: skip
+        meta["ss_datasets"] = json.dumps(
+            [
+                {
+                    "is_dreambooth": True,
+                    "batch_size_per_device": batch_size,
+                    "num_train_images": train_count,
+                    "num_reg_images": reg_count,
+                    "resolution": list(res),
+                    "enable_bucket": bool(ds_info.get("enable_bucket", args.enable_bucket)),
+                    "min_bucket_reso": ds_info.get("min_bucket_reso", args.min_bucket_reso),
+                    "max_bucket_reso": ds_info.get("max_bucket_reso", args.max_bucket_reso),
+                    "tag_frequency": tag_freq,
+                    "bucket_info": json.loads(bucket_info),
+                    "resize_interpolation": None,
+                    "subsets": [
+                        {
+                            "img_count": len(s.images),
+                            "num_repeats": s.num_repeats,
+                            "color_aug": s.color_aug,
+                            "flip_aug": s.flip_aug,
+                            "random_crop": False,
+                            "shuffle_caption": s.shuffle_caption,
+                            "keep_tokens": s.keep_tokens,
+                            "keep_tokens_separator": "",
+                            "secondary_separator": None,
+                            "enable_wildcard": False,
+                            "caption_prefix": None,
+                            "caption_suffix": None,
+                            "resize_interpolation": None,
+                            "image_dir": os.path.basename(s.image_dir),
+                            "class_tokens": s.class_tokens,
+                            "is_reg": s.is_reg,
+                        }
+                        for s in subsets
+                    ],
+                }
+            ]
+        )
     else:
         sub = subsets[0]
-        meta.update({
-            "ss_batch_size_per_device": str(batch_size),
-            "ss_total_batch_size": str(batch_size * (args.gradient_accumulation_steps or 1)),
-            "ss_resolution": str(res), "ss_color_aug": str(sub.color_aug), "ss_flip_aug": str(sub.flip_aug),
-            "ss_random_crop": str(args.random_crop), "ss_shuffle_caption": str(sub.shuffle_caption),
-            "ss_enable_bucket": str(args.enable_bucket), "ss_bucket_no_upscale": str(args.bucket_no_upscale),
-            "ss_min_bucket_reso": str(args.min_bucket_reso), "ss_max_bucket_reso": str(args.max_bucket_reso),
-            "ss_keep_tokens": str(sub.keep_tokens), "ss_reg_dataset_dirs": json.dumps(reg_dirs),
-            "ss_bucket_info": bucket_info,
-        })  # fmt: skip
+        meta.update(
+            {
+                "ss_batch_size_per_device": str(batch_size),
+                "ss_total_batch_size": str(batch_size * (args.gradient_accumulation_steps or 1)),
+                "ss_resolution": str(res),
+                "ss_color_aug": str(sub.color_aug),
+                "ss_flip_aug": str(sub.flip_aug),
+                "ss_random_crop": str(args.random_crop),
+                "ss_shuffle_caption": str(sub.shuffle_caption),
+                "ss_enable_bucket": str(args.enable_bucket),
+                "ss_bucket_no_upscale": str(args.bucket_no_upscale),
+                "ss_min_bucket_reso": str(args.min_bucket_reso),
+                "ss_max_bucket_reso": str(args.max_bucket_reso),
+                "ss_keep_tokens": str(sub.keep_tokens),
+                "ss_reg_dataset_dirs": json.dumps(reg_dirs),
+                "ss_bucket_info": bucket_info,
+            }
+        )
     meta["ss_tag_frequency"] = json.dumps(tag_freq)
     meta["ss_dataset_dirs"] = json.dumps(dirs)
     return meta
