@@ -36,6 +36,7 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 from kohya_recipe.report.events import event_file_name, parse_event_bytes
 from kohya_recipe.report.proto import encode_file_version_event, encode_scalar_event
@@ -371,9 +372,9 @@ def main() -> None:
     def cases(
         key: str, with_cli: bool = True
     ) -> tuple[dict[str, list[str]], dict[str, tuple[list[str], list[list[float]]]]]:
-        m = manifest[key]
-        logs = m["logs"]  # type: ignore[index]
-        root = m.get("root", str(Path(logs[0]).parent))  # type: ignore[union-attr]
+        m: dict[str, Any] = manifest[key]  # type: ignore[assignment]
+        logs = m["logs"]
+        root = m.get("root", str(Path(logs[0]).parent))
         c = {
             "python startup": [py, "-c", "pass"],
             "startup + read bytes": [py, str(scripts / "reader_read.py"), *logs],

@@ -144,7 +144,8 @@ def read_json(path: Path, *, error: ErrorClass = KohyaRecipeError) -> Any:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (same-folder temp file, fsync, ``os.replace``); return the path written.
+    """Write ``data`` to ``path`` atomically (same-folder temp file, fsync, ``os.replace``, fsync of the folder);
+    return the path written.
 
     A symlink is written where it points (the link stays a link). An existing file keeps its permissions; a new
     one gets ``0o666 & ~umask`` (mkstemp alone would leave 0600). On failure the original is untouched.
@@ -167,7 +168,23 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _sync_folder(target.parent)
     return target
+
+
+def _sync_folder(folder: Path) -> None:
+    """fsync ``folder``, so that the rename survives a crash or reboot right after it (the file itself was synced
+    before). Best effort: some filesystems and platforms cannot open or sync a folder."""
+    try:
+        dir_fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
 
 
 def atomic_write_text(path: Path, text: str) -> Path:

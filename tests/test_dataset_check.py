@@ -7,6 +7,7 @@ import os
 import shutil
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -21,6 +22,7 @@ from kohya_recipe.dataset.rules import Rules, load_rules
 from kohya_recipe.dataset.settings import article_settings
 from kohya_recipe.errors import DatasetError, ExitCode
 from kohya_recipe.recipe.loading import recipe_from_dict
+from kohya_recipe.recipe.models import Recipe
 from kohya_recipe.sdscripts.buckets import BucketSettings, bucket_manager_for
 from tests._dataset_util import ARTICLE_CAPTION, copy_article_mini, dataset, finishes, image, is_root, snapshot
 
@@ -48,7 +50,7 @@ def train_dir(tmp_path: Path, n: int = 3, name: str = "10_Zed woman", **kw) -> P
     return root
 
 
-def recipe(**training) -> object:
+def recipe(**training: Any) -> Recipe:
     data = {"subject": {"trigger": "Zed", "class_token": "woman"}, "training": training}
     return recipe_from_dict(data, source="test")
 
@@ -78,7 +80,7 @@ def test_article_mini_matches_what_sd_scripts_did(tmp_path: Path) -> None:
         6,
     )
     # sd-scripts logged "bucket 0: resolution (64, 64), count: 12" (6 images × 2 repeats).
-    assert {tuple(rec.bucket) for rec in result.images} == {(64, 64)}
+    assert {rec.bucket for rec in result.images} == {(64, 64)}
     assert all(rec.caption_status == "ok" for rec in result.images)
     assert result.ok, [jsonable(f) for f in findings(result, severity="error")]
     assert not findings(result, "trigger", "warning") and not findings(result, "captions")
@@ -95,6 +97,7 @@ def test_article_mini_with_the_articles_defaults(tmp_path: Path) -> None:
     upscaled = one(result, "resolution", "warning", "will upscale 6 images")
     # The foundation's bucket replay says where a 128x160 image goes at 768: reuse, do not re-derive.
     expected = bucket_manager_for((768, 768)).select_bucket(128, 160)
+    assert expected.bucket is not None
     assert f"bucket {expected.bucket[0]}x{expected.bucket[1]}" in upscaled.details()["2_testchar woman/img00.png"]
     one(result, "count", "warning", "only 6 images × 2 repeats = 12 images per epoch")
     assert result.exit_code() == ExitCode.OK
@@ -318,8 +321,8 @@ def test_bad_images_are_reported_per_file_and_the_scan_goes_on(tmp_path: Path) -
     corrupt = one(result, "corrupt", "error", "cannot be decoded").details()
     assert list(corrupt) == ["10_Zed woman/cut.png"] and "decoding failed" in corrupt["10_Zed woman/cut.png"]
     assert len(result.images) == 6
-    good = {r.file.name for r in result.images if r.header is not None and r.caption_status == "ok"}
-    assert good == {"img00.png", "img01.png"}
+    readable = {r.file.name for r in result.images if r.header is not None and r.caption_status == "ok"}
+    assert readable == {"img00.png", "img01.png"}
     assert result.exit_code() == ExitCode.CHECK_FAILED
 
 

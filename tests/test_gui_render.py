@@ -32,7 +32,7 @@ GOLDEN = Path(__file__).parent / "golden" / "gui"
 PROJECT = "/home/user/CharacterAI"
 
 
-def _recipe(preset: str = "likeness-sd15", **sections: dict[str, Any]) -> Recipe:
+def _recipe(preset: str = "likeness-sd15", /, **sections: dict[str, Any]) -> Recipe:
     data = copy.deepcopy(load_preset(preset))
     data.setdefault("subject", {})["trigger"] = "CharacterAI"
     for name, values in sections.items():

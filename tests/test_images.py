@@ -15,11 +15,11 @@ from kohya_recipe.dataset.images import (
     ImageReadError,
     decode_image,
     image_size,
-    is_trainer_image,
     list_trainer_images,
     read_header,
     sniff_format,
 )
+from kohya_recipe.sdscripts.folders import is_trainer_image
 from tests._dataset_util import finishes, image, is_root
 
 FORMATS = [("PNG", ".png"), ("JPEG", ".jpg"), ("WEBP", ".webp"), ("BMP", ".bmp"), ("GIF", ".gif")]

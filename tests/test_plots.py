@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import struct
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _report_util import materialise_run, synthetic_rows, write_run
@@ -102,8 +103,13 @@ def test_legends_never_cover_the_data(runs: Path, tmp_path: Path, monkeypatch: p
     # In article-mini the loss spike at step 40 and the last epoch's label sat under an upper-right legend.
     import kohya_recipe.report.plots as plots
 
-    figures = []
-    monkeypatch.setattr(plots, "_png", lambda fig: figures.append(fig) or PNG)
+    figures: list[Any] = []
+
+    def keep(fig: Any) -> bytes:
+        figures.append(fig)
+        return PNG
+
+    monkeypatch.setattr(plots, "_png", keep)
     for name in ("article-mini", "validation"):
         run_plots(report_run(runs / name, with_lr=True))
     shutil.copytree(runs / "validation", tmp_path / "sweep" / "validation")

@@ -95,6 +95,7 @@ def test_older_and_newer_install(env: Path) -> None:
     assert report.missing == ["sdpa", "validation_split"]
     assert report.new == ["fancy_new_option"]
     spec = bundled_options()["sample_sampler"]
+    assert spec is not None
     assert report.choices_changed == {"sample_sampler": {"bundled": spec, "installed": [*spec, "flow_euler"]}}
     lines = format_doctor(report).splitlines()
     assert any(line.startswith("missing here (2;") and line.endswith("sdpa, validation_split") for line in lines)

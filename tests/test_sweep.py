@@ -107,6 +107,7 @@ def test_expand_grid_is_the_cartesian_product_with_versioned_names(recipe) -> No
     assert runs[3].grid_values == {"network_alpha": "72", "max_train_epochs": "10"}
     # Each run's recipe really holds its values and its name; everything else is the base recipe's.
     d = runs[3].recipe
+    assert d is not None
     assert (d.network.alpha, d.training.max_train_epochs, d.output.output_name) == (72.0, 10, "CharacterAI-1-D")
     assert d.network.rank == recipe.network.rank == 96
 
@@ -121,7 +122,8 @@ def test_letters_start_at_the_recipes_letter_and_go_past_z(recipe_file: Path) ->
     recipe = load_recipe(recipe_file, ["output.letter=Y", "output.major=3"])
     runs = expand_grid(recipe, {"training.seed": ["1", "2", "3", "4"]})
     assert [r.name for r in runs] == ["CharacterAI-3-Y", "CharacterAI-3-Z", "CharacterAI-3-AA", "CharacterAI-3-AB"]
-    assert runs[2].recipe.output.letter == "AA"
+    third = runs[2].recipe
+    assert third is not None and third.output.letter == "AA"
 
 
 def test_more_runs_than_letters_is_refused(recipe_file: Path) -> None:
@@ -189,7 +191,8 @@ def test_resolution_lists_and_extra_options(recipe) -> None:  # type: ignore[no-
     runs = expand_grid(recipe, parse_grid(["resolution=[512,512],768x640", "extra.min_snr_gamma=5,7"]))
     assert [r.settings["training.resolution"] for r in runs] == [[512, 512], [512, 512], [768, 640], [768, 640]]
     assert [r.settings["extra.min_snr_gamma"] for r in runs] == [5, 7, 5, 7]
-    assert runs[3].recipe.extra == {"min_snr_gamma": 7}
+    last = runs[3].recipe
+    assert last is not None and last.extra == {"min_snr_gamma": 7}
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -120,8 +120,8 @@ _ext = click.option(
 Examples:
   kohya-recipe caption init ./img/10_CharacterAI\\ woman \\
       --base "1girl, CharacterAI, dark skin, braided hair, earrings, 3D render, UHD, 4K"
-  kohya-recipe caption add "from behind" --match "img/*/back_*.png" --dry-run
-  kohya-recipe caption remove earrings --match "img/*/back_*.png"
+  kohya-recipe caption add "looking back" --match "img/*/*-back*.png" --dry-run
+  kohya-recipe caption remove earrings --match "img/*/*-side-*.png"
   kohya-recipe caption set img/10_CharacterAI\\ woman/07.png "1girl, CharacterAI, from side" --force
   kohya-recipe caption show ./CharacterAI
 """
@@ -185,7 +185,7 @@ _where = click.option(
     short_help="Add tags to matched captions (order and style kept).",
     epilog="""\b
 Examples:
-  kohya-recipe caption add "from behind" --match "back_*.png" --dir "img/10_CharacterAI woman"
+  kohya-recipe caption add "looking back" --match "*-back*.png" --dir "img/10_CharacterAI woman"
   kohya-recipe caption add "from side" --match "img/*/side_*.txt" --dry-run
   kohya-recipe caption add CharacterAI --front --match "img/*/*.png"
 """,
@@ -220,7 +220,7 @@ def caption_add_cmd(
     short_help="Remove tags or tag globs ('* eyes') from matched captions.",
     epilog="""\b
 Examples:
-  kohya-recipe caption remove earrings --match "back_*.png" --dir "img/10_CharacterAI woman"
+  kohya-recipe caption remove earrings --match "*-side-*.png" --dir "img/10_CharacterAI woman"
   kohya-recipe caption remove earrings "* eyes" --where "from behind" --match "img/**/*.txt"
 """,
 )

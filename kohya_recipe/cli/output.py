@@ -15,6 +15,7 @@ import math
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import date, datetime
 from pathlib import PurePath
 from typing import Any
 
@@ -33,6 +34,8 @@ def jsonable(obj: Any) -> Any:
         return jsonable(obj.value)
     if isinstance(obj, PurePath):
         return str(obj)
+    if isinstance(obj, (datetime, date)):
+        return obj.isoformat()
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         out = {
             f.name: jsonable(getattr(obj, f.name))
@@ -91,8 +94,9 @@ class _Bar:
                 return
             self.bar = click.progressbar(length=total, label=self.label, file=sys.stderr)
             self.bar.__enter__()
-        # Redrawing per item costs more than the item; every 64th (and the last) is smooth enough.
-        if done - self.shown >= 64 or done == total:
+        # Redrawing per item costs more than a cheap item; every 64th (and the last) is smooth enough. A short
+        # list of slow items (a sweep's renders) redraws on every one.
+        if done - self.shown >= min(64, max(1, total // 64)) or done == total:
             self.bar.update(done - self.shown)
             self.shown = done
 

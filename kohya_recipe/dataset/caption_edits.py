@@ -37,10 +37,11 @@ from kohya_recipe.dataset.captions import (
     tag_matches,
 )
 from kohya_recipe.dataset.detect import dataset_folders
-from kohya_recipe.dataset.images import is_trainer_image, list_trainer_images
+from kohya_recipe.dataset.images import list_trainer_images
 from kohya_recipe.errors import DatasetError
 from kohya_recipe.files import atomic_write_bytes
 from kohya_recipe.layout import is_project
+from kohya_recipe.sdscripts.folders import is_trainer_image
 
 ACTIONS = ("created", "updated", "unchanged", "skipped", "failed")
 

@@ -17,12 +17,7 @@ from pathlib import Path
 
 from kohya_recipe.errors import DatasetError
 from kohya_recipe.files import open_regular_file
-
-# sd-scripts library/train_util.py IMAGE_EXTENSIONS (listed by glob_images): lower-case and upper-case variants only,
-# so ".Png" is silently skipped by the trainer. AVIF/JXL count only when their Pillow plugins import.
-TRAINER_IMAGE_EXTENSIONS: frozenset[str] = frozenset(
-    [".png", ".jpg", ".jpeg", ".webp", ".bmp", ".PNG", ".JPG", ".JPEG", ".WEBP", ".BMP"]
-)
+from kohya_recipe.sdscripts.folders import is_trainer_image
 
 # Extensions that are images to a person but not to sd-scripts without extra plugins (pillow_avif, jxlpy /
 # pillow_jxl), or never (GIF, TIFF, HEIC...). Compared lower-cased.
@@ -67,11 +62,6 @@ _PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 # JPEG start-of-frame markers that carry the size (C4 = DHT, C8 = JPG, CC = DAC are not frames).
 _JPEG_SOF = frozenset([0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF])
 _EXIF_ORIENTATION_TAG = 0x0112
-
-
-def is_trainer_image(path: Path) -> bool:
-    """True when sd-scripts would pick ``path`` up as an image (exact-case extension match)."""
-    return path.suffix in TRAINER_IMAGE_EXTENSIONS
 
 
 def looks_like_image(path: Path) -> bool:

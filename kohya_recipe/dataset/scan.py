@@ -14,7 +14,6 @@ from kohya_recipe.dataset.captions import CAPTION_EXTENSIONS, Caption, CaptionEr
 from kohya_recipe.dataset.detect import Layout, Subset
 from kohya_recipe.dataset.findings import Finding, Item, rel
 from kohya_recipe.dataset.images import (
-    TRAINER_IMAGE_EXTENSIONS,
     DecodeResult,
     ImageHeader,
     ImageReadError,
@@ -25,6 +24,7 @@ from kohya_recipe.dataset.images import (
 from kohya_recipe.dataset.settings import CheckSettings
 from kohya_recipe.errors import KohyaRecipeError
 from kohya_recipe.sdscripts.buckets import BucketAssignment, BucketSettings, Reso
+from kohya_recipe.sdscripts.folders import TRAINER_IMAGE_EXTENSIONS
 
 # Files sd-scripts or its tools leave next to images: latent/text-encoder caches (*.npz) and the image-info cache
 # of `cache_info` (metadata_cache.json). They are not data problems.

@@ -41,10 +41,8 @@ from kohya_recipe.kohya_ss.fields import (
 from kohya_recipe.recipe.loading import recipe_from_dict
 from kohya_recipe.recipe.mapping import SDSCRIPTS_FIELDS
 from kohya_recipe.recipe.models import Recipe
-from kohya_recipe.sdscripts.folders import RepeatsFolder, parse_repeats_folder
+from kohya_recipe.sdscripts.folders import RepeatsFolder, is_trainer_image, parse_repeats_folder
 from kohya_recipe.sdscripts.options import option_specs
-
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
 def _unless_unset(key: str, value: Any) -> Any:
@@ -402,7 +400,7 @@ class FormImporter:
             trigger, _, cls = name.class_tokens.partition(" ")
             subject = {"trigger": trigger, "class_token": cls or trigger}
             data["dataset"] = {**data.get("dataset", {}), "repeats": repeats}
-            if any(f.is_file() and f.name.lower().endswith(_IMAGE_SUFFIXES) for f in folder.iterdir()):
+            if any(f.is_file() and is_trainer_image(f) for f in folder.iterdir()):
                 data["dataset"]["images"] = str(folder)
             self.warnings.append(f"train_data_dir: found {folder.name!r}: repeats {repeats}, trigger {trigger!r}")
         elif "train_data_dir" in self.present:

@@ -160,7 +160,8 @@ def _train_script(recipe: Recipe) -> str:
 
 def _source_items(recipe: Recipe, src: Path, dest_rel: str, warnings: list[str]) -> list[Item]:
     """Images sd-scripts would read from ``src`` and their captions, as data items under ``dest_rel``."""
-    from kohya_recipe.dataset.images import is_trainer_image
+    from kohya_recipe.dataset.images import looks_like_image
+    from kohya_recipe.sdscripts.folders import is_trainer_image
 
     if not src.is_dir():
         raise DatasetError("image folder not found", source=str(src))
@@ -173,13 +174,7 @@ def _source_items(recipe: Recipe, src: Path, dest_rel: str, warnings: list[str])
         subs = [p.name for p in entries if p.is_dir()]
         hint = f" (it has folders {', '.join(subs[:3])}: point at the folder that holds the images)" if subs else ""
         raise DatasetError(f"no images sd-scripts would read (.png .jpg .jpeg .webp .bmp){hint}", source=str(src))
-    skipped = [
-        p.name
-        for p in entries
-        if p.is_file()
-        and p.suffix.lower() in {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".avif", ".jxl"}
-        and not is_trainer_image(p)
-    ]
+    skipped = [p.name for p in entries if p.is_file() and looks_like_image(p) and not is_trainer_image(p)]
     if skipped:
         warnings.append(
             f"{len(skipped)} image(s) in {src} are not read by sd-scripts (mixed-case or unsupported extension), "
@@ -239,7 +234,7 @@ def _gui_item(recipe: Recipe, root: Path) -> Item:
 
 
 def _has_trainer_images(folder: Path) -> bool:
-    from kohya_recipe.dataset.images import is_trainer_image
+    from kohya_recipe.sdscripts.folders import is_trainer_image
 
     try:
         return any(p.is_file() and is_trainer_image(p) for p in folder.iterdir())
@@ -517,7 +512,8 @@ def write_gui_config(
     Its folders point at ``project``; without one, an imported recipe keeps the folders and name its GUI config had
     (its ``[gui]`` table holds them), and any other recipe uses the recipe file's folder.
     """
-    from kohya_recipe.gui.render import LAYOUT_KEYS, write_gui_json
+    from kohya_recipe.gui.mapping import LAYOUT_KEYS
+    from kohya_recipe.gui.render import write_gui_json
 
     if project is not None:
         project_dir: Path | None = Path(project)

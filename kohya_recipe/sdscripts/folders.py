@@ -9,6 +9,13 @@ without a caption file. Plain files next to the sub-folders are ignored.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+# sd-scripts library/train_util.py IMAGE_EXTENSIONS (listed by glob_images): lower-case and upper-case variants only,
+# so ".Png" is silently skipped by the trainer. AVIF/JXL count only when their Pillow plugins import.
+TRAINER_IMAGE_EXTENSIONS: frozenset[str] = frozenset(
+    [".png", ".jpg", ".jpeg", ".webp", ".bmp", ".PNG", ".JPG", ".JPEG", ".WEBP", ".BMP"]
+)
 
 
 @dataclass(frozen=True)
@@ -38,3 +45,8 @@ def parse_repeats_folder(name: str) -> RepeatsFolder:
 def repeats_folder_name(repeats: int, class_tokens: str) -> str:
     """The folder name sd-scripts reads back as ``repeats`` repeats of ``class_tokens``."""
     return f"{repeats}_{class_tokens}"
+
+
+def is_trainer_image(path: Path) -> bool:
+    """True when sd-scripts would pick ``path`` up as an image (exact-case extension match)."""
+    return path.suffix in TRAINER_IMAGE_EXTENSIONS

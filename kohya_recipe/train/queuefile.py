@@ -200,17 +200,6 @@ def parse_queue(text: str, source: str) -> QueueState:
     return QueueState(entries=entries, next_id=next_id)
 
 
-def _sync_folder(folder: Path) -> None:
-    """fsync ``folder``: makes a rename in it durable, so a reboot right after a run finishes does not forget
-    its outcome (the atomic writer syncs the file, not the folder entry)."""
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
 # ------------------------------------------------------------------------------------------------------------
 # The queue object
 
@@ -253,7 +242,6 @@ class Queue:
                 try:
                     self.path.parent.mkdir(parents=True, exist_ok=True)
                     atomic_write_text(self.path, tomli_w.dumps(after))
-                    _sync_folder(self.path.parent)
                 except OSError as exc:
                     raise QueueError(f"cannot write: {exc.strerror}", source=str(self.path)) from None
         finally:

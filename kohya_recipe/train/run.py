@@ -235,7 +235,7 @@ def _recipe_changed(project: Project) -> bool:
 
 
 def _has_images(folder: Path) -> bool:
-    from kohya_recipe.dataset.images import is_trainer_image
+    from kohya_recipe.sdscripts.folders import is_trainer_image
 
     try:
         return any(p.is_file() and is_trainer_image(p) for p in folder.iterdir())

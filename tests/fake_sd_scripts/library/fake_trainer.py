@@ -44,7 +44,9 @@ import sys
 import time
 import unicodedata
 import zlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 SD_SCRIPTS = HERE.parent
@@ -349,7 +351,7 @@ def _int_or_float(value: str) -> int | float:
     return int(f) if f >= 1 else f
 
 
-_TYPES = {"int": int, "float": float, "str": str, "int_or_float": _int_or_float}
+_TYPES: dict[str, Callable[[str], Any]] = {"int": int, "float": float, "str": str, "int_or_float": _int_or_float}
 
 
 def setup_parser(sdxl: bool) -> argparse.ArgumentParser:
@@ -667,7 +669,8 @@ def train(args: argparse.Namespace, sdxl: bool, step_seconds: float, startup_sec
     info("Using SDXL tokenizers" if sdxl else "Using v1 tokenizer", "strategy_sd.py:26")
 
     # -- dataset (train_network.py:519-576) ---------------------------------------------------------------------
-    split, val_seed, ds_info = float(args.validation_split or 0.0), args.validation_seed, {}
+    ds_info: dict[str, Any] = {}
+    split, val_seed = float(args.validation_split or 0.0), args.validation_seed
     dataset_config_mode = bool(args.dataset_config)
     if dataset_config_mode:
         info(f"Loading dataset config from {args.dataset_config}", "train_network.py:519")
