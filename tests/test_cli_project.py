@@ -140,7 +140,7 @@ def test_render_gui_json_of_an_imported_recipe_keeps_its_folders_and_name(tmp_pa
 
 def test_build_set_model_path_is_relative_to_the_current_folder(tmp_path) -> None:
     # The trainer runs with cwd = the project, so a relative base-model path typed here must be made absolute, or
-    # sd-scripts would not find the file and take the string for a hub id (reference/sd_scripts.md §13).
+    # sd-scripts would not find the file and take the string for a hub id (library/train_util.py _load_target_model).
     images = make_images(tmp_path / "imgs", [(64, 64)])
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "sd15.safetensors").write_bytes(b"x")

@@ -219,7 +219,7 @@ def test_a_value_only_the_gui_cannot_hold_skips_the_gui_json_with_a_warning(tmp_
 
 
 def test_render_without_images_warns_that_the_trainer_would_find_no_data(tmp_path) -> None:
-    # sd-scripts ends "No data found" with exit code 0 (reference/sd_scripts.md §4); the render says so first.
+    # sd-scripts ends "No data found" with exit code 0 (train_network.py NetworkTrainer.train); the render says so first.
     result = render_project(article_recipe(), tmp_path / "p")
     assert any("dataset.images is unset and img/10_CharacterAI woman/ holds no images" in w for w in result.warnings)
     make_images(tmp_path / "p" / "img" / "10_CharacterAI woman", [(64, 64)])

@@ -1,4 +1,5 @@
-"""The recipe model: strict keys, presets, --set, the trainer rules of reference/sd_scripts.md §3, §5, §10."""
+"""The recipe model: strict keys, presets, --set, the trainer rules (library/train_util.py
+read_config_from_file, get_optimizer, get_scheduler_fix)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """config.toml: every key a real option of the launched script, native types, parsed alike by tomllib and
-the `toml` package sd-scripts itself reads with (reference/sd_scripts.md §3)."""
+the `toml` package sd-scripts itself reads with (library/train_util.py read_config_from_file)."""
 
 from __future__ import annotations
 
@@ -87,7 +87,9 @@ def test_option_check_errors() -> None:
         check_option("network_dim", "96")
     with pytest.raises(RecipeError, match="must be an integer \\(steps\\) or a float below 1"):
         check_option("lr_warmup_steps", 100.0)
-    check_option("text_encoder_lr", 5e-5)  # a plain float works for this list option (§2 notes)
+    check_option(
+        "text_encoder_lr", 5e-5
+    )  # a plain float works for this list option (nargs="*" in train_network.py setup_parser)
 
 
 def test_max_token_length_75_is_the_unset_default_not_a_refused_choice() -> None:

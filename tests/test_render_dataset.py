@@ -1,4 +1,4 @@
-"""dataset.toml obeys sd-scripts' strict voluptuous schema (reference/sd_scripts.md §4)."""
+"""dataset.toml obeys sd-scripts' strict voluptuous schema (library/config_util.py ConfigSanitizer)."""
 
 from __future__ import annotations
 
