@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from click.testing import CliRunner
 
 from kohya_recipe.cli import cli, main
 from kohya_recipe.errors import GuiConfigError
+from kohya_recipe.files import tomllib
 from kohya_recipe.gui.importer import import_gui_json, import_gui_values, recipe_toml_text
 from kohya_recipe.gui.migrate import migrate_gui_values
 from kohya_recipe.gui.render import recipe_to_gui_json, render_gui_form
@@ -26,11 +26,6 @@ from kohya_recipe.kohya_ss.fields import gui_keys
 from kohya_recipe.recipe.loading import recipe_from_dict
 from kohya_recipe.recipe.models import Recipe
 from kohya_recipe.recipe.presets import load_preset
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 DATA = Path(__file__).parent / "data" / "gui" / "saved-by-gui"
 FIXTURES = sorted(DATA.glob("*.json"))

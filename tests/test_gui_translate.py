@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import copy
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from kohya_recipe.files import tomllib
 from kohya_recipe.gui.form import textbox_prompts
 from kohya_recipe.gui.importer import import_gui_json
 from kohya_recipe.gui.render import recipe_to_gui_json
@@ -40,11 +40,6 @@ from kohya_recipe.render.config import render_config
 from kohya_recipe.render.dataset import render_dataset
 from kohya_recipe.render.project import render_project
 from kohya_recipe.sdscripts.options import flatten_config, option_specs
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 DATA = Path(__file__).parent / "data" / "gui"
 RESAVED = DATA / "saved-by-gui" / "Standard-AdamW.resaved-by-current-gui.json"

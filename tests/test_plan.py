@@ -13,7 +13,6 @@ import json
 import math
 import random
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +36,8 @@ from kohya_recipe.dataset.plan import (
     subsets_from_train_data_dir,
 )
 from kohya_recipe.errors import DatasetError, KohyaRecipeError
+from kohya_recipe.files import tomllib
 from kohya_recipe.sdscripts.buckets import BucketSettings, BucketSettingsError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 DATA = Path(__file__).parent / "data" / "plan"
 

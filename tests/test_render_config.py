@@ -3,20 +3,14 @@ the `toml` package sd-scripts itself reads with (library/train_util.py read_conf
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 import toml
 
 from kohya_recipe.errors import RecipeError
+from kohya_recipe.files import tomllib
 from kohya_recipe.render.config import config_toml, config_values, render_config
 from kohya_recipe.sdscripts.options import check_config, check_option, flatten_config, option_specs
 from tests._project_util import article_recipe
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10 (requires-python >= 3.10)
-    import tomli as tomllib
 
 
 @pytest.mark.parametrize("preset", ["likeness-sd15", "style-sd15", "likeness-sdxl"])

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 import toml
 
 from kohya_recipe.errors import RenderError
+from kohya_recipe.files import tomllib
 from kohya_recipe.render.dataset import check_dataset_config, dataset_toml, render_dataset
 from tests._project_util import article_recipe
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10 (requires-python >= 3.10)
-    import tomli as tomllib
 
 
 def test_article_dataset_config() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kohya_recipe.layout import LOG_DIR, MODEL_DIR, PROMPTS_FILE
+from kohya_recipe.layout import CONFIG_FILE, LOG_DIR, MODEL_DIR, PROMPTS_FILE
 from kohya_recipe.recipe.mapping import SDSCRIPTS_FIELDS
 from kohya_recipe.recipe.models import Recipe
 from kohya_recipe.sdscripts.options import check_config, option_specs
@@ -99,7 +99,7 @@ def render_config(recipe: Recipe) -> dict[str, dict[str, Any]]:
     """The ``--config_file`` content as ``{section: {dest: value}}``, every key checked against the spec."""
     flat = config_values(recipe)
     sdxl = recipe.model.family == "sdxl"
-    check_config(flat, sdxl=sdxl, source="config.toml")
+    check_config(flat, sdxl=sdxl, source=CONFIG_FILE)
     specs = option_specs(sdxl)
     sections: dict[str, dict[str, Any]] = {name: {} for name in _SECTION_ORDER}
     for dest, value in flat.items():
