@@ -15,19 +15,7 @@ from kohya_recipe.train.queue_edit import add_to_queue, list_queue, remove_from_
 from kohya_recipe.train.queuefile import FAILED, PENDING, RUNNING, Queue, QueueError
 from kohya_recipe.train.runqueue import run_queue
 from kohya_recipe.train.sweep import parse_grid, write_sweep
-from tests._queue_util import FakeTrain, make_project, write_recipe
-
-
-@pytest.fixture
-def qfile(tmp_path: Path) -> Path:
-    return tmp_path / "state" / "queue.toml"
-
-
-@pytest.fixture
-def projects(tmp_path: Path) -> list[Path]:
-    write_recipe(tmp_path)
-    return [make_project(tmp_path, letter) for letter in "ABC"]
-
+from tests._queue_util import FakeTrain, write_recipe
 
 # ----------------------------------------------------------------------------------------------------------------
 # add / list / remove

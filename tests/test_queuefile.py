@@ -12,19 +12,7 @@ import tomli_w
 from kohya_recipe.train.queue_edit import add_to_queue, list_queue, remove_from_queue
 from kohya_recipe.train.queuefile import Queue, QueueEntry, QueueError, default_queue_file, parse_queue
 from kohya_recipe.train.runqueue import run_queue
-from tests._queue_util import FakeTrain, make_project, write_recipe
-
-
-@pytest.fixture
-def qfile(tmp_path: Path) -> Path:
-    return tmp_path / "state" / "queue.toml"
-
-
-@pytest.fixture
-def projects(tmp_path: Path) -> list[Path]:
-    write_recipe(tmp_path)
-    return [make_project(tmp_path, letter) for letter in "ABC"]
-
+from tests._queue_util import FakeTrain
 
 # ----------------------------------------------------------------------------------------------------------------
 # Where the queue lives

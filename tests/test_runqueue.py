@@ -34,17 +34,6 @@ from kohya_recipe.train.runqueue import run_queue
 from tests._queue_util import PYTHON, FakeTrain, make_project, subprocess_env, wait_for, write_recipe, write_state
 
 
-@pytest.fixture
-def qfile(tmp_path: Path) -> Path:
-    return tmp_path / "state" / "queue.toml"
-
-
-@pytest.fixture
-def projects(tmp_path: Path) -> list[Path]:
-    write_recipe(tmp_path)
-    return [make_project(tmp_path, letter) for letter in "ABC"]
-
-
 def _dead_pid() -> int:
     proc = subprocess.Popen([PYTHON, "-c", "pass"])
     proc.wait()

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from kohya_recipe.errors import DatasetError
-from kohya_recipe.sdscripts.buckets import BucketSettings, BucketSettingsError, Reso
+from kohya_recipe.sdscripts.buckets import BucketFields, BucketSettings, BucketSettingsError, Reso
 
 # sd-scripts' --max_train_steps default (library/train_util.py add_training_arguments), used when --max_train_epochs
 # is not given.
@@ -54,7 +54,7 @@ class SubsetInput:
 
 
 @dataclass(frozen=True)
-class PlanSettings:
+class PlanSettings(BucketFields):
     """The training settings that decide buckets and steps. Defaults are sd-scripts' own argparse defaults.
 
     ``buckets`` are the bucketing options (:class:`~kohya_recipe.sdscripts.buckets.BucketSettings`, whose
@@ -77,39 +77,10 @@ class PlanSettings:
     random_crop: bool = False
 
     __json_properties__ = (
-        "resolution",
-        "enable_bucket",
-        "min_bucket_reso",
-        "max_bucket_reso",
-        "bucket_reso_steps",
-        "bucket_no_upscale",
+        *BucketFields.BUCKET_FIELDS,
         "family",
         "gradient_accumulation_steps",
     )
-
-    @property
-    def resolution(self) -> Reso:
-        return self.buckets.resolution
-
-    @property
-    def enable_bucket(self) -> bool:
-        return self.buckets.enable_bucket
-
-    @property
-    def min_bucket_reso(self) -> int:
-        return self.buckets.min_bucket_reso
-
-    @property
-    def max_bucket_reso(self) -> int:
-        return self.buckets.max_bucket_reso
-
-    @property
-    def bucket_reso_steps(self) -> int:
-        return self.buckets.bucket_reso_steps
-
-    @property
-    def bucket_no_upscale(self) -> bool:
-        return self.buckets.bucket_no_upscale
 
     @property
     def family(self) -> str:

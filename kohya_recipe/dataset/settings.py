@@ -11,7 +11,7 @@ from kohya_recipe.dataset.detect import Subset
 from kohya_recipe.recipe.loading import load_recipe, recipe_from_dict
 from kohya_recipe.recipe.models import Recipe
 from kohya_recipe.recipe.presets import load_preset
-from kohya_recipe.sdscripts.buckets import BucketSettings, Reso
+from kohya_recipe.sdscripts.buckets import BucketFields, BucketSettings
 
 # The bundled preset that holds the article's settings: the checks use it when no recipe is given.
 ARTICLE_PRESET = "likeness-sd15"
@@ -19,7 +19,7 @@ ARTICLE_SOURCE = "the article's defaults (no recipe)"
 
 
 @dataclass(frozen=True)
-class CheckSettings:
+class CheckSettings(BucketFields):
     """The training settings the checks depend on (:func:`settings_from_recipe`, or :func:`article_settings`).
 
     ``trigger``/``trigger_source`` name the trigger word every caption must hold and where it came from
@@ -40,38 +40,7 @@ class CheckSettings:
     source: str = "recipe"
     trigger_source: str = ""
 
-    __json_properties__ = (
-        "resolution",
-        "enable_bucket",
-        "min_bucket_reso",
-        "max_bucket_reso",
-        "bucket_reso_steps",
-        "bucket_no_upscale",
-    )
-
-    @property
-    def resolution(self) -> Reso:
-        return self.buckets.resolution
-
-    @property
-    def enable_bucket(self) -> bool:
-        return self.buckets.enable_bucket
-
-    @property
-    def min_bucket_reso(self) -> int:
-        return self.buckets.min_bucket_reso
-
-    @property
-    def max_bucket_reso(self) -> int:
-        return self.buckets.max_bucket_reso
-
-    @property
-    def bucket_reso_steps(self) -> int:
-        return self.buckets.bucket_reso_steps
-
-    @property
-    def bucket_no_upscale(self) -> bool:
-        return self.buckets.bucket_no_upscale
+    __json_properties__ = (*BucketFields.BUCKET_FIELDS,)
 
 
 def settings_from_recipe(recipe: Recipe, source: str = "recipe") -> CheckSettings:

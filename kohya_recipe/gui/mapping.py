@@ -6,6 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from kohya_recipe.kohya_ss.fields import gui_fields
+from kohya_recipe.recipe.mapping import SDSCRIPTS_FIELDS
+
 # Folder and naming keys: a project decides them (``project_dir``); without one they come from ``recipe.gui``
 # (e.g. the paths of an imported config, kept as given: a Windows path stays a Windows path).
 LAYOUT_KEYS = (
@@ -124,64 +127,19 @@ NETWORK_FIELDS = (
     "loraplus_text_encoder_lr_ratio",
 )
 
-# GUI key -> the recipe field it is rendered from (used to name the field in an error).
-RECIPE_FIELDS: dict[str, str] = {
-    "pretrained_model_name_or_path": "model.base",
+# GUI key -> the recipe field it is rendered from (used to name the field in an error). A GUI key spelled like the
+# sd-scripts option it sets names the same field as that option (recipe.mapping.SDSCRIPTS_FIELDS); these are the
+# GUI's own keys.
+_GUI_ONLY_FIELDS: dict[str, str] = {
     "v2": "model.family",
     "sdxl": "model.family",
-    "v_parameterization": "model.v_parameterization",
-    "vae": "model.vae",
     "LoRA_type": "network.module",
-    "network_dim": "network.rank",
-    "network_alpha": "network.alpha",
-    "network_dropout": "network.dropout",
-    "network_weights": "network.weights",
     "optimizer": "optimizer.type",
-    "optimizer_args": "optimizer.args",
-    "learning_rate": "optimizer.learning_rate",
-    "unet_lr": "optimizer.unet_lr",
-    "text_encoder_lr": "optimizer.text_encoder_lr",
-    "lr_scheduler": "optimizer.scheduler",
-    "lr_scheduler_args": "optimizer.scheduler_args",
     "lr_warmup": "optimizer.warmup_steps",
-    "lr_warmup_steps": "optimizer.warmup_steps",
-    "lr_scheduler_num_cycles": "optimizer.scheduler_num_cycles",
-    "lr_scheduler_power": "optimizer.scheduler_power",
-    "max_grad_norm": "optimizer.max_grad_norm",
     "epoch": "training.max_train_epochs",
-    "max_train_epochs": "training.max_train_epochs",
     "max_train_steps": "training.max_train_epochs",
-    "train_batch_size": "training.batch_size",
-    "gradient_accumulation_steps": "training.gradient_accumulation_steps",
     "max_resolution": "training.resolution",
-    "enable_bucket": "training.enable_bucket",
-    "min_bucket_reso": "training.min_bucket_reso",
-    "max_bucket_reso": "training.max_bucket_reso",
-    "bucket_reso_steps": "training.bucket_reso_steps",
-    "bucket_no_upscale": "training.bucket_no_upscale",
-    "mixed_precision": "training.mixed_precision",
-    "save_precision": "training.save_precision",
-    "seed": "training.seed",
-    "clip_skip": "training.clip_skip",
     "xformers": "training.attention",
-    "gradient_checkpointing": "training.gradient_checkpointing",
-    "cache_latents": "training.cache_latents",
-    "cache_latents_to_disk": "training.cache_latents_to_disk",
-    "save_every_n_epochs": "training.save_every_n_epochs",
-    "save_state": "training.save_state",
-    "save_last_n_epochs": "training.save_last_n_epochs",
-    "max_data_loader_n_workers": "training.max_data_loader_n_workers",
-    "max_token_length": "training.max_token_length",
-    "noise_offset": "training.noise_offset",
-    "log_with": "training.log_with",
-    "caption_extension": "dataset.caption_extension",
-    "flip_aug": "augmentation.flip",
-    "color_aug": "augmentation.color",
-    "shuffle_caption": "augmentation.shuffle_caption",
-    "keep_tokens": "augmentation.keep_tokens",
-    "sample_every_n_epochs": "samples.every_n_epochs",
-    "sample_every_n_steps": "samples.every_n_steps",
-    "sample_sampler": "samples.sampler",
     "sample_prompts": "samples.prompts",
     "output_name": "output",
     "num_processes": "accelerate.num_processes",
@@ -202,6 +160,10 @@ RECIPE_FIELDS: dict[str, str] = {
     "noise_offset_type": "extra",
     "additional_parameters": "extra",
     "t5xxl_lr": "optimizer.text_encoder_lr",
+}
+RECIPE_FIELDS: dict[str, str] = {
+    **{key: field for key, field in SDSCRIPTS_FIELDS.items() if key in gui_fields()},
+    **_GUI_ONLY_FIELDS,
 }
 
 # sd-scripts options that have no GUI field: the GUI passes them through `additional_parameters`, raw command

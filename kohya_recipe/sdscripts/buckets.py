@@ -68,6 +68,46 @@ class BucketSettings:
         )
 
 
+class BucketFields:
+    """Read-only access to the fields of a ``buckets`` :class:`BucketSettings`, for settings that embed one (the
+    plan's and the dataset check's), so that each reads ``settings.resolution`` without copying the value."""
+
+    buckets: BucketSettings
+
+    BUCKET_FIELDS = (
+        "resolution",
+        "enable_bucket",
+        "min_bucket_reso",
+        "max_bucket_reso",
+        "bucket_reso_steps",
+        "bucket_no_upscale",
+    )
+
+    @property
+    def resolution(self) -> Reso:
+        return self.buckets.resolution
+
+    @property
+    def enable_bucket(self) -> bool:
+        return self.buckets.enable_bucket
+
+    @property
+    def min_bucket_reso(self) -> int:
+        return self.buckets.min_bucket_reso
+
+    @property
+    def max_bucket_reso(self) -> int:
+        return self.buckets.max_bucket_reso
+
+    @property
+    def bucket_reso_steps(self) -> int:
+        return self.buckets.bucket_reso_steps
+
+    @property
+    def bucket_no_upscale(self) -> bool:
+        return self.buckets.bucket_no_upscale
+
+
 @dataclass(frozen=True)
 class BucketAssignment:
     """Where one image goes, as sd-scripts' ``BucketManager.select_bucket`` decides.
