@@ -75,8 +75,9 @@ def _fitted(
     widths = _shrink(natural, right, room)
     table = Table(box=None, header_style="", pad_edge=False, padding=(0, 2, 0, 0), show_edge=False, expand=False)
     for i, name in enumerate(header):
-        justify = "right" if i in right else "left"
-        table.add_column(name, justify=justify, no_wrap=True, overflow="ellipsis", width=widths[i])
+        table.add_column(
+            name, justify="right" if i in right else "left", no_wrap=True, overflow="ellipsis", width=widths[i]
+        )
     for row in rows:
         table.add_row(*row)
     out = io.StringIO()
