@@ -76,6 +76,7 @@ class ProjectFacts:
     subsets: tuple[SubsetFacts, ...] = ()
     sample_prompts: tuple[str, ...] = ()  # resolved lines, exactly as written to sample-prompts.txt
     sampler: str | None = None
+    purpose: str = "likeness"  # likeness | style | concept
     log_dir: str | None = LOG_DIR  # None when the recipe logs nothing
     model_dir: str = MODEL_DIR
     version: int = field(default=FACTS_VERSION)

@@ -399,6 +399,9 @@ class FormImporter:
             repeats = name.repeats
             trigger, _, cls = name.class_tokens.partition(" ")
             subject = {"trigger": trigger, "class_token": cls or trigger}
+            if subject["class_token"].split()[-1].lower() == "style":
+                # The GUI has no field for what a LoRA learns; a folder named "<N>_<name> style" trains a style.
+                subject["purpose"] = "style"
             data["dataset"] = {**data.get("dataset", {}), "repeats": repeats}
             if any(f.is_file() and is_trainer_image(f) for f in folder.iterdir()):
                 data["dataset"]["images"] = str(folder)

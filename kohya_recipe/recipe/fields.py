@@ -20,6 +20,7 @@ SavePrecision = Literal["float", "fp16", "bf16"]
 Attention = Literal["sdpa", "xformers", "none"]
 CaptionExtension = Literal[".txt", ".caption", ".cap"]
 LogWith = Literal["tensorboard", "wandb", "all"]
+Purpose = Literal["likeness", "style", "concept"]
 # sd-scripts --sample_sampler choices (library/train_util.py add_training_arguments).
 Sampler = Literal[
     "ddim",

@@ -25,6 +25,7 @@ from kohya_recipe.recipe.fields import (
     Family,
     LogWith,
     MixedPrecision,
+    Purpose,
     Sampler,
     SavePrecision,
     Strict,
@@ -44,6 +45,12 @@ class Subject(Strict):
         "Class word after the trigger in the image folder name (`10_<trigger> <class>`).",
         "The class being trained, e.g. woman.",
         default="woman",
+    )
+    purpose: Purpose = doc(
+        "What the LoRA learns: `likeness` (one person or character), `style` (a look), or `concept` (an object, "
+        "pose or idea). Picks the dataset checks' defaults and the sample prompts.",
+        "The article trains a likeness; for a style it only changes the batch size.",
+        default="likeness",
     )
 
     @field_validator("trigger", "class_token")

@@ -335,6 +335,7 @@ def project_facts(recipe: Recipe) -> ProjectFacts:
         subsets=tuple(s.facts() for s in recipe.train_subsets()),
         sample_prompts=tuple(prompt_line(p) for p in recipe.samples.prompts),
         sampler=recipe.samples.sampler if recipe.samples.prompts else None,
+        purpose=recipe.subject.purpose,
         log_dir=LOG_DIR if tr.log_with else None,
         model_dir=MODEL_DIR,
     )
