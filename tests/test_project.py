@@ -248,7 +248,7 @@ def test_build_from_a_kohya_train_data_dir_keeps_each_folder(tmp_path) -> None:
     result = build_project(_kohya_dir(tmp_path), tmp_path / "p", recipe)
     assert sorted(p.name for p in (tmp_path / "p" / "img").iterdir()) == ["3_dk style", "5_other"]
     assert result.plan.max_train_steps == (2 * 3 + 1 * 5) * 8
-    assert result.notes == ["kept the repeats and class tokens of the kohya folder(s): 3_dk style, 5_other"]
+    assert result.notes[0] == "kept the repeats and class tokens of the kohya folder(s): 3_dk style, 5_other"
     from kohya_recipe.files import read_toml
 
     subsets = read_toml(tmp_path / "p" / "dataset.toml")["datasets"][0]["subsets"]
@@ -271,7 +271,7 @@ def test_build_from_one_repeats_folder_keeps_its_repeats_unless_the_user_sets_th
     assert (tmp_path / "a" / "img" / "3_dk style").is_dir() and kept.plan.max_train_steps == 2 * 3 * 8
     replaced = build_project(folder, tmp_path / "b", recipe, repeats_given=True)
     assert (tmp_path / "b" / "img" / "10_dk style").is_dir() and replaced.plan.max_train_steps == 2 * 10 * 8
-    assert replaced.notes == ["dataset.repeats = 10 (set by you) replaces the folders' own repeats (3_dk style)"]
+    assert replaced.notes[0] == "dataset.repeats = 10 (set by you) replaces the folders' own repeats (3_dk style)"
 
 
 def test_repeats_given_reads_the_users_file_and_sets(tmp_path) -> None:

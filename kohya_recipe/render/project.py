@@ -378,12 +378,15 @@ def build_project(
     dry_run: bool = False,
     copy_images: bool = False,
     repeats_given: bool = False,
+    prompts_given: bool = False,
 ) -> RenderResult:
     """Render ``recipe`` for the images in ``images`` into ``out_dir`` and attach the step plan.
 
     ``images`` is a folder of images, or a kohya folder (:func:`kohya_subsets`): then each subset keeps its own
     repeats and class tokens, unless ``repeats_given`` (the user set ``dataset.repeats``), which replaces the
-    repeats of every subset; the result's notes say which happened.
+    repeats of every subset. Unless ``prompts_given`` (the user set sample prompts), the sample prompts come from
+    the images' captions when the preset's do not fit them (:mod:`kohya_recipe.render.sample_prompts`). The
+    result's notes say what happened.
     """
     src = Path(images)
     if not src.is_dir():
@@ -397,10 +400,31 @@ def build_project(
         data["dataset"].update(images=None, subsets=found)
         notes = _subset_notes(found, recipe.dataset.repeats, repeats_given)
     recipe = recipe_from_dict(data, source="recipe")
+    if not prompts_given:
+        recipe = _own_sample_prompts(recipe, data, notes)
     result = render_project(recipe, out_dir, force=force, dry_run=dry_run, copy_images=copy_images)
     result.notes = notes
     result.plan = plan_recipe(recipe)
     return result
+
+
+def _own_sample_prompts(recipe: Recipe, data: dict[str, Any], notes: list[str]) -> Recipe:
+    """``recipe`` with sample prompts derived from its images' captions, when the preset's do not fit them."""
+    from kohya_recipe.render.sample_prompts import choose_sample_prompts
+
+    folders = [Path(s.source) for s in recipe.train_subsets() if s.source and not s.is_reg]
+    choice = choose_sample_prompts(recipe, folders)
+    if choice.source != "captions":
+        notes.append(choice.reason)
+        return recipe
+    data["samples"]["prompts"] = choice.prompts
+    try:
+        derived = recipe_from_dict(data, source="sample prompts from the captions")
+    except RecipeError as exc:
+        notes.append(f"the preset's sample prompts are kept: the captions' would not do ({exc})")
+        return recipe
+    notes.append(choice.reason)
+    return derived
 
 
 def _subset_notes(found: list[dict[str, Any]], repeats: int, repeats_given: bool) -> list[str]:
@@ -413,16 +437,22 @@ def _subset_notes(found: list[dict[str, Any]], repeats: int, repeats_given: bool
     return [f"kept the repeats and class tokens of the kohya folder(s): {folders}"]
 
 
-def repeats_given(recipe_file: str | Path | None, sets: list[str] | tuple[str, ...]) -> bool:
-    """Whether the user set ``dataset.repeats`` (in their recipe file or a ``--set``), not just a preset."""
+def user_sets(recipe_file: str | Path | None, sets: list[str] | tuple[str, ...], section: str, key: str) -> bool:
+    """Whether the user set ``section.key`` (in their own recipe file or a ``--set``), not just a preset."""
     from kohya_recipe.recipe.loading import resolve_set_key
 
-    if any(resolve_set_key(item.partition("=")[0].strip()) == "dataset.repeats" for item in sets):
+    path = f"{section}.{key}"
+    if any(resolve_set_key(item.partition("=")[0].strip()).startswith(path) for item in sets):
         return True
     if recipe_file is None:
         return False
-    own = read_toml(Path(recipe_file), error=RecipeError).get("dataset")
-    return isinstance(own, dict) and "repeats" in own
+    own = read_toml(Path(recipe_file), error=RecipeError).get(section)
+    return isinstance(own, dict) and key in own
+
+
+def repeats_given(recipe_file: str | Path | None, sets: list[str] | tuple[str, ...]) -> bool:
+    """Whether the user set ``dataset.repeats`` (in their recipe file or a ``--set``), not just a preset."""
+    return user_sets(recipe_file, sets, "dataset", "repeats")
 
 
 def build_from_folder(
@@ -443,9 +473,12 @@ def build_from_folder(
     from kohya_recipe.recipe.loading import resolve_recipe
 
     recipe = resolve_recipe(recipe_file, preset=preset, trigger=trigger, class_token=class_token, sets=sets)
-    given = repeats_given(recipe_file, sets)
+    given = {
+        "repeats_given": repeats_given(recipe_file, sets),
+        "prompts_given": user_sets(recipe_file, sets, "samples", "prompts"),
+    }
     opts = {"force": force, "dry_run": dry_run, "copy_images": copy_images}
-    return build_project(images, out_dir, recipe, repeats_given=given, **opts)
+    return build_project(images, out_dir, recipe, **given, **opts)
 
 
 def plan_recipe(
@@ -535,6 +568,7 @@ def format_render_result(result: RenderResult) -> str:
         f"{prefix} {len(result.written)} file(s) in {root} ({len(result.unchanged)} unchanged).",
         f"  output name: {result.output_name}",
         *(f"  {note}" for note in result.notes),
+        *(f"  sample prompt: {prompt_line(p)}" for p in result.recipe.samples.prompts),
     ]
     if result.dry_run:
         out += [f"  mkdir {rel}/" for rel in result.folders]
