@@ -109,6 +109,7 @@ def real_data() -> Path:
     return _dir("KOHYA_RECIPE_REAL_DATA", "gui-configs", BUILD_GUI)
 
 
-def kohya_recipe(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def kohya_recipe(*args: str, cwd: Path | None = None, timeout: float = 3600) -> subprocess.CompletedProcess[str]:
     """Run the kohya-recipe CLI as a user would (a separate process)."""
-    return subprocess.run([sys.executable, "-m", "kohya_recipe", *args], capture_output=True, text=True, cwd=cwd)
+    cmd = [sys.executable, "-m", "kohya_recipe", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, timeout=timeout)
