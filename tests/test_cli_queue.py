@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -261,6 +262,18 @@ def test_queue_run_failure_exits_4_after_running_the_rest(tmp_path: Path, qfile:
     assert data["failed"] == [1]
     assert [(e["id"], e["status"]) for e in data["ran"]] == [(1, "failed"), (2, DONE)]
     assert f"queue: #1 CharacterAI-1-A: failed: {a}: the trainer exited 0 without writing the final checkpoint" in err
+
+
+def test_queue_run_exits_4_when_a_project_folder_is_gone(tmp_path: Path, qfile: Path, fake_train: FakeTrain) -> None:
+    """Issue 14: an entry whose folder was deleted failed, yet `queue run` said "0 failed" and exited 0."""
+    a, _ = _queue_two(tmp_path, qfile)
+    shutil.rmtree(a)
+    code, out, err = run_cli("queue", "run", "--queue-file", qfile)
+    assert (code, out) == (4, "")
+    assert err.splitlines()[0] == f"queue: #1 CharacterAI-1-A: failed: {a}: project folder not found"
+    assert err.splitlines()[-1] == "Queue finished: 1 done, 1 failed."
+    code, out, _ = run_cli("queue", "run", "--queue-file", qfile, "--json")
+    assert (code, json.loads(out)["failed"]) == (0, [])  # nothing left to run; the failure was reported once
 
 
 def test_queue_run_ctrl_c_exits_130(tmp_path: Path, qfile: Path, fake_train: FakeTrain) -> None:

@@ -42,9 +42,15 @@ LOG_COLUMNS = "200"
 
 
 class TrainerSetupError(TrainerError):
-    """sd-scripts, the Python or accelerate could not be found: nothing was launched (exit 1, not 4)."""
+    """Nothing was launched (exit 1, not 4): the trainer is missing, or this project cannot be trained as it is
+    (locked by another ``train``, nothing to resume, log folder not writable)."""
 
     exit_code = ExitCode.ERROR
+
+
+class TrainerNotFound(TrainerSetupError):
+    """sd-scripts, the Python or accelerate could not be found or started: every project would fail the same way
+    (a queue stops instead of failing each entry)."""
 
 
 class ProjectLike(Protocol):
@@ -84,7 +90,7 @@ def _is_sd_scripts(path: Path) -> bool:
     return (path / "train_network.py").is_file()
 
 
-def _not_sd_scripts(path: Path, origin: str) -> TrainerSetupError:
+def _not_sd_scripts(path: Path, origin: str) -> TrainerNotFound:
     if not path.exists():
         why = "folder does not exist"
     elif not path.is_dir():
@@ -94,7 +100,7 @@ def _not_sd_scripts(path: Path, origin: str) -> TrainerSetupError:
         why = "folder is empty (in a kohya_ss install run `git submodule update --init --recursive`)"
     else:
         why = "no train_network.py in it (is it a kohya-ss/sd-scripts checkout?)"
-    return TrainerSetupError(f"{why}", source=f"{origin} {path}")
+    return TrainerNotFound(f"{why}", source=f"{origin} {path}")
 
 
 def find_sd_scripts(
@@ -137,7 +143,7 @@ def find_sd_scripts(
         if _is_sd_scripts(path):
             return path.resolve()
         tried.append(f"./{rel} (not found)")
-    raise TrainerSetupError(
+    raise TrainerNotFound(
         f"sd-scripts not found; looked at {', '.join(tried)}. "
         "Pass --sd-scripts DIR or set KOHYA_RECIPE_SD_SCRIPTS to the folder holding train_network.py"
     )
@@ -291,13 +297,13 @@ def find_python(
     if explicit:
         hit = shutil.which(explicit) or (explicit if Path(explicit).is_file() else None)
         if hit is None:
-            raise TrainerSetupError("not found or not executable", source=f"--python {explicit}")
+            raise TrainerNotFound("not found or not executable", source=f"--python {explicit}")
         if not os.access(hit, os.X_OK):
             # a file that is not executable (a copied venv without its mode bits, a typo pointing at a script):
             # saying "accelerate is not installed" would send the user in the wrong direction
-            raise TrainerSetupError("not executable (is it a Python interpreter?)", source=f"--python {hit}")
+            raise TrainerNotFound("not executable (is it a Python interpreter?)", source=f"--python {hit}")
         if not has_accelerate(hit, pythonpath):
-            raise TrainerSetupError(
+            raise TrainerNotFound(
                 "accelerate is not installed for this Python; install sd-scripts' requirements into it "
                 "(pip install -r requirements.txt in sd-scripts) or pass the venv's python",
                 source=f"--python {hit}",
@@ -308,7 +314,7 @@ def find_python(
         if has_accelerate(python, pythonpath):
             return python
     tried = ", ".join(candidates) or "none on PATH"
-    raise TrainerSetupError(
+    raise TrainerNotFound(
         f"no Python with accelerate found (tried {tried}); install sd-scripts' requirements "
         "(pip install -r requirements.txt in sd-scripts) or pass --python /path/to/venv/bin/python"
     )

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from kohya_recipe.train.launch import LaunchCommand, TrainerSetupError
+from kohya_recipe.train.launch import LaunchCommand, TrainerNotFound, TrainerSetupError
 from kohya_recipe.train.progress import ProgressEvent, ProgressParser, ProgressState, Stream
 
 #: Seconds to wait after forwarding SIGINT before sending SIGTERM, and after SIGTERM before SIGKILL.
@@ -420,7 +420,7 @@ def _start(cmd: LaunchCommand, log: IO[bytes], log_file: Path) -> subprocess.Pop
     except OSError as exc:
         log.close()
         log_file.unlink(missing_ok=True)  # created by us for this run, still empty: leave nothing behind
-        raise TrainerSetupError(f"cannot start the trainer: {exc.strerror or exc}", source=cmd.argv[0]) from None
+        raise TrainerNotFound(f"cannot start the trainer: {exc.strerror or exc}", source=cmd.argv[0]) from None
 
 
 def _wait_for_exit(proc: subprocess.Popen[bytes], pump: _OutputPump, stopper: _Stopper, display: Display) -> None:
