@@ -201,7 +201,10 @@ def test_a_setup_error_of_one_project_fails_that_entry_only(projects: list[Path]
     assert train.calls == [("CharacterAI-1-A", False), ("CharacterAI-1-B", False)]
     assert result.failed == [1] and result.succeeded == [2]
     a = list_queue(qfile)[0]
-    assert (a.status, a.last_error) == (FAILED, f"{projects[0]}: another `kohya-recipe train` is training this project (pid 1)")
+    assert (a.status, a.last_error) == (
+        FAILED,
+        f"{projects[0]}: another `kohya-recipe train` is training this project (pid 1)",
+    )
 
 
 def _mark_running(qfile: Path, entry_id: int, pid: int, gpus: list[str] | None = None) -> None:

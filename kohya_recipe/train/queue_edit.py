@@ -17,7 +17,7 @@ from kohya_recipe.errors import KohyaRecipeError
 from kohya_recipe.layout import is_project
 from kohya_recipe.text import format_table
 from kohya_recipe.train.liveness import entry_state, runner_alive
-from kohya_recipe.train.queuefile import ACTIVE_STATUSES, RUNNING, Queue, QueueEntry, QueueError, now
+from kohya_recipe.train.queuefile import ACTIVE_STATUSES, MAX_ID, RUNNING, Queue, QueueEntry, QueueError, now
 from kohya_recipe.train.run import find_resume_state
 from kohya_recipe.train.sweepfile import MANIFEST_NAME, load_sweep
 
@@ -124,6 +124,12 @@ def add_to_queue(
             if holder is not None:
                 result.skipped.append(AlreadyQueued(project, holder.id, holder.status))
                 continue
+            if state.next_id >= MAX_ID:
+                raise QueueError(
+                    f"every entry id up to {MAX_ID - 1} has been handed out; the file was not changed (start a new "
+                    "queue file, or renumber the entries and next_id by hand)",
+                    source=str(queue.path),
+                )
             entry = QueueEntry(id=state.next_id, project=project, added=now(), name=info.output_name, sweep=sweep)
             state.next_id += 1
             state.entries.append(entry)

@@ -26,6 +26,7 @@ from kohya_recipe.train.queuefile import (
     DONE,
     FAILED,
     INTERRUPTED,
+    MAX_ID,
     PENDING,
     RUNNING,
     Queue,
@@ -128,7 +129,7 @@ def _pick_next(
             before["status"] = INTERRUPTED  # it was mid-run when its runner died
         pick = _Pick(entry, lock, info, resume, recovered, entry.pid, before)
         entry.status = RUNNING
-        entry.attempts += 1
+        entry.attempts = min(entry.attempts + 1, MAX_ID)  # stays readable (queuefile bounds every integer)
         entry.started = now()
         entry.finished = None
         entry.pid = os.getpid()
