@@ -103,3 +103,28 @@ def fake_env(monkeypatch: pytest.MonkeyPatch, *, step_seconds: float = 0.0, **kn
         monkeypatch.setenv(f"FAKE_SD_SCRIPTS_{key.upper()}", value)
     for var in ("KOHYA_RECIPE_SD_SCRIPTS", "SD_SCRIPTS", "KOHYA_SS_DIR"):
         monkeypatch.delenv(var, raising=False)
+
+
+def cli_process(*args: str | Path, timeout: float = 120.0, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """``python -m kohya_recipe ARGS`` in a child process with a timeout: for inputs that could block forever (a
+    FIFO), where an in-process run would hang the test instead of failing it. The fake accelerate is importable
+    (``fake_env`` sets PYTHONPATH for children); ``env`` adds variables. Returns (exit code, stdout, stderr)."""
+    import subprocess
+    import sys
+
+    child_env = dict(os.environ)
+    root = str(Path(__file__).resolve().parent.parent)
+    child_env["PYTHONPATH"] = os.pathsep.join(
+        [root, *([child_env["PYTHONPATH"]] if child_env.get("PYTHONPATH") else [])]
+    )
+    child_env.update(env or {})
+    proc = subprocess.run(
+        [sys.executable, "-m", "kohya_recipe", *map(str, args)],
+        env=child_env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return proc.returncode, proc.stdout, proc.stderr

@@ -447,3 +447,58 @@ def test_real_queue_run_ctrl_c_exits_130_and_resumes_next_time(
     entry = list_queue(qfile)[0]
     assert (entry.status, entry.attempts, entry.resumed) == (DONE, 2, True)
     assert (slow / "model" / "testchar-1-A.safetensors").is_file()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# special files (issue 14): a FIFO where a file is read is one line, never a hang
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_fifos_as_queue_and_sweep_inputs_are_one_line(tmp_path: Path) -> None:
+    from tests._train_util import cli_process
+
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)
+    special = "not a regular file (a FIFO): reading it would block or never end"
+    kept = "the file was not changed, fix it by hand or move it away"
+    write_recipe(tmp_path)
+    project = make_project(tmp_path, "A")
+    sweep_dir = tmp_path / "sweep"
+    sweep_dir.mkdir()
+    os.mkfifo(sweep_dir / "sweep.toml")
+    cases: list[tuple[list[str | Path], str]] = [
+        (["queue", "list", "--queue-file", fifo], f"{fifo}: {special}; {kept}"),
+        (["queue", "add", project, "--queue-file", fifo], f"{fifo}: {special}; {kept}"),
+        (["queue", "run", "--queue-file", fifo], f"{fifo}: {special}; {kept}"),
+        (["queue", "remove", "1", "--queue-file", fifo], f"{fifo}: {special}; {kept}"),
+        (["queue", "add", fifo, "--queue-file", tmp_path / "q.toml"], f"{fifo}: {special}"),
+        (["queue", "add", sweep_dir, "--queue-file", tmp_path / "q.toml"], f"{sweep_dir / 'sweep.toml'}: {special}"),
+        (["sweep", fifo, "--grid", "network_alpha=1,2", "--dry-run"], f"{fifo}: {special}"),
+    ]
+    for args, message in cases:
+        code, out, err = cli_process(*args)
+        assert (code, out, err) == (1, "", f"Error: {message}\n"), args
+    assert not (tmp_path / "q.toml").exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_fifos_in_place_of_the_queue_lock_files(tmp_path: Path, qfile: Path) -> None:
+    from tests._train_util import cli_process
+
+    write_recipe(tmp_path)
+    project = make_project(tmp_path, "A")
+    os.mkfifo(f"{qfile}.lock")
+    code, _, err = cli_process("queue", "add", project, "--queue-file", qfile)
+    assert (code, err) == (
+        1,
+        f"Error: {qfile}.lock: not a regular file: a lock file must be one; remove it (it is only a lock file)\n",
+    )
+    Path(f"{qfile}.lock").unlink()
+    add_to_queue([project], qfile)
+    os.mkfifo(f"{qfile}.gpus.lock")
+    code, _, err = cli_process("queue", "run", "--queue-file", qfile)
+    assert (code, err) == (
+        1,
+        f"Error: {qfile}.gpus.lock: not a regular file: a lock file must be one; remove it (it is only a lock file)\n",
+    )
+    assert [e.status for e in list_queue(qfile)] == [PENDING]

@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 
 import pytest
-from _train_util import FAKE_SD_SCRIPTS, FAKE_SITE, KNOBS, fake_env, make_project, png
+from _dataset_util import finishes
+from _train_util import FAKE_SD_SCRIPTS, FAKE_SITE, KNOBS, cli_process, fake_env, make_project, png
 
 from kohya_recipe.errors import ExitCode, RenderError
 from kohya_recipe.files import sha256_file
@@ -525,3 +526,76 @@ def test_one_train_per_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         assert _train(root, dry_run=True).outcome == "dry-run"  # a dry run does not need the lock
     assert _train(root).ok  # released: the kernel drops the lock with the holder
     assert lock.read_text() == str(os.getpid())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# special files where a file is read (issue 14): one line, no hang
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("config.toml", "config.toml: not a regular file (a FIFO): reading it would block or never end; replace it"),
+        ("dataset.toml", "dataset.toml: not a regular file (a FIFO): reading it would block"),
+        ("sample-prompts.txt", "sample-prompts.txt: not a regular file (a FIFO): reading it would block"),
+        (".kohya-recipe/manifest.json", "manifest.json: not a regular file (a FIFO): reading it would block"),
+        (".kohya-recipe/train.lock", "train.lock: not a regular file: a lock file must be one; remove it"),
+        ("resolved-recipe.toml", "not a kohya-recipe project (no resolved-recipe.toml)"),
+    ],
+)
+def test_a_fifo_in_the_project_is_one_line_not_a_hang(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, message: str
+) -> None:
+    fake_env(monkeypatch)
+    root = make_project(tmp_path)
+    target = root / name
+    target.unlink(missing_ok=True)
+    os.mkfifo(target)
+    for extra in ([], ["--dry-run"] if name != ".kohya-recipe/train.lock" else []):  # a dry run takes no lock
+        code, out, err = cli_process("train", root, "--sd-scripts", FAKE_SD_SCRIPTS, "--python", sys.executable, *extra)
+        assert (code, out) == (1, "")
+        assert err.startswith("Error: ") and message in err and err.count("\n") == 1, err
+    assert not list((root / "model").glob("*.safetensors"))  # nothing was launched
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_fifos_given_as_inputs_of_train_and_doctor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_env(monkeypatch)
+    root = make_project(tmp_path)
+    fifo = tmp_path / "f.toml"
+    os.mkfifo(fifo)
+    fifo.chmod(0o755)
+    for args, message in (
+        (["train", fifo], f"Error: {fifo}: project folder not found"),
+        (["doctor", fifo, "--sd-scripts", FAKE_SD_SCRIPTS], f"Error: {fifo}: project folder not found"),
+        (["train", root, "--sd-scripts", FAKE_SD_SCRIPTS, "--python", fifo], f"Error: --python {fifo}: not a file"),
+        (["train", root, "--sd-scripts", fifo], f"Error: --sd-scripts {fifo}: not a folder"),
+    ):
+        code, out, err = cli_process(*args)
+        assert (code, out) == (1, "") and err.startswith(message) and err.count("\n") == 1, (args, err)
+    # doctor reads the project's config.toml: a FIFO there is one line too
+    (root / "config.toml").unlink()
+    os.mkfifo(root / "config.toml")
+    code, _, err = cli_process("doctor", root, "--sd-scripts", FAKE_SD_SCRIPTS, "--python", sys.executable)
+    assert (
+        code == 1
+        and err == f"Error: {root / 'config.toml'}: not a regular file (a FIFO): reading it would block or never end\n"
+    )
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_a_fifo_in_sd_scripts_git_metadata_does_not_block_train(tmp_path: Path) -> None:
+    """`train` reads .git/HEAD and the ref it names to record sd-scripts' commit: a FIFO there means "no
+    commit known", not a hang. (The trainer reads them too; that part is sd-scripts' own.)"""
+    from kohya_recipe.train.launch import sd_scripts_version
+
+    sd = tmp_path / "sd-scripts"
+    shutil.copytree(FAKE_SD_SCRIPTS, sd, ignore=shutil.ignore_patterns("site", "__pycache__"))
+    (sd / ".git" / "refs" / "heads").mkdir(parents=True)
+    os.mkfifo(sd / ".git" / "HEAD")
+    assert finishes(lambda: sd_scripts_version(sd)) == {"commit": None, "ref": None, "tag": None}
+    (sd / ".git" / "HEAD").unlink()
+    (sd / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    os.mkfifo(sd / ".git" / "refs" / "heads" / "main")
+    assert finishes(lambda: sd_scripts_version(sd)) == {"commit": None, "ref": "refs/heads/main", "tag": None}

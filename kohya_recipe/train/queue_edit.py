@@ -76,10 +76,11 @@ class AddResult:
 
 
 def _is_sweep_manifest(path: Path) -> bool:
-    """A ``.toml`` file, or a folder holding ``sweep.toml`` that is not itself a project."""
-    if path.is_file():
+    """A ``.toml`` file (or a special file so named: the manifest reader refuses it in one line), or a folder
+    holding a ``sweep.toml`` that is not itself a project."""
+    if not path.is_dir():
         return path.name == MANIFEST_NAME or path.suffix == ".toml"
-    return (path / MANIFEST_NAME).is_file() and not is_project(path)
+    return (path / MANIFEST_NAME).exists() and not is_project(path)
 
 
 def _expand_targets(paths: Iterable[str | os.PathLike[str]]) -> list[tuple[ProjectInfo, str | None]]:
@@ -90,7 +91,7 @@ def _expand_targets(paths: Iterable[str | os.PathLike[str]]) -> list[tuple[Proje
         if not path.exists():
             raise QueueError("no such project folder or sweep manifest", source=str(raw))
         if _is_sweep_manifest(path):
-            manifest = path if path.is_file() else path / MANIFEST_NAME
+            manifest = path / MANIFEST_NAME if path.is_dir() else path
             sweep = load_sweep(manifest)
             for run in sweep.runs:
                 targets.append((inspect_project(sweep.root / run.folder), str(manifest.absolute())))

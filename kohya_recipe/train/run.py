@@ -18,8 +18,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kohya_recipe.errors import KohyaRecipeError, RenderError, TrainerError, TrainingInterrupted
-from kohya_recipe.files import atomic_write_bytes, read_json, sha256_bytes, sha256_file
-from kohya_recipe.layout import MANIFEST, RECORDED_FILES, RESOLVED_RECIPE, STATE_DIR
+from kohya_recipe.files import atomic_write_bytes, open_regular_file, read_json, sha256_bytes, sha256_file
+from kohya_recipe.layout import (
+    CONFIG_FILE,
+    DATASET_FILE,
+    MANIFEST,
+    PROMPTS_FILE,
+    RECORDED_FILES,
+    RESOLVED_RECIPE,
+    STATE_DIR,
+)
 from kohya_recipe.train.doctor import cached_unknown_keys
 from kohya_recipe.train.launch import (
     LaunchCommand,
@@ -29,6 +37,7 @@ from kohya_recipe.train.launch import (
     find_sd_scripts,
     sd_scripts_version,
 )
+from kohya_recipe.train.locks import open_lock_file
 from kohya_recipe.train.outcome import INTERRUPTED, SUCCESS, decide_outcome, describe_exit
 from kohya_recipe.train.runner import INTERRUPT_GRACE, TERMINATE_GRACE, Display, choose_display, open_log, run_launch
 
@@ -234,6 +243,21 @@ def _recipe_changed(project: Project) -> bool:
     return recorded != _sha256(project.resolved_recipe_file)
 
 
+def refuse_special_files(project: Project) -> None:
+    """The files the trainer reads must be regular files: a FIFO named ``config.toml`` would block it (and our
+    hashing of it) forever, waiting for a writer. Missing files are for the re-render to write."""
+    for name in (CONFIG_FILE, DATASET_FILE, PROMPTS_FILE, MANIFEST):
+        path = project.root / name
+        try:
+            os.close(open_regular_file(path))
+        except ValueError as exc:
+            raise TrainerSetupError(
+                f"{exc}; replace it with the rendered file (kohya-recipe render)", source=str(path)
+            ) from None
+        except OSError:
+            continue  # missing (rendered next) or unreadable (the step that reads it says so)
+
+
 def _has_images(folder: Path) -> bool:
     from kohya_recipe.sdscripts.folders import is_trainer_image
 
@@ -290,9 +314,11 @@ def project_lock(project: Project) -> Iterator[None]:
     path = project.root / STATE_DIR / "train.lock"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fh = path.open("a+", encoding="utf-8")
+        fh = open_lock_file(path)
     except OSError as exc:
         raise TrainerSetupError(f"cannot create the lock file: {exc.strerror or exc}", source=str(path)) from None
+    except ValueError as exc:
+        raise TrainerSetupError(f"{exc}; remove it (it is only a lock file)", source=str(path)) from None
     try:
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -353,6 +379,7 @@ def _prepare_and_run(
     terminate_grace: float | None,
 ) -> RunRecord:
     notes: list[str] = []
+    refuse_special_files(project)
     rerendered = ensure_rendered(project, dry_run=dry_run, notes=notes)
     if rerendered and not dry_run:
         project = _load(project.root)
