@@ -147,6 +147,26 @@ def test_sweep_refuses_a_folder_it_did_not_write(recipe_file: Path, tmp_path: Pa
     assert code == 0, err
 
 
+def test_sweep_a_project_folder_sweeps_its_resolved_recipe(tmp_path: Path) -> None:
+    """Issue 15: `sweep ./CharacterAI-1-A` refused the folder and wanted its resolved-recipe.toml."""
+    write_recipe(tmp_path)
+    project = make_project(tmp_path, "A", "training.seed=7")
+    out_dir = tmp_path / "sw"
+    code, out, err = run_cli("sweep", project, "--grid", "network_alpha=48,96", "--out", out_dir, "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["recipe"] == str(project / "resolved-recipe.toml")
+    assert [r["name"] for r in data["runs"]] == ["CharacterAI-1-A", "CharacterAI-1-B"]
+    assert "seed = 7" in (out_dir / "CharacterAI-1-B" / "config.toml").read_text(encoding="utf-8")
+    not_a_project = tmp_path / "imgs"
+    code, out, err = run_cli("sweep", not_a_project, "--grid", "network_alpha=48,96")
+    assert (code, out) == (1, "")
+    assert err == (
+        f"Error: {not_a_project}: a folder, but not a kohya-recipe project (no resolved-recipe.toml); give a "
+        "recipe file or a project folder\n"
+    )
+
+
 def test_sweep_missing_recipe(tmp_path: Path) -> None:
     code, _, err = run_cli("sweep", tmp_path / "nope.toml", "--grid", "network_alpha=1,2")
     assert code == 1
