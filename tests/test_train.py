@@ -599,3 +599,77 @@ def test_a_fifo_in_sd_scripts_git_metadata_does_not_block_train(tmp_path: Path) 
     (sd / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
     os.mkfifo(sd / ".git" / "refs" / "heads" / "main")
     assert finishes(lambda: sd_scripts_version(sd)) == {"commit": None, "ref": "refs/heads/main", "tag": None}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# extending a finished run (issue 15): the previous final file is kept under its epoch name
+
+
+def _extend_to(root: Path, epochs: int) -> None:
+    recipe = root / "resolved-recipe.toml"
+    text = re.sub(r"max_train_epochs = \d+\n", f"max_train_epochs = {epochs}\n", recipe.read_text())
+    recipe.write_text(text)
+
+
+def test_extending_a_finished_run_keeps_its_final_file_under_its_epoch_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_env(monkeypatch)
+    root = make_project(tmp_path, training={"max_train_epochs": 2, "save_state": True})
+    model = root / "model"
+    assert _train(root).ok
+    old_final = (model / "testchar-1-A.safetensors").read_bytes()
+    assert safetensors_metadata(model / "testchar-1-A.safetensors")["ss_epoch"] == "2"
+    assert not (model / "testchar-1-A-000002.safetensors").exists()  # sd-scripts never numbers the last epoch
+
+    _extend_to(root, 3)
+    out = io.StringIO()
+    record = _train(root, resume=True, display=EpochLines(out))
+    assert record.ok, record.message
+    kept = model / "testchar-1-A-000002.safetensors"
+    assert kept.read_bytes() == old_final and safetensors_metadata(kept)["ss_epoch"] == "2"
+    assert safetensors_metadata(model / "testchar-1-A.safetensors")["ss_epoch"] == "3"
+    note = (
+        "kept the previous final model/testchar-1-A.safetensors (epoch 2) as model/testchar-1-A-000002.safetensors: "
+        "the resumed run writes its own final file over it"
+    )
+    assert note in out.getvalue().splitlines()
+    assert record.data["kept_final"] == {"file": "model/testchar-1-A-000002.safetensors", "epoch": 2, "copied": True}
+    assert "model/testchar-1-A-000002.safetensors" not in record.data["checkpoints"]  # not written by the trainer
+    assert not list(model.glob(".*.tmp"))
+
+    # every epoch of the extended run now has its file, as if it had been trained in one go
+    _extend_to(root, 4)
+    assert _train(root, resume=True).ok
+    names = sorted(p.name for p in model.glob("*.safetensors"))
+    assert names == [f"testchar-1-A-00000{e}.safetensors" for e in (1, 2, 3)] + ["testchar-1-A.safetensors"]
+    assert [safetensors_metadata(model / n)["ss_epoch"] for n in names] == ["1", "2", "3", "4"]
+
+
+def test_a_different_file_under_the_epoch_name_is_never_overwritten(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_env(monkeypatch)
+    root = make_project(tmp_path, training={"max_train_epochs": 2, "save_state": True})
+    model = root / "model"
+    assert _train(root).ok
+    mine = model / "testchar-1-A-000002.safetensors"
+    mine.write_bytes(b"the user's own file")
+    final = (model / "testchar-1-A.safetensors").read_bytes()
+    _extend_to(root, 3)
+    code, out, err = run_cli("train", root, "--resume", "--sd-scripts", FAKE_SD_SCRIPTS, "--python", sys.executable)
+    assert (code, out) == (1, "")
+    assert err == (
+        f"Error: {model}: the resumed run would overwrite testchar-1-A.safetensors (epoch 2), and "
+        "testchar-1-A-000002.safetensors exists with other weights; move one of them away first\n"
+    )
+    assert mine.read_bytes() == b"the user's own file" and (model / "testchar-1-A.safetensors").read_bytes() == final
+    assert len(list((root / "runs").glob("*.json"))) == 1  # nothing was launched
+
+    # an identical copy (kept by an earlier attempt that then failed) is simply reused
+    mine.write_bytes(final)
+    out_text = io.StringIO()
+    record = _train(root, resume=True, display=EpochLines(out_text))
+    assert record.ok and record.data["kept_final"]["copied"] is False
+    assert "already kept the previous final model/testchar-1-A.safetensors (epoch 2)" in out_text.getvalue()
+    assert mine.read_bytes() == final

@@ -29,6 +29,7 @@ from kohya_recipe.layout import (
     STATE_DIR,
 )
 from kohya_recipe.train.doctor import cached_unknown_keys
+from kohya_recipe.train.finals import keep_previous_final
 from kohya_recipe.train.launch import (
     LaunchCommand,
     TrainerSetupError,
@@ -448,6 +449,9 @@ def _run(
     interrupt_grace: float | None,
     terminate_grace: float | None,
 ) -> RunRecord:
+    # sd-scripts writes the last epoch under the unnumbered final name: a resumed (extended) run would overwrite
+    # the previous run's last epoch there, so it is copied to its epoch name first
+    kept = keep_previous_final(project.model_dir, project.output_name, project.runs_dir) if state else None
     log_file, record_file = _timestamp_paths(project)
     log_stream = open_log(log_file)  # before anything is announced: an unwritable log/ fails first
     version = sd_scripts_version(sd)
@@ -461,6 +465,8 @@ def _run(
         disp.note(f"re-rendered {', '.join(rerendered)} from the recipe")
     if state is not None:
         disp.note(state.describe(project.root, epochs))
+    if kept is not None:
+        disp.note(kept.describe(project.root))
     disp.note(f"training {project.output_name} with {script} ({commit}); log: {_rel(log_file, project.root)}")
     result = run_launch(
         cmd,
@@ -520,6 +526,7 @@ def _run(
         "python": py,
         "sd_scripts": {"path": str(sd), "script": project.script_name, **version},
         "resume": _resume_dict(state, root),
+        "kept_final": {"file": _rel(kept.kept_as, root), "epoch": kept.epoch, "copied": kept.copied} if kept else None,
         "progress": {
             "epoch": st.epoch,
             "epochs": st.epochs,
