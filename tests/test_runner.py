@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import signal
 import sys
 import threading
@@ -11,11 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
-from _train_util import FAKE_SD_SCRIPTS, fake_env, make_project
+from _train_util import FAKE_SD_SCRIPTS, Screen, fake_env, make_project
 
 from kohya_recipe.render.project import load_project
+from kohya_recipe.train.display import EpochLines, LiveBar, Passthrough, choose_display
 from kohya_recipe.train.launch import TrainerSetupError, build_launch
-from kohya_recipe.train.runner import EpochLines, LiveBar, Passthrough, choose_display, open_log, run_launch
+from kohya_recipe.train.runner import open_log, run_launch
 
 posix_only = pytest.mark.skipif(os.name == "nt", reason="process groups and signals are POSIX here")
 
@@ -75,13 +77,17 @@ def test_successful_run_tees_raw_output_and_parses_it(tmp_path: Path, monkeypatc
     assert b"\nsaving checkpoint: model/testchar-1-A.safetensors\n" in raw
     assert b"\rsteps: 100%|\xe2\x96\x88" in raw and b"INFO     model saved." in raw
     assert len(raw) == st.bytes_seen
-    lines = out.getvalue().splitlines()
-    assert len(lines) == 3
-    # epoch numbers and checkpoints come from stdout in order; the step is the latest the bar showed
-    assert lines[0].startswith("epoch 1/3  ") and lines[0].endswith("saved model/testchar-1-A-000001.safetensors")
-    assert lines[1].startswith("epoch 2/3  ") and lines[1].endswith("saved model/testchar-1-A-000002.safetensors")
-    assert lines[2].startswith("epoch 3/3  step 18/18  avr_loss ")
-    assert lines[2].endswith("saved model/testchar-1-A.safetensors")
+    # epoch numbers and checkpoints come from stdout; each line shows the step at the end of its epoch and the
+    # loss the bar showed at that step, however the two pipes' reads interleaved (tests/test_display.py)
+    loss = r"avr_loss \d\.\d{3}"
+    assert re.fullmatch(
+        rf"epoch 1/3  step 6/18  {loss}  saved model/testchar-1-A-000001.safetensors\n"
+        rf"epoch 2/3  step 12/18  {loss}  saved model/testchar-1-A-000002.safetensors\n"
+        rf"epoch 3/3  step 18/18  {loss}  saved model/testchar-1-A.safetensors\n",
+        out.getvalue(),
+    ), out.getvalue()
+    for line, step in zip(out.getvalue().splitlines(), (6, 12, 18), strict=True):
+        assert float(line.split("avr_loss ")[1].split()[0]) == st.step_losses[step]
 
 
 @posix_only
@@ -194,16 +200,23 @@ def test_missing_interpreter_is_a_setup_error(tmp_path: Path, monkeypatch: pytes
 
 def test_live_bar_on_a_tty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake_env(monkeypatch)
+    monkeypatch.setenv("COLUMNS", "200")  # rich sizes the live display from it (the 80-column case: test_display)
     project, cmd = _command(tmp_path)
     tty = _Tty()
     bar = choose_display(stream=tty)
     assert isinstance(bar, LiveBar)
     run_launch(cmd, project.log_dir / "t.log", display=bar)
     text = tty.getvalue()
-    assert "\r" in text and "\x1b[K" in text
-    assert "\r\x1b[Kepoch 1/3  " in text and "\r\x1b[Kepoch 3/3  step 18/18" in text
-    assert "saved model/testchar-1-A.safetensors" in text
-    assert text.count("\n") == 3  # one permanent line per epoch; the live line is cleared at the end
+    assert "\x1b[?25l" in text and text.endswith("\x1b[?25h\r\x1b[1A\x1b[2K")  # rich hid the cursor; line cleared
+    screen = Screen().feed(text)
+    # what stays on the terminal: one line per epoch (the live line is gone)
+    assert [line.split("  avr_loss")[0] for line in screen.lines()] == [
+        "epoch 1/3  step 6/18",
+        "epoch 2/3  step 12/18",
+        "epoch 3/3  step 18/18",
+    ]
+    assert screen.lines()[2].endswith("saved model/testchar-1-A.safetensors")
+    assert any(re.match(r"epoch \d/3  \S+ +\d+/18 +\d+%  loss ", line) for line in screen.drawn)
 
 
 def test_choose_display() -> None:
@@ -228,10 +241,11 @@ def test_displays_of_a_resumed_run_count_the_epochs_trained_before() -> None:
         epochs.update(events, parser.state)
     st = parser.state
     assert (st.step, st.total_steps) == (8, 24)  # the trainer's own numbers are kept for the record
-    assert "|████████████████████| 24/24 100%" in tty.getvalue()
-    assert "ETA 00:00" in tty.getvalue()
+    assert [p.text for p in bar.status(st)[0]] == ["epoch 3/3", "24/24 100%", "loss 1.110", "1.24s/it", "ETA 00:00"]
     epochs.finish(st)
     assert lines.getvalue() == "epoch 3/3  step 24/24  avr_loss 1.110  saved model/testchar-1-B.safetensors\n"
     # mid-epoch: 4 of the 8 resumed steps at 1.22 s/it -> 20/24, 4 steps (4.9 s) left, not tqdm's 00:24
     st.step, st.rate, st.remaining = 4, "1.22s/it", "00:24"
-    assert "20/24  83%" in bar._status(st) and bar._status(st).endswith("ETA 00:04")
+    parts, frac = bar.status(st)
+    assert [p.text for p in parts][1:] == ["20/24  83%", "loss 1.110", "1.22s/it", "ETA 00:05"]
+    assert frac == 20 / 24

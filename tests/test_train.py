@@ -28,9 +28,9 @@ from kohya_recipe.errors import ExitCode, RenderError
 from kohya_recipe.files import sha256_file
 from kohya_recipe.report.events import read_event_file
 from kohya_recipe.report.safetensors_meta import read_metadata as safetensors_metadata
+from kohya_recipe.train.display import EpochLines
 from kohya_recipe.train.launch import TrainerSetupError
 from kohya_recipe.train.run import find_resume_state, train_project
-from kohya_recipe.train.runner import EpochLines
 from tests._cli_util import run_cli
 
 DATA = Path(__file__).parent / "data" / "trainer"

@@ -28,7 +28,9 @@ from kohya_recipe.layout import (
     RESOLVED_RECIPE,
     STATE_DIR,
 )
+from kohya_recipe.train.display import Display, choose_display
 from kohya_recipe.train.doctor import cached_unknown_keys
+from kohya_recipe.train.eta import SampleSchedule
 from kohya_recipe.train.finals import keep_previous_final
 from kohya_recipe.train.launch import (
     LaunchCommand,
@@ -40,7 +42,7 @@ from kohya_recipe.train.launch import (
 )
 from kohya_recipe.train.locks import open_lock_file
 from kohya_recipe.train.outcome import INTERRUPTED, SUCCESS, decide_outcome, describe_exit
-from kohya_recipe.train.runner import INTERRUPT_GRACE, TERMINATE_GRACE, Display, choose_display, open_log, run_launch
+from kohya_recipe.train.runner import INTERRUPT_GRACE, TERMINATE_GRACE, open_log, run_launch
 
 if TYPE_CHECKING:
     from kohya_recipe.render.project import Project
@@ -468,6 +470,8 @@ def _run(
     if kept is not None:
         disp.note(kept.describe(project.root))
     disp.note(f"training {project.output_name} with {script} ({commit}); log: {_rel(log_file, project.root)}")
+    samples = project.recipe.samples
+    disp.plan(SampleSchedule(len(samples.prompts), samples.every_n_epochs, samples.every_n_steps, samples.at_first))
     result = run_launch(
         cmd,
         log_file,
