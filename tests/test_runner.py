@@ -249,3 +249,55 @@ def test_displays_of_a_resumed_run_count_the_epochs_trained_before() -> None:
     parts, frac = bar.status(st)
     assert [p.text for p in parts][1:] == ["20/24  83%", "loss 1.110", "1.22s/it", "ETA 00:05"]
     assert frac == 20 / 24
+
+
+@posix_only
+def test_readers_that_are_behind_get_all_the_output_after_the_trainer_exits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The trainer's group is gone but a reader has not caught up (its thread not scheduled for seconds on a
+    busy machine): the trainer's last lines, which decide the outcome, must not be dropped as if a detached
+    process held the pipe open."""
+    from kohya_recipe.train.launch import LaunchCommand
+
+    real_read = os.read
+    delayed: list[str] = []
+
+    def late_stderr_read(fd: int, size: int) -> bytes:
+        name = threading.current_thread().name
+        if name == "trainer-stderr" and not delayed:
+            delayed.append(name)
+            time.sleep(4.0)  # longer than the 2 s after which a silent open pipe counts as held by an orphan
+        return real_read(fd, size)
+
+    monkeypatch.setattr(os, "read", late_stderr_read)
+    code = (
+        "import sys\n"
+        "for k in range(1, 201):\n"
+        "    sys.stderr.write(f'\\rsteps: 50%|#   | {k}/200 [00:01<00:01, 1.00s/it, avr_loss=1.0]')\n"
+        "sys.stderr.write('\\n')\n"
+        "print('epoch 1/1', flush=True)\n"
+    )
+    cmd = LaunchCommand(argv=[sys.executable, "-c", code], env=dict(os.environ), cwd=tmp_path)
+    result = run_launch(cmd, tmp_path / "t.log")
+    assert delayed and result.exit_code == 0
+    assert (result.state.step, result.state.total_steps, result.state.epoch) == (200, 200, 1)
+    assert result.state.bytes_seen == (tmp_path / "t.log").stat().st_size
+
+
+@posix_only
+def test_a_detached_process_holding_the_pipe_does_not_hang_the_run(tmp_path: Path) -> None:
+    from kohya_recipe.train.launch import LaunchCommand
+
+    code = (
+        "import subprocess, sys\n"
+        "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'], start_new_session=True)\n"
+        "print(p.pid, flush=True)\n"
+    )
+    cmd = LaunchCommand(argv=[sys.executable, "-c", code], env=dict(os.environ), cwd=tmp_path)
+    t0 = time.monotonic()
+    result = run_launch(cmd, tmp_path / "t.log")
+    try:
+        assert result.exit_code == 0 and time.monotonic() - t0 < 30  # 2 s after the group is gone, not 60
+    finally:
+        os.kill(int((tmp_path / "t.log").read_text().split()[0]), signal.SIGKILL)

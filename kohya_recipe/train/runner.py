@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -170,6 +171,7 @@ class _OutputPump:
         self.done = threading.Event()  # both pipes at EOF: the trainer exited (or closed them)
         self._finished = 0
         self._threads: list[tuple[threading.Thread, IO[bytes]]] = []
+        self._in_hand = {"stdout": False, "stderr": False}  # a reader holds a chunk it has not fed yet
 
     def start(self, stdout: IO[bytes], stderr: IO[bytes]) -> None:
         for stream, pipe in (("stdout", stdout), ("stderr", stderr)):
@@ -195,12 +197,22 @@ class _OutputPump:
                 break
             if not chunk:
                 break
+            self._in_hand[stream] = True
             with self.lock:
                 self._write_log(chunk)
                 self.display.raw(stream, chunk)
                 events = self.parser.feed(stream, chunk)
                 if events:
                     self.display.update(events, self.parser.state)
+                self._in_hand[stream] = False
+
+    def draining(self) -> bool:
+        """Whether a reader still has output to feed: a chunk in hand, or bytes waiting in its pipe. While the
+        trainer's group is gone, this tells readers that are merely behind (a busy machine) from readers
+        blocked on a pipe some detached process keeps open."""
+        if any(self._in_hand.values()):
+            return True
+        return any(thread.is_alive() and _bytes_waiting(pipe) > 0 for thread, pipe in self._threads)
 
     def _write_log(self, chunk: bytes) -> None:
         if self.written >= self.log_limit:
@@ -225,6 +237,21 @@ class _OutputPump:
                 self.display.update(events, self.parser.state)
             self.log.close()
             self.display.finish(self.parser.state)
+
+
+def _bytes_waiting(pipe: IO[bytes]) -> int:
+    """Bytes waiting in ``pipe`` (``FIONREAD``); -1 where that cannot be asked (Windows, a closed pipe)."""
+    try:
+        import fcntl
+        import termios
+    except ImportError:  # Windows
+        return -1
+    buf = bytearray(4)
+    try:
+        fcntl.ioctl(pipe.fileno(), termios.FIONREAD, buf)
+    except (OSError, ValueError):
+        return -1
+    return int.from_bytes(buf, sys.byteorder)
 
 
 def _start(cmd: LaunchCommand, log: IO[bytes], log_file: Path) -> subprocess.Popen[bytes]:
@@ -260,10 +287,15 @@ def _wait_for_exit(proc: subprocess.Popen[bytes], pump: _OutputPump, stopper: _S
                 if proc.poll() is not None:
                     return
             elif proc.poll() is not None and not _group_alive(proc):
-                # the whole group is gone, yet a pipe is still open: a detached grandchild holds it
-                orphan_since = orphan_since or time.monotonic()
-                if time.monotonic() - orphan_since > 2.0:
-                    return
+                # the whole group is gone, yet a pipe is still open. Readers that are only behind get all the
+                # time they need (the trainer's last lines decide the outcome); a pipe with nothing left in it
+                # for 2 s is held open by a detached grandchild.
+                if pump.draining():
+                    orphan_since = None
+                else:
+                    orphan_since = orphan_since or time.monotonic()
+                    if time.monotonic() - orphan_since > 2.0:
+                        return
             with pump.lock:
                 display.tick(pump.parser.state)
                 stopper.step(proc, display)
