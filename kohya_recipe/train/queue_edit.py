@@ -15,7 +15,7 @@ from pathlib import Path
 
 from kohya_recipe.errors import KohyaRecipeError
 from kohya_recipe.layout import is_project
-from kohya_recipe.text import format_table
+from kohya_recipe.text import fit_lines, format_table
 from kohya_recipe.train.liveness import entry_state, runner_alive
 from kohya_recipe.train.queuefile import ACTIVE_STATUSES, MAX_ID, RUNNING, Queue, QueueEntry, QueueError, now
 from kohya_recipe.train.run import find_resume_state
@@ -192,16 +192,18 @@ class Removal:
 
 
 def format_added(result: AddResult) -> str:
-    return "\n".join(f"Queued #{e.id} {e.name}  {e.project}" for e in result.added)
+    return "\n".join(fit_lines(f"Queued #{e.id} {e.name}  {e.project}" for e in result.added))
 
 
 def format_skipped(result: AddResult) -> list[str]:
     """One line per project that was already queued (the CLI prints them on stderr)."""
-    return [f"Already queued as #{s.queued_as} ({s.status}): {s.project}" for s in result.skipped]
+    return fit_lines(f"Already queued as #{s.queued_as} ({s.status}): {s.project}" for s in result.skipped)
 
 
 def format_removal(removal: Removal) -> str:
-    return "\n".join(f"Removed #{e.id} {e.name or Path(e.project).name} ({e.status})" for e in removal.removed)
+    return "\n".join(
+        fit_lines(f"Removed #{e.id} {e.name or Path(e.project).name} ({e.status})" for e in removal.removed)
+    )
 
 
 def _when(moment: datetime | None) -> str:
@@ -230,10 +232,11 @@ def format_queue(listing: QueueListing) -> str:
     """``queue list``: id, status (``running (stale)`` when its runner is gone), tries, run, project, last."""
     entries = listing.entries
     if not entries:
-        return f"The queue is empty ({listing.queue_file})."
+        return "\n".join(fit_lines([f"The queue is empty ({listing.queue_file})."]))
     rows = []
     for e in entries:
         state = entry_state(e)
         rows.append([str(e.id), state, str(e.attempts), e.name or Path(e.project).name, e.project, _last(e, state)])
     head = f"Queue {listing.queue_file}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}"
-    return "\n".join([head, *format_table(["ID", "STATUS", "TRIES", "RUN", "PROJECT", "LAST"], rows)])
+    table = format_table(["ID", "STATUS", "TRIES", "RUN", "PROJECT", "LAST"], rows, right=[0, 2])
+    return "\n".join(fit_lines([head, *table]))

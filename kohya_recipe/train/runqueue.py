@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from kohya_recipe.errors import KohyaRecipeError, TrainingInterrupted
+from kohya_recipe.text import fit_lines
 from kohya_recipe.train.launch import TrainerNotFound
 from kohya_recipe.train.liveness import runner_alive, trainer_processes
 from kohya_recipe.train.locks import GpuLock, describe_gpus
@@ -79,7 +80,7 @@ def format_run_summary(result: QueueRunResult) -> str:
     if result.waiting:
         ids = ", ".join(f"#{i}" for i in result.waiting_for_gpus)
         lines.append(f"Left for another `queue run` that holds their GPUs: {ids}")
-    return "\n".join(lines)
+    return "\n".join(fit_lines(lines))
 
 
 @dataclass
