@@ -36,9 +36,9 @@ sys.path.insert(0, str(ROOT))
 
 from kohya_recipe.recipe.loading import recipe_from_dict  # noqa: E402
 from kohya_recipe.render.project import load_project, render_project  # noqa: E402
+from kohya_recipe.train.display import EpochLines  # noqa: E402
 from kohya_recipe.train.launch import build_launch  # noqa: E402
 from kohya_recipe.train.run import train_project  # noqa: E402
-from kohya_recipe.train.runner import EpochLines  # noqa: E402
 
 STEPS_PER_EPOCH = 6  # 3 images x 2 repeats, batch 1
 

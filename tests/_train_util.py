@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import struct
 import zlib
 from pathlib import Path
@@ -16,6 +17,7 @@ FAKE_SITE = FAKE_SD_SCRIPTS / "site"
 KNOBS = (
     "FAKE_SD_SCRIPTS_STEP_SECONDS",
     "FAKE_SD_SCRIPTS_STARTUP_SECONDS",
+    "FAKE_SD_SCRIPTS_SAMPLE_STEP_SECONDS",
     "FAKE_SD_SCRIPTS_IGNORE_SIGNALS",
     "FAKE_SD_SCRIPTS_JUNK",
     "FAKE_SD_SCRIPTS_FLOOD_BYTES",
@@ -103,3 +105,74 @@ def fake_env(monkeypatch: pytest.MonkeyPatch, *, step_seconds: float = 0.0, **kn
         monkeypatch.setenv(f"FAKE_SD_SCRIPTS_{key.upper()}", value)
     for var in ("KOHYA_RECIPE_SD_SCRIPTS", "SD_SCRIPTS", "KOHYA_SS_DIR"):
         monkeypatch.delenv(var, raising=False)
+
+
+def cli_process(*args: str | Path, timeout: float = 120.0, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """``python -m kohya_recipe ARGS`` in a child process with a timeout: for inputs that could block forever (a
+    FIFO), where an in-process run would hang the test instead of failing it. The fake accelerate is importable
+    (``fake_env`` sets PYTHONPATH for children); ``env`` adds variables. Returns (exit code, stdout, stderr)."""
+    import subprocess
+    import sys
+
+    child_env = dict(os.environ)
+    root = str(Path(__file__).resolve().parent.parent)
+    child_env["PYTHONPATH"] = os.pathsep.join(
+        [root, *([child_env["PYTHONPATH"]] if child_env.get("PYTHONPATH") else [])]
+    )
+    child_env.update(env or {})
+    proc = subprocess.run(
+        [sys.executable, "-m", "kohya_recipe", *map(str, args)],
+        env=child_env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+class Screen:
+    """A minimal terminal for what rich's live display writes: text overwrites at the cursor; ``\\r``, ``\\n``,
+    ``ESC[nA`` (up), ``ESC[2K``/``ESC[K`` (erase line) move and clear; other escapes are ignored. ``widest`` is
+    the widest line ever drawn, in cells (a real terminal would have wrapped anything wider)."""
+
+    _TOKEN = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\r|\n|[^\x1b\r\n]+")
+
+    def __init__(self) -> None:
+        self.rows = [""]
+        self.row = self.col = 0
+        self.widest = 0
+        self.drawn: list[str] = []  # every state of a line, as it was drawn
+
+    def feed(self, text: str) -> Screen:
+        from rich.cells import cell_len
+
+        for token in self._TOKEN.findall(text):
+            if token == "\r":
+                self.col = 0
+            elif token == "\n":
+                self.row, self.col = self.row + 1, 0
+                if self.row == len(self.rows):
+                    self.rows.append("")
+            elif token.startswith("\x1b["):
+                arg, code = token[2:-1], token[-1]
+                if code == "A":
+                    self.row = max(self.row - int(arg or 1), 0)
+                elif code == "K":
+                    self.rows[self.row] = "" if arg == "2" else self.rows[self.row][: self.col]
+            else:
+                line = self.rows[self.row]
+                line = line[: self.col].ljust(self.col) + token + line[self.col + len(token) :]
+                self.rows[self.row] = line
+                self.col += len(token)
+                self.drawn.append(line)
+                self.widest = max(self.widest, cell_len(line))
+        return self
+
+    def lines(self) -> list[str]:
+        """What the terminal shows at the end."""
+        rows = [r.rstrip() for r in self.rows]
+        while rows and not rows[-1]:
+            rows.pop()
+        return rows

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -146,6 +147,26 @@ def test_sweep_refuses_a_folder_it_did_not_write(recipe_file: Path, tmp_path: Pa
     assert code == 0, err
 
 
+def test_sweep_a_project_folder_sweeps_its_resolved_recipe(tmp_path: Path) -> None:
+    """Issue 15: `sweep ./CharacterAI-1-A` refused the folder and wanted its resolved-recipe.toml."""
+    write_recipe(tmp_path)
+    project = make_project(tmp_path, "A", "training.seed=7")
+    out_dir = tmp_path / "sw"
+    code, out, err = run_cli("sweep", project, "--grid", "network_alpha=48,96", "--out", out_dir, "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["recipe"] == str(project / "resolved-recipe.toml")
+    assert [r["name"] for r in data["runs"]] == ["CharacterAI-1-A", "CharacterAI-1-B"]
+    assert "seed = 7" in (out_dir / "CharacterAI-1-B" / "config.toml").read_text(encoding="utf-8")
+    not_a_project = tmp_path / "imgs"
+    code, out, err = run_cli("sweep", not_a_project, "--grid", "network_alpha=48,96")
+    assert (code, out) == (1, "")
+    assert err == (
+        f"Error: {not_a_project}: a folder, but not a kohya-recipe project (no resolved-recipe.toml); give a "
+        "recipe file or a project folder\n"
+    )
+
+
 def test_sweep_missing_recipe(tmp_path: Path) -> None:
     code, _, err = run_cli("sweep", tmp_path / "nope.toml", "--grid", "network_alpha=1,2")
     assert code == 1
@@ -261,6 +282,18 @@ def test_queue_run_failure_exits_4_after_running_the_rest(tmp_path: Path, qfile:
     assert data["failed"] == [1]
     assert [(e["id"], e["status"]) for e in data["ran"]] == [(1, "failed"), (2, DONE)]
     assert f"queue: #1 CharacterAI-1-A: failed: {a}: the trainer exited 0 without writing the final checkpoint" in err
+
+
+def test_queue_run_exits_4_when_a_project_folder_is_gone(tmp_path: Path, qfile: Path, fake_train: FakeTrain) -> None:
+    """Issue 14: an entry whose folder was deleted failed, yet `queue run` said "0 failed" and exited 0."""
+    a, _ = _queue_two(tmp_path, qfile)
+    shutil.rmtree(a)
+    code, out, err = run_cli("queue", "run", "--queue-file", qfile)
+    assert (code, out) == (4, "")
+    assert err.splitlines()[0] == f"queue: #1 CharacterAI-1-A: failed: {a}: project folder not found"
+    assert err.splitlines()[-1] == "Queue finished: 1 done, 1 failed."
+    code, out, _ = run_cli("queue", "run", "--queue-file", qfile, "--json")
+    assert (code, json.loads(out)["failed"]) == (0, [])  # nothing left to run; the failure was reported once
 
 
 def test_queue_run_ctrl_c_exits_130(tmp_path: Path, qfile: Path, fake_train: FakeTrain) -> None:
@@ -434,3 +467,58 @@ def test_real_queue_run_ctrl_c_exits_130_and_resumes_next_time(
     entry = list_queue(qfile)[0]
     assert (entry.status, entry.attempts, entry.resumed) == (DONE, 2, True)
     assert (slow / "model" / "testchar-1-A.safetensors").is_file()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# special files (issue 14): a FIFO where a file is read is one line, never a hang
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_fifos_as_queue_and_sweep_inputs_are_one_line(tmp_path: Path) -> None:
+    from tests._train_util import cli_process
+
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)
+    special = "not a regular file (a FIFO): reading it would block or never end"
+    kept = "the file was not changed, fix it by hand or move it away"
+    write_recipe(tmp_path)
+    project = make_project(tmp_path, "A")
+    sweep_dir = tmp_path / "sweep"
+    sweep_dir.mkdir()
+    os.mkfifo(sweep_dir / "sweep.toml")
+    cases: list[tuple[list[str | Path], str]] = [
+        (["queue", "list", "--queue-file", fifo], f"{fifo}: {special}; {kept}"),
+        (["queue", "add", project, "--queue-file", fifo], f"{fifo}: {special}; {kept}"),
+        (["queue", "run", "--queue-file", fifo], f"{fifo}: {special}; {kept}"),
+        (["queue", "remove", "1", "--queue-file", fifo], f"{fifo}: {special}; {kept}"),
+        (["queue", "add", fifo, "--queue-file", tmp_path / "q.toml"], f"{fifo}: {special}"),
+        (["queue", "add", sweep_dir, "--queue-file", tmp_path / "q.toml"], f"{sweep_dir / 'sweep.toml'}: {special}"),
+        (["sweep", fifo, "--grid", "network_alpha=1,2", "--dry-run"], f"{fifo}: {special}"),
+    ]
+    for args, message in cases:
+        code, out, err = cli_process(*args)
+        assert (code, out, err) == (1, "", f"Error: {message}\n"), args
+    assert not (tmp_path / "q.toml").exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_fifos_in_place_of_the_queue_lock_files(tmp_path: Path, qfile: Path) -> None:
+    from tests._train_util import cli_process
+
+    write_recipe(tmp_path)
+    project = make_project(tmp_path, "A")
+    os.mkfifo(f"{qfile}.lock")
+    code, _, err = cli_process("queue", "add", project, "--queue-file", qfile)
+    assert (code, err) == (
+        1,
+        f"Error: {qfile}.lock: not a regular file: a lock file must be one; remove it (it is only a lock file)\n",
+    )
+    Path(f"{qfile}.lock").unlink()
+    add_to_queue([project], qfile)
+    os.mkfifo(f"{qfile}.gpus.lock")
+    code, _, err = cli_process("queue", "run", "--queue-file", qfile)
+    assert (code, err) == (
+        1,
+        f"Error: {qfile}.gpus.lock: not a regular file: a lock file must be one; remove it (it is only a lock file)\n",
+    )
+    assert [e.status for e in list_queue(qfile)] == [PENDING]

@@ -169,3 +169,49 @@ def test_rate_conversion_and_english_part() -> None:
     assert ProgressState(rate="?it/s").seconds_per_step is None
     assert english_part("Invalid user config / ユーザ設定の形式が正しくないようです") == "Invalid user config"
     assert english_part("plain message") == "plain message"
+
+
+def test_sampling_phases_of_the_real_run() -> None:
+    """fixture `article-mini` samples after epochs 2 and 4 (one prompt, 2 steps at 64 px): the phase starts with
+    `generating sample images at step`, counts its prompts and the unlabelled denoising bar, and ends when
+    training (or the final save) goes on — the main bar sits still meanwhile."""
+    stdout, stderr = _streams("article-mini")
+    parser = ProgressParser()
+    parser.feed("stdout", stdout)
+    seen: list[tuple[str, str, int | None]] = []
+    mid_phase = None
+    for i in range(0, len(stderr), 97):  # arbitrary chunks
+        for ev in parser.feed("stderr", stderr[i : i + 97]):
+            if ev.kind != "step":
+                seen.append((ev.kind, ev.text, parser.state.step))
+            if ev.kind == "sample_step" and ev.text == "1/2" and mid_phase is None:
+                phase = parser.state.sampling
+                assert phase is not None
+                mid_phase = (phase.at_step, phase.image, phase.step, phase.steps, phase.rate)
+    parser.close()
+    kinds = [k for k, _, _ in seen if k.startswith("sampl")]
+    assert kinds == ["sampling", "sample_image", *["sample_step"] * 4, "sampling_done"] * 2
+    assert [(text, step) for kind, text, step in seen if kind == "sampling"] == [("24", 24), ("48", 48)]
+    assert mid_phase == (24, 1, 1, 2, "1.05s/it")
+    st = parser.state
+    assert st.sampling is None and st.sampling_phases == 2
+    # other runs never sample
+    assert parse_output(*_streams("validation")).sampling_phases == 0
+
+
+def test_loss_at_each_step_and_whether_the_bar_has_settled() -> None:
+    """An epoch line needs the loss at its epoch's last step even when the bar has moved on (bounded memory)."""
+    from kohya_recipe.train.progress import MAX_STEP_LOSSES
+
+    st = parse_output(*_streams("article-mini"))
+    assert st.steps_per_epoch == 12
+    assert st.step_losses[12] == 1.04 and st.step_losses[24] == 1.13 and st.step_losses[48] == 1.12
+    parser = ProgressParser()
+    parser.feed("stderr", b"\rsteps:  50%|#    | 6/12 [00:01<00:01, 1.00s/it, avr_loss=1.5]")
+    parser.feed("stderr", b"\rsteps:  50%|#    | 6/12 [00:01<00:01, 1.00s/it, avr_loss=1.4]")
+    assert not parser.state.bar_settled  # the last segment is still open: another update of step 6 may follow
+    parser.feed("stderr", b"2026-11-25 23:42:00 WARNING  Failed to get git commit hash   sai_model_spec.py:288\n")
+    assert parser.state.bar_settled and parser.state.step_losses[6] == 1.4
+    for step in range(7, 7 + MAX_STEP_LOSSES + 5):
+        parser.feed("stderr", f"\rsteps:   0%|    | {step}/9999 [00:01<00:01, 1.00s/it, avr_loss=1.0]".encode())
+    assert len(parser.state.step_losses) == MAX_STEP_LOSSES and 6 not in parser.state.step_losses

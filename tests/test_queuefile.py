@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import tomli_w
 
+from kohya_recipe.files import tomllib
 from kohya_recipe.train.queue_edit import add_to_queue, list_queue, remove_from_queue
-from kohya_recipe.train.queuefile import Queue, QueueEntry, QueueError, default_queue_file, parse_queue
+from kohya_recipe.train.queuefile import MAX_ID, Queue, QueueEntry, QueueError, default_queue_file, parse_queue
 from kohya_recipe.train.runqueue import run_queue
 from tests._queue_util import FakeTrain
 
@@ -81,6 +82,48 @@ def test_duplicate_ids_and_missing_keys(qfile: Path) -> None:
         parse_queue("[[entries]]\nid = 1\n", "q")
     with pytest.raises(QueueError, match=r"^q: schema_version 2 is not supported"):
         parse_queue("schema_version = 2\n", "q")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("next_id = 9223372036854775807\n", r"next_id: 9223372036854775807 is out of range 1\.\.1000000000"),
+        ("next_id = 99999999999999999999999\n", r"next_id: 99999999999999999999999 is out of range"),
+        ("next_id = 0\n", r"next_id: 0 is out of range"),
+        ('[[entries]]\nid = 9223372036854775807\nproject = "/a"\n', r"entries\[0\]\.id: 9223372036854775807 is out"),
+        ('[[entries]]\nid = 0\nproject = "/a"\n', r"entries\[0\]\.id: 0 is out of range 1\.\.999999999"),
+        ('[[entries]]\nid = 1\nproject = "/a"\nattempts = -1\n', r"entries\[0\]\.attempts: -1 is out of range"),
+        ('[[entries]]\nid = 1\nproject = "/a"\npid = 4294967296\n', r"entries\[0\]\.pid: 4294967296 is out"),
+        (
+            '[[entries]]\nid = 1\nproject = "/a"\nlast_exit_code = 10000000000\n',
+            r"entries\[0\]\.last_exit_code: 10000000000 is",
+        ),
+    ],
+)
+def test_numbers_beyond_their_range_are_refused_and_the_file_is_kept(qfile: Path, text: str, message: str) -> None:
+    """Issue 14: a next_id of 2**63-1 was accepted and the next write stored 2**63, which TOML cannot hold."""
+    qfile.parent.mkdir(parents=True)
+    qfile.write_text(text, encoding="utf-8")
+    for action in (lambda: list_queue(qfile), lambda: remove_from_queue([1], qfile)):
+        with pytest.raises(QueueError, match=rf"^{qfile}: {message}.*; the file was not changed") as exc:
+            action()
+        assert "\n" not in str(exc.value)
+    assert qfile.read_text(encoding="utf-8") == text
+
+
+def test_the_last_id_is_handed_out_once_and_then_add_refuses(projects: list[Path], qfile: Path) -> None:
+    qfile.parent.mkdir(parents=True)
+    qfile.write_text(f"schema_version = 1\nnext_id = {MAX_ID - 1}\n", encoding="utf-8")
+    assert [e.id for e in add_to_queue(projects[:1], qfile).added] == [MAX_ID - 1]
+    before = qfile.read_text(encoding="utf-8")
+    with pytest.raises(QueueError) as exc:
+        add_to_queue(projects[1:2], qfile)
+    assert str(exc.value) == (
+        f"{qfile}: every entry id up to {MAX_ID - 1} has been handed out; the file was not changed (start a new "
+        "queue file, or renumber the entries and next_id by hand)"
+    )
+    assert qfile.read_text(encoding="utf-8") == before
+    assert tomllib.loads(before)["next_id"] == MAX_ID  # what was written reads back
 
 
 def test_a_hand_written_next_id_cannot_reissue_an_id() -> None:

@@ -9,11 +9,13 @@ Training is a fake function (tests/_queue_util.py) with the signature and outcom
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,7 +32,7 @@ from kohya_recipe.train.queuefile import (
     Queue,
     QueueError,
 )
-from kohya_recipe.train.runqueue import run_queue
+from kohya_recipe.train.runqueue import format_run_summary, run_queue
 from tests._queue_util import PYTHON, FakeTrain, make_project, subprocess_env, wait_for, write_recipe, write_state
 
 
@@ -122,12 +124,12 @@ def test_keyboard_interrupt_outside_the_trainer_is_handled_the_same(projects: li
 
 
 def test_a_missing_trainer_stops_the_queue_without_using_up_entries(projects: list[Path], qfile: Path) -> None:
-    from kohya_recipe.train.launch import TrainerSetupError
+    from kohya_recipe.train.launch import TrainerNotFound
 
     add_to_queue(projects[:2], qfile)
 
     def no_sd_scripts(_project: Path) -> str:
-        raise TrainerSetupError("sd-scripts not found; looked at $KOHYA_RECIPE_SD_SCRIPTS (unset)")
+        raise TrainerNotFound("sd-scripts not found; looked at $KOHYA_RECIPE_SD_SCRIPTS (unset)")
 
     train = FakeTrain({"CharacterAI-1-A": no_sd_scripts})
     with pytest.raises(QueueError) as exc:
@@ -157,15 +159,52 @@ def test_a_bug_in_training_is_recorded_and_propagates(projects: list[Path], qfil
     assert (entry.status, entry.last_error) == (FAILED, "ZeroDivisionError: division by zero")
 
 
-def test_a_project_that_disappeared_fails_and_the_queue_goes_on(projects: list[Path], qfile: Path) -> None:
-    add_to_queue(projects[:2], qfile)
-    (projects[0] / "resolved-recipe.toml").unlink()
+@pytest.mark.parametrize(
+    ("break_it", "message"),
+    [
+        (lambda p: shutil.rmtree(p), "project folder not found"),
+        (lambda p: (p / "resolved-recipe.toml").unlink(), "not a kohya-recipe project"),
+        (lambda p: (p / "resolved-recipe.toml").write_text("[training\n"), "resolved-recipe.toml"),
+    ],
+    ids=["folder-gone", "not-a-project", "recipe-broken"],
+)
+def test_a_project_that_cannot_be_loaded_fails_counts_and_the_queue_goes_on(
+    projects: list[Path], qfile: Path, break_it: Any, message: str
+) -> None:
+    add_to_queue(projects, qfile)
+    break_it(projects[1])
     train = FakeTrain()
+    logs: list[str] = []
+    result = run_queue(qfile, train=train, log=logs.append)
+    assert train.calls == [("CharacterAI-1-A", False), ("CharacterAI-1-C", False)]
+    b = list_queue(qfile)[1]
+    assert b.status == FAILED and message in (b.last_error or "")
+    # the failed entry is part of what this run did: `queue run` says "2 done, 1 failed" and exits 4
+    assert [(e.id, e.status) for e in result.ran] == [(1, DONE), (2, FAILED), (3, DONE)]
+    assert result.failed == [2]
+    assert format_run_summary(result) == "Queue finished: 2 done, 1 failed."
+    assert f"queue: #2 CharacterAI-1-B: failed: {projects[1]}" in "\n".join(logs)
+
+
+def test_a_setup_error_of_one_project_fails_that_entry_only(projects: list[Path], qfile: Path) -> None:
+    """Nothing was launched for this project (another `train` holds it, nothing to resume, an unwritable log
+    folder): the entry fails like a crashed run, and the other projects still train."""
+    from kohya_recipe.train.launch import TrainerSetupError
+
+    add_to_queue(projects[:2], qfile)
+
+    def locked(project: Path) -> str:
+        raise TrainerSetupError("another `kohya-recipe train` is training this project (pid 1)", source=str(project))
+
+    train = FakeTrain({"CharacterAI-1-A": locked})
     result = run_queue(qfile, train=train)
-    assert train.calls == [("CharacterAI-1-B", False)]
+    assert train.calls == [("CharacterAI-1-A", False), ("CharacterAI-1-B", False)]
+    assert result.failed == [1] and result.succeeded == [2]
     a = list_queue(qfile)[0]
-    assert a.status == FAILED and "not a kohya-recipe project" in (a.last_error or "")
-    assert [e.id for e in result.ran] == [2]
+    assert (a.status, a.last_error) == (
+        FAILED,
+        f"{projects[0]}: another `kohya-recipe train` is training this project (pid 1)",
+    )
 
 
 def _mark_running(qfile: Path, entry_id: int, pid: int, gpus: list[str] | None = None) -> None:
@@ -265,7 +304,7 @@ def test_gpu_locks_overlap_as_sets() -> None:
 RUNNER = (
     "import sys\n"
     "from tests._queue_util import slow_train\n"
-    "from kohya_recipe.train.runqueue import run_queue\n"
+    "from kohya_recipe.train.runqueue import format_run_summary, run_queue\n"
     "run_queue(sys.argv[1], train=slow_train)\n"
 )
 

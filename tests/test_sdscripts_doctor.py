@@ -156,9 +156,9 @@ def test_sdxl_script_includes_its_extra_options(env: Path) -> None:
 
 
 def test_train_warns_from_a_cached_doctor_answer(env: Path) -> None:
+    from kohya_recipe.train.display import EpochLines
     from kohya_recipe.train.doctor import cached_unknown_keys
     from kohya_recipe.train.run import train_project
-    from kohya_recipe.train.runner import EpochLines
 
     sd = _install(env, lambda options: options.remove(next(o for o in options if o["dest"] == "sdpa")))
     root = make_project(env)

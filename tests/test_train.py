@@ -21,15 +21,16 @@ import time
 from pathlib import Path
 
 import pytest
-from _train_util import FAKE_SD_SCRIPTS, FAKE_SITE, KNOBS, fake_env, make_project, png
+from _dataset_util import finishes
+from _train_util import FAKE_SD_SCRIPTS, FAKE_SITE, KNOBS, cli_process, fake_env, make_project, png
 
 from kohya_recipe.errors import ExitCode, RenderError
 from kohya_recipe.files import sha256_file
 from kohya_recipe.report.events import read_event_file
 from kohya_recipe.report.safetensors_meta import read_metadata as safetensors_metadata
+from kohya_recipe.train.display import EpochLines
 from kohya_recipe.train.launch import TrainerSetupError
 from kohya_recipe.train.run import find_resume_state, train_project
-from kohya_recipe.train.runner import EpochLines
 from tests._cli_util import run_cli
 
 DATA = Path(__file__).parent / "data" / "trainer"
@@ -186,6 +187,8 @@ def test_fake_trainer_prints_what_the_real_one_printed(run: str, tmp_path: Path)
     (work / "models" / "sd15-random").mkdir(parents=True)
     env = {k: v for k, v in os.environ.items() if k not in KNOBS}
     env.update({"COLUMNS": "160", "PYTHONPATH": str(FAKE_SITE), "PYTHONUNBUFFERED": "1"})
+    # each denoising step slower than tqdm's 0.1 s refresh interval, as on the real (CPU) run: every step drawn
+    env["FAKE_SD_SCRIPTS_SAMPLE_STEP_SECONDS"] = "0.11"
     argv = [
         sys.executable,
         "-m",
@@ -228,6 +231,9 @@ def test_fake_trainer_prints_what_the_real_one_printed(run: str, tmp_path: Path)
         if re.match(rb" {20}ERROR ", seg)
         or (i and re.match(rb" {20}ERROR ", real[i - 1]) and seg.startswith(b" " * 29))
         or re.match(rb"[a-z_.]+\.[A-Za-z]*(Error|Invalid): ", seg)
+        # the sampling phase the live bar shows (fixture `article-mini`): its records and the denoising bar
+        or re.match(rb" {20}INFO     (generating sample images|prompt:|negative_prompt:|sample_steps:|seed:)", seg)
+        or re.match(rb" *\d+%\|.*\x1b\[A$", seg)  # nested below the main bar: the denoising steps
     ]
     assert [seg for seg in must if seg not in set(fake)] == []
     if run != "bad-dataset-config":
@@ -525,3 +531,150 @@ def test_one_train_per_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         assert _train(root, dry_run=True).outcome == "dry-run"  # a dry run does not need the lock
     assert _train(root).ok  # released: the kernel drops the lock with the holder
     assert lock.read_text() == str(os.getpid())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# special files where a file is read (issue 14): one line, no hang
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("config.toml", "config.toml: not a regular file (a FIFO): reading it would block or never end; replace it"),
+        ("dataset.toml", "dataset.toml: not a regular file (a FIFO): reading it would block"),
+        ("sample-prompts.txt", "sample-prompts.txt: not a regular file (a FIFO): reading it would block"),
+        (".kohya-recipe/manifest.json", "manifest.json: not a regular file (a FIFO): reading it would block"),
+        (".kohya-recipe/train.lock", "train.lock: not a regular file: a lock file must be one; remove it"),
+        ("resolved-recipe.toml", "not a kohya-recipe project (no resolved-recipe.toml)"),
+    ],
+)
+def test_a_fifo_in_the_project_is_one_line_not_a_hang(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, message: str
+) -> None:
+    fake_env(monkeypatch)
+    root = make_project(tmp_path)
+    target = root / name
+    target.unlink(missing_ok=True)
+    os.mkfifo(target)
+    for extra in ([], ["--dry-run"] if name != ".kohya-recipe/train.lock" else []):  # a dry run takes no lock
+        code, out, err = cli_process("train", root, "--sd-scripts", FAKE_SD_SCRIPTS, "--python", sys.executable, *extra)
+        assert (code, out) == (1, "")
+        assert err.startswith("Error: ") and message in err and err.count("\n") == 1, err
+    assert not list((root / "model").glob("*.safetensors"))  # nothing was launched
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_fifos_given_as_inputs_of_train_and_doctor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_env(monkeypatch)
+    root = make_project(tmp_path)
+    fifo = tmp_path / "f.toml"
+    os.mkfifo(fifo)
+    fifo.chmod(0o755)
+    for args, message in (
+        (["train", fifo], f"Error: {fifo}: project folder not found"),
+        (["doctor", fifo, "--sd-scripts", FAKE_SD_SCRIPTS], f"Error: {fifo}: project folder not found"),
+        (["train", root, "--sd-scripts", FAKE_SD_SCRIPTS, "--python", fifo], f"Error: --python {fifo}: not a file"),
+        (["train", root, "--sd-scripts", fifo], f"Error: --sd-scripts {fifo}: not a folder"),
+    ):
+        code, out, err = cli_process(*args)
+        assert (code, out) == (1, "") and err.startswith(message) and err.count("\n") == 1, (args, err)
+    # doctor reads the project's config.toml: a FIFO there is one line too
+    (root / "config.toml").unlink()
+    os.mkfifo(root / "config.toml")
+    code, _, err = cli_process("doctor", root, "--sd-scripts", FAKE_SD_SCRIPTS, "--python", sys.executable)
+    assert (
+        code == 1
+        and err == f"Error: {root / 'config.toml'}: not a regular file (a FIFO): reading it would block or never end\n"
+    )
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_a_fifo_in_sd_scripts_git_metadata_does_not_block_train(tmp_path: Path) -> None:
+    """`train` reads .git/HEAD and the ref it names to record sd-scripts' commit: a FIFO there means "no
+    commit known", not a hang. (The trainer reads them too; that part is sd-scripts' own.)"""
+    from kohya_recipe.train.launch import sd_scripts_version
+
+    sd = tmp_path / "sd-scripts"
+    shutil.copytree(FAKE_SD_SCRIPTS, sd, ignore=shutil.ignore_patterns("site", "__pycache__"))
+    (sd / ".git" / "refs" / "heads").mkdir(parents=True)
+    os.mkfifo(sd / ".git" / "HEAD")
+    assert finishes(lambda: sd_scripts_version(sd)) == {"commit": None, "ref": None, "tag": None}
+    (sd / ".git" / "HEAD").unlink()
+    (sd / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    os.mkfifo(sd / ".git" / "refs" / "heads" / "main")
+    assert finishes(lambda: sd_scripts_version(sd)) == {"commit": None, "ref": "refs/heads/main", "tag": None}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# extending a finished run (issue 15): the previous final file is kept under its epoch name
+
+
+def _extend_to(root: Path, epochs: int) -> None:
+    recipe = root / "resolved-recipe.toml"
+    text = re.sub(r"max_train_epochs = \d+\n", f"max_train_epochs = {epochs}\n", recipe.read_text())
+    recipe.write_text(text)
+
+
+def test_extending_a_finished_run_keeps_its_final_file_under_its_epoch_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_env(monkeypatch)
+    root = make_project(tmp_path, training={"max_train_epochs": 2, "save_state": True})
+    model = root / "model"
+    assert _train(root).ok
+    old_final = (model / "testchar-1-A.safetensors").read_bytes()
+    assert safetensors_metadata(model / "testchar-1-A.safetensors")["ss_epoch"] == "2"
+    assert not (model / "testchar-1-A-000002.safetensors").exists()  # sd-scripts never numbers the last epoch
+
+    _extend_to(root, 3)
+    out = io.StringIO()
+    record = _train(root, resume=True, display=EpochLines(out))
+    assert record.ok, record.message
+    kept = model / "testchar-1-A-000002.safetensors"
+    assert kept.read_bytes() == old_final and safetensors_metadata(kept)["ss_epoch"] == "2"
+    assert safetensors_metadata(model / "testchar-1-A.safetensors")["ss_epoch"] == "3"
+    note = (
+        "kept the previous final model/testchar-1-A.safetensors (epoch 2) as model/testchar-1-A-000002.safetensors: "
+        "the resumed run writes its own final file over it"
+    )
+    assert note in out.getvalue().splitlines()
+    assert record.data["kept_final"] == {"file": "model/testchar-1-A-000002.safetensors", "epoch": 2, "copied": True}
+    assert "model/testchar-1-A-000002.safetensors" not in record.data["checkpoints"]  # not written by the trainer
+    assert not list(model.glob(".*.tmp"))
+
+    # every epoch of the extended run now has its file, as if it had been trained in one go
+    _extend_to(root, 4)
+    assert _train(root, resume=True).ok
+    names = sorted(p.name for p in model.glob("*.safetensors"))
+    assert names == [f"testchar-1-A-00000{e}.safetensors" for e in (1, 2, 3)] + ["testchar-1-A.safetensors"]
+    assert [safetensors_metadata(model / n)["ss_epoch"] for n in names] == ["1", "2", "3", "4"]
+
+
+def test_a_different_file_under_the_epoch_name_is_never_overwritten(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_env(monkeypatch)
+    root = make_project(tmp_path, training={"max_train_epochs": 2, "save_state": True})
+    model = root / "model"
+    assert _train(root).ok
+    mine = model / "testchar-1-A-000002.safetensors"
+    mine.write_bytes(b"the user's own file")
+    final = (model / "testchar-1-A.safetensors").read_bytes()
+    _extend_to(root, 3)
+    code, out, err = run_cli("train", root, "--resume", "--sd-scripts", FAKE_SD_SCRIPTS, "--python", sys.executable)
+    assert (code, out) == (1, "")
+    assert err == (
+        f"Error: {model}: the resumed run would overwrite testchar-1-A.safetensors (epoch 2), and "
+        "testchar-1-A-000002.safetensors exists with other weights; move one of them away first\n"
+    )
+    assert mine.read_bytes() == b"the user's own file" and (model / "testchar-1-A.safetensors").read_bytes() == final
+    assert len(list((root / "runs").glob("*.json"))) == 1  # nothing was launched
+
+    # an identical copy (kept by an earlier attempt that then failed) is simply reused
+    mine.write_bytes(final)
+    out_text = io.StringIO()
+    record = _train(root, resume=True, display=EpochLines(out_text))
+    assert record.ok and record.data["kept_final"]["copied"] is False
+    assert "already kept the previous final model/testchar-1-A.safetensors (epoch 2)" in out_text.getvalue()
+    assert mine.read_bytes() == final

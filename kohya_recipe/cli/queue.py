@@ -49,6 +49,7 @@ Examples:
   kohya-recipe sweep recipe.toml --grid network_alpha=48,72,96 --grid max_train_epochs=8,10
   kohya-recipe sweep recipe.toml --grid optimizer.type=Adafactor,Prodigy --out ./sweeps/optim --dry-run
   kohya-recipe sweep recipe.toml --grid resolution=[512,512],[768,768] --set training.seed=42 --json
+  kohya-recipe sweep ./CharacterAI-1-A --grid network_alpha=48,96    # a project: its resolved-recipe.toml
   kohya-recipe queue add ./CharacterAI-1-sweep/sweep.toml && kohya-recipe queue run
 
 \b
@@ -56,7 +57,7 @@ Runs are named like the article's versions: the recipe's CharacterAI-1-A gives C
 (after Z: AA, AB, ...). Each run is its own project folder in --out, listed in --out/sweep.toml.
 """
 )
-@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.argument("recipe", type=click.Path())
 @click.option("--grid", "grid", multiple=True, required=True, metavar="KEY=V1,V2,...", help=GRID_HELP)
 @set_option
 @out_option("Folder for the runs and sweep.toml [default: ./<name>-<major>-sweep].")
@@ -72,7 +73,8 @@ def sweep_cmd(
     dry_run: bool,
     as_json: bool,
 ) -> None:
-    """Expand a recipe into a grid of versioned runs, each its own project folder."""
+    """Expand a RECIPE (a recipe file or a project folder) into a grid of versioned runs, each its own project
+    folder."""
     from kohya_recipe.train.sweep import format_sweep, sweep_recipe_file
 
     with progress("Rendering runs", enabled=not (as_json or dry_run), min_items=1) as bar:

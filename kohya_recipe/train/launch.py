@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from kohya_recipe.errors import ExitCode, TrainerError
+from kohya_recipe.errors import ExitCode, KohyaRecipeError, TrainerError
+from kohya_recipe.files import read_text
 
 ACCELERATE_MODULE = "accelerate.commands.launch"
 #: Environment variables naming an sd-scripts checkout, in order of preference.
@@ -42,9 +43,15 @@ LOG_COLUMNS = "200"
 
 
 class TrainerSetupError(TrainerError):
-    """sd-scripts, the Python or accelerate could not be found: nothing was launched (exit 1, not 4)."""
+    """Nothing was launched (exit 1, not 4): the trainer is missing, or this project cannot be trained as it is
+    (locked by another ``train``, nothing to resume, log folder not writable)."""
 
     exit_code = ExitCode.ERROR
+
+
+class TrainerNotFound(TrainerSetupError):
+    """sd-scripts, the Python or accelerate could not be found or started: every project would fail the same way
+    (a queue stops instead of failing each entry)."""
 
 
 class ProjectLike(Protocol):
@@ -84,7 +91,7 @@ def _is_sd_scripts(path: Path) -> bool:
     return (path / "train_network.py").is_file()
 
 
-def _not_sd_scripts(path: Path, origin: str) -> TrainerSetupError:
+def _not_sd_scripts(path: Path, origin: str) -> TrainerNotFound:
     if not path.exists():
         why = "folder does not exist"
     elif not path.is_dir():
@@ -94,7 +101,7 @@ def _not_sd_scripts(path: Path, origin: str) -> TrainerSetupError:
         why = "folder is empty (in a kohya_ss install run `git submodule update --init --recursive`)"
     else:
         why = "no train_network.py in it (is it a kohya-ss/sd-scripts checkout?)"
-    return TrainerSetupError(f"{why}", source=f"{origin} {path}")
+    return TrainerNotFound(f"{why}", source=f"{origin} {path}")
 
 
 def find_sd_scripts(
@@ -137,10 +144,19 @@ def find_sd_scripts(
         if _is_sd_scripts(path):
             return path.resolve()
         tried.append(f"./{rel} (not found)")
-    raise TrainerSetupError(
+    raise TrainerNotFound(
         f"sd-scripts not found; looked at {', '.join(tried)}. "
         "Pass --sd-scripts DIR or set KOHYA_RECIPE_SD_SCRIPTS to the folder holding train_network.py"
     )
+
+
+def _git_text(path: Path) -> str:
+    """A small file of ``.git`` as stripped text; ``OSError`` unless it is a readable regular file (a FIFO named
+    ``HEAD`` must not block ``train``)."""
+    try:
+        return read_text(path).strip()
+    except KohyaRecipeError as exc:
+        raise OSError(str(exc)) from None
 
 
 def sd_scripts_version(sd_scripts: Path) -> dict[str, str | None]:
@@ -153,7 +169,7 @@ def sd_scripts_version(sd_scripts: Path) -> dict[str, str | None]:
     try:
         git = sd_scripts / ".git"
         if git.is_file():
-            text = git.read_text(encoding="utf-8").strip()
+            text = _git_text(git)
             if not text.startswith("gitdir:"):
                 return info
             git = (sd_scripts / text[len("gitdir:") :].strip()).resolve()
@@ -161,14 +177,14 @@ def sd_scripts_version(sd_scripts: Path) -> dict[str, str | None]:
             return info
         common = git
         if (git / "commondir").is_file():  # a linked worktree keeps refs in the main repository
-            common = (git / (git / "commondir").read_text(encoding="utf-8").strip()).resolve()
-        head = (git / "HEAD").read_text(encoding="utf-8").strip()
+            common = (git / _git_text(git / "commondir")).resolve()
+        head = _git_text(git / "HEAD")
         packed = _packed_refs(common)
         if head.startswith("ref:"):
             ref = head[4:].strip()
             info["ref"] = ref
             loose = common / ref
-            info["commit"] = loose.read_text(encoding="utf-8").strip() if loose.is_file() else packed.get(ref)
+            info["commit"] = _git_text(loose) if loose.is_file() else packed.get(ref)
         elif len(head) >= 40:
             info["commit"] = head[:40]
         commit = info["commit"]
@@ -186,7 +202,7 @@ def _packed_refs(git: Path) -> dict[str, str]:
     if not path.is_file():
         return refs
     last = None
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in _git_text(path).splitlines():
         if line.startswith("#") or not line.strip():
             continue
         if line.startswith("^") and last:
@@ -204,7 +220,7 @@ def _tag_for(git: Path, packed: dict[str, str], commit: str) -> str | None:
     tag_dir = git / "refs" / "tags"
     if tag_dir.is_dir():
         for p in sorted(tag_dir.rglob("*")):
-            if p.is_file() and p.read_text(encoding="utf-8").strip() == commit:
+            if p.is_file() and _git_text(p) == commit:
                 tags.append(p.relative_to(tag_dir).as_posix())
     return tags[-1] if tags else None
 
@@ -291,13 +307,15 @@ def find_python(
     if explicit:
         hit = shutil.which(explicit) or (explicit if Path(explicit).is_file() else None)
         if hit is None:
-            raise TrainerSetupError("not found or not executable", source=f"--python {explicit}")
+            raise TrainerNotFound("not found or not executable", source=f"--python {explicit}")
+        if not Path(hit).is_file():
+            raise TrainerNotFound("not a file (is it a Python interpreter?)", source=f"--python {hit}")
         if not os.access(hit, os.X_OK):
             # a file that is not executable (a copied venv without its mode bits, a typo pointing at a script):
             # saying "accelerate is not installed" would send the user in the wrong direction
-            raise TrainerSetupError("not executable (is it a Python interpreter?)", source=f"--python {hit}")
+            raise TrainerNotFound("not executable (is it a Python interpreter?)", source=f"--python {hit}")
         if not has_accelerate(hit, pythonpath):
-            raise TrainerSetupError(
+            raise TrainerNotFound(
                 "accelerate is not installed for this Python; install sd-scripts' requirements into it "
                 "(pip install -r requirements.txt in sd-scripts) or pass the venv's python",
                 source=f"--python {hit}",
@@ -308,7 +326,7 @@ def find_python(
         if has_accelerate(python, pythonpath):
             return python
     tried = ", ".join(candidates) or "none on PATH"
-    raise TrainerSetupError(
+    raise TrainerNotFound(
         f"no Python with accelerate found (tried {tried}); install sd-scripts' requirements "
         "(pip install -r requirements.txt in sd-scripts) or pass --python /path/to/venv/bin/python"
     )

@@ -8,9 +8,26 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from pathlib import Path
+from typing import IO
 
 from kohya_recipe.errors import KohyaRecipeError
+
+
+def _open_lock_fd(path: Path) -> int:
+    """A lock file's descriptor (created if missing; O_NONBLOCK so that a FIFO in its place cannot block the
+    open). Raises ``ValueError`` when something other than a regular file sits there."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NONBLOCK", 0), 0o644)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ValueError("not a regular file: a lock file must be one")
+    return fd
+
+
+def open_lock_file(path: Path) -> IO[str]:
+    """:func:`_open_lock_fd` as a text file object (read-write, positioned at the start)."""
+    return os.fdopen(_open_lock_fd(path), "r+", encoding="utf-8")
 
 
 class FileLock:
@@ -28,7 +45,10 @@ class FileLock:
         except ImportError:  # pragma: no cover - Windows
             raise KohyaRecipeError("the queue needs fcntl file locks (Linux or macOS)") from None
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = _open_lock_fd(self.path)
+        except ValueError as exc:
+            raise KohyaRecipeError(f"{exc}; remove it (it is only a lock file)", source=str(self.path)) from None
         flags = fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX
         if not blocking:
             flags |= fcntl.LOCK_NB

@@ -8,8 +8,13 @@ sd-scripts writes two streams (``train_network.py`` ``NetworkTrainer.train``; it
 - **stderr**: rich-formatted log records (``2026-11-25 23:39:07 INFO     message      file.py:123``; the time
   column is blank when the second has not changed) and tqdm bars that update with ``\\r`` and never end their
   line, so a log record is sometimes glued right after a bar: ``...avr_loss=1.12]2026-11-25 23:42:36 INFO``.
-  The main bar is ``steps:  52%|█████▏    | 25/48 [02:41<02:28,  6.46s/it, avr_loss=1.13]``; the validation,
-  caption and sampling bars have other labels and are ignored.
+  The main bar is ``steps:  52%|█████▏    | 25/48 [02:41<02:28,  6.46s/it, avr_loss=1.13]``; the validation
+  and caption bars have other labels and are ignored.
+- **Sample images** (``library/train_util.py`` ``sample_images``): after the epoch's checkpoint, an INFO record
+  ``generating sample images at step / サンプル画像生成 ステップ: 24``, then per prompt the records ``prompt: …``,
+  ``sample_steps: 35`` …, and an unlabelled tqdm bar of the denoising steps (``\r 50%|█████     | 1/2 [00:01<00:01,
+  1.05s/it]\x1b[A``, fixture ``article-mini``). The main bar sits still meanwhile; the phase ends when training
+  (or the final save) goes on.
 
 The parser is fed raw bytes as they arrive (any chunking), splits each stream on ``\\r`` and ``\\n``, and keeps only
 a bounded amount of text: one partial segment per stream (capped at :data:`MAX_SEGMENT` bytes; the rest of an
@@ -40,6 +45,15 @@ _SPLIT = re.compile(rb"[\r\n]")
 # of a segment. The part in brackets is "elapsed<remaining, rate[, postfix...]"; anything after "]" is a glued
 # log record.
 _STEPS = re.compile(r"^steps:\s*(\d+)%\|[^|]*\|\s*(\d+)/(\d+)\s*\[([^\]]*)\]")
+# the sampling bar has no label: "  0%|          | 0/2 [00:00<?, ?it/s]" (a nested bar: ESC[A may follow)
+_UNLABELLED_BAR = re.compile(r"^\s*(\d+)%\|[^|]*\|\s*(\d+)/(\d+)\s*\[([^\]]*)\]")
+_SAMPLING = re.compile(r"^generating sample images at step\b[^:]*:\s*(\d+)")
+_SAMPLE_STEPS = re.compile(r"^sample_steps:\s*(\d+)\s*$")
+# records after which training (or the end of the run) has certainly resumed: the next epoch's dataset
+# ("epoch is incremented. current_epoch: 0, epoch: 3"), a state save, the final "model saved."
+_AFTER_SAMPLING = ("epoch is incremented", "saving state", "saving last state", "model saved.")
+#: How many steps' last ``avr_loss`` are remembered (an epoch line looks up the loss at its epoch's last step).
+MAX_STEP_LOSSES = 1024
 _EPOCH = re.compile(r"^epoch (\d+)/(\d+)\s*$")
 _SAVING = re.compile(r"^saving checkpoint: (.+?)\s*$")
 _REMOVING = re.compile(r"^removing old checkpoint: (.+?)\s*$")
@@ -61,10 +75,22 @@ _LOSS = re.compile(r"avr_loss=([-+0-9.eEinfa]+)")
 @dataclass(frozen=True)
 class ProgressEvent:
     """Something the display may want to show: ``kind`` is one of ``step``, ``epoch``, ``checkpoint``,
-    ``removed``, ``error``, ``exception``, ``no_data``, ``model_saved``, ``resumed``."""
+    ``removed``, ``error``, ``exception``, ``no_data``, ``model_saved``, ``resumed``, ``sampling`` (a sampling
+    phase began), ``sample_image`` (its next prompt), ``sample_step``, ``sampling_done``."""
 
     kind: str
     text: str = ""
+
+
+@dataclass
+class SamplingPhase:
+    """The sample images being made right now: which prompt (1-based, in order) and its denoising step."""
+
+    at_step: int  # the trainer's global step it samples at
+    image: int = 0
+    step: int | None = None
+    steps: int | None = None
+    rate: str | None = None  # tqdm's "81.2s/it"
 
 
 @dataclass
@@ -87,6 +113,12 @@ class ProgressState:
     model_saved: bool = False
     resumed_from: str | None = None
     first_epoch: int | None = None  # the first `epoch e/E` line of this run (> 1 after --resume)
+    # step -> the last avr_loss the bar showed at that step (the newest MAX_STEP_LOSSES steps)
+    step_losses: collections.OrderedDict[int, float | None] = field(default_factory=collections.OrderedDict)
+    # whether stderr went on past the main bar's last update (then that update is the step's last one)
+    bar_settled: bool = False
+    sampling: SamplingPhase | None = None  # the sampling phase in progress
+    sampling_phases: int = 0  # sampling phases begun in this run
     last_message: str | None = None  # the newest INFO/WARNING record, to show what the trainer is doing
     bytes_seen: int = 0
     dropped_bytes: int = 0
@@ -104,6 +136,14 @@ class ProgressState:
         except ValueError:
             return None
         return None
+
+    @property
+    def steps_per_epoch(self) -> int | None:
+        """Optimizer steps per epoch, when the run is a whole number of epochs (kohya-recipe always passes
+        ``max_train_epochs``: sd-scripts then sets the total to epochs x steps per epoch)."""
+        if not self.epochs or not self.total_steps or self.total_steps % self.epochs:
+            return None
+        return self.total_steps // self.epochs
 
     @property
     def steps_before_this_run(self) -> int:
@@ -225,6 +265,11 @@ class ProgressParser:
             # (fixtures `article-mini`, `interrupted`); parse that remainder as a segment of its own.
             text = text[end:]
             if not text.strip():
+                self.state.bar_settled = False
+                return
+        if stream == "stderr" and text.strip():
+            self.state.bar_settled = True
+            if self.state.sampling is not None and self._sample_bar(text, events):
                 return
         if self._traceback(buf, text, events) or self._progress_line(text, events):
             return
@@ -322,6 +367,7 @@ class ProgressParser:
             return
         if message:
             st.last_message = message[:200]
+        self._sampling_record(message, events)
         if message == "model saved.":
             st.model_saved = True
             events.append(ProgressEvent("model_saved", message))
@@ -331,12 +377,53 @@ class ProgressParser:
             st.resumed_from = m.group(1)
             events.append(ProgressEvent("resumed", m.group(1)))
 
+    def _sampling_record(self, message: str, events: list[ProgressEvent]) -> None:
+        """A record that begins a sampling phase, names its next prompt or its steps, or shows it is over."""
+        st = self.state
+        m = _SAMPLING.match(message)
+        if m:
+            self._end_sampling(events)
+            st.sampling = SamplingPhase(at_step=int(m.group(1)))
+            st.sampling_phases += 1
+            events.append(ProgressEvent("sampling", m.group(1)))
+            return
+        phase = st.sampling
+        if phase is None:
+            return
+        if message.startswith("prompt: "):
+            phase.image += 1
+            phase.step = phase.rate = None
+            events.append(ProgressEvent("sample_image", str(phase.image)))
+        elif _SAMPLE_STEPS.match(message):
+            phase.steps = int(message.split(":")[1])
+        elif message.startswith(_AFTER_SAMPLING):
+            self._end_sampling(events)
+
+    def _end_sampling(self, events: list[ProgressEvent]) -> None:
+        if self.state.sampling is not None:
+            self.state.sampling = None
+            events.append(ProgressEvent("sampling_done"))
+
+    def _sample_bar(self, text: str, events: list[ProgressEvent]) -> bool:
+        """The unlabelled denoising bar of a sample image; whether ``text`` was one."""
+        m = _UNLABELLED_BAR.match(text)
+        phase = self.state.sampling
+        if not m or phase is None:
+            return False
+        phase.step, phase.steps = int(m.group(2)), int(m.group(3))
+        parts = [p.strip() for p in m.group(4).split(",")]
+        if len(parts) > 1 and parts[1] not in ("", "?it/s"):
+            phase.rate = parts[1]
+        events.append(ProgressEvent("sample_step", f"{phase.step}/{phase.steps}"))
+        return True
+
     def _steps(self, text: str, events: list[ProgressEvent]) -> int:
         """Parse a main-bar update; return where the bar text ends."""
         m = _STEPS.match(text)
         if not m:
             return len(text)
         st = self.state
+        self._end_sampling(events)  # the main bar moves again: training goes on
         st.step, st.total_steps = int(m.group(2)), int(m.group(3))
         parts = [p.strip() for p in m.group(4).split(",")]
         if parts:
@@ -351,6 +438,10 @@ class ProgressParser:
                     st.avr_loss = float(lm.group(1))
                 except ValueError:
                     pass
+        st.step_losses[st.step] = st.avr_loss
+        st.step_losses.move_to_end(st.step)
+        while len(st.step_losses) > MAX_STEP_LOSSES:
+            st.step_losses.popitem(last=False)
         events.append(ProgressEvent("step", f"{st.step}/{st.total_steps}"))
         return m.end()
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from kohya_recipe.errors import KohyaRecipeError
 from kohya_recipe.layout import is_project
-from kohya_recipe.text import format_table
+from kohya_recipe.text import fit_lines, format_table
 from kohya_recipe.train.liveness import entry_state, runner_alive
-from kohya_recipe.train.queuefile import ACTIVE_STATUSES, RUNNING, Queue, QueueEntry, QueueError, now
+from kohya_recipe.train.queuefile import ACTIVE_STATUSES, MAX_ID, RUNNING, Queue, QueueEntry, QueueError, now
 from kohya_recipe.train.run import find_resume_state
 from kohya_recipe.train.sweepfile import MANIFEST_NAME, load_sweep
 
@@ -76,10 +76,11 @@ class AddResult:
 
 
 def _is_sweep_manifest(path: Path) -> bool:
-    """A ``.toml`` file, or a folder holding ``sweep.toml`` that is not itself a project."""
-    if path.is_file():
+    """A ``.toml`` file (or a special file so named: the manifest reader refuses it in one line), or a folder
+    holding a ``sweep.toml`` that is not itself a project."""
+    if not path.is_dir():
         return path.name == MANIFEST_NAME or path.suffix == ".toml"
-    return (path / MANIFEST_NAME).is_file() and not is_project(path)
+    return (path / MANIFEST_NAME).exists() and not is_project(path)
 
 
 def _expand_targets(paths: Iterable[str | os.PathLike[str]]) -> list[tuple[ProjectInfo, str | None]]:
@@ -90,7 +91,7 @@ def _expand_targets(paths: Iterable[str | os.PathLike[str]]) -> list[tuple[Proje
         if not path.exists():
             raise QueueError("no such project folder or sweep manifest", source=str(raw))
         if _is_sweep_manifest(path):
-            manifest = path if path.is_file() else path / MANIFEST_NAME
+            manifest = path / MANIFEST_NAME if path.is_dir() else path
             sweep = load_sweep(manifest)
             for run in sweep.runs:
                 targets.append((inspect_project(sweep.root / run.folder), str(manifest.absolute())))
@@ -124,6 +125,12 @@ def add_to_queue(
             if holder is not None:
                 result.skipped.append(AlreadyQueued(project, holder.id, holder.status))
                 continue
+            if state.next_id >= MAX_ID:
+                raise QueueError(
+                    f"every entry id up to {MAX_ID - 1} has been handed out; the file was not changed (start a new "
+                    "queue file, or renumber the entries and next_id by hand)",
+                    source=str(queue.path),
+                )
             entry = QueueEntry(id=state.next_id, project=project, added=now(), name=info.output_name, sweep=sweep)
             state.next_id += 1
             state.entries.append(entry)
@@ -185,16 +192,18 @@ class Removal:
 
 
 def format_added(result: AddResult) -> str:
-    return "\n".join(f"Queued #{e.id} {e.name}  {e.project}" for e in result.added)
+    return "\n".join(fit_lines(f"Queued #{e.id} {e.name}  {e.project}" for e in result.added))
 
 
 def format_skipped(result: AddResult) -> list[str]:
     """One line per project that was already queued (the CLI prints them on stderr)."""
-    return [f"Already queued as #{s.queued_as} ({s.status}): {s.project}" for s in result.skipped]
+    return fit_lines(f"Already queued as #{s.queued_as} ({s.status}): {s.project}" for s in result.skipped)
 
 
 def format_removal(removal: Removal) -> str:
-    return "\n".join(f"Removed #{e.id} {e.name or Path(e.project).name} ({e.status})" for e in removal.removed)
+    return "\n".join(
+        fit_lines(f"Removed #{e.id} {e.name or Path(e.project).name} ({e.status})" for e in removal.removed)
+    )
 
 
 def _when(moment: datetime | None) -> str:
@@ -223,10 +232,11 @@ def format_queue(listing: QueueListing) -> str:
     """``queue list``: id, status (``running (stale)`` when its runner is gone), tries, run, project, last."""
     entries = listing.entries
     if not entries:
-        return f"The queue is empty ({listing.queue_file})."
+        return "\n".join(fit_lines([f"The queue is empty ({listing.queue_file})."]))
     rows = []
     for e in entries:
         state = entry_state(e)
         rows.append([str(e.id), state, str(e.attempts), e.name or Path(e.project).name, e.project, _last(e, state)])
     head = f"Queue {listing.queue_file}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}"
-    return "\n".join([head, *format_table(["ID", "STATUS", "TRIES", "RUN", "PROJECT", "LAST"], rows)])
+    table = format_table(["ID", "STATUS", "TRIES", "RUN", "PROJECT", "LAST"], rows, right=[0, 2])
+    return "\n".join(fit_lines([head, *table]))

@@ -38,6 +38,19 @@ ACTIVE_STATUSES: frozenset[str] = frozenset({PENDING, RUNNING, INTERRUPTED})
 
 _LEFT_AS_IS = "the file was not changed, fix it by hand or move it away"
 
+#: Entry ids and ``next_id`` stay below this: far more runs than anyone queues, and far inside TOML's 64-bit
+#: integers, so a hand-edited ``next_id`` near 2**63 cannot make the next write produce a file no TOML reader
+#: (tomllib included, in other tools) accepts.
+MAX_ID = 10**9
+# The other integers an entry holds, with what bounds them: a pid is a 32-bit pid_t (Linux caps it at 2**22);
+# an exit code is a process status or a negative signal number (subprocess), both 32-bit.
+_INT_BOUNDS: dict[str, tuple[int, int, str]] = {
+    "id": (1, MAX_ID - 1, "ids are handed out from 1"),
+    "attempts": (0, MAX_ID, "a count of training attempts"),
+    "pid": (1, 2**31 - 1, "a process id is a 32-bit number"),
+    "last_exit_code": (-(2**31), 2**31 - 1, "an exit status is a 32-bit number"),
+}
+
 
 class QueueError(KohyaRecipeError):
     """The queue file is unreadable or an entry cannot be added, removed or run."""
@@ -166,8 +179,10 @@ def _parse_entry(raw: Any, index: int, source: str) -> QueueEntry:
         raise QueueError(
             f"{raw['status']!r} is not one of: {', '.join(STATUSES)}", source=source, field=f"{where}.status"
         )
-    if raw["id"] < 1:
-        raise QueueError("must be >= 1", source=source, field=f"{where}.id")
+    for key, (low, high, why) in _INT_BOUNDS.items():
+        value = raw.get(key)
+        if value is not None and not low <= value <= high:
+            raise QueueError(f"{value} is out of range {low}..{high} ({why})", source=source, field=f"{where}.{key}")
     return QueueEntry(**raw)
 
 
@@ -195,6 +210,10 @@ def parse_queue(text: str, source: str) -> QueueState:
     next_id = data.get("next_id", 1)
     if not isinstance(next_id, int) or isinstance(next_id, bool):
         raise QueueError(f"must be an integer, got {next_id!r}", source=source, field="next_id")
+    if not 1 <= next_id <= MAX_ID:
+        raise QueueError(
+            f"{next_id} is out of range 1..{MAX_ID} (the next id to hand out)", source=source, field="next_id"
+        )
     # A hand-edited next_id below an existing id would hand out that id twice.
     next_id = max([next_id, *(e.id + 1 for e in entries)])
     return QueueState(entries=entries, next_id=next_id)

@@ -18,9 +18,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kohya_recipe.errors import KohyaRecipeError, RenderError, TrainerError, TrainingInterrupted
-from kohya_recipe.files import atomic_write_bytes, read_json, sha256_bytes, sha256_file
-from kohya_recipe.layout import MANIFEST, RECORDED_FILES, RESOLVED_RECIPE, STATE_DIR
+from kohya_recipe.files import atomic_write_bytes, open_regular_file, read_json, sha256_bytes, sha256_file
+from kohya_recipe.layout import (
+    CONFIG_FILE,
+    DATASET_FILE,
+    MANIFEST,
+    PROMPTS_FILE,
+    RECORDED_FILES,
+    RESOLVED_RECIPE,
+    STATE_DIR,
+)
+from kohya_recipe.train.display import Display, choose_display
 from kohya_recipe.train.doctor import cached_unknown_keys
+from kohya_recipe.train.eta import SampleSchedule
+from kohya_recipe.train.finals import keep_previous_final
 from kohya_recipe.train.launch import (
     LaunchCommand,
     TrainerSetupError,
@@ -29,8 +40,9 @@ from kohya_recipe.train.launch import (
     find_sd_scripts,
     sd_scripts_version,
 )
+from kohya_recipe.train.locks import open_lock_file
 from kohya_recipe.train.outcome import INTERRUPTED, SUCCESS, decide_outcome, describe_exit
-from kohya_recipe.train.runner import INTERRUPT_GRACE, TERMINATE_GRACE, Display, choose_display, open_log, run_launch
+from kohya_recipe.train.runner import INTERRUPT_GRACE, TERMINATE_GRACE, open_log, run_launch
 
 if TYPE_CHECKING:
     from kohya_recipe.render.project import Project
@@ -234,6 +246,21 @@ def _recipe_changed(project: Project) -> bool:
     return recorded != _sha256(project.resolved_recipe_file)
 
 
+def refuse_special_files(project: Project) -> None:
+    """The files the trainer reads must be regular files: a FIFO named ``config.toml`` would block it (and our
+    hashing of it) forever, waiting for a writer. Missing files are for the re-render to write."""
+    for name in (CONFIG_FILE, DATASET_FILE, PROMPTS_FILE, MANIFEST):
+        path = project.root / name
+        try:
+            os.close(open_regular_file(path))
+        except ValueError as exc:
+            raise TrainerSetupError(
+                f"{exc}; replace it with the rendered file (kohya-recipe render)", source=str(path)
+            ) from None
+        except OSError:
+            continue  # missing (rendered next) or unreadable (the step that reads it says so)
+
+
 def _has_images(folder: Path) -> bool:
     from kohya_recipe.sdscripts.folders import is_trainer_image
 
@@ -290,9 +317,11 @@ def project_lock(project: Project) -> Iterator[None]:
     path = project.root / STATE_DIR / "train.lock"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fh = path.open("a+", encoding="utf-8")
+        fh = open_lock_file(path)
     except OSError as exc:
         raise TrainerSetupError(f"cannot create the lock file: {exc.strerror or exc}", source=str(path)) from None
+    except ValueError as exc:
+        raise TrainerSetupError(f"{exc}; remove it (it is only a lock file)", source=str(path)) from None
     try:
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -353,6 +382,7 @@ def _prepare_and_run(
     terminate_grace: float | None,
 ) -> RunRecord:
     notes: list[str] = []
+    refuse_special_files(project)
     rerendered = ensure_rendered(project, dry_run=dry_run, notes=notes)
     if rerendered and not dry_run:
         project = _load(project.root)
@@ -421,6 +451,9 @@ def _run(
     interrupt_grace: float | None,
     terminate_grace: float | None,
 ) -> RunRecord:
+    # sd-scripts writes the last epoch under the unnumbered final name: a resumed (extended) run would overwrite
+    # the previous run's last epoch there, so it is copied to its epoch name first
+    kept = keep_previous_final(project.model_dir, project.output_name, project.runs_dir) if state else None
     log_file, record_file = _timestamp_paths(project)
     log_stream = open_log(log_file)  # before anything is announced: an unwritable log/ fails first
     version = sd_scripts_version(sd)
@@ -434,7 +467,11 @@ def _run(
         disp.note(f"re-rendered {', '.join(rerendered)} from the recipe")
     if state is not None:
         disp.note(state.describe(project.root, epochs))
+    if kept is not None:
+        disp.note(kept.describe(project.root))
     disp.note(f"training {project.output_name} with {script} ({commit}); log: {_rel(log_file, project.root)}")
+    samples = project.recipe.samples
+    disp.plan(SampleSchedule(len(samples.prompts), samples.every_n_epochs, samples.every_n_steps, samples.at_first))
     result = run_launch(
         cmd,
         log_file,
@@ -493,6 +530,7 @@ def _run(
         "python": py,
         "sd_scripts": {"path": str(sd), "script": project.script_name, **version},
         "resume": _resume_dict(state, root),
+        "kept_final": {"file": _rel(kept.kept_as, root), "epoch": kept.epoch, "copied": kept.copied} if kept else None,
         "progress": {
             "epoch": st.epoch,
             "epochs": st.epochs,

@@ -8,14 +8,13 @@ sends SIGTERM, then SIGKILL. A second Ctrl-C skips to the next step. SIGTERM and
 Checkpoints already written are never touched.
 
 Output is read from both pipes by two threads in chunks as it arrives, written unchanged to the log file, and fed
-to :class:`~kohya_recipe.train.progress.ProgressParser` (bounded memory). The display is a live bar on a TTY, one line
-per epoch otherwise.
+to :class:`~kohya_recipe.train.progress.ProgressParser` (bounded memory); the display
+(:mod:`kohya_recipe.train.display`) is a live status line on a TTY, one line per epoch otherwise.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,8 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from kohya_recipe.train.launch import LaunchCommand, TrainerSetupError
-from kohya_recipe.train.progress import ProgressEvent, ProgressParser, ProgressState, Stream
+from kohya_recipe.train.display import Display
+from kohya_recipe.train.launch import LaunchCommand, TrainerNotFound, TrainerSetupError
+from kohya_recipe.train.progress import ProgressParser, ProgressState, Stream
 
 #: Seconds to wait after forwarding SIGINT before sending SIGTERM, and after SIGTERM before SIGKILL.
 INTERRUPT_GRACE = 30.0
@@ -48,183 +48,6 @@ class RunResult:
     ended_at: float
     signals_sent: list[str] = field(default_factory=list)
     log_truncated: bool = False
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# displays
-
-
-class Display:
-    """Receives parsed events; the base class shows nothing."""
-
-    def start(self) -> None:
-        pass
-
-    def update(self, events: list[ProgressEvent], state: ProgressState) -> None:
-        pass
-
-    def raw(self, stream: str, data: bytes) -> None:
-        pass
-
-    def tick(self, state: ProgressState) -> None:
-        pass
-
-    def note(self, message: str) -> None:
-        pass
-
-    def finish(self, state: ProgressState) -> None:
-        pass
-
-
-def _loss(state: ProgressState) -> str:
-    return f"avr_loss {state.avr_loss:.3f}" if state.avr_loss is not None else ""
-
-
-class EpochLines(Display):
-    """One line per finished epoch (``--quiet`` or not a TTY): what a log file or a cron mail wants.
-
-    The epoch number and the checkpoints come from stdout events in order; step and loss come from the stderr
-    bar and are the latest known when the line is printed (the two pipes are read independently, so with very
-    short steps the bar may be a little ahead or behind).
-    """
-
-    def __init__(self, stream: IO[str] | None = None) -> None:
-        self.stream = stream if stream is not None else sys.stderr
-        self._epoch: str | None = None  # "e/E" from the `epoch e/E` line
-        self._saved: list[str] = []
-
-    def _line(self, state: ProgressState, epoch: str) -> str:
-        parts = [f"epoch {epoch}"]
-        if state.step is not None and state.total_steps:
-            step = min(state.step + state.steps_before_this_run, state.total_steps)
-            parts.append(f"step {step}/{state.total_steps}")
-        if state.avr_loss is not None:
-            parts.append(_loss(state))
-        if self._saved:
-            parts.append("saved " + ", ".join(self._saved))
-        return "  ".join(parts)
-
-    def _emit(self, text: str) -> None:
-        self.stream.write(text + "\n")
-        self.stream.flush()
-
-    def update(self, events: list[ProgressEvent], state: ProgressState) -> None:
-        for ev in events:
-            if ev.kind == "epoch":
-                if self._epoch is not None:
-                    self._emit(self._line(state, self._epoch))
-                self._epoch = ev.text
-                self._saved = []
-            elif ev.kind == "checkpoint":
-                self._saved.append(ev.text)
-
-    def note(self, message: str) -> None:
-        self._emit(message)
-
-    def finish(self, state: ProgressState) -> None:
-        if self._epoch is not None:
-            self._emit(self._line(state, self._epoch))
-            self._epoch = None
-
-
-class LiveBar(EpochLines):
-    """A single live status line on a TTY (redrawn at most 10 times a second), with each finished epoch
-    printed above it."""
-
-    def __init__(self, stream: IO[str] | None = None, *, min_interval: float = 0.1) -> None:
-        super().__init__(stream)
-        self.min_interval = min_interval
-        self._last = 0.0
-        self._t0 = time.monotonic()
-        self._shown = False
-        self._text = ""
-
-    def _width(self) -> int:
-        return max(shutil.get_terminal_size((100, 24)).columns - 1, 40)
-
-    def _status(self, state: ProgressState) -> str:
-        if state.step is None or not state.total_steps:
-            elapsed = int(time.monotonic() - self._t0)
-            what = state.last_message or "starting"
-            return f"preparing {elapsed // 60:02d}:{elapsed % 60:02d}  {what}"
-        done = state.steps_before_this_run  # a resumed run: count the epochs trained before
-        step = min(state.step + done, state.total_steps)
-        frac = step / state.total_steps
-        cells = 20
-        full = int(frac * cells)
-        bar = "█" * full + ("▌" if frac * cells - full >= 0.5 else "")
-        bar = bar.ljust(cells)
-        parts = []
-        if state.epoch is not None:
-            parts.append(f"epoch {state.epoch}/{state.epochs}")
-        parts.append(f"|{bar}| {step}/{state.total_steps} {frac * 100:3.0f}%")
-        if state.avr_loss is not None:
-            parts.append(f"loss {state.avr_loss:.3f}")
-        if state.rate:
-            parts.append(state.rate)
-        per_step = state.seconds_per_step
-        if done and per_step is not None:
-            # tqdm's own ETA counts the steps of the epochs already trained as still to do
-            left = int((state.total_steps - step) * per_step)
-            hours = f"{left // 3600}:" if left >= 3600 else ""
-            parts.append(f"ETA {hours}{left // 60 % 60:02d}:{left % 60:02d}")
-        elif state.remaining and state.remaining != "?":
-            parts.append(f"ETA {state.remaining}")
-        return "  ".join(parts)
-
-    def _draw(self, state: ProgressState, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._last < self.min_interval:
-            return
-        self._last = now
-        text = self._status(state)[: self._width()]
-        if text == self._text and self._shown:
-            return
-        self._text = text
-        self.stream.write("\r" + text + "\x1b[K")
-        self.stream.flush()
-        self._shown = True
-
-    def _emit(self, text: str) -> None:
-        # print above the live line, then let the next draw restore it
-        self.stream.write("\r\x1b[K" + text + "\n")
-        self.stream.flush()
-        self._shown = False
-
-    def start(self) -> None:
-        self._t0 = time.monotonic()
-
-    def update(self, events: list[ProgressEvent], state: ProgressState) -> None:
-        super().update(events, state)
-        self._draw(state, force=any(ev.kind == "epoch" for ev in events))
-
-    def tick(self, state: ProgressState) -> None:
-        self._draw(state)
-
-    def finish(self, state: ProgressState) -> None:
-        if self._shown:
-            self.stream.write("\r\x1b[K")
-        super().finish(state)
-
-
-class Passthrough(Display):
-    """Echo the trainer's raw output unchanged (``--verbose``)."""
-
-    def raw(self, stream: str, data: bytes) -> None:
-        target = sys.stdout if stream == "stdout" else sys.stderr
-        target.flush()
-        target.buffer.write(data)
-        target.buffer.flush()
-
-
-def choose_display(quiet: bool = False, verbose: bool = False, stream: IO[str] | None = None) -> Display:
-    """Live bar on a TTY; one line per epoch with ``quiet`` or when stderr is not a TTY."""
-    if verbose:
-        return Passthrough()
-    out = stream if stream is not None else sys.stderr
-    if not quiet and out.isatty():
-        return LiveBar(out)
-    return EpochLines(out)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -348,6 +171,7 @@ class _OutputPump:
         self.done = threading.Event()  # both pipes at EOF: the trainer exited (or closed them)
         self._finished = 0
         self._threads: list[tuple[threading.Thread, IO[bytes]]] = []
+        self._in_hand = {"stdout": False, "stderr": False}  # a reader holds a chunk it has not fed yet
 
     def start(self, stdout: IO[bytes], stderr: IO[bytes]) -> None:
         for stream, pipe in (("stdout", stdout), ("stderr", stderr)):
@@ -373,12 +197,22 @@ class _OutputPump:
                 break
             if not chunk:
                 break
+            self._in_hand[stream] = True
             with self.lock:
                 self._write_log(chunk)
                 self.display.raw(stream, chunk)
                 events = self.parser.feed(stream, chunk)
                 if events:
                     self.display.update(events, self.parser.state)
+                self._in_hand[stream] = False
+
+    def draining(self) -> bool:
+        """Whether a reader still has output to feed: a chunk in hand, or bytes waiting in its pipe. While the
+        trainer's group is gone, this tells readers that are merely behind (a busy machine) from readers
+        blocked on a pipe some detached process keeps open."""
+        if any(self._in_hand.values()):
+            return True
+        return any(thread.is_alive() and _bytes_waiting(pipe) > 0 for thread, pipe in self._threads)
 
     def _write_log(self, chunk: bytes) -> None:
         if self.written >= self.log_limit:
@@ -405,6 +239,21 @@ class _OutputPump:
             self.display.finish(self.parser.state)
 
 
+def _bytes_waiting(pipe: IO[bytes]) -> int:
+    """Bytes waiting in ``pipe`` (``FIONREAD``); -1 where that cannot be asked (Windows, a closed pipe)."""
+    try:
+        import fcntl
+        import termios
+    except ImportError:  # Windows
+        return -1
+    buf = bytearray(4)
+    try:
+        fcntl.ioctl(pipe.fileno(), termios.FIONREAD, buf)
+    except (OSError, ValueError):
+        return -1
+    return int.from_bytes(buf, sys.byteorder)
+
+
 def _start(cmd: LaunchCommand, log: IO[bytes], log_file: Path) -> subprocess.Popen[bytes]:
     """Start the trainer in its own process group, both output pipes read by us."""
     try:
@@ -420,7 +269,7 @@ def _start(cmd: LaunchCommand, log: IO[bytes], log_file: Path) -> subprocess.Pop
     except OSError as exc:
         log.close()
         log_file.unlink(missing_ok=True)  # created by us for this run, still empty: leave nothing behind
-        raise TrainerSetupError(f"cannot start the trainer: {exc.strerror or exc}", source=cmd.argv[0]) from None
+        raise TrainerNotFound(f"cannot start the trainer: {exc.strerror or exc}", source=cmd.argv[0]) from None
 
 
 def _wait_for_exit(proc: subprocess.Popen[bytes], pump: _OutputPump, stopper: _Stopper, display: Display) -> None:
@@ -438,10 +287,15 @@ def _wait_for_exit(proc: subprocess.Popen[bytes], pump: _OutputPump, stopper: _S
                 if proc.poll() is not None:
                     return
             elif proc.poll() is not None and not _group_alive(proc):
-                # the whole group is gone, yet a pipe is still open: a detached grandchild holds it
-                orphan_since = orphan_since or time.monotonic()
-                if time.monotonic() - orphan_since > 2.0:
-                    return
+                # the whole group is gone, yet a pipe is still open. Readers that are only behind get all the
+                # time they need (the trainer's last lines decide the outcome); a pipe with nothing left in it
+                # for 2 s is held open by a detached grandchild.
+                if pump.draining():
+                    orphan_since = None
+                else:
+                    orphan_since = orphan_since or time.monotonic()
+                    if time.monotonic() - orphan_since > 2.0:
+                        return
             with pump.lock:
                 display.tick(pump.parser.state)
                 stopper.step(proc, display)

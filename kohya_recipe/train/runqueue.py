@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from kohya_recipe.errors import KohyaRecipeError, TrainingInterrupted
-from kohya_recipe.train.launch import TrainerSetupError
+from kohya_recipe.text import fit_lines
+from kohya_recipe.train.launch import TrainerNotFound
 from kohya_recipe.train.liveness import runner_alive, trainer_processes
 from kohya_recipe.train.locks import GpuLock, describe_gpus
 from kohya_recipe.train.queue_edit import ProjectInfo, has_resume_state, inspect_project
@@ -26,6 +27,7 @@ from kohya_recipe.train.queuefile import (
     DONE,
     FAILED,
     INTERRUPTED,
+    MAX_ID,
     PENDING,
     RUNNING,
     Queue,
@@ -78,7 +80,7 @@ def format_run_summary(result: QueueRunResult) -> str:
     if result.waiting:
         ids = ", ".join(f"#{i}" for i in result.waiting_for_gpus)
         lines.append(f"Left for another `queue run` that holds their GPUs: {ids}")
-    return "\n".join(lines)
+    return "\n".join(fit_lines(lines))
 
 
 @dataclass
@@ -92,8 +94,12 @@ class _Pick:
     before: dict[str, Any]  # the entry's fields before it was marked running (restored on a setup error)
 
 
-def _pick_next(queue: Queue, state: QueueState, log: Callable[[str], None]) -> tuple[_Pick | None, list[QueueEntry]]:
-    """Under the edit lock: the first runnable entry whose GPU set is free, marked running by us."""
+def _pick_next(
+    queue: Queue, state: QueueState, log: Callable[[str], None], failed: list[QueueEntry]
+) -> tuple[_Pick | None, list[QueueEntry]]:
+    """Under the edit lock: the first runnable entry whose GPU set is free, marked running by us. Entries whose
+    project cannot be loaded (folder gone, not a project, a recipe that no longer loads) are marked failed on
+    the way and appended to ``failed``."""
     waiting: list[QueueEntry] = []
     for entry in state.entries:
         if entry.status not in (PENDING, INTERRUPTED, RUNNING):
@@ -112,6 +118,7 @@ def _pick_next(queue: Queue, state: QueueState, log: Callable[[str], None]) -> t
             entry.last_error = str(exc)
             entry.pid = entry.host = None
             log(f"queue: {entry.label}: failed: {exc}")
+            failed.append(entry)
             continue
         lock = queue.gpu_lock(info.gpus)
         if not lock.try_acquire():
@@ -123,7 +130,7 @@ def _pick_next(queue: Queue, state: QueueState, log: Callable[[str], None]) -> t
             before["status"] = INTERRUPTED  # it was mid-run when its runner died
         pick = _Pick(entry, lock, info, resume, recovered, entry.pid, before)
         entry.status = RUNNING
-        entry.attempts += 1
+        entry.attempts = min(entry.attempts + 1, MAX_ID)  # stays readable (queuefile bounds every integer)
         entry.started = now()
         entry.finished = None
         entry.pid = os.getpid()
@@ -203,7 +210,7 @@ def run_queue(
     result = QueueRunResult()
     while True:
         with queue.edit() as state:
-            pick, waiting = _pick_next(queue, state, say)
+            pick, waiting = _pick_next(queue, state, say, result.ran)
         if pick is None:
             result.waiting = waiting
             return result
@@ -238,9 +245,10 @@ def run_queue(
                 f"queue stopped; entry {done.label} is interrupted and continues on the next `kohya-recipe queue run`"
             ) from None
         except KohyaRecipeError as exc:
-            if isinstance(exc, TrainerSetupError):
+            if isinstance(exc, TrainerNotFound):
                 # sd-scripts, the Python or accelerate is missing: nothing was launched, and every other entry
                 # would fail the same way. Stop instead of burning through the queue; the entry keeps its place.
+                # A setup error of this project alone (locked, nothing to resume) fails the entry like a crash.
                 kept = _finish(queue, pick, **pick.before)
                 raise QueueError(
                     f"{exc} (nothing was launched; the queue stopped and {kept.label} is still {kept.status})"

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from kohya_recipe.errors import RecipeError, RenderError
 from kohya_recipe.files import atomic_write_text
-from kohya_recipe.text import format_table
+from kohya_recipe.layout import RESOLVED_RECIPE, is_project
+from kohya_recipe.text import fit_lines, format_table
 from kohya_recipe.train.sweepfile import MANIFEST_NAME, Sweep, SweepRun, load_sweep, manifest_toml
 
 if TYPE_CHECKING:
@@ -330,6 +331,18 @@ def default_sweep_dir(recipe: Recipe) -> Path:
     return Path(f"{recipe.output.name}-{recipe.output.major}-sweep")
 
 
+def sweep_source(path: Path) -> Path:
+    """The recipe file to sweep: ``path`` itself, or a project folder's ``resolved-recipe.toml``."""
+    if not path.is_dir():
+        return path
+    if not is_project(path):
+        raise RecipeError(
+            f"a folder, but not a kohya-recipe project (no {RESOLVED_RECIPE}); give a recipe file or a project folder",
+            source=str(path),
+        )
+    return path / RESOLVED_RECIPE
+
+
 def sweep_recipe_file(
     recipe_path: str | Path,
     grid_items: Iterable[str],
@@ -340,10 +353,14 @@ def sweep_recipe_file(
     dry_run: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> Sweep:
-    """``kohya-recipe sweep``: load the recipe (preset + ``--set``), parse the ``--grid`` items, write."""
+    """``kohya-recipe sweep``: load the recipe (preset + ``--set``), parse the ``--grid`` items, write.
+
+    ``recipe_path`` may be a project folder (what ``build`` or ``render`` wrote): its ``resolved-recipe.toml``
+    is the recipe, so a run that trained can be swept without looking for that file."""
     from kohya_recipe.recipe.loading import load_recipe
 
     grid = parse_grid(grid_items)
+    recipe_path = sweep_source(Path(recipe_path))
     recipe = load_recipe(recipe_path, tuple(sets))
     out = Path(out_dir) if out_dir is not None else default_sweep_dir(recipe)
     return write_sweep(recipe, grid, out, force=force, recipe_file=recipe_path, progress=progress, dry_run=dry_run)
@@ -368,4 +385,4 @@ def format_sweep(sweep: Sweep) -> str:
     lines += format_table(["RUN", *keys], rows, indent=2)
     if not sweep.dry_run:
         lines.append(f"Next: kohya-recipe queue add {sweep.path} && kohya-recipe queue run")
-    return "\n".join(lines)
+    return "\n".join(fit_lines(lines))

@@ -20,6 +20,7 @@ with 8 input/output features and the real key names), images in `sample/` are 1x
 Test knobs (environment variables):
   FAKE_SD_SCRIPTS_STEP_SECONDS     sleep per optimizer step (default 0)
   FAKE_SD_SCRIPTS_STARTUP_SECONDS  sleep before loading the model (default 0; the real start-up is 10 s or more)
+  FAKE_SD_SCRIPTS_SAMPLE_STEP_SECONDS  sleep per denoising step of a sample image (default 0)
   FAKE_SD_SCRIPTS_IGNORE_SIGNALS   "int" ignores SIGINT, "int,term" also SIGTERM (a hung trainer)
   FAKE_SD_SCRIPTS_JUNK             "binary": write 64 KiB of random bytes to stderr at start-up;
                                    "flood": write FAKE_SD_SCRIPTS_FLOOD_BYTES (default 8 MiB) without a newline
@@ -629,6 +630,43 @@ def _git_commit() -> str | None:
     return ref
 
 
+def sample_prompt(line: str, sampler: str | None) -> dict[str, Any]:
+    """One prompt line's settings as train_util.sample_image_inference reads them: the text before the first
+    " --", then --w/--h (rounded down to a multiple of 8, at least 64; default 512), --s (1..1000, default 30),
+    --l (default 7.5), --d, --n and --ss, matched case-insensitively."""
+    parts = line.split(" --")
+    p: dict[str, Any] = {
+        "prompt": parts[0],
+        "negative_prompt": None,
+        "height": 512,
+        "width": 512,
+        "sample_steps": 30,
+        "scale": 7.5,
+        "sample_sampler": sampler or "ddim",
+        "seed": None,
+    }
+    for part in parts[1:]:
+        key, _, value = part.partition(" ")
+        key = key.lower()
+        try:
+            if key in ("w", "h"):
+                size = int(value)
+                p["width" if key == "w" else "height"] = max(64, size - size % 8)
+            elif key == "s":
+                p["sample_steps"] = min(max(int(value), 1), 1000)
+            elif key == "l":
+                p["scale"] = float(value)
+            elif key == "d":
+                p["seed"] = int(value)
+            elif key == "n":
+                p["negative_prompt"] = value
+            elif key == "ss":
+                p["sample_sampler"] = value
+        except ValueError:
+            continue
+    return p
+
+
 def _knobs() -> tuple[float, float]:
     def num(name: str) -> float:
         try:
@@ -901,10 +939,37 @@ def train(args: argparse.Namespace, sdxl: bool, step_seconds: float, startup_sec
         with open(args.sample_prompts, encoding="utf-8") as fh:
             prompts = [p.strip() for p in fh if p.strip() and not p.startswith("#")]
         stamp = time.strftime("%Y%m%d%H%M%S")
-        for idx, prompt in enumerate(prompts):
-            seed = re.search(r" --d (\d+)", prompt)
-            info(f"prompt: {prompt.split(' --')[0]}", "train_util.py:6542")
-            fname = f"{name}_e{epoch:06d}_{idx:02d}_{stamp}" + (f"_{seed.group(1)}" if seed else "") + ".png"
+        try:
+            sample_seconds = float(os.environ.get("FAKE_SD_SCRIPTS_SAMPLE_STEP_SECONDS", "0") or 0)
+        except ValueError:
+            sample_seconds = 0.0
+        for idx, line in enumerate(prompts):
+            p = sample_prompt(line, args.sample_sampler)
+            # train_util.sample_image_inference logs the prompt's settings, then diffusers' pipeline runs its
+            # denoising loop under an unlabelled tqdm bar nested below the main one (position 1), closed at the
+            # end as a plain line (fixture `article-mini`)
+            for key, where in (
+                ("prompt", 6542),
+                ("negative_prompt", 6543),
+                ("height", 6544),
+                ("width", 6545),
+                ("sample_steps", 6546),
+                ("scale", 6547),
+                ("sample_sampler", 6548),
+                ("seed", 6550),
+            ):
+                if key != "seed" or p["seed"] is not None:
+                    info(f"{key}: {p[key]}", f"train_util.py:{where}")
+            denoise = Bar(p["sample_steps"], position=1)
+            for _ in range(p["sample_steps"]):
+                if sample_seconds:
+                    time.sleep(sample_seconds)
+                denoise.update(1)
+            denoise.position = 0
+            denoise.close()
+            fname = (
+                f"{name}_e{epoch:06d}_{idx:02d}_{stamp}" + (f"_{p['seed']}" if p["seed"] is not None else "") + ".png"
+            )
             out = Path(args.output_dir) / "sample" / fname
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_bytes(_png_1x1())
