@@ -26,7 +26,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kohya_recipe.dataset.checks.captions import caption_findings, captioned
-from kohya_recipe.dataset.checks.duplicates import duplicate_findings
+from kohya_recipe.dataset.checks.duplicates import duplicate_clusters, duplicate_findings
 from kohya_recipe.dataset.checks.files import file_findings
 from kohya_recipe.dataset.checks.images import aspect_findings, image_findings
 from kohya_recipe.dataset.checks.layout import count_findings, layout_subset_findings
@@ -77,7 +77,8 @@ def check_dataset(
     findings += count_findings(trained, the_rules)
     findings += image_findings(records, settings, the_rules)
     findings += aspect_findings(trained, the_rules, settings)
-    findings += duplicate_findings(records, the_rules, settings, decode)
+    duplicates = duplicate_clusters(records, the_rules, decode)
+    findings += duplicate_findings(duplicates, settings, decode, bool(records))
     findings += caption_findings(records, scan.folders, settings, root)
     findings += trigger_findings(captioned(records), settings)
     findings += format_findings(captioned(records), settings, the_rules)
@@ -89,4 +90,4 @@ def check_dataset(
 
     order = {s: i for i, s in enumerate(SEVERITIES)}
     findings.sort(key=lambda f: order[f.severity])
-    return CheckResult(root, layout, settings, the_rules, records, findings, tags, shots, decode)
+    return CheckResult(root, layout, settings, the_rules, records, findings, tags, shots, decode, duplicates)
