@@ -17,7 +17,7 @@ from kohya_recipe.dataset.images import (
     DecodeResult,
     ImageHeader,
     ImageReadError,
-    decode_image,
+    decode_images,
     looks_like_image,
     read_header,
 )
@@ -310,7 +310,7 @@ def scan_dataset(
     """List every subset folder of ``layout`` and read each image's header, bucket and caption.
 
     ``decode`` decodes every image (else only those whose header looks wrong); ``progress(done, total)`` is
-    called per image.
+    called per image (per image decoded, with ``decode``).
     """
     findings: list[Finding] = []
     bucketer = _bucketer(settings.buckets, findings)
@@ -321,11 +321,15 @@ def scan_dataset(
         ext = subset.caption_extension or settings.caption_extension
         prefix = "" if subset.path == "." else subset.path + "/"
         for image in scan.images:
-            record = _image_record(ImageRecord(image, prefix + image.name, subset), scan, ext, bucketer, decode)
+            record = _image_record(ImageRecord(image, prefix + image.name, subset), scan, ext, bucketer)
             record.caption = None if record.caption_path is None else rel(record.caption_path, layout.root)
             records.append(record)
-            if progress is not None:
+            if progress is not None and not decode:
                 progress(len(records), total)
+    todo = [r for r in records if r.header is not None and (decode or r.header.suspicious)]
+    decoded = decode_images([r.file for r in todo], want_hash=decode, progress=progress if decode else None)
+    for record, result in zip(todo, decoded, strict=True):
+        record.decoding = result
     return DatasetScan(folders, records, findings)
 
 
@@ -350,15 +354,11 @@ def _list_folders(layout: Layout, findings: list[Finding]) -> list[tuple[Subset,
     return folders
 
 
-def _image_record(
-    record: ImageRecord, scan: FolderScan, extension: str, bucketer: Bucketer | None, decode: bool
-) -> ImageRecord:
+def _image_record(record: ImageRecord, scan: FolderScan, extension: str, bucketer: Bucketer | None) -> ImageRecord:
     try:
         record.header = read_header(record.file)
     except ImageReadError as exc:
         record.error = exc.message
-    if record.header is not None and (decode or record.header.suspicious):
-        record.decoding = decode_image(record.file, want_hash=decode)
     if record.header is not None and bucketer is not None:
         record.assignment = bucketer(record.header.width, record.header.height)
     read_caption_for(record, scan, extension)
