@@ -10,7 +10,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kohya_recipe.dataset.captions import CAPTION_EXTENSIONS, Caption, CaptionError, normalize_tag, parse_caption
+from kohya_recipe.dataset.captions import (
+    CAPTION_EXTENSIONS,
+    Caption,
+    CaptionError,
+    name_too_long,
+    normalize_tag,
+    parse_caption,
+)
 from kohya_recipe.dataset.detect import Layout, Subset
 from kohya_recipe.dataset.findings import Finding, Item, rel
 from kohya_recipe.dataset.images import (
@@ -249,7 +256,7 @@ def read_caption_for(record: ImageRecord, scan: FolderScan, extension: str) -> N
     else:
         pieces = base.split("_")
         second = "_".join(pieces[:-4]) + extension if len(pieces) >= 5 else None
-        if second is not None and Path(second).is_file():
+        if second is not None and os.path.isfile(second):  # noqa: PTH113 - as sd-scripts; never raises
             record.caption_path = Path(second)
         else:
             # A broken symlink, a folder or a FIFO with the caption's name: os.path.isfile is false, sd-scripts treats
@@ -257,6 +264,8 @@ def read_caption_for(record: ImageRecord, scan: FolderScan, extension: str) -> N
             if first in scan.files:
                 record.caption_status = "not-a-file"
                 record.caption_error = "is a broken symlink, a folder or a FIFO, not a file: sd-scripts sees no caption"
+            elif (too_long := name_too_long(record.folder.image_dir / first)) is not None:
+                record.caption_error = f"no caption can exist: {too_long}; shorten the image's name"
             return
     try:
         with open(record.caption_path, "rb") as f:  # noqa: PTH123 - the hot path; Path.open adds overhead

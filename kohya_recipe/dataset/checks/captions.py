@@ -3,6 +3,7 @@ several lines."""
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from pathlib import Path
 
@@ -75,7 +76,7 @@ def _other_extension_findings(missing: list[ImageRecord], settings: CheckSetting
     for r in missing:
         ext = _extension(r, settings)
         for alt in CAPTION_EXTENSIONS:
-            if alt != ext and caption_candidates(r.file, alt)[0].is_file():
+            if alt != ext and os.path.isfile(caption_candidates(r.file, alt)[0]):  # noqa: PTH113 - never raises
                 other_ext[alt].append(r)
                 r.caption_status = "other-extension"
                 break
