@@ -27,7 +27,7 @@ from pathlib import Path
 
 from kohya_recipe.dataset.checks.captions import caption_findings, captioned
 from kohya_recipe.dataset.checks.duplicates import duplicate_clusters, duplicate_findings
-from kohya_recipe.dataset.checks.files import file_findings
+from kohya_recipe.dataset.checks.files import file_findings, leftover_findings
 from kohya_recipe.dataset.checks.images import aspect_findings, image_findings
 from kohya_recipe.dataset.checks.layout import count_findings, layout_subset_findings
 from kohya_recipe.dataset.checks.shots import contradiction_findings, shot_findings
@@ -74,6 +74,7 @@ def check_dataset(
     findings: list[Finding] = [*layout.findings, *scan.findings]
     findings += layout_subset_findings(layout, scan.folders, settings)
     findings += file_findings(scan.folders, root)
+    findings += leftover_findings(scan.folders, settings, root)
     findings += count_findings(trained, the_rules)
     findings += image_findings(records, settings, the_rules)
     findings += aspect_findings(trained, the_rules, settings)
