@@ -42,6 +42,10 @@ _BAD_FILES: tuple[tuple[str, Severity, str, str], ...] = (
 )
 
 
+# The start of a base caption for `caption init`, by purpose.
+BASE_CAPTIONS = {"likeness": "1girl, <trigger>, ...", "style": "<trigger>, ...", "concept": "<trigger>, ..."}
+
+
 def captioned(records: list[ImageRecord]) -> list[ImageRecord]:
     """The trained images whose caption sd-scripts reads with text in it (the ones tag checks look at)."""
     return [
@@ -116,7 +120,7 @@ def _missing_findings(candidates: list[ImageRecord], settings: CheckSettings) ->
             "captions",
             f"{plural(len(missing), 'image')} without a caption file ({ext}): sd-scripts trains them "
             f"{instead} (it only logs a warning)",
-            'write one per image, e.g. kohya-recipe caption init DIR --base "1girl, <trigger>, ..."',
+            f'write one per image, e.g. kohya-recipe caption init DIR --base "{BASE_CAPTIONS[settings.purpose]}"',
             [Item(r.path, r.caption_error or f"no {r.file.stem}{ext}") for r in missing],
         )
     ]
