@@ -463,6 +463,24 @@ def test_thousands_of_identical_images_are_one_group_with_a_capped_listing(tmp_p
     assert max(len(line) for line in text.splitlines()) < 400
 
 
+def test_the_auto_table_lists_at_most_60_rows_with_notes(tmp_path: Path) -> None:
+    folder = tmp_path / "img" / "10_Zed woman"
+    folder.mkdir(parents=True)
+    _copies(folder, image(tmp_path / "one.png", (32, 32)), 100)
+    for i in range(3):  # three images without any note
+        image(folder / f"other{i}.png", (768, 768), color=i)
+        (folder / f"other{i}.txt").write_text(f"1girl, Zed, pose{i}\n")
+    result = check_dataset(tmp_path / "img", rules=SMALL, trigger="Zed")
+    assert [r.path for r in result.images if not r.notes] == [f"10_Zed woman/other{i}.png" for i in range(3)]
+    lines = format_report(result).splitlines()
+    rows = [line for line in lines if line.startswith("10_Zed woman/")]
+    assert len(rows) == 60 and rows[0].startswith("10_Zed woman/c0000.png")
+    assert "(40 more images with notes; --table problems lists them all)" in lines
+    assert "(3 images without notes not shown; --table all shows them)" in lines
+    problems = format_report(result, table="problems").splitlines()
+    assert len([line for line in problems if line.startswith("10_Zed woman/c0")]) == 100
+
+
 def test_many_similar_images_are_one_near_duplicate_group(tmp_path: Path) -> None:
     # 300 re-encodings of one picture, each with a few pixels changed: one group, not 44,850 pairs.
     folder = tmp_path / "img" / "10_Zed woman"

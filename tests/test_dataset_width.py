@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from rich.cells import cell_len
 
+from kohya_recipe.errors import ExitCode
 from tests._cli_util import run_cli
 from tests._dataset_util import image
 
@@ -78,6 +79,17 @@ def test_json_does_not_depend_on_the_width(command: str, place: str, places: dic
     narrow = run_cli(*argv, env={"COLUMNS": str(COLUMNS)})
     unset = run_cli(*argv, env={"COLUMNS": None})  # type: ignore[dict-item]
     assert narrow == unset and narrow[1].startswith("{")
+
+
+def test_caption_edit_lines_fit_and_diffs_stay_whole(places: dict[str, Path]) -> None:
+    folder = places["long_subset"]
+    env = {"COLUMNS": str(COLUMNS)}
+    code, out, _err = run_cli("caption", "add", "smile", "--match", "*.png", "--dir", folder, "--dry-run", env=env)
+    assert code == ExitCode.ERROR  # a dry run, and the uncaptioned image failed: nothing was changed
+    diff_lines = [line for line in out.splitlines() if line.startswith(("---", "+++"))]
+    assert diff_lines and all(cell_len(line) > COLUMNS for line in diff_lines)  # a patch is never wrapped
+    failed = [line for line in out.splitlines() if not line.startswith(("---", "+++", "@@", "-", "+", "\\"))]
+    assert failed and all(cell_len(line) <= COLUMNS for line in failed)
 
 
 def test_a_pipe_gets_whole_lines(places: dict[str, Path]) -> None:

@@ -55,6 +55,7 @@ from kohya_recipe.errors import DatasetError, ExitCode
 from kohya_recipe.files import atomic_write_bytes
 from kohya_recipe.layout import is_project
 from kohya_recipe.sdscripts.folders import is_trainer_image
+from kohya_recipe.text import fit_lines
 
 ACTIONS = ("created", "updated", "unchanged", "skipped", "failed")
 
@@ -178,16 +179,20 @@ class EditReport:
 
 
 def format_changes(report: EditReport) -> str:
-    """One line per file that did not stay unchanged (``updated   PATH: reason``); in a dry run, the unified diff
-    of each change instead."""
-    out = [f"{'removed':<9} {path}: temp file left by an interrupted edit\n" for path in report.removed]
+    """One line per file that did not stay unchanged (``updated   PATH: reason``, wrapped to the terminal); in a dry
+    run, the unified diff of each change instead (never wrapped: it stays a valid patch)."""
+    out = [_line(f"{'removed':<9} {path}: temp file left by an interrupted edit") for path in report.removed]
     for change in report.changes:
         if report.dry_run and change.changed:
             out.append(change.diff())
         elif change.action != "unchanged":
             verb = f"would be {change.action}" if report.dry_run and change.changed else change.action
-            out.append(f"{verb:<9} {change.path}" + (f": {change.reason}" if change.reason else "") + "\n")
+            out.append(_line(f"{verb:<9} {change.path}" + (f": {change.reason}" if change.reason else "")))
     return "".join(out)
+
+
+def _line(text: str) -> str:
+    return "".join(line + "\n" for line in fit_lines([text]))
 
 
 def _apply(change: CaptionChange, dry_run: bool) -> CaptionChange:
