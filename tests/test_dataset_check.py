@@ -14,7 +14,6 @@ import pytest
 from PIL import Image
 
 from kohya_recipe.cli.output import jsonable
-from kohya_recipe.dataset import scan
 from kohya_recipe.dataset.check import check_dataset
 from kohya_recipe.dataset.detect import detect_layout
 from kohya_recipe.dataset.findings import Finding, Item
@@ -332,20 +331,14 @@ def test_unreadable_files_simulated(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     root = train_dir(tmp_path, n=2)
     locked_image = str(root / "10_Zed woman" / "img00.png")
     locked_caption = str(root / "10_Zed woman" / "img01.txt")
-    real_open, real_builtin_open = os.open, open
+    real_open = os.open
 
-    def os_open(path, *a, **k):
-        if os.fspath(path) == locked_image:
+    def os_open(path, *a, **k):  # images and captions are both opened as regular files only (os.open + fstat)
+        if os.fspath(path) in (locked_image, locked_caption):
             raise PermissionError(13, "Permission denied")
         return real_open(path, *a, **k)
 
-    def builtin_open(path, *a, **k):
-        if os.fspath(path) == locked_caption:
-            raise PermissionError(13, "Permission denied")
-        return real_builtin_open(path, *a, **k)
-
     monkeypatch.setattr(os, "open", os_open)
-    monkeypatch.setattr(scan, "open", builtin_open, raising=False)
     result = check_dataset(root, rules=SMALL)
     assert "permission denied" in one(result, "corrupt", "error", "cannot be read").details()["10_Zed woman/img00.png"]
     f = one(result, "captions", "error", "cannot be read")

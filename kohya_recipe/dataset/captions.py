@@ -240,6 +240,15 @@ def find_caption(image: Path, extension: str) -> Path | None:
     return None
 
 
+@functools.lru_cache(maxsize=64)
+def _name_max(folder: str) -> int:
+    """The longest file name (bytes) ``folder``'s file system takes: 255 on most, fewer on some (eCryptfs: 143)."""
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # no pathconf (Windows), or the folder is gone
+        return 255
+
+
 def name_too_long(path: Path) -> str | None:
     """Why no file can have ``path``'s name (longer than its folder's file system allows), or ``None``.
 
@@ -247,10 +256,7 @@ def name_too_long(path: Path) -> str | None:
     so sd-scripts trains the image without a caption, and writing one fails.
     """
     size = len(os.fsencode(path.name))
-    try:
-        limit = os.pathconf(path.parent, "PC_NAME_MAX")
-    except (OSError, ValueError, AttributeError):  # no pathconf (Windows), or the folder is gone
-        limit = 255
+    limit = _name_max(os.fspath(path.parent))
     if size <= limit:
         return None
     return f"the name {path.name[:24]}...{path.suffix} is {size} bytes, more than the file system allows ({limit})"

@@ -3,9 +3,9 @@
 A folder of 10,000 copies of one image is one group of 10,000, not 50 million pairs: everything here returns
 *groups* (lists of indexes), never the pairs inside them.
 
-- :func:`identical_groups` narrows files step by step (size, then a hash of the first 4 KiB, then of a few more
-  blocks, then of the whole file), so distinct files are rarely read whole and each file is read at most a few
-  times.
+- :func:`identical_groups` narrows files step by step (size, then a hash of the first 4 KiB, then - for large
+  files - of a few more blocks, then of the whole file), so distinct files are rarely read whole and each file is
+  read at most a few times.
 - :func:`near_clusters` joins 64-bit perceptual hashes that differ in at most ``max_distance`` bits (also
   against each image's mirror hash) into clusters (single linkage: A~B and B~C put A, B, C in one cluster).
   It is an exact search: the pigeonhole principle (two hashes that close agree exactly on at least one of
@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from kohya_recipe.files import open_regular_file
 
 _BLOCK = 4096
-# Files up to this size are hashed whole at once: one open and one read beat three opens of sampled blocks.
+# Files up to this size that share their first block are hashed whole at once: one more open and read beat two
+# more of sampled blocks.
 _WHOLE_FILE_BYTES = 64 << 10
 
 
@@ -80,13 +81,15 @@ def identical_groups(files: Sequence[tuple[str, int]]) -> list[list[int]]:
     for size, same_size in by_size.items():
         if len(same_size) < 2:
             continue
-        if size <= _WHOLE_FILE_BYTES:
+        if size <= _BLOCK:  # the first block is the whole file
             groups += _split(files, same_size, None)
             continue
-        # Photos of one size usually differ in their metadata (first block), else in the middle or the end.
+        # Files of one size usually differ in their first block (metadata, or any compressed data), else in the
+        # middle or at the end; only files alike in those are read whole.
         for same_head in _split(files, same_size, (0,)):
-            for same_sample in _split(files, same_head, (size // 2, size - _BLOCK)):
-                groups += _split(files, same_sample, None)
+            alike = _split(files, same_head, (size // 2, size - _BLOCK)) if size > _WHOLE_FILE_BYTES else [same_head]
+            for candidates in alike:
+                groups += _split(files, candidates, None)
     return sorted(groups, key=lambda g: g[0])
 
 

@@ -17,6 +17,7 @@ from kohya_recipe.dataset.captions import (
     name_too_long,
     normalize_tag,
     parse_caption,
+    read_regular_file,
 )
 from kohya_recipe.dataset.detect import Layout, Subset
 from kohya_recipe.dataset.findings import Finding, Item, rel
@@ -268,12 +269,15 @@ def read_caption_for(record: ImageRecord, scan: FolderScan, extension: str) -> N
                 record.caption_error = f"no caption can exist: {too_long}; shorten the image's name"
             return
     try:
-        with open(record.caption_path, "rb") as f:  # noqa: PTH123 - the hot path; Path.open adds overhead
-            raw = f.read()
+        raw = read_regular_file(record.caption_path)  # a FIFO put there since the listing is refused, never read
     except OSError as exc:
         record.caption_status = "unreadable"
         reason = "permission denied" if isinstance(exc, PermissionError) else (exc.strerror or str(exc))
         record.caption_error = f"cannot read ({reason}): sd-scripts stops with an exception on it"
+        return
+    except ValueError as exc:
+        record.caption_status = "not-a-file"
+        record.caption_error = f"{exc}: sd-scripts sees no caption"
         return
     if not raw:
         record.caption_status = "empty"
@@ -329,9 +333,14 @@ def scan_dataset(
     for subset, scan in folders:
         ext = subset.caption_extension or settings.caption_extension
         prefix = "" if subset.path == "." else subset.path + "/"
+        folder = os.fspath(subset.image_dir) + os.sep
         for image in scan.images:
             record = _image_record(ImageRecord(image, prefix + image.name, subset), scan, ext, bucketer)
-            record.caption = None if record.caption_path is None else rel(record.caption_path, layout.root)
+            if record.caption_path is not None:
+                # Next to its image (nearly always): the image's folder prefix, without a relative_to per image.
+                path = os.fspath(record.caption_path)
+                near = path.startswith(folder) and os.sep not in path[len(folder) :]
+                record.caption = prefix + path[len(folder) :] if near else rel(record.caption_path, layout.root)
             records.append(record)
             if progress is not None and not decode:
                 progress(len(records), total)
