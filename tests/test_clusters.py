@@ -66,7 +66,7 @@ def alike_hashes(draw: st.DrawFn) -> tuple[list[int | None], list[int | None], i
     return hashes, mirrors, draw(st.integers(0, 10))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(alike_hashes())
 def test_near_clusters_equal_brute_force(case: tuple[list[int | None], list[int | None], int]) -> None:
     hashes, mirrors, d = case
