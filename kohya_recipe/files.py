@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import stat
 import sys
 import tempfile
@@ -25,6 +26,7 @@ else:  # pragma: no cover - Python 3.10
 
 __all__ = [
     "MAX_CONFIG_BYTES",
+    "atomic_temp_target",
     "atomic_write_bytes",
     "atomic_write_text",
     "loads_json",
@@ -157,7 +159,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
         umask = os.umask(0)
         os.umask(umask)
         mode = 0o666 & ~umask
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(target.name), suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -170,6 +172,30 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
         raise
     _sync_folder(target.parent)
     return target
+
+
+# atomic_write_bytes' temp files: ".<target name>.<8 random characters of mkstemp>.tmp", the target name cut at its
+# end when the whole would pass the usual 255-byte limit of a file name.
+_TEMP_NAME_BYTES = 255
+_TEMP_EXTRA = len("..") + 8 + len(".tmp")
+_TEMP_NAME = re.compile(r"\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp", re.DOTALL)
+
+
+def _temp_prefix(name: str) -> str:
+    raw = os.fsencode(name)
+    room = _TEMP_NAME_BYTES - _TEMP_EXTRA
+    # fsdecode keeps a cut multi-byte character as surrogates, which encode back to the same bytes.
+    return "." + (os.fsdecode(raw[:room]) if len(raw) > room else name) + "."
+
+
+def atomic_temp_target(temp_name: str) -> tuple[str, bool] | None:
+    """For a name :func:`atomic_write_bytes` gives its temp files: (the target's name, or its start when
+    ``maybe_cut``: a temp name at the length limit may hold only the first bytes of a long target name); ``None``
+    for any other name. An interrupted write (``kill -9``, a power cut) can leave such a file next to its target."""
+    m = _TEMP_NAME.fullmatch(temp_name)
+    if m is None:
+        return None
+    return m["target"], len(os.fsencode(temp_name)) == _TEMP_NAME_BYTES
 
 
 def _sync_folder(folder: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -13,7 +14,6 @@ import pytest
 from PIL import Image
 
 from kohya_recipe.cli.output import jsonable
-from kohya_recipe.dataset import scan
 from kohya_recipe.dataset.check import check_dataset
 from kohya_recipe.dataset.detect import detect_layout
 from kohya_recipe.dataset.findings import Finding, Item
@@ -331,20 +331,14 @@ def test_unreadable_files_simulated(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     root = train_dir(tmp_path, n=2)
     locked_image = str(root / "10_Zed woman" / "img00.png")
     locked_caption = str(root / "10_Zed woman" / "img01.txt")
-    real_open, real_builtin_open = os.open, open
+    real_open = os.open
 
-    def os_open(path, *a, **k):
-        if os.fspath(path) == locked_image:
+    def os_open(path, *a, **k):  # images and captions are both opened as regular files only (os.open + fstat)
+        if os.fspath(path) in (locked_image, locked_caption):
             raise PermissionError(13, "Permission denied")
         return real_open(path, *a, **k)
 
-    def builtin_open(path, *a, **k):
-        if os.fspath(path) == locked_caption:
-            raise PermissionError(13, "Permission denied")
-        return real_builtin_open(path, *a, **k)
-
     monkeypatch.setattr(os, "open", os_open)
-    monkeypatch.setattr(scan, "open", builtin_open, raising=False)
     result = check_dataset(root, rules=SMALL)
     assert "permission denied" in one(result, "corrupt", "error", "cannot be read").details()["10_Zed woman/img00.png"]
     f = one(result, "captions", "error", "cannot be read")
@@ -410,15 +404,92 @@ def test_exact_and_near_duplicates(tmp_path: Path) -> None:
     for name in ("copy", "resaved", "mirror"):
         (folder / f"{name}.txt").write_text("1girl, Zed")
     header_only = check_dataset(root, rules=SMALL)
-    exact = one(header_only, "duplicates", "warning", "byte-identical")
-    assert exact.items == [Item("10_Zed woman/copy.png", "identical to 10_Zed woman/img00.png")]
+    exact = one(header_only, "duplicates", "warning", "1 group of byte-identical images (1 extra copy)")
+    assert exact.items == [Item("10_Zed woman/copy.png", "1 copy: 10_Zed woman/img00.png")]
     one(header_only, "duplicates", "info", "near-duplicates not searched")
+    assert jsonable(header_only)["duplicates"] == [
+        {"kind": "identical", "images": ["10_Zed woman/copy.png", "10_Zed woman/img00.png"], "links": []}
+    ]
 
     decoded = check_dataset(root, rules=SMALL, decode=True)
-    near = one(decoded, "duplicates", "warning", "near-duplicate").details()
-    assert near["10_Zed woman/img01.png"].startswith("nearly identical to 10_Zed woman/resaved.jpg")
-    assert near["10_Zed woman/img02.png"].startswith("a mirror image of 10_Zed woman/mirror.png")
+    near = one(decoded, "duplicates", "warning", "2 groups of near-duplicate images (4 images)").details()
+    assert re.fullmatch(r"1 near copy: 10_Zed woman/resaved\.jpg \([0-6]/64\)", near["10_Zed woman/img01.png"])
+    assert re.fullmatch(
+        r"1 near copy: 10_Zed woman/mirror\.png \(mirror image, [0-6]/64\)", near["10_Zed woman/img02.png"]
+    )
     assert "10_Zed woman/copy.png" not in near and "10_Zed woman/img00.png" not in near  # already exact
+    clusters = [c for c in jsonable(decoded)["duplicates"] if c["kind"] == "near"]
+    assert [c["images"] for c in clusters] == [
+        ["10_Zed woman/img01.png", "10_Zed woman/resaved.jpg"],
+        ["10_Zed woman/img02.png", "10_Zed woman/mirror.png"],
+    ]
+    assert [(k["image"], k["like"], k["mirrored"]) for c in clusters for k in c["links"]] == [
+        ("10_Zed woman/resaved.jpg", "10_Zed woman/img01.png", False),
+        ("10_Zed woman/mirror.png", "10_Zed woman/img02.png", True),
+    ]
+
+
+def _copies(folder: Path, source: Path, n: int) -> None:
+    for i in range(n):
+        os.link(source, folder / f"c{i:04d}.png")
+
+
+def test_thousands_of_identical_images_are_one_group_with_a_capped_listing(tmp_path: Path) -> None:
+    # The old finder built every pair of a group (3,000 copies: 4.5 million pairs, 1.4 GB) and listed every name in
+    # one line; a group is now one item naming 5 copies and how many more, with the full list in --json.
+    folder = tmp_path / "img" / "10_Zed woman"
+    source = image(tmp_path / "one.png", (32, 32))
+    folder.mkdir(parents=True)
+    _copies(folder, source, 2000)
+    result = check_dataset(tmp_path / "img", rules=SMALL)
+    exact = one(result, "duplicates", "warning", "1 group of byte-identical images (1999 extra copies)")
+    assert exact.items == [
+        Item(
+            "10_Zed woman/c0000.png",
+            "1999 copies: " + ", ".join(f"10_Zed woman/c{i:04d}.png" for i in range(1, 6)) + " and 1994 more",
+        )
+    ]
+    [cluster] = result.duplicates
+    assert cluster.kind == "identical" and len(cluster.images) == 2000 and len(set(cluster.images)) == 2000
+    assert all(r.notes.count("duplicate") == 1 for r in result.images)
+    text = format_report(result, table="none")
+    assert max(len(line) for line in text.splitlines()) < 400
+
+
+def test_the_auto_table_lists_at_most_60_rows_with_notes(tmp_path: Path) -> None:
+    folder = tmp_path / "img" / "10_Zed woman"
+    folder.mkdir(parents=True)
+    _copies(folder, image(tmp_path / "one.png", (32, 32)), 100)
+    for i in range(3):  # three images without any note
+        image(folder / f"other{i}.png", (768, 768), color=i)
+        (folder / f"other{i}.txt").write_text(f"1girl, Zed, pose{i}\n")
+    result = check_dataset(tmp_path / "img", rules=SMALL, trigger="Zed")
+    assert [r.path for r in result.images if not r.notes] == [f"10_Zed woman/other{i}.png" for i in range(3)]
+    lines = format_report(result).splitlines()
+    rows = [line for line in lines if line.startswith("10_Zed woman/")]
+    assert len(rows) == 60 and rows[0].startswith("10_Zed woman/c0000.png")
+    assert "(40 more images with notes; --table problems lists them all)" in lines
+    assert "(3 images without notes not shown; --table all shows them)" in lines
+    problems = format_report(result, table="problems").splitlines()
+    assert len([line for line in problems if line.startswith("10_Zed woman/c0")]) == 100
+
+
+def test_many_similar_images_are_one_near_duplicate_group(tmp_path: Path) -> None:
+    # 300 re-encodings of one picture, each with a few pixels changed: one group, not 44,850 pairs.
+    folder = tmp_path / "img" / "10_Zed woman"
+    base = Image.open(image(tmp_path / "base.png", (96, 96), color=3)).convert("RGB")
+    folder.mkdir(parents=True)
+    for i in range(300):
+        im = base.copy()
+        im.putpixel((i % 96, i // 96), (i % 256, 0, 255))
+        im.save(folder / f"s{i:03d}.png")
+    result = check_dataset(tmp_path / "img", rules=SMALL, decode=True)
+    near = one(result, "duplicates", "warning", "1 group of near-duplicate images (300 images)")
+    [item] = near.items
+    assert item.path == "10_Zed woman/s000.png" and item.detail.startswith("299 near copies: 10_Zed woman/s001.png (")
+    assert item.detail.endswith(" and 294 more")
+    [cluster] = result.duplicates
+    assert cluster.kind == "near" and len(cluster.images) == 300 and len(cluster.links) == 299
 
 
 def test_same_size_files_are_not_called_duplicates(tmp_path: Path) -> None:

@@ -13,7 +13,6 @@ import click
 
 from kohya_recipe.cli.options import dry_run_option, force_option, json_option
 from kohya_recipe.cli.output import emit, progress
-from kohya_recipe.errors import ExitCode
 
 if TYPE_CHECKING:
     from kohya_recipe.dataset.caption_edits import EditReport
@@ -97,14 +96,15 @@ def check_cmd(
 
 
 def _print_report(report: EditReport, as_json: bool) -> None:
-    """Per-file lines (diffs in a dry run) and a summary (on stderr in a dry run); exit code 1 when a file failed."""
+    """Per-file lines (diffs in a dry run) and a summary (on stderr in a dry run); the exit code says whether
+    anything changed (0 done, 1 nothing changed, 5 some files changed and some failed, 130 interrupted)."""
     from kohya_recipe.dataset.caption_edits import format_changes
 
     emit(report, as_json, text=format_changes)
     if not as_json:
         click.echo(("Dry run: " if report.dry_run else "") + report.summary(), err=report.dry_run)
-    if not report.ok:
-        click.get_current_context().exit(int(ExitCode.ERROR))
+    if report.exit_code:
+        click.get_current_context().exit(report.exit_code)
 
 
 _dry_run = dry_run_option("Write nothing; print a unified diff of each change.")
@@ -124,6 +124,11 @@ Examples:
   kohya-recipe caption remove earrings --match "img/*/*-side-*.png"
   kohya-recipe caption set img/10_CharacterAI\\ woman/07.png "1girl, CharacterAI, from side" --force
   kohya-recipe caption show ./CharacterAI
+
+\b
+Exit codes: 0 done, 1 nothing was changed (bad input, or every file failed),
+5 some files were changed and others failed (each listed), 130 stopped by
+Ctrl-C/SIGTERM/SIGHUP between two files.
 """
 )
 def caption_group() -> None:
@@ -131,7 +136,8 @@ def caption_group() -> None:
 
     Writes are atomic (temp file + rename), keep tag order and each file's style (separator, line ending,
     trailing newline, extra lines); an existing caption is never overwritten without --force, a caption that
-    is not UTF-8 text is reported and left untouched. Nothing but caption files is ever written.
+    is not UTF-8 text is reported and left untouched. Nothing but caption files is ever written; temp files a
+    killed edit left next to captions are removed by the next edit.
     """
 
 
@@ -165,7 +171,8 @@ _match = click.option(
     "match",
     multiple=True,
     required=True,
-    help="Glob of images or caption files, relative to --dir (repeatable; ** recurses).",
+    help="Glob of images or caption files inside --dir, relative to it (repeatable; ** recurses). Matches are "
+    "confined to --dir: a pattern reaching outside it ('../x/*.txt', an absolute path elsewhere) is refused.",
 )
 _dir = click.option(
     "--dir",
@@ -173,7 +180,7 @@ _dir = click.option(
     type=click.Path(file_okay=False, path_type=Path),
     default=Path(),
     show_default=True,
-    help="Folder the --match globs are relative to.",
+    help="Folder the --match globs are relative to and confined to.",
 )
 _where = click.option(
     "--where", multiple=True, help="Only edit captions that already contain this tag (repeatable; globs allowed)."

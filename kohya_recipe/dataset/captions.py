@@ -230,11 +230,36 @@ def caption_candidates(image: Path, extension: str) -> list[Path]:
 
 
 def find_caption(image: Path, extension: str) -> Path | None:
-    """The caption file sd-scripts would read for ``image`` (it requires ``os.path.isfile``), or ``None``."""
+    """The caption file sd-scripts would read for ``image`` (it requires ``os.path.isfile``), or ``None``.
+
+    ``os.path.isfile`` as sd-scripts calls it: a name the file system refuses (too long) is no caption, not an error.
+    """
     for candidate in caption_candidates(image, extension):
-        if candidate.is_file():
+        if os.path.isfile(candidate):  # noqa: PTH113 - Path.is_file raises for a name that is too long
             return candidate
     return None
+
+
+@functools.lru_cache(maxsize=64)
+def _name_max(folder: str) -> int:
+    """The longest file name (bytes) ``folder``'s file system takes: 255 on most, fewer on some (eCryptfs: 143)."""
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # no pathconf (Windows), or the folder is gone
+        return 255
+
+
+def name_too_long(path: Path) -> str | None:
+    """Why no file can have ``path``'s name (longer than its folder's file system allows), or ``None``.
+
+    A legal 251-character ``NAME.png`` has a caption ``NAME.caption`` of 259 characters: no such file can exist,
+    so sd-scripts trains the image without a caption, and writing one fails.
+    """
+    size = len(os.fsencode(path.name))
+    limit = _name_max(os.fspath(path.parent))
+    if size <= limit:
+        return None
+    return f"the name {path.name[:24]}...{path.suffix} is {size} bytes, more than the file system allows ({limit})"
 
 
 def normalise_extension(extension: str) -> str:

@@ -14,11 +14,12 @@
   when decoding);
 - **captions** — the recipe's extension (``.txt`` vs sd-scripts' ``.caption`` default), missing,
   orphan, empty, non-UTF-8 and multi-line files, the **trigger** in every caption, length, Danbooru format,
-  the tag table, tags in every caption; **shots** (the article's shot list) and **contradictions** from tags,
-  from a configurable rules file.
+  the tag table, tags in every caption (in most captions: a style's subjects, a concept's contexts); **shots** (the
+  article's shot list, for a likeness) and **contradictions** from tags, from a configurable rules file.
 
-Thresholds come from the recipe when one is given (or found in a project), else from the article. Nothing is
-ever written. Every finding has a severity (error / warning / info), says what is wrong and what to do.
+Thresholds come from the recipe when one is given (or found in a project), else from the article; the rules'
+defaults from what the LoRA learns (``subject.purpose``: likeness, style, concept). Nothing is ever written.
+Every finding has a severity (error / warning / info), says what is wrong and what to do.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from kohya_recipe.dataset.checks.captions import caption_findings, captioned
-from kohya_recipe.dataset.checks.duplicates import duplicate_findings
-from kohya_recipe.dataset.checks.files import file_findings
+from kohya_recipe.dataset.checks.duplicates import duplicate_clusters, duplicate_findings
+from kohya_recipe.dataset.checks.files import file_findings, leftover_findings
 from kohya_recipe.dataset.checks.images import aspect_findings, image_findings
 from kohya_recipe.dataset.checks.layout import count_findings, layout_subset_findings
 from kohya_recipe.dataset.checks.shots import contradiction_findings, shot_findings
@@ -37,7 +38,7 @@ from kohya_recipe.dataset.detect import detect_layout
 from kohya_recipe.dataset.findings import SEVERITIES, Finding
 from kohya_recipe.dataset.format import format_report
 from kohya_recipe.dataset.result import CheckResult
-from kohya_recipe.dataset.rules import Rules, load_rules
+from kohya_recipe.dataset.rules import Rules, load_rules, rules_for
 from kohya_recipe.dataset.scan import Progress, scan_dataset
 from kohya_recipe.dataset.settings import CheckSettings, infer_trigger, resolve_settings
 from kohya_recipe.recipe.models import Recipe
@@ -58,7 +59,9 @@ def check_dataset(
     """Check ``path`` (images, train_data_dir, ``N_name`` folder or project) and return every finding.
 
     ``recipe``: a Recipe or a recipe TOML path; a project's ``resolved-recipe.toml`` is used when none is given.
-    ``rules``: a :class:`Rules` or a rules TOML path. ``trigger`` overrides the recipe's trigger word.
+    ``rules``: a :class:`Rules`, or a rules TOML path that changes the defaults of the recipe's purpose
+    (``subject.purpose``: likeness, the article's rules; style; concept - see :func:`rules_for`).
+    ``trigger`` overrides the recipe's trigger word.
     ``settings`` replaces the recipe altogether (e.g. settings read from an sd-scripts config by a script).
     ``decode`` decodes every image (pixels verified, alpha use measured, near-duplicates searched); without
     it only images whose header looks wrong are decoded. ``progress(done, total)`` is called per image.
@@ -66,7 +69,10 @@ def check_dataset(
     """
     layout = detect_layout(path)
     settings = resolve_settings(recipe, trigger=trigger, settings=settings, project_recipe=layout.recipe_file)
-    the_rules = rules if isinstance(rules, Rules) else (load_rules(rules) if rules is not None else Rules())
+    if isinstance(rules, Rules):
+        the_rules = rules
+    else:
+        the_rules = load_rules(rules, settings.purpose) if rules is not None else rules_for(settings.purpose)
     scan = scan_dataset(layout, settings, decode=decode, progress=progress)
     settings = infer_trigger(settings, layout.subsets)
     records, trained, root = scan.records, scan.trained, layout.root
@@ -74,14 +80,16 @@ def check_dataset(
     findings: list[Finding] = [*layout.findings, *scan.findings]
     findings += layout_subset_findings(layout, scan.folders, settings)
     findings += file_findings(scan.folders, root)
+    findings += leftover_findings(scan.folders, settings, root)
     findings += count_findings(trained, the_rules)
     findings += image_findings(records, settings, the_rules)
     findings += aspect_findings(trained, the_rules, settings)
-    findings += duplicate_findings(records, the_rules, settings, decode)
+    duplicates = duplicate_clusters(records, the_rules, decode)
+    findings += duplicate_findings(duplicates, settings, decode, bool(records))
     findings += caption_findings(records, scan.folders, settings, root)
     findings += trigger_findings(captioned(records), settings)
     findings += format_findings(captioned(records), settings, the_rules)
-    tags, tag_findings = tag_table(captioned(records), settings)
+    tags, tag_findings = tag_table(captioned(records), settings, the_rules)
     findings += tag_findings
     shot_found, shots = shot_findings(trained, the_rules)
     findings += shot_found
@@ -89,4 +97,4 @@ def check_dataset(
 
     order = {s: i for i, s in enumerate(SEVERITIES)}
     findings.sort(key=lambda f: order[f.severity])
-    return CheckResult(root, layout, settings, the_rules, records, findings, tags, shots, decode)
+    return CheckResult(root, layout, settings, the_rules, records, findings, tags, shots, decode, duplicates)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -167,9 +168,13 @@ def detect_layout(path: str | Path) -> Layout:
     Raises :class:`DatasetError` when ``path`` is not a folder; every layout problem is a finding.
     """
     root = Path(path)
-    if not root.exists():
-        raise DatasetError("folder not found", source=str(root))
-    if not root.is_dir():
+    try:
+        mode = root.stat().st_mode
+    except FileNotFoundError:
+        raise DatasetError("folder not found", source=str(root)) from None
+    except OSError as exc:  # a name too long, a loop of symlinks, no permission to look
+        raise DatasetError(f"cannot use it: {exc.strerror or exc}", source=str(root)) from None
+    if not stat.S_ISDIR(mode):
         raise DatasetError("not a folder (give the image folder, the train_data_dir or the project)", source=str(root))
     layout = _project_layout(root) if _looks_like_project(root) else _folder_layout(root)
     _common_layout_findings(layout)

@@ -1,7 +1,8 @@
 """The human report of a dataset check: header, per-image table, findings with fixes, tag table, summary.
 
-Colour is plain ANSI escape codes, only when asked for (``color=True``); the CLI's printer drops them when the
-output is not a terminal.
+Every line fits the terminal (:mod:`kohya_recipe.text`: the table is cut by ``format_table``, other lines wrapped by
+``fit_lines``); output to a pipe is never cut. Colour is plain ANSI escape codes, only when asked for
+(``color=True``), added after fitting; the CLI's printer drops them when the output is not a terminal.
 """
 
 from __future__ import annotations
@@ -10,11 +11,11 @@ from kohya_recipe.dataset.findings import SEVERITIES, Finding, plural
 from kohya_recipe.dataset.result import CheckResult
 from kohya_recipe.dataset.rules import Rules
 from kohya_recipe.dataset.scan import ImageRecord
-from kohya_recipe.text import format_table
+from kohya_recipe.text import fit_lines, format_table, output_width
 
 _ANSI = {"red": 31, "green": 32, "yellow": 33, "cyan": 36}
 _SEVERITY_COLOURS = {"error": "red", "warning": "yellow", "info": "cyan"}
-TABLE_AUTO_MAX = 60  # --table auto: every image up to this many, else only those with notes
+TABLE_AUTO_MAX = 60  # --table auto: every image up to this many, else this many of those with notes
 TOP_TAGS = 20
 
 
@@ -25,22 +26,33 @@ def _style(text: str, colour: str, *, bold: bool = False, enabled: bool = True) 
 
 
 def format_report(result: CheckResult, *, table: str = "auto", max_items: int = 10, color: bool = False) -> str:
-    """The human report: header, per-image table, findings with fixes, tag table, summary.
+    """The human report: header, per-image table, findings with fixes, tag table, summary - fitted to the terminal
+    (:func:`kohya_recipe.text.output_width`: the table's columns cut, long lines wrapped under their indent).
 
-    ``table``: ``all`` rows, ``problems`` (rows with notes), ``none``, or ``auto`` (all up to 60 images).
-    ``max_items``: files listed per finding (``--json`` lists all).
+    ``table``: ``all`` rows, ``problems`` (rows with notes), ``none``, or ``auto`` (all up to 60 images, else up
+    to 60 rows with notes). ``max_items``: files listed per finding (``--json`` lists all).
     """
+    width = output_width()
+    findings = fit_lines(_findings(result.findings, max_items), width)
     sections = [
-        _header(result),
-        _image_table(result, table),
-        _findings(result.findings, max_items, color),
-        _tag_line(result),
+        fit_lines(_header(result), width),
+        _image_table(result, table, width),
+        [_label(line, color) for line in findings],
+        fit_lines(_tag_line(result), width),
     ]
     lines: list[str] = []
     for section in sections:
         if section:
             lines += ["", *section] if lines else section
     return "\n".join([*lines, "", _summary(result, color)])
+
+
+def _label(line: str, color: bool) -> str:
+    """A finding's first line with its severity coloured (after fitting: escape codes take no room on screen)."""
+    severity = line[:7].strip().lower()
+    if not color or severity not in _SEVERITY_COLOURS or line[7:9] != " [":
+        return line
+    return _style(line[:7], _SEVERITY_COLOURS[severity], bold=severity == "error") + line[7:]
 
 
 def _header(result: CheckResult) -> list[str]:
@@ -59,15 +71,16 @@ def _header(result: CheckResult) -> list[str]:
     trig = f"trigger '{s.trigger}' ({s.trigger_source})" if s.trigger else "trigger unknown"
     lines.append(
         f"Settings from {s.source}: resolution {s.resolution[0]}x{s.resolution[1]}, {bucket}, captions "
-        f"'{s.caption_extension}', {trig}"
+        f"'{s.caption_extension}', {trig}, purpose {s.purpose}"
     )
     if result.rules.source != Rules().source:
         lines.append(f"Rules from {result.rules.source}")
     return lines
 
 
-def _image_table(result: CheckResult, table: str) -> list[str]:
-    """One row per image (``all``), per image with notes (``problems``), or none."""
+def _image_table(result: CheckResult, table: str, width: int | None) -> list[str]:
+    """One row per image (``all``), per image with notes (``problems``), or none; ``auto`` lists every image up
+    to :data:`TABLE_AUTO_MAX`, else that many rows with notes."""
     mode = table
     if mode == "auto":
         mode = "all" if len(result.images) <= TABLE_AUTO_MAX else "problems"
@@ -79,14 +92,20 @@ def _image_table(result: CheckResult, table: str) -> list[str]:
         rows = []
     if not rows:
         return []
-    header = ["image", "size", "format", "bucket", "caption", "tags", "shots", "notes"]
-    lines = format_table(header, [_image_row(r) for r in rows])
-    if len(rows) < len(result.images):
-        lines.append(f"({len(result.images) - len(rows)} images without notes not shown; --table all shows them)")
-    return lines
+    with_notes = len(rows) if mode == "problems" else 0
+    if table == "auto" and mode == "problems":
+        rows = rows[:TABLE_AUTO_MAX]
+    shots = bool(result.rules.shots)
+    header = ["image", "size", "format", "bucket", "caption", "tags", *(["shots"] if shots else []), "notes"]
+    lines = format_table(header, [_image_row(r, shots) for r in rows], width=width)
+    if with_notes > len(rows):
+        lines.append(f"({with_notes - len(rows)} more images with notes; --table problems lists them all)")
+    if mode != "all" and len(result.images) > with_notes:
+        lines.append(f"({len(result.images) - with_notes} images without notes not shown; --table all shows them)")
+    return fit_lines(lines, width)
 
 
-def _image_row(r: ImageRecord) -> list[str]:
+def _image_row(r: ImageRecord, shots: bool) -> list[str]:
     return [
         r.path,
         f"{r.size[0]}x{r.size[1]}" if r.size else "-",
@@ -94,19 +113,16 @@ def _image_row(r: ImageRecord) -> list[str]:
         f"{r.bucket[0]}x{r.bucket[1]}" if r.bucket is not None else "-",
         r.caption_status,
         str(len(r.tags)) if r.parsed else "-",
-        ", ".join(r.shots),
+        *([", ".join(r.shots)] if shots else []),
         ", ".join(dict.fromkeys(r.notes)),
     ]
 
 
-def _findings(findings: list[Finding], max_items: int, color: bool) -> list[str]:
+def _findings(findings: list[Finding], max_items: int) -> list[str]:
     """Each finding: severity, check and message, up to ``max_items`` files, and the fix."""
     lines = []
     for f in findings:
-        label = _style(
-            f"{f.severity.upper():<7}", _SEVERITY_COLOURS[f.severity], bold=f.severity == "error", enabled=color
-        )
-        lines.append(f"{label} [{f.check}] {f.message}")
+        lines.append(f"{f.severity.upper():<7} [{f.check}] {f.message}")
         for item in f.items[:max_items]:
             lines.append(f"          {item.path}" + (f": {item.detail}" if item.detail else ""))
         if len(f.items) > max_items:

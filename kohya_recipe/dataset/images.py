@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -476,15 +477,23 @@ class DecodeResult:
 
 
 def decode_image(path: Path | str, *, want_hash: bool = True) -> DecodeResult:
-    """Decode ``path`` fully with Pillow; never raises for a bad image (the error is in the result)."""
+    """Decode ``path`` fully with Pillow; never raises for a bad image (the error is in the result).
+
+    Regular files only: a FIFO or device (even one put in an image's place since its header was read) is an
+    error in the result, never a read that blocks.
+    """
     import warnings
 
     from PIL import Image
 
     try:
-        with warnings.catch_warnings():
+        fd = open_regular_file(path)
+    except (OSError, ValueError) as exc:
+        return DecodeResult(False, _os_reason(exc) if isinstance(exc, OSError) else str(exc))
+    try:
+        with warnings.catch_warnings(), os.fdopen(fd, "rb") as fh:
             warnings.simplefilter("ignore")
-            with Image.open(os.fspath(path)) as im:
+            with Image.open(fh) as im:
                 size = im.size
                 if want_hash and im.format == "JPEG":
                     # Decode at 1/2..1/8 scale: every entropy-coded byte is still read (so truncation and
@@ -494,12 +503,52 @@ def decode_image(path: Path | str, *, want_hash: bool = True) -> DecodeResult:
                 alpha_used = _alpha_used(im)
                 if not want_hash:
                     return DecodeResult(True, None, size, alpha_used)
-                grey = im.convert("L").resize((9, 8), Image.Resampling.BOX)
-                mirror = grey.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-                return DecodeResult(True, None, size, alpha_used, _dhash(grey), _dhash(mirror))
+                return DecodeResult(True, None, size, alpha_used, *_dhashes(_thumbnail(im)))
     except Exception as exc:  # any decoder failure is a per-file finding, never a traceback
         message = str(exc) or type(exc).__name__
         return DecodeResult(False, message)
+
+
+def _workers() -> int:
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 4))
+
+
+def decode_images(
+    paths: Sequence[Path | str], *, want_hash: bool = True, progress: Callable[[int, int], None] | None = None
+) -> list[DecodeResult]:
+    """:func:`decode_image` of every path, in order, on one thread per core (up to 4): Pillow's decoders and
+    filters release the GIL, so a 2-core machine decodes about twice as fast. ``progress(done, total)`` is called
+    per image, from the calling thread."""
+    total = len(paths)
+    workers = _workers() if total >= 8 else 1
+    out: list[DecodeResult] = []
+    if workers == 1:
+        for path in paths:
+            out.append(decode_image(path, want_hash=want_hash))
+            if progress is not None:
+                progress(len(out), total)
+        return out
+    from concurrent.futures import ThreadPoolExecutor
+
+    def work(chunk: Sequence[Path | str]) -> list[DecodeResult]:
+        return [decode_image(path, want_hash=want_hash) for path in chunk]
+
+    # A few images per task: a small image decodes in less time than a thread hand-over takes.
+    size = max(1, min(16, total // (workers * 8)))
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="decode")
+    try:
+        for results in pool.map(work, [paths[i : i + size] for i in range(0, total, size)]):
+            out += results
+            if progress is not None:
+                progress(len(out), total)
+    finally:
+        # On Ctrl-C: finish the few images being decoded, start no other.
+        pool.shutdown(wait=True, cancel_futures=True)
+    return out
 
 
 def _alpha_used(im: object) -> bool | None:
@@ -515,15 +564,26 @@ def _alpha_used(im: object) -> bool | None:
     return None
 
 
-def _dhash(grey: object) -> int:
-    """Difference hash of a 9x8 greyscale image: one bit per horizontally adjacent pixel pair."""
+def _thumbnail(im: object) -> bytes:
+    """The 9x8 greyscale thumbnail the hashes compare: box averages of the decoded image. A large image is first
+    reduced by whole factors (a cheap box filter in C) to at least 4x the thumbnail's size."""
     from PIL import Image
 
-    assert isinstance(grey, Image.Image)
-    pixels = grey.tobytes()
-    bits = 0
+    assert isinstance(im, Image.Image)
+    w, h = im.size
+    factor = (max(1, w // 36), max(1, h // 32))
+    if factor != (1, 1) and im.mode in ("RGB", "RGBA", "L", "LA"):
+        im = im.reduce(factor)
+    return im.convert("L").resize((9, 8), Image.Resampling.BOX).tobytes()
+
+
+def _dhashes(pixels: bytes) -> tuple[int, int]:
+    """Difference hashes of a 9x8 greyscale thumbnail and of its mirror image: one bit per horizontally adjacent
+    pixel pair, row by row (the mirror image reads each row backwards)."""
+    plain = mirror = 0
     for row in range(8):
-        base = row * 9
+        r = pixels[row * 9 : row * 9 + 9]
         for col in range(8):
-            bits = (bits << 1) | (pixels[base + col] > pixels[base + col + 1])
-    return bits
+            plain = (plain << 1) | (r[col] > r[col + 1])
+            mirror = (mirror << 1) | (r[8 - col] > r[7 - col])
+    return plain, mirror

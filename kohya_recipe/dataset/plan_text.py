@@ -6,7 +6,7 @@ import math
 
 from kohya_recipe.dataset.plan_model import BucketRow, Plan, PlanSettings, Steps, SubsetRow
 from kohya_recipe.sdscripts.buckets import Reso
-from kohya_recipe.text import format_table
+from kohya_recipe.text import fit_lines, format_table
 
 
 def _num(x: float) -> str:
@@ -84,7 +84,8 @@ def reso_text(r: Reso | None) -> str:
 
 
 def format_plan(plan: Plan) -> str:
-    """The plan as the terminal shows it: formula, totals, buckets, images, warnings."""
+    """The plan as the terminal shows it: formula, totals, buckets, images, warnings - fitted to the terminal (tables
+    cut by ``format_table``, long lines wrapped by ``fit_lines``; a pipe gets every line whole)."""
     s = plan.settings
     out = ["Step plan", f"  {plan.formula}"]
     if plan.formula_note:
@@ -150,4 +151,4 @@ def format_plan(plan: Plan) -> str:
     if plan.warnings:
         out += ["", "Findings"]
         out += [f"  {w.severity}: {w.message}" for w in plan.warnings]
-    return "\n".join(out) + "\n"
+    return "\n".join(fit_lines(out)) + "\n"

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kohya_recipe.dataset.checks.duplicates import DuplicateCluster
 from kohya_recipe.dataset.checks.tags import TagCount
 from kohya_recipe.dataset.detect import Layout
 from kohya_recipe.dataset.findings import SEVERITIES, Finding, Severity
@@ -22,7 +23,8 @@ class CheckResult:
     """The full outcome of :func:`~kohya_recipe.dataset.check.check_dataset`.
 
     ``tags`` is the tag table of the trained captions, ``shots`` how many images each shot of the rules' shot
-    list has (plus ``front``); ``decoded`` whether every image was decoded.
+    list has (plus ``front``); ``decoded`` whether every image was decoded; ``duplicates`` the clusters of
+    byte-identical and (decoded) near-identical images, every image listed.
     """
 
     root: Path
@@ -34,6 +36,7 @@ class CheckResult:
     tags: list[TagCount]
     shots: dict[str, int]
     decoded: bool = False
+    duplicates: list[DuplicateCluster] = field(default_factory=list)
 
     __json_properties__ = ("ok", "summary", "rules_source")
 

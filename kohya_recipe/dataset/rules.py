@@ -1,12 +1,21 @@
-"""The rules file: thresholds that are the article's judgement, not the trainer's behaviour.
+"""The rules file: thresholds that are judgement calls, not the trainer's behaviour.
 
-:class:`Rules` holds the article's values as defaults (image count, minimum side, generation aspect, caption
-length, the shot list, contradicting tags); :func:`load_rules` reads a TOML file that changes any of them
-(docs/dataset-checks.md shows every key).
+The defaults come from what the LoRA learns (the recipe's ``subject.purpose``, :func:`rules_for`):
+
+- **likeness** (one person or character): the article's rules - about 42 images, mostly close front portraits
+  plus its shot list (side, above, behind, upper body, full body);
+- **style** (a look): no shot list and no front views; many images, and *varied subjects*: a tag in most captions
+  (``1girl`` in 40 of 42) becomes part of the style;
+- **concept** (an object, a pose, an idea): no shot list; the trigger as the concept's tag in every caption, and
+  *varied contexts*: a tag that always comes with the concept is learnt as part of it.
+
+:class:`Rules` holds one purpose's values; :func:`load_rules` reads a TOML file that changes any of them
+(docs/dataset-checks.md shows every key and each purpose's defaults).
 """
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -14,6 +23,9 @@ from typing import Any
 from kohya_recipe.dataset.findings import SEVERITIES, Severity
 from kohya_recipe.errors import DatasetError
 from kohya_recipe.files import read_toml
+from kohya_recipe.recipe.fields import Purpose
+
+PURPOSES: tuple[str, ...] = typing.get_args(Purpose)
 
 
 @dataclass(frozen=True)
@@ -70,12 +82,15 @@ DEFAULT_CONTRADICTIONS: tuple[ContradictionRule, ...] = (
 
 @dataclass(frozen=True)
 class Rules:
-    """The judgement calls, with the article's values as defaults; a TOML rules file can change any of them.
+    """The judgement calls, with the article's values (a likeness) as defaults; :func:`rules_for` gives another
+    purpose's, and a TOML rules file can change any of them.
 
     ``count_*``: the article takes 42 images, "any number close-ish to 40"; ``min_side``: "a minimum
     resolution of 768px on a side"; ``generation_aspect``: it generates at 640x768 and keeps "a good
     proportion of the training images in that same aspect ratio - the rest are square"; ``max_tags``: short
-    captions ("longer ones will reduce the quality of your LoRA"; its base caption has 8 tags).
+    captions ("longer ones will reduce the quality of your LoRA"; its base caption has 8 tags);
+    ``tag_max_share``: a tag (besides the trigger) in more than this share of the captions is reported - for a
+    likeness only one in every caption (info), for a style or concept one in most (a warning: not varied).
     """
 
     count_min: int = 25
@@ -88,9 +103,46 @@ class Rules:
     aspect_min_share: float = 0.75
     front_min_share: float = 0.5
     near_duplicate_distance: int = 6
+    tag_max_share: float = 1.0
     shots: tuple[ShotRule, ...] = DEFAULT_SHOTS
     contradictions: tuple[ContradictionRule, ...] = DEFAULT_CONTRADICTIONS
+    purpose: str = "likeness"
     source: str = "the article's defaults"
+
+
+# Each purpose's defaults where they differ from the article's likeness rules. The numbers for a style and a
+# concept are kohya-recipe's (the article trains a likeness): a look needs many examples of varied subjects, a
+# concept fewer, in varied contexts; neither has a shot list or front portraits to count.
+_PURPOSE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "likeness": {},
+    "style": {
+        "count_min": 30,
+        "count_ideal": 100,
+        "count_max": 1000,
+        "aspect_min_share": 0.0,
+        "front_min_share": 0.0,
+        "tag_max_share": 0.8,
+        "shots": (),
+        "source": "kohya-recipe's defaults for a style",
+    },
+    "concept": {
+        "count_min": 15,
+        "count_ideal": 40,
+        "count_max": 200,
+        "aspect_min_share": 0.0,
+        "front_min_share": 0.0,
+        "tag_max_share": 0.8,
+        "shots": (),
+        "source": "kohya-recipe's defaults for a concept",
+    },
+}
+
+
+def rules_for(purpose: str = "likeness") -> Rules:
+    """The default rules for what the LoRA learns: ``likeness`` (the article's), ``style`` or ``concept``."""
+    if purpose not in _PURPOSE_DEFAULTS:
+        raise DatasetError(f"unknown purpose {purpose!r} (known: {', '.join(PURPOSES)})")
+    return replace(Rules(), purpose=purpose, **_PURPOSE_DEFAULTS[purpose])
 
 
 _RULE_KEYS: dict[str, dict[str, tuple[str, type | tuple[type, ...]]]] = {
@@ -103,15 +155,16 @@ _RULE_KEYS: dict[str, dict[str, tuple[str, type | tuple[type, ...]]]] = {
         "min_share": ("aspect_min_share", (int, float)),
     },
     "shots": {"front_min_share": ("front_min_share", (int, float))},
+    "tags": {"max_share": ("tag_max_share", (int, float))},
     "duplicates": {"max_distance": ("near_duplicate_distance", int)},
 }
 
 
-def load_rules(path: str | Path) -> Rules:
+def load_rules(path: str | Path, purpose: str = "likeness") -> Rules:
     """Read a rules TOML file (docs/dataset-checks.md shows every key); unknown keys are errors.
 
-    Scalars override the defaults one by one; a ``[[shot]]`` or ``[[contradiction]]`` list replaces the
-    default list.
+    Scalars override the ``purpose``'s defaults (:func:`rules_for`) one by one; a ``[[shot]]`` or
+    ``[[contradiction]]`` list replaces the default list.
     """
     path = Path(path)
     src = str(path)
@@ -149,7 +202,7 @@ def load_rules(path: str | Path) -> Rules:
         else:
             known = ", ".join([*_RULE_KEYS, "shot", "contradiction"])
             raise DatasetError(f"unknown section (known: {known})", source=src, field=section)
-    return replace(Rules(), **changes)
+    return replace(rules_for(purpose), **changes)
 
 
 def _table_list(value: Any, section: str, src: str) -> list[dict[str, Any]]:

@@ -10,14 +10,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kohya_recipe.dataset.captions import CAPTION_EXTENSIONS, Caption, CaptionError, normalize_tag, parse_caption
+from kohya_recipe.dataset.captions import (
+    CAPTION_EXTENSIONS,
+    Caption,
+    CaptionError,
+    name_too_long,
+    normalize_tag,
+    parse_caption,
+    read_regular_file,
+)
 from kohya_recipe.dataset.detect import Layout, Subset
 from kohya_recipe.dataset.findings import Finding, Item, rel
 from kohya_recipe.dataset.images import (
     DecodeResult,
     ImageHeader,
     ImageReadError,
-    decode_image,
+    decode_images,
     looks_like_image,
     read_header,
 )
@@ -249,7 +257,7 @@ def read_caption_for(record: ImageRecord, scan: FolderScan, extension: str) -> N
     else:
         pieces = base.split("_")
         second = "_".join(pieces[:-4]) + extension if len(pieces) >= 5 else None
-        if second is not None and Path(second).is_file():
+        if second is not None and os.path.isfile(second):  # noqa: PTH113 - as sd-scripts; never raises
             record.caption_path = Path(second)
         else:
             # A broken symlink, a folder or a FIFO with the caption's name: os.path.isfile is false, sd-scripts treats
@@ -257,14 +265,19 @@ def read_caption_for(record: ImageRecord, scan: FolderScan, extension: str) -> N
             if first in scan.files:
                 record.caption_status = "not-a-file"
                 record.caption_error = "is a broken symlink, a folder or a FIFO, not a file: sd-scripts sees no caption"
+            elif (too_long := name_too_long(record.folder.image_dir / first)) is not None:
+                record.caption_error = f"no caption can exist: {too_long}; shorten the image's name"
             return
     try:
-        with open(record.caption_path, "rb") as f:  # noqa: PTH123 - the hot path; Path.open adds overhead
-            raw = f.read()
+        raw = read_regular_file(record.caption_path)  # a FIFO put there since the listing is refused, never read
     except OSError as exc:
         record.caption_status = "unreadable"
         reason = "permission denied" if isinstance(exc, PermissionError) else (exc.strerror or str(exc))
         record.caption_error = f"cannot read ({reason}): sd-scripts stops with an exception on it"
+        return
+    except ValueError as exc:
+        record.caption_status = "not-a-file"
+        record.caption_error = f"{exc}: sd-scripts sees no caption"
         return
     if not raw:
         record.caption_status = "empty"
@@ -310,7 +323,7 @@ def scan_dataset(
     """List every subset folder of ``layout`` and read each image's header, bucket and caption.
 
     ``decode`` decodes every image (else only those whose header looks wrong); ``progress(done, total)`` is
-    called per image.
+    called per image (per image decoded, with ``decode``).
     """
     findings: list[Finding] = []
     bucketer = _bucketer(settings.buckets, findings)
@@ -320,12 +333,21 @@ def scan_dataset(
     for subset, scan in folders:
         ext = subset.caption_extension or settings.caption_extension
         prefix = "" if subset.path == "." else subset.path + "/"
+        folder = os.fspath(subset.image_dir) + os.sep
         for image in scan.images:
-            record = _image_record(ImageRecord(image, prefix + image.name, subset), scan, ext, bucketer, decode)
-            record.caption = None if record.caption_path is None else rel(record.caption_path, layout.root)
+            record = _image_record(ImageRecord(image, prefix + image.name, subset), scan, ext, bucketer)
+            if record.caption_path is not None:
+                # Next to its image (nearly always): the image's folder prefix, without a relative_to per image.
+                path = os.fspath(record.caption_path)
+                near = path.startswith(folder) and os.sep not in path[len(folder) :]
+                record.caption = prefix + path[len(folder) :] if near else rel(record.caption_path, layout.root)
             records.append(record)
-            if progress is not None:
+            if progress is not None and not decode:
                 progress(len(records), total)
+    todo = [r for r in records if r.header is not None and (decode or r.header.suspicious)]
+    decoded = decode_images([r.file for r in todo], want_hash=decode, progress=progress if decode else None)
+    for record, result in zip(todo, decoded, strict=True):
+        record.decoding = result
     return DatasetScan(folders, records, findings)
 
 
@@ -350,15 +372,11 @@ def _list_folders(layout: Layout, findings: list[Finding]) -> list[tuple[Subset,
     return folders
 
 
-def _image_record(
-    record: ImageRecord, scan: FolderScan, extension: str, bucketer: Bucketer | None, decode: bool
-) -> ImageRecord:
+def _image_record(record: ImageRecord, scan: FolderScan, extension: str, bucketer: Bucketer | None) -> ImageRecord:
     try:
         record.header = read_header(record.file)
     except ImageReadError as exc:
         record.error = exc.message
-    if record.header is not None and (decode or record.header.suspicious):
-        record.decoding = decode_image(record.file, want_hash=decode)
     if record.header is not None and bucketer is not None:
         record.assignment = bucketer(record.header.width, record.header.height)
     read_caption_for(record, scan, extension)

@@ -24,7 +24,8 @@ class CheckSettings(BucketFields):
 
     ``trigger``/``trigger_source`` name the trigger word every caption must hold and where it came from
     (the recipe, ``--trigger``, a ``N_<trigger> <class>`` folder name); ``repeats`` and ``regularization`` are
-    the recipe's, checked against the folders (``None`` without a recipe).
+    the recipe's, checked against the folders (``None`` without a recipe); ``purpose`` what the LoRA learns
+    (``subject.purpose``: likeness, style, concept), which picks the rules' defaults.
     """
 
     buckets: BucketSettings = field(metadata={"json": False})
@@ -37,6 +38,7 @@ class CheckSettings(BucketFields):
     class_token: str | None = None
     repeats: int | None = None
     regularization: str | None = None
+    purpose: str = "likeness"
     source: str = "recipe"
     trigger_source: str = ""
 
@@ -58,6 +60,7 @@ def settings_from_recipe(recipe: Recipe, source: str = "recipe") -> CheckSetting
         class_token=recipe.subject.class_token or None,
         repeats=recipe.dataset.repeats,
         regularization=recipe.dataset.regularization,
+        purpose=recipe.subject.purpose,
         source=source,
         trigger_source=source if trigger else "",
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 from kohya_recipe.dataset.captions import CaptionError, find_caption, normalize_tag, read_caption
 from kohya_recipe.dataset.detect import dataset_folders
 from kohya_recipe.dataset.images import list_trainer_images
-from kohya_recipe.text import format_table
+from kohya_recipe.text import fit_lines, format_table
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ def format_tag_stats(stats: TagStats, *, top: int | None = None) -> str:
         lines += format_table(["tag", "captions", "share"], table, right={1, 2}, indent=2)
     lines += [f"no caption: {path}" for path in stats.missing]
     lines += [f"unreadable: {u.path}: {u.reason}" for u in stats.unreadable]
-    return "\n".join(lines)
+    return "\n".join(fit_lines(lines))
 
 
 def tag_stats(dataset: str | Path, *, extension: str | None = None) -> TagStats:

@@ -3,6 +3,7 @@ several lines."""
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from pathlib import Path
 
@@ -41,6 +42,10 @@ _BAD_FILES: tuple[tuple[str, Severity, str, str], ...] = (
 )
 
 
+# The start of a base caption for `caption init`, by purpose.
+BASE_CAPTIONS = {"likeness": "1girl, <trigger>, ...", "style": "<trigger>, ...", "concept": "<trigger>, ..."}
+
+
 def captioned(records: list[ImageRecord]) -> list[ImageRecord]:
     """The trained images whose caption sd-scripts reads with text in it (the ones tag checks look at)."""
     return [
@@ -75,7 +80,7 @@ def _other_extension_findings(missing: list[ImageRecord], settings: CheckSetting
     for r in missing:
         ext = _extension(r, settings)
         for alt in CAPTION_EXTENSIONS:
-            if alt != ext and caption_candidates(r.file, alt)[0].is_file():
+            if alt != ext and os.path.isfile(caption_candidates(r.file, alt)[0]):  # noqa: PTH113 - never raises
                 other_ext[alt].append(r)
                 r.caption_status = "other-extension"
                 break
@@ -115,7 +120,7 @@ def _missing_findings(candidates: list[ImageRecord], settings: CheckSettings) ->
             "captions",
             f"{plural(len(missing), 'image')} without a caption file ({ext}): sd-scripts trains them "
             f"{instead} (it only logs a warning)",
-            'write one per image, e.g. kohya-recipe caption init DIR --base "1girl, <trigger>, ..."',
+            f'write one per image, e.g. kohya-recipe caption init DIR --base "{BASE_CAPTIONS[settings.purpose]}"',
             [Item(r.path, r.caption_error or f"no {r.file.stem}{ext}") for r in missing],
         )
     ]

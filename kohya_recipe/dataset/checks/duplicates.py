@@ -1,161 +1,134 @@
-"""Duplicate images: byte-identical copies, and perceptual near-duplicates when images are decoded."""
+"""Duplicate images: byte-identical copies, and perceptual near-duplicates when images are decoded.
+
+Both are reported as clusters (one item per cluster, its first image kept and the others listed), never as every
+pair inside them: 10,000 copies of one picture are one cluster (:mod:`kohya_recipe.dataset.clusters`).
+"""
 
 from __future__ import annotations
 
-import hashlib
-import os
-from collections import defaultdict
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from dataclasses import dataclass, field
+from typing import Literal
 
+from kohya_recipe.dataset.clusters import identical_groups, near_clusters
 from kohya_recipe.dataset.findings import Finding, Item, plural
 from kohya_recipe.dataset.rules import Rules
 from kohya_recipe.dataset.scan import ImageRecord
 from kohya_recipe.dataset.settings import CheckSettings
 
-
-def _sample_digest(path: Path, offsets: Sequence[int]) -> bytes | None:
-    """blake2b of the 4 KiB blocks at ``offsets`` (cheap evidence before hashing a whole file)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        h = hashlib.blake2b(digest_size=16)
-        for offset in offsets:
-            h.update(os.pread(fd, 4096, offset))
-        return h.digest()
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
+# Names listed in one finding item's text; the cluster in the ``--json`` output lists them all.
+NAMES_PER_ITEM = 5
 
 
-def _full_digest(path: Path) -> bytes | None:
-    h = hashlib.blake2b(digest_size=32)
-    try:
-        with open(path, "rb") as f:  # noqa: PTH123
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-    except OSError:
-        return None
-    return h.digest()
+@dataclass(frozen=True)
+class DuplicateLink:
+    """Why ``image`` is in its near-duplicate cluster: its perceptual hash is ``distance`` bits (of 64) from that of
+    ``like`` (its mirror image's hash when ``mirrored``)."""
+
+    image: str
+    like: str
+    distance: int
+    mirrored: bool = False
 
 
-def _exact_duplicates(records: list[ImageRecord]) -> list[list[ImageRecord]]:
-    """Groups of byte-identical images, narrowed step by step so that distinct files are rarely read whole:
-    same size, then the same first 4 KiB (metadata differs between photos), then the same middle and last
-    4 KiB, then the same full hash."""
-    by_size: dict[int, list[ImageRecord]] = defaultdict(list)
-    for r in records:
-        if r.header is not None:
-            by_size[r.header.file_size].append(r)
-    groups: list[list[ImageRecord]] = []
+@dataclass
+class DuplicateCluster:
+    """Images that are the same picture: ``identical`` (byte for byte) or ``near`` (perceptual hash within the
+    rules' distance; byte-identical copies stand in through their first image). ``images`` are paths relative to
+    the checked folder, the first one the one to keep; ``links`` say how each other image of a ``near`` cluster
+    joined it."""
 
-    def split(candidates: list[ImageRecord], key: Callable[[ImageRecord], bytes | None]) -> list[list[ImageRecord]]:
-        buckets: dict[bytes, list[ImageRecord]] = defaultdict(list)
-        for r in candidates:
-            k = key(r)
-            if k is not None:
-                buckets[k].append(r)
-        return [b for b in buckets.values() if len(b) > 1]
-
-    for size, same_size in by_size.items():
-        if len(same_size) < 2:
-            continue
-        tail = (size // 2, max(0, size - 4096))
-        for same_head in split(same_size, lambda r: _sample_digest(r.file, (0,))):
-            for same_sample in split(same_head, lambda r, t=tail: _sample_digest(r.file, t)):  # type: ignore[misc]
-                groups += split(same_sample, lambda r: _full_digest(r.file))
-    return groups
+    kind: Literal["identical", "near"]
+    images: list[str]
+    links: list[DuplicateLink] = field(default_factory=list)
 
 
-def _near_duplicates(records: list[ImageRecord], max_distance: int) -> list[tuple[ImageRecord, ImageRecord, int, bool]]:
-    """Pairs whose 64-bit dHashes differ in at most ``max_distance`` bits (also against the mirror image).
+def duplicate_clusters(records: list[ImageRecord], rules: Rules, decoded: bool) -> list[DuplicateCluster]:
+    """The clusters of byte-identical images and, when every image was ``decoded``, of near-duplicates; the
+    records concerned get a ``duplicate`` / ``near-duplicate`` note."""
+    readable = [r for r in records if r.header is not None]
+    groups = identical_groups([(str(r.file), r.header.file_size) for r in readable if r.header is not None])
+    out = []
+    for group in groups:
+        for i in group:
+            readable[i].notes.append("duplicate")
+        out.append(DuplicateCluster("identical", [readable[i].path for i in group]))
+    if not decoded:
+        return out
+    hashes = [r.decoding.dhash if r.decoding is not None and r.decoding.ok else None for r in readable]
+    mirrors = [r.decoding.dhash_mirror if r.decoding is not None and r.decoding.ok else None for r in readable]
+    near = near_clusters(hashes, mirrors, rules.near_duplicate_distance, groups=groups)
+    for cluster in near.clusters:
+        members = set(cluster)
+        links = [
+            DuplicateLink(readable[k.image].path, readable[k.like].path, k.distance, k.mirrored)
+            for k in near.links
+            if k.image in members
+        ]
+        for i in cluster:
+            readable[i].notes.append("near-duplicate")
+        out.append(DuplicateCluster("near", [readable[i].path for i in cluster], links))
+    return out
 
-    Multi-index search: split the hash into ``max_distance + 1`` bands; two hashes that close share at least
-    one band exactly (pigeonhole), so only records sharing a band are compared.
-    """
-    hashed = [r for r in records if r.decoding is not None and r.decoding.ok and r.decoding.dhash is not None]
-    bands = max_distance + 1
-    width = -(-64 // bands)
-    index: dict[tuple[int, int], list[int]] = defaultdict(list)
 
-    def band_keys(h: int) -> list[tuple[int, int]]:
-        return [(b, (h >> (b * width)) & ((1 << width) - 1)) for b in range(bands)]
+def _listed(names: list[str], total: int) -> str:
+    """The first names (of ``total``), and how many more there are."""
+    shown = ", ".join(names[:NAMES_PER_ITEM])
+    return shown + (f" and {total - NAMES_PER_ITEM} more" if total > NAMES_PER_ITEM else "")
 
-    for i, r in enumerate(hashed):
-        assert r.decoding is not None and r.decoding.dhash is not None
-        for key in band_keys(r.decoding.dhash):
-            index[key].append(i)
-    pairs: dict[tuple[int, int], tuple[int, bool]] = {}
-    for i, r in enumerate(hashed):
-        assert r.decoding is not None and r.decoding.dhash is not None
-        for mirrored, h in ((False, r.decoding.dhash), (True, r.decoding.dhash_mirror)):
-            if h is None:
-                continue
-            for key in band_keys(h):
-                for j in index[key]:
-                    if j == i:
-                        continue
-                    other = hashed[j].decoding
-                    assert other is not None and other.dhash is not None
-                    dist = (h ^ other.dhash).bit_count()
-                    pair = (min(i, j), max(i, j))
-                    if dist <= max_distance and (pair not in pairs or dist < pairs[pair][0]):
-                        pairs[pair] = (dist, mirrored)
-    return [(hashed[i], hashed[j], d, m) for (i, j), (d, m) in sorted(pairs.items())]
+
+def _near_item(cluster: DuplicateCluster) -> Item:
+    others = cluster.images[1:]
+    how: dict[str, DuplicateLink] = {}
+    for link in cluster.links:  # every image of a cluster is at one end of one of its links at least
+        how.setdefault(link.image, link)
+        how.setdefault(link.like, link)
+    names = []
+    for path in others[:NAMES_PER_ITEM]:
+        link = how[path]
+        names.append(f"{path} ({'mirror image, ' if link.mirrored else ''}{link.distance}/64)")
+    return Item(cluster.images[0], f"{plural(len(others), 'near copy', 'near copies')}: {_listed(names, len(others))}")
 
 
 def duplicate_findings(
-    records: list[ImageRecord], rules: Rules, settings: CheckSettings, decoded: bool
+    clusters: list[DuplicateCluster], settings: CheckSettings, decoded: bool, any_image: bool
 ) -> list[Finding]:
-    """Byte-identical images, and (when every image was ``decoded``) perceptual near-duplicates and mirror images."""
+    """The findings of :func:`duplicate_clusters`: one warning per kind, one item per cluster."""
     out: list[Finding] = []
-    exact = _exact_duplicates(records)
-    exact_pairs: set[frozenset[str]] = set()
+    exact = [c for c in clusters if c.kind == "identical"]
     if exact:
-        items = []
-        for group in exact:
-            names = [r.path for r in group]
-            for r in group:
-                r.notes.append("duplicate")
-            items.append(Item(names[0], "identical to " + ", ".join(names[1:])))
-            exact_pairs |= {frozenset((a, b)) for a in names for b in names if a != b}
+        copies = sum(len(c.images) - 1 for c in exact)
         out.append(
             Finding(
                 "warning",
                 "duplicates",
-                f"{plural(len(exact), 'group')} of byte-identical images: each copy trains the same picture again "
-                "(it weighs double)",
+                f"{plural(len(exact), 'group')} of byte-identical images "
+                f"({plural(copies, 'extra copy', 'extra copies')}): each copy trains the same picture again (it "
+                "weighs double)",
                 "delete the extra copies",
-                items,
+                [
+                    Item(
+                        c.images[0],
+                        f"{plural(len(c.images) - 1, 'copy', 'copies')}: {_listed(c.images[1:], len(c.images) - 1)}",
+                    )
+                    for c in exact
+                ],
             )
         )
-    if decoded:
-        near = [
-            (a, b, d, m)
-            for a, b, d, m in _near_duplicates(records, rules.near_duplicate_distance)
-            if frozenset((a.path, b.path)) not in exact_pairs
-        ]
-        if near:
-            items = []
-            for a, b, dist, mirrored in near:
-                a.notes.append("near-duplicate")
-                b.notes.append("near-duplicate")
-                how = "a mirror image of" if mirrored else "nearly identical to"
-                items.append(Item(a.path, f"{how} {b.path} (hash distance {dist}/64)"))
-            flip = " (flip augmentation already trains every image mirrored)" if settings.flip else ""
-            out.append(
-                Finding(
-                    "warning",
-                    "duplicates",
-                    f"{plural(len(near), 'pair')} of near-duplicate images{flip}: near copies add steps, not views",
-                    "keep the better of each pair, or vary the pose/angle",
-                    items,
-                )
+    near = [c for c in clusters if c.kind == "near"]
+    if near:
+        flip = " (flip augmentation already trains every image mirrored)" if settings.flip else ""
+        images = sum(len(c.images) for c in near)
+        out.append(
+            Finding(
+                "warning",
+                "duplicates",
+                f"{plural(len(near), 'group')} of near-duplicate images ({plural(images, 'image')}){flip}: near "
+                "copies add steps, not views",
+                "keep the best image of each group, or vary the pose/angle",
+                [_near_item(c) for c in near],
             )
-    elif records:
+        )
+    if not decoded and any_image:
         out.append(
             Finding(
                 "info",

@@ -7,7 +7,9 @@ from pathlib import Path
 
 from kohya_recipe.dataset.detect import Subset
 from kohya_recipe.dataset.findings import Finding, Item, plural, rel
+from kohya_recipe.dataset.leftovers import leftover_names
 from kohya_recipe.dataset.scan import FolderScan, split_name
+from kohya_recipe.dataset.settings import CheckSettings
 
 
 def file_findings(scans: list[tuple[Subset, FolderScan]], root: Path) -> list[Finding]:
@@ -91,3 +93,23 @@ def file_findings(scans: list[tuple[Subset, FolderScan]], root: Path) -> list[Fi
             )
         )
     return out
+
+
+def leftover_findings(scans: list[tuple[Subset, FolderScan]], settings: CheckSettings, root: Path) -> list[Finding]:
+    """Temp files a killed caption edit left next to the captions (:mod:`kohya_recipe.dataset.leftovers`)."""
+    items = [
+        Item(rel(subset.image_dir / name, root), "")
+        for subset, scan in scans
+        for name in leftover_names(scan.files, [subset.caption_extension or settings.caption_extension])
+    ]
+    if not items:
+        return []
+    return [
+        Finding(
+            "info",
+            "files",
+            f"{plural(len(items), 'temp file')} left by an interrupted caption edit (hidden: sd-scripts ignores them)",
+            "the next kohya-recipe caption edit of the folder removes them (check never writes); or delete them",
+            items,
+        )
+    ]

@@ -59,8 +59,34 @@ def layout_subset_findings(
     return out
 
 
+# What a count means for each purpose: (why fewer images hurt, how to add, why more do, what to do).
+_COUNT_WORDS: dict[str, tuple[str, str, str, str]] = {
+    "likeness": (
+        'the article takes {ideal} ("any number close-ish to 40"); fewer images give the LoRA too few views of the '
+        "subject",
+        "add images until you have about {ideal} (mostly close front portraits)",
+        "more than the article's ~{ideal} for a single-subject LoRA; more images mean more steps per epoch and "
+        "usually a less focused likeness",
+        "pick the best ~{ideal}, or lower the repeats",
+    ),
+    "style": (
+        "a style needs many examples of the look, about {ideal} (the rules for a style); with fewer it learns the "
+        "pictures rather than the look",
+        "add images in the same style, with other subjects, until you have about {ideal}",
+        "more than {max} for a style: more steps per epoch",
+        "pick the most typical ~{ideal}, or lower the repeats",
+    ),
+    "concept": (
+        "a concept needs about {ideal} images (the rules for a concept), showing it in varied contexts",
+        "add images of the concept in other contexts until you have about {ideal}",
+        "more than {max} for a concept: more steps per epoch and a less focused concept",
+        "pick the clearest ~{ideal}, or lower the repeats",
+    ),
+}
+
+
 def count_findings(trained: list[ImageRecord], rules: Rules) -> list[Finding]:
-    """The number of trained images against the article's (none at all is sd-scripts' 'No data found')."""
+    """The number of trained images against the rules' (none at all is sd-scripts' 'No data found')."""
     n = len(trained)
     if n == 0:
         return [
@@ -74,24 +100,12 @@ def count_findings(trained: list[ImageRecord], rules: Rules) -> list[Finding]:
     repeats = sorted({r.folder.repeats for r in trained if r.folder.repeats})
     per_epoch = sum(r.folder.repeats or 1 for r in trained)
     detail = f"{n} images" + (f" × {repeats[0]} repeats = {per_epoch} images per epoch" if len(repeats) == 1 else "")
+    few, add, many, fewer = (
+        w.format(ideal=rules.count_ideal, max=rules.count_max) for w in _COUNT_WORDS[rules.purpose]
+    )
     if n < rules.count_min:
-        return [
-            Finding(
-                "warning",
-                "count",
-                f'only {detail}: the article takes {rules.count_ideal} ("any number close-ish to 40"); fewer '
-                "images give the LoRA too few views of the subject",
-                f"add images until you have about {rules.count_ideal} (mostly close front portraits)",
-            )
-        ]
+        return [Finding("warning", "count", f"only {detail}: {few}", add)]
     if n > rules.count_max:
-        return [
-            Finding(
-                "warning",
-                "count",
-                f"{detail}: more than the article's ~{rules.count_ideal} for a single-subject LoRA; more images mean "
-                "more steps per epoch and usually a less focused likeness",
-                f"pick the best ~{rules.count_ideal}, or lower the repeats",
-            )
-        ]
-    return [Finding("info", "count", f"{detail} (the article: {rules.count_ideal})")]
+        return [Finding("warning", "count", f"{detail}: {many}", fewer)]
+    source = "the article" if rules.purpose == "likeness" else f"the rules for a {rules.purpose}"
+    return [Finding("info", "count", f"{detail} ({source}: {rules.count_ideal})")]

@@ -1,4 +1,5 @@
-"""Tags as evidence: the article's shot list (front, side, above, behind, framing) and contradicting tags."""
+"""Tags as evidence: the article's shot list (front, side, above, behind, framing; a likeness only) and contradicting
+tags."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from kohya_recipe.dataset.settings import CheckSettings
 def shot_findings(trained: list[ImageRecord], rules: Rules) -> tuple[list[Finding], dict[str, int]]:
     """How many images each shot of the rules' list has (from their tags; an image without an angle shot is a
     front view), and the findings: coverage, missing shots, too few front views."""
+    if not rules.shots:  # a style or a concept: no shot list, no front views to count
+        return [], {}
     captioned = [r for r in trained if r.parsed is not None and r.parsed.text]
     counts: dict[str, int] = {"front": 0, **{s.name: 0 for s in rules.shots}}
-    if not captioned or not rules.shots:
+    if not captioned:
         return [], counts
     matchers = [(shot, TagPattern(shot.tags)) for shot in rules.shots]
     for r in captioned:

@@ -17,6 +17,15 @@ from kohya_recipe.dataset.settings import CheckSettings
 _CLIP_PIECES = re.compile(r"'s|'t|'re|'ve|'m|'ll|'d|[^\W\d_]+|\d|[^\s\w]+|_+")
 
 
+# A Danbooru caption for each purpose: the article's character; a style's content (the trigger carries the look); a
+# concept's tag with its context.
+EXAMPLE_CAPTIONS = {
+    "likeness": "1girl, <trigger>, dark skin, braided hair, ...",
+    "style": "<trigger>, 1girl, city street, night, rain, ...",
+    "concept": "<trigger>, 1boy, outdoors, from side, ...",
+}
+
+
 def _clip_tokens_lower_bound(text: str) -> int:
     return len(_CLIP_PIECES.findall(text.lower()))
 
@@ -76,7 +85,7 @@ def format_findings(captioned: list[ImageRecord], settings: CheckSettings, rules
                 "warning",
                 "captions",
                 "captions that read like sentences: the article uses Danbooru format (short comma-separated tags)",
-                "rewrite as tags: 1girl, <trigger>, dark skin, braided hair, ...",
+                f"rewrite as tags: {EXAMPLE_CAPTIONS[rules.purpose]}",
                 sentences,
             )
         )
@@ -97,8 +106,11 @@ class TagCount:
     count: int
 
 
-def tag_table(captioned: list[ImageRecord], settings: CheckSettings) -> tuple[list[TagCount], list[Finding]]:
-    """The tag table (most frequent first) and the findings it shows: tags in every caption, spelling variants."""
+def tag_table(
+    captioned: list[ImageRecord], settings: CheckSettings, rules: Rules
+) -> tuple[list[TagCount], list[Finding]]:
+    """The tag table (most frequent first) and the findings it shows: tags in (nearly) every caption, spelling
+    variants."""
     counts: Counter[str] = Counter()
     spellings: dict[str, Counter[str]] = defaultdict(Counter)
     for r in captioned:
@@ -111,22 +123,8 @@ def tag_table(captioned: list[ImageRecord], settings: CheckSettings) -> tuple[li
                 counts[key] += 1
     ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     table = [TagCount(spellings[k].most_common(1)[0][0], c) for k, c in ordered]
-    out: list[Finding] = []
-    n = len(captioned)
-    if n >= 3:
-        nt = normalize_tag(settings.trigger) if settings.trigger else None
-        everywhere = [spellings[k].most_common(1)[0][0] for k, c in counts.items() if c == n and k != nt]
-        if everywhere:
-            out.append(
-                Finding(
-                    "info",
-                    "tags",
-                    "tags in every caption besides the trigger: " + ", ".join(sorted(everywhere)) + ". A tag that "
-                    "never varies is learnt together with the subject (fused with the trigger)",
-                    "fine for deliberate ones (the article tags '3D render' so it can be negated); for a feature you "
-                    "want to control separately (lipstick, jewelry), keep the tag and add images without it",
-                )
-            )
+    spelling = {k: v.most_common(1)[0][0] for k, v in spellings.items()}
+    out = _common_tag_findings(ordered, spelling, len(captioned), settings, rules)
     # CLIP lower-cases, so only spelling differences beyond case give different tokens (braided_hair vs braided hair).
     variants = []
     for key, spelled in spellings.items():
@@ -146,3 +144,58 @@ def tag_table(captioned: list[ImageRecord], settings: CheckSettings) -> tuple[li
             )
         )
     return table, out
+
+
+def _common_tag_findings(
+    ordered: list[tuple[str, int]], spelling: dict[str, str], n: int, settings: CheckSettings, rules: Rules
+) -> list[Finding]:
+    """Tags besides the trigger in at least ``rules.tag_max_share`` of the captions: for a likeness (in every
+    caption) a fact worth knowing; for a style or a concept a warning - what every image shares is learnt as part
+    of the look or the concept."""
+    if n < 3:
+        return []
+    own = {normalize_tag(settings.trigger or "")}
+    if rules.purpose != "likeness" and settings.class_token:  # the concept's (or style's) own word
+        own.add(normalize_tag(settings.class_token))
+    common = [(spelling[k], c) for k, c in ordered if c / n >= rules.tag_max_share and k not in own]
+    if not common:
+        return []
+    if rules.purpose == "likeness":
+        return [
+            Finding(
+                "info",
+                "tags",
+                "tags in every caption besides the trigger: " + ", ".join(sorted(t for t, _c in common)) + ". A tag "
+                "that never varies is learnt together with the subject (fused with the trigger)",
+                "fine for deliberate ones (the article tags '3D render' so it can be negated); for a feature you "
+                "want to control separately (lipstick, jewelry), keep the tag and add images without it",
+            )
+        ]
+    share = f"at least {rules.tag_max_share:.0%} of the captions" if rules.tag_max_share < 1 else "every caption"
+    items = [Item(t, f"{c} of {n} captions") for t, c in common]
+    if rules.purpose == "style":
+        return [
+            Finding(
+                "warning",
+                "tags",
+                f"the same tags in {share} (subjects not varied): "
+                + ", ".join(t for t, _c in common)
+                + ". A style LoRA learns what all its images share: a subject in every image becomes part of the "
+                "style, and a tag naming the look itself takes the look away from the trigger",
+                "add images of other subjects in the same style (people, places, objects) and leave the look "
+                "untagged; or set [tags] max_share in a rules file",
+                items,
+            )
+        ]
+    return [
+        Finding(
+            "warning",
+            "tags",
+            f"the same tags in {share} (contexts not varied): "
+            + ", ".join(t for t, _c in common)
+            + ". What always comes with the concept is learnt as part of it",
+            "show the concept in other contexts (backgrounds, subjects, angles); or set [tags] max_share in a rules "
+            "file",
+            items,
+        )
+    ]
