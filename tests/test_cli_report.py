@@ -245,3 +245,44 @@ def test_report_json_has_no_nan(tmp_path: Path) -> None:
 
     data = json.loads(result.stdout, parse_constant=refuse)  # strict JSON: a diverged loss is null
     assert data["epochs"][2]["train_loss"] is None and data["metric"]["z"] is None
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="no FIFOs on this platform")
+@pytest.mark.parametrize(
+    ("command", "where", "message"),
+    [
+        ("report", "path", "not a folder or a regular file (a FIFO): give a run folder"),
+        ("report", "event", "cannot read event file: not a regular file (a FIFO): reading it would block"),
+        ("inspect", "path", "not a regular file (a FIFO): reading it would block or never end"),
+    ],
+)
+def test_fifo_is_refused_not_a_hang(command: str, where: str, message: str, tmp_path: Path) -> None:
+    """Issue 14 item 1: a FIFO given (or found) where a file is read is a one-line error, not a hang."""
+    import os
+
+    if where == "path":
+        fifo = tmp_path / ("x.safetensors" if command == "inspect" else "run")
+        target = fifo
+    else:
+        target = tmp_path / "log"
+        fifo = target / "events.out.tfevents.1.h.1.0"
+        target.mkdir()
+    os.mkfifo(fifo)
+    proc = subprocess.run(
+        [sys.executable, "-m", "kohya_recipe", command, str(target)], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stdout == ""
+    assert proc.stderr.startswith(f"Error: {fifo}: ") and message in proc.stderr
+    assert len(proc.stderr.splitlines()) == 1
+
+
+def test_inspect_refuses_a_device(capsys: pytest.CaptureFixture[str]) -> None:
+    if not Path("/dev/zero").exists():
+        pytest.skip("no /dev/zero")
+    code, out, err = run_main(["inspect", "/dev/zero"], capsys)  # would read forever
+    assert (code, out) == (1, "")
+    assert err == "Error: /dev/zero: not a regular file (a device): reading it would block or never end\n"
+    code, out, err = run_main(["report", "/dev/zero"], capsys)
+    assert (code, out) == (1, "")
+    assert err.startswith("Error: /dev/zero: not a folder or a regular file (a device)")

@@ -9,6 +9,7 @@ shows (its subject and preset), never to work out what the run is.
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,11 @@ def locate_run(
     path = Path(path)
     if not path.exists():
         raise ReportError("no such file or folder", source=str(path))
+    if not path.is_file() and not path.is_dir():
+        raise ReportError(
+            f"not a folder or a regular file ({_special_kind(path)}): give a run folder, a log folder or an event file",
+            source=str(path),
+        )
     if path.is_file():
         if path.suffix == ".safetensors":
             raise ReportError("is a checkpoint; use `kohya-recipe inspect` to read its metadata", source=str(path))
@@ -55,6 +61,16 @@ def locate_run(
     if output_name is not None:
         src.output_name = output_name
     return src
+
+
+def _special_kind(path: Path) -> str:
+    """What a path that is neither a file nor a folder is (reading a FIFO would block forever)."""
+    mode = path.stat().st_mode
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a special file"
 
 
 def _locate_root(root: Path) -> RunSource:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kohya_recipe.errors import KohyaRecipeError
+from kohya_recipe.files import open_regular_file
 
 # The safetensors library refuses headers over 100 MB (safetensors/src/tensor.rs MAX_HEADER_SIZE).
 MAX_HEADER_SIZE = 100_000_000
@@ -86,7 +87,13 @@ def read_header(path: str | Path) -> SafetensorsHeader:
     path = Path(path)
     src = str(path)
     try:
-        with path.open("rb") as fh:
+        fd = open_regular_file(path)  # a FIFO or a device would block or never end
+    except ValueError as exc:
+        raise SafetensorsError(str(exc), source=src) from None
+    except OSError as exc:
+        raise SafetensorsError(f"cannot read: {exc.strerror or exc}", source=src) from None
+    try:
+        with open(fd, "rb") as fh:
             size = fh.seek(0, 2)
             fh.seek(0)
             head = fh.read(8)
