@@ -17,6 +17,7 @@ class ExitCode(enum.IntEnum):
     USAGE = 2  # click usage error (unknown option, missing argument)
     CHECK_FAILED = 3  # `check` found errors in the dataset
     TRAINER_FAILED = 4  # the trainer ran but did not produce the final checkpoint
+    RUN_DIVERGED = 5  # `report`: every epoch's loss is NaN/inf, so no epoch is recommended
     INTERRUPTED = 130  # Ctrl-C / SIGINT (128 + 2, the shell convention)
 
 

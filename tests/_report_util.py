@@ -49,8 +49,11 @@ def materialise_run(name: str, dest: Path) -> Path:
     return out
 
 
-def write_safetensors(path: Path, metadata: dict[str, str] | None, tensors: int = 3) -> Path:
-    """A small valid safetensors file (F16 LoRA-shaped tensors, zero data) with the given metadata."""
+def write_safetensors(
+    path: Path, metadata: dict[str, str] | None, tensors: int = 3, *, nan_in: tuple[int, ...] = ()
+) -> Path:
+    """A small valid safetensors file (F16 LoRA-shaped tensors, zero data) with the given metadata; the tensors
+    numbered in ``nan_in`` hold one fp16 NaN (what a diverged run saves)."""
     header: dict[str, object] = {}
     off = 0
     for i in range(tensors):
@@ -63,7 +66,10 @@ def write_safetensors(path: Path, metadata: dict[str, str] | None, tensors: int 
     raw = json.dumps(header).encode()
     raw += b" " * (-len(raw) % 8)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(struct.pack("<Q", len(raw)) + raw + b"\0" * off)
+    body = bytearray(off)
+    for i in nan_in:
+        body[i * 64 + 6 : i * 64 + 8] = struct.pack("<e", math.nan)  # the 4th value of tensor i
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + bytes(body))
     return path
 
 

@@ -97,7 +97,7 @@ def test_report_plots_and_copy(runs: Path, tmp_path: Path) -> None:
         "loss_epochs.png",
         "loss_steps.png",
     ]
-    again = CliRunner().invoke(cli, args)
+    again = CliRunner().invoke(cli, [*args, "--force"])  # the plots are there now: replaced only with --force
     assert f"Already there: {tmp_path / 'Lora' / 'testchar-1-A.safetensors'}" in again.output
 
 
@@ -286,3 +286,41 @@ def test_inspect_refuses_a_device(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run_main(["report", "/dev/zero"], capsys)
     assert (code, out) == (1, "")
     assert err.startswith("Error: /dev/zero: not a folder or a regular file (a device)")
+
+
+def _diverged_log(tmp_path: Path) -> Path:
+    """A run whose loss turns NaN at step 4 of 5-step epochs and stays NaN (too high a learning rate)."""
+    rows, _ = synthetic_rows(epochs=3, steps_per_epoch=5)
+    rows = [
+        (t, s, float("nan") if t.startswith("loss/") and (s >= 4 or t == "loss/epoch_average") else v, w)
+        for t, s, v, w in rows
+    ]
+    write_run(tmp_path / "run" / "log", rows)
+    return tmp_path / "run"
+
+
+def test_diverged_run_exits_5_after_the_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 15 item 8: the report says the run diverged, recommends nothing, and exits 5 (docs/exit-codes.md)."""
+    run = _diverged_log(tmp_path)
+    code, out, err = run_main(["report", str(run), "--html", str(tmp_path / "r.html")], capsys)
+    assert code == 5
+    assert "DIVERGED: the run diverged: the loss is nan from step 4, epoch 1" in out
+    assert "no pick: the run diverged" in out and "<lora:" not in out
+    assert (
+        err
+        == f"Error: {run}: the run diverged: the loss is nan from step 4, epoch 1 and every epoch's loss is NaN/inf, so no epoch is recommended (lower the learning rate; with fp16, try bf16 or fp32)\n"
+    )
+    assert "Diverged." in (tmp_path / "r.html").read_text()  # the HTML was still written
+    code, out, err = run_main(["report", str(run), "--json"], capsys)
+    assert code == 5 and json.loads(out)["diverged"]["step"] == 4 and json.loads(out)["picks"] == []
+    assert err.startswith(f"Error: {run}: the run diverged")
+    code, out, err = run_main(["report", str(run), "--copy-to", str(tmp_path / "Lora")], capsys)
+    assert code == 5 and err.startswith(f"Error: {run}: the run diverged") and not (tmp_path / "Lora").exists()
+
+
+def test_exit_code_5_is_documented() -> None:
+    from kohya_recipe.errors import ExitCode
+
+    assert ExitCode.RUN_DIVERGED == 5
+    doc = (Path(__file__).parent.parent / "docs" / "exit-codes.md").read_text()
+    assert "| 5 | `RUN_DIVERGED` |" in doc

@@ -202,7 +202,7 @@ def read_event_file(
     """
     path = Path(path)
     try:
-        with open(open_regular_file(path), "rb") as fh:  # a FIFO named like an event file would block forever
+        with os.fdopen(open_regular_file(path), "rb") as fh:  # a FIFO named like an event file would block forever
             buf = fh.read()
     except ValueError as exc:
         raise EventsError(f"cannot read event file: {exc}", source=str(path)) from None

@@ -9,6 +9,7 @@ builds the dict, ``json.dumps`` the nested values and ends with ``{k: str(v) ...
 from __future__ import annotations
 
 import json
+import os
 import re
 import struct
 from dataclasses import dataclass, field
@@ -93,7 +94,7 @@ def read_header(path: str | Path) -> SafetensorsHeader:
     except OSError as exc:
         raise SafetensorsError(f"cannot read: {exc.strerror or exc}", source=src) from None
     try:
-        with open(fd, "rb") as fh:
+        with os.fdopen(fd, "rb") as fh:
             size = fh.seek(0, 2)
             fh.seek(0)
             head = fh.read(8)
