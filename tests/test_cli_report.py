@@ -4,6 +4,7 @@ from shared/fixtures/sd-scripts-runs) and on bad input."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -324,3 +325,94 @@ def test_exit_code_5_is_documented() -> None:
     assert ExitCode.RUN_DIVERGED == 5
     doc = (Path(__file__).parent.parent / "docs" / "exit-codes.md").read_text()
     assert "| 5 | `RUN_DIVERGED` |" in doc
+
+
+# --- outputs never replace a user's file (issue 14 item 5) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("option", "target"),
+    [("--html", "my.html"), ("--csv", "epochs.csv"), ("--plots", "plots/loss_steps.png")],
+)
+def test_outputs_refuse_to_replace_a_file_without_force(
+    option: str, target: str, runs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mine = tmp_path / target
+    mine.parent.mkdir(parents=True, exist_ok=True)
+    mine.write_text("my own notes")
+    arg = str(tmp_path / "plots") if option == "--plots" else str(mine)
+    # the other outputs asked for in the same command are not written either: nothing is written
+    other = ["--csv", str(tmp_path / "other.csv")] if option != "--csv" else ["--html", str(tmp_path / "o.html")]
+    code, _out, err = run_main(["report", str(runs / "article-mini"), option, arg, *other], capsys)
+    assert code == 1
+    assert err == f"Error: {mine}: already exists; not overwritten (use --force to replace it)\n"
+    assert mine.read_text() == "my own notes"
+    assert not (tmp_path / "other.csv").exists() and not (tmp_path / "o.html").exists()
+    code, out, err = run_main(["report", str(runs / "article-mini"), option, arg, "--force"], capsys)
+    assert code == 0, err
+    assert mine.read_bytes() != b"my own notes"
+    assert f"Wrote {arg}" in out or f"to {arg}" in out
+
+
+def test_output_that_is_a_folder_or_fifo_is_refused(
+    runs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+
+    (tmp_path / "r.html").mkdir()
+    code, _out, err = run_main(["report", str(runs / "article-mini"), "--html", str(tmp_path / "r.html")], capsys)
+    assert code == 2 and f"'{tmp_path / 'r.html'}' is a directory" in err  # click's own check
+    os.mkfifo(tmp_path / "f.csv")
+    code, _out, err = run_main(
+        ["report", str(runs / "article-mini"), "--csv", str(tmp_path / "f.csv"), "--force"], capsys
+    )
+    assert (code, err) == (1, f"Error: {tmp_path / 'f.csv'}: not a regular file; not replaced\n")
+
+
+def test_csv_epoch_table(runs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import csv
+
+    code, out, _err = run_main(["report", str(runs / "article-mini"), "--csv", str(tmp_path / "e.csv")], capsys)
+    assert code == 0 and f"Wrote {tmp_path / 'e.csv'}" in out
+    rows = list(csv.DictReader((tmp_path / "e.csv").open()))
+    assert [r["epoch"] for r in rows] == ["1", "2", "3", "4"]
+    assert rows[0]["loss"] == rows[0]["train_loss"] and float(rows[0]["loss"]) == pytest.approx(1.039369, abs=1e-6)
+    assert rows[0]["rank"] == "1" and rows[0]["picked"] == "best" and rows[3]["picked"] == "final"
+    assert rows[0]["validation_loss"] == "" and rows[0]["steps"] == "12"
+    assert rows[1]["samples"].endswith("testchar-1-A_e000002_00_20261125234204_42.png")
+    assert rows[0]["checkpoint"].endswith("testchar-1-A-000001.safetensors") and rows[0]["confirmed"] == "True"
+
+
+# --- the terminal: every line fits (issue 15 item 5) ----------------------------------------------------------------
+
+
+def _widest(text: str) -> int:
+    from rich.cells import cell_len
+
+    return max(cell_len(line) for line in text.splitlines())
+
+
+@pytest.mark.parametrize("name", ["article-mini", "interrupted", "validation", "sweep"])
+def test_report_fits_80_columns(name: str, runs: Path, tmp_path: Path) -> None:
+    import shutil
+
+    path = runs / name
+    if name == "sweep":
+        path = tmp_path / "sweep"
+        for run in ("article-mini", "interrupted", "validation"):
+            shutil.copytree(runs / run, path / run)
+    wide = CliRunner().invoke(cli, ["report", str(path)], env={"COLUMNS": "200"})
+    narrow = CliRunner().invoke(cli, ["report", str(path)], env={"COLUMNS": "80"})
+    assert wide.exit_code == narrow.exit_code == 0, narrow.output
+    assert _widest(narrow.output) <= 80
+    assert _widest(wide.output) > 80  # the check above is not empty: the long lines exist and were fitted
+    # no number shows twice in a row of the epoch table (the ranking loss was also the "train" column)
+    for line in narrow.output.splitlines():
+        numbers = re.findall(r"\b\d+\.\d{6}\b", line)
+        assert len(numbers) == len(set(numbers)), line
+
+
+def test_report_json_is_not_cut(runs: Path) -> None:
+    narrow = CliRunner().invoke(cli, ["report", str(runs / "article-mini"), "--json"], env={"COLUMNS": "40"})
+    wide = CliRunner().invoke(cli, ["report", str(runs / "article-mini"), "--json"], env={"COLUMNS": "300"})
+    assert narrow.stdout == wide.stdout and json.loads(narrow.stdout)["picks"][0]["a1111"].count("\n") == 2

@@ -116,12 +116,15 @@ def scan_samples(
         entries = []
     found = [s for s in map(parse_sample_name, entries) if s is not None]
     mine = [s for s in found if output_name is None or s.name == output_name]
-    others = sorted({s.name or "(no output name)" for s in found} - {output_name})
-    if output_name is not None and others:
-        sset.warnings.append(f"{folder}: samples of other runs ({', '.join(others)}) are not shown")
-    newest: dict[tuple[int | None, int | None, int], SampleImage] = {}
+    names = sorted({s.name or "(no output name)" for s in found})
+    if output_name is not None and set(names) - {output_name}:
+        others = ", ".join(n for n in names if n != output_name)
+        sset.warnings.append(f"{folder}: samples of other runs ({others}) are not shown")
+    elif output_name is None and len(names) > 1:
+        sset.warnings.append(f"{folder}: samples of several runs ({', '.join(names)}); give the output name to choose")
+    newest: dict[tuple[str | None, int | None, int | None, int], SampleImage] = {}
     for s in sorted(mine, key=lambda s: s.time):
-        newest[(s.epoch, s.step, s.prompt_index)] = s  # a later training re-sampled it: the newest wins
+        newest[(s.name, s.epoch, s.step, s.prompt_index)] = s  # a later training re-sampled it: the newest wins
     replaced = len(mine) - len(newest)
     if replaced:
         sset.warnings.append(
@@ -179,8 +182,11 @@ def _status(sset: SampleSet, ranking: Ranking) -> str:
         if sset.settings.off:
             return "no sample images: sampling was off (set sample_every_n_epochs and sample_prompts to get some)"
         if not sset.folder.is_dir():
-            return f"no sample images: no {sset.folder.name}/ folder (sampling off, or the run never got that far)"
-        return f"no sample images in {sset.folder}"
+            return (
+                f"no sample images: no {sset.folder.name}/ folder (sampling off, or the run never got that far)"
+                + _unfinished(ranking)
+            )
+        return f"no sample images in {sset.folder}" + _unfinished(ranking)
     epochs = sum(1 for r in ranking.rows if r.samples)
     prompts = len(sset.prompt_indexes)
     text = f"{n} sample image{'s' if n != 1 else ''}: {prompts} prompt{'s' if prompts != 1 else ''}"
@@ -192,4 +198,11 @@ def _status(sset: SampleSet, ranking: Ranking) -> str:
     expected = [m.epoch for m in sset.missing if m.expected]
     if expected:
         text += f"; missing for epoch{'s' if len(expected) != 1 else ''} {', '.join(map(str, expected))}"
-    return text
+    return text + _unfinished(ranking)
+
+
+def _unfinished(ranking: Ranking) -> str:
+    inc = ranking.incomplete
+    if inc is None or inc.epoch is None:
+        return ""
+    return f"; epoch {inc.epoch} did not finish, so it has no samples"

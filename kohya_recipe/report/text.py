@@ -29,14 +29,14 @@ def format_run(rep: RunReport) -> str:
 
 def format_sweep(rep: SweepReport) -> str:
     rows = rep.comparison
-    keys = sorted({k for r in rows for k in r.settings})
-    table = format_table(
-        [*_SWEEP_HEADER, *keys],
-        [_comparison_cells(r, keys) for r in rows],
-        right=set(range(1, len(_SWEEP_HEADER))),
-    )
+    table = format_table(_SWEEP_HEADER, [_comparison_cells(r) for r in rows], right=set(range(1, len(_SWEEP_HEADER))))
     lines = [f"sweep: {rep.root} ({len(rep.runs)} runs)", "", *table]
     lines += [f"{f.run}  could not be read: {f.error}" for f in rep.failed]
+    differ = [(r.run, r.settings) for r in rows if r.settings]
+    if differ:
+        # one line per run, not one column per setting: a sweep's settings would push the table off the screen
+        lines += ["", "settings that differ:"]
+        lines += [f"  {run}: {', '.join(f'{k}={v}' for k, v in sorted(s.items()))}" for run, s in differ]
     for run in rep.runs:
         lines += ["", *_run_lines(run)]
     return "\n".join(fit_lines(lines))
@@ -189,17 +189,17 @@ def _group_missing(rep: RunReport) -> dict[str, list[int]]:
 # --- the sweep ----------------------------------------------------------------------------------------------------
 
 
-def _comparison_cells(r: ComparisonRow, keys: list[str]) -> list[str]:
+def _comparison_cells(r: ComparisonRow) -> list[str]:
+    final_is_best = r.final_epoch is not None and r.final_epoch in r.best_epochs and r.final_metric == r.best_metric
     return [
         r.run,
         "-" if r.sweep_rank is None else str(r.sweep_rank),
-        r.metric,
+        "val" if r.metric == "validation" else r.metric,
         ",".join(map(str, r.best_epochs)) or "-",
         _num(r.best_metric),
         _num(r.best_se),
         "-" if r.final_epoch is None else str(r.final_epoch),
-        _num(r.final_metric),
-        *(str(r.settings.get(k)) for k in keys),
+        "= best" if final_is_best else _num(r.final_metric),  # a number is shown once
     ]
 
 
