@@ -3,6 +3,7 @@
 Usage::
 
     python benchmarks/bench_report.py [--out DIR] [--reps N] [--quick] [--skip-large]
+    python benchmarks/bench_report.py --weights [--reps N]   # the NaN/inf scan of a checkpoint's weights
 
 It generates, with kohya_recipe.report.events.write_scalars (the layout torch's SummaryWriter writes for sd-scripts):
 
@@ -345,15 +346,123 @@ def decode_comparison(path: Path, rounds: int = 9) -> tuple[float, float, float]
     return min(ours) * 1e3, min(pb) * 1e3, imp * 1e3  # min: the least disturbed round on a shared machine
 
 
+# --- the NaN/inf scan of a checkpoint's weights (issue 15 item 8) ---------------------------------------------------
+
+SCAN_OURS = """
+import sys
+from kohya_recipe.report.tensors import scan_tensors
+r = scan_tensors(sys.argv[1])
+print(r.ok, r.scanned, len(r.non_finite))
+"""
+SCAN_NUMPY = """
+import json, struct, sys
+import numpy as np
+p = sys.argv[1]
+with open(p, "rb") as fh:
+    (n,) = struct.unpack("<Q", fh.read(8))
+    head = json.loads(fh.read(n))
+    head.pop("__metadata__", None)
+    data = fh.read()
+bad = 0
+for info in head.values():
+    b, e = info["data_offsets"]
+    bad += not np.isfinite(np.frombuffer(data[b:e], dtype=np.float16)).all()
+print(bad == 0, len(head), bad)
+"""
+SCAN_TORCH = """
+import sys
+import torch
+from safetensors.torch import load_file
+sd = load_file(sys.argv[1])
+bad = sum(1 for t in sd.values() if not torch.isfinite(t).all())
+print(bad == 0, len(sd), bad)
+"""
+
+
+def write_lora(path: Path, rank: int, nan_last: bool, seed: int = 0) -> int:
+    """An SD 1.5 LoRA with the real run's module shapes (tests/data/runs/article-mini) at ``rank``, fp16 random
+    normal weights (numpy writes them); ``nan_last``: the last tensor holds one NaN (the worst case to find)."""
+    import gzip
+
+    import numpy as np
+
+    gz = (
+        Path(__file__).resolve().parent.parent / "tests/data/runs/article-mini/model/testchar-1-A.safetensors.header.gz"
+    )
+    head = gzip.decompress(gz.read_bytes())
+    (n,) = struct.unpack("<Q", head[:8])
+    real = json.loads(head[8 : 8 + n])
+    real.pop("__metadata__", None)
+    rng = np.random.default_rng(seed)
+    header: dict[str, object] = {}
+    blobs = []
+    off = 0
+    for name, info in sorted(real.items(), key=lambda kv: kv[1]["data_offsets"][0]):
+        shape = list(info["shape"])
+        if name.endswith("lora_down.weight"):
+            shape[0] = rank  # [rank, in, (1, 1)]
+        elif name.endswith("lora_up.weight"):
+            shape[1] = rank  # [out, rank, (1, 1)]
+        arr = (rng.standard_normal(math.prod(shape) if shape else 1) * 0.01).astype(np.float16)
+        blobs.append(arr.tobytes())
+        header[name] = {"dtype": "F16", "shape": shape, "data_offsets": [off, off + arr.nbytes]}
+        off += arr.nbytes
+    if nan_last:
+        last = bytearray(blobs[-1])
+        last[-2:] = struct.pack("<e", math.nan)
+        blobs[-1] = bytes(last)
+    raw = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + b"".join(blobs))
+    return path.stat().st_size
+
+
+def bench_weights(out: Path, reps: int) -> None:
+    """Whole processes: our scan vs numpy's isfinite vs safetensors + torch (the harness venv, when present)."""
+    scripts = out / "readers"
+    scripts.mkdir(parents=True, exist_ok=True)
+    for name, code in (("scan_ours", SCAN_OURS), ("scan_numpy", SCAN_NUMPY), ("scan_torch", SCAN_TORCH)):
+        (scripts / f"{name}.py").write_text(textwrap.dedent(code))
+    torch_py = Path(os.environ.get("KOHYA_RECIPE_REAL_TRAINER", "/work/harness")) / "venv" / "bin" / "python"
+    for label, rank, nan_last in (("rank 96, clean", 96, False), ("rank 96, NaN in the last tensor", 96, True)):
+        lora = out / f"lora-r{rank}-{'nan' if nan_last else 'ok'}.safetensors"
+        size = lora.stat().st_size if lora.exists() else write_lora(lora, rank, nan_last)
+        cases = {
+            "python startup": [sys.executable, "-c", "pass"],
+            "kohya-recipe scan": [sys.executable, str(scripts / "scan_ours.py"), str(lora)],
+            "numpy isfinite": [sys.executable, str(scripts / "scan_numpy.py"), str(lora)],
+        }
+        if torch_py.exists():
+            cases["safetensors + torch"] = [str(torch_py), str(scripts / "scan_torch.py"), str(lora)]
+        answers = {name: run_child(argv)[2].split()[:1] for name, argv in cases.items() if name != "python startup"}
+        assert all(a == [str(not nan_last)] for a in answers.values()), answers
+        res = bench(cases, reps, {})
+        ours = res["kohya-recipe scan"][0]
+        print(f"== weights scan: {label} ({size / 1e6:.0f} MB, {reps} reps, whole processes)")
+        for name, (wall, mb) in res.items():
+            print(f"  {name:<24} {wall * 1e3:>8.1f}ms {mb:>8.1f} MB {wall / ours:>6.2f}x ours")
+    from kohya_recipe.report.tensors import scan_tensors
+
+    lora = out / "lora-r96-ok.safetensors"
+    t = time.perf_counter()
+    for _ in range(5):
+        scan_tensors(lora)
+    ms = (time.perf_counter() - t) / 5 * 1e3
+    print(f"  in-process: scan_tensors {ms:.1f} ms for {lora.stat().st_size / 1e6:.0f} MB")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=None, help="where to generate the data (kept; reused next time)")
     ap.add_argument("--reps", type=int, default=7, help="timed repetitions for the article run")
     ap.add_argument("--quick", action="store_true", help="fewer repetitions (3/2/1)")
     ap.add_argument("--skip-large", action="store_true", help="skip the 200,000-step file")
+    ap.add_argument("--weights", action="store_true", help="only time the NaN/inf scan of a checkpoint's weights")
     args = ap.parse_args()
     out = args.out or Path(tempfile.gettempdir()) / "kohya-recipe-bench-report"
     out.mkdir(parents=True, exist_ok=True)
+    if args.weights:
+        bench_weights(out, 3 if args.quick else args.reps)
+        return
     manifest = generate(out, args.skip_large)
     CHILD_ENV["PYTHONPYCACHEPREFIX"] = str(out / "pycache")
     import kohya_recipe

@@ -9,6 +9,7 @@ The library works without the CLI. The verbs are exported here and imported on f
     findings = kr.check_dataset("CharacterAI")                       # dataset doctor
     record = kr.train_project("CharacterAI", sd_scripts="~/sd-scripts")
     report = kr.build_report("CharacterAI")                          # ranked epochs, picks
+    scalars = kr.read_scalars("CharacterAI")                         # every logged scalar, a pandas DataFrame
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ _EXPORTS = {
     "scan_checkpoints": "kohya_recipe.report.checkpoints",
     "read_metadata": "kohya_recipe.report.safetensors_meta",
     "build_report": "kohya_recipe.report.build",
+    "read_scalars": "kohya_recipe.report.export",
     "render_html": "kohya_recipe.report.html",
     "KohyaRecipeError": "kohya_recipe.errors",
     "ExitCode": "kohya_recipe.errors",

@@ -49,8 +49,11 @@ def materialise_run(name: str, dest: Path) -> Path:
     return out
 
 
-def write_safetensors(path: Path, metadata: dict[str, str] | None, tensors: int = 3) -> Path:
-    """A small valid safetensors file (F16 LoRA-shaped tensors, zero data) with the given metadata."""
+def write_safetensors(
+    path: Path, metadata: dict[str, str] | None, tensors: int = 3, *, nan_in: tuple[int, ...] = ()
+) -> Path:
+    """A small valid safetensors file (F16 LoRA-shaped tensors, zero data) with the given metadata; the tensors
+    numbered in ``nan_in`` hold one fp16 NaN (what a diverged run saves)."""
     header: dict[str, object] = {}
     off = 0
     for i in range(tensors):
@@ -63,7 +66,10 @@ def write_safetensors(path: Path, metadata: dict[str, str] | None, tensors: int 
     raw = json.dumps(header).encode()
     raw += b" " * (-len(raw) % 8)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(struct.pack("<Q", len(raw)) + raw + b"\0" * off)
+    body = bytearray(off)
+    for i in nan_in:
+        body[i * 64 + 6 : i * 64 + 8] = struct.pack("<e", math.nan)  # the 4th value of tensor i
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + bytes(body))
     return path
 
 
@@ -132,3 +138,59 @@ def record_offsets(data: bytes) -> list[int]:
         (n,) = struct.unpack_from("<Q", data, off)
         off += 16 + n
     return offs
+
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+# Appended to a copy of a report (which has no script of its own): once the page has loaded, write how many of
+# its <img> elements decoded (naturalWidth > 0) into the DOM, where --dump-dom prints it.
+_IMAGE_PROBE = """<script>
+window.addEventListener("load", () => {
+  const imgs = Array.from(document.images);
+  const bad = imgs.filter((i) => !(i.complete && i.naturalWidth > 0)).map((i) => i.alt || i.src.slice(0, 40));
+  const out = document.createElement("pre");
+  out.id = "image-probe";
+  out.textContent = JSON.stringify({total: imgs.length, loaded: imgs.length - bad.length, bad: bad});
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+def browser() -> str | None:
+    """A headless-capable Chromium on this machine (Debian package ``chromium``), or None."""
+    return next((b for b in BROWSERS if shutil.which(b)), None)
+
+
+def images_loaded_in_browser(page: Path, tmp_path: Path) -> tuple[int, int, list[str]]:
+    """Open ``page`` in headless Chromium; (images on the page, images that loaded, the alt of those that did not).
+
+    The probe runs on a copy next to the page (so relative links resolve the same), never on the report itself.
+    """
+    import html as html_lib
+    import re
+    import subprocess
+
+    exe = browser()
+    assert exe is not None
+    probe = page.with_name(f"{page.stem}.probe.html")
+    text = page.read_text(encoding="utf-8")
+    probe.write_text(text.replace("</body>", _IMAGE_PROBE + "</body>"), encoding="utf-8")
+    proc = subprocess.run(
+        [
+            exe,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            f"--user-data-dir={tmp_path / 'chromium-profile'}",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+            probe.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    found = re.search(r'<pre id="image-probe">(.*?)</pre>', proc.stdout, re.S)
+    assert found is not None, proc.stderr[-2000:]
+    result = json.loads(html_lib.unescape(found[1]))
+    return int(result["total"]), int(result["loaded"]), list(result["bad"])

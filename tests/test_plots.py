@@ -12,7 +12,8 @@ import pytest
 from _report_util import materialise_run, synthetic_rows, write_run
 
 from kohya_recipe.report.build import build_report
-from kohya_recipe.report.plots import _epoch_ends, _lr_tags, _segment_points, ema, run_plots, write_plots
+from kohya_recipe.report.outputs import write_plots
+from kohya_recipe.report.plots import _epoch_ends, _lr_tags, _segment_points, ema, run_plots
 from kohya_recipe.report.run import report_run
 
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -4,10 +4,12 @@ project around them, generated runs for the cases the fixtures lack, bad input, 
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 from _report_util import materialise_run, record_offsets, report_data, synthetic_rows, write_run, write_safetensors
@@ -19,7 +21,15 @@ from kohya_recipe.report.build import build_report
 from kohya_recipe.report.events import write_scalars
 from kohya_recipe.report.html import render_html
 from kohya_recipe.report.locate import locate_run
-from kohya_recipe.report.model import SCHEMA, FailedRun, ReportError, RunReport, SweepReport
+from kohya_recipe.report.model import (
+    SCHEMA,
+    FailedRun,
+    ReportError,
+    RunDiverged,
+    RunReport,
+    SweepReport,
+    require_recommendation,
+)
 from kohya_recipe.report.outputs import copy_picks
 from kohya_recipe.report.run import report_run
 from kohya_recipe.report.text import format_report
@@ -169,6 +179,7 @@ def test_json_schema(runs: Path) -> None:
         "end_wall_time",
         "notes",
         "checkpoint",
+        "samples",  # new in issue 15: the epoch's sample images
     }
     assert e1["checkpoint"]["file"] == "testchar-1-A-000001.safetensors" and e1["checkpoint"]["confirmed"]
     assert e1["steps"]["n"] == 12
@@ -179,6 +190,75 @@ def test_json_schema(runs: Path) -> None:
     full = report_data(report_run(runs / "article-mini", with_lr=True))
     assert len(full["tags"]) == 6 and full["tags_not_read"] == []
     assert [p["lora_name"] for p in data["picks"]] == ["testchar-1-A-000001", "testchar-1-A"]
+
+
+def test_json_adds_fields_and_changes_none(runs: Path) -> None:
+    """Issue 15: the JSON gains samples, divergence and pick checks; every earlier key is still there, same value."""
+    data = report_data(report_run(runs / "article-mini"))
+    new_top = {"samples", "diverged"}
+    assert set(data) == {
+        *new_top,
+        "schema",
+        "kind",
+        "name",
+        "path",
+        "source_kind",
+        "log_dir",
+        "model_dir",
+        "output_name",
+        "metric",
+        "epochs",
+        "incomplete",
+        "checkpoints",
+        "sample_prompt",
+        "segments",
+        "tags",
+        "tags_not_read",
+        "picks",
+        "settings",
+        "num_epochs",
+        "finished",
+        "warnings",
+    }
+    assert data["diverged"] is None
+    assert set(data["picks"][0]) == {
+        "epoch",
+        "reasons",
+        "lora_name",
+        "a1111",
+        "tied_with",
+        "metric",
+        "rank",
+        "checkpoint",
+        # new
+        "problem",
+        "recommended",
+        "weights_checked",
+    }
+    assert data["picks"][0]["weights_checked"] == {
+        "ok": True,
+        "scanned": 792,
+        "non_finite": [],
+        "not_scanned": [],
+        "truncated": False,
+        "error": None,
+    }
+    assert data["epochs"][1]["samples"] == [
+        {
+            "path": str(runs / "article-mini" / "model" / "sample" / "testchar-1-A_e000002_00_20261125234204_42.png"),
+            "file": "testchar-1-A_e000002_00_20261125234204_42.png",
+            "epoch": 2,
+            "step": None,
+            "prompt_index": 0,
+            "time": "20261125234204",
+            "seed": 42,
+        }
+    ]
+    assert data["samples"]["prompts"] == [ARTICLE_PROMPT]
+    assert data["samples"]["missing"] == [
+        {"epoch": 1, "reason": "not sampled (sample_every_n_epochs = 2)", "expected": False},
+        {"epoch": 3, "reason": "not sampled (sample_every_n_epochs = 2)", "expected": False},
+    ]
 
 
 # --- where things are ---------------------------------------------------------------------------------------------
@@ -274,7 +354,9 @@ def test_bare_log_folder_and_event_file(runs: Path, tmp_path: Path) -> None:
     event = next((tmp_path / "logs").rglob("events.out.tfevents.*"))
     assert [r.epoch for r in report_run(event).ranking.rows] == [1, 2, 3, 4]
     rep = report_run(tmp_path / "logs", output_name="mine")
-    assert rep.picks[0].lora_name == "mine-000001" and rep.picks[1].lora_name == "mine"
+    # No checkpoint folder: no file to name, so no <lora:mine-000001:...> for a file nobody has seen (issue 15).
+    assert [(p.lora_name, p.a1111) for p in rep.picks] == [(None, None), (None, None)]
+    assert rep.picks[0].problem == "no checkpoint folder to look in (give --model-dir): the file cannot be named"
 
 
 def test_locate_errors(runs: Path, tmp_path: Path) -> None:
@@ -309,11 +391,31 @@ def make_run(
     name: str = "CharacterAI-1-A",
     means: list[float] | None = None,
     final: bool = True,
+    nan_from_step: int | None = None,
+    nan_weights: tuple[int, ...] = (),
 ) -> Path:
-    """An sd-scripts-shaped run folder: config.toml, log/ with events, model/ with metadata-only checkpoints."""
+    """An sd-scripts-shaped run folder: config.toml, log/ with events, model/ with metadata-only checkpoints.
+
+    ``nan_from_step``: every loss from that global step on is NaN (the training diverged there), and so is the
+    epoch loss of every epoch that holds such a step. ``nan_weights``: epochs whose file holds a NaN weight.
+    """
     rows, _ = synthetic_rows(
         epochs=epochs, steps_per_epoch=steps, epoch_tag=epoch_tag, epoch_means=means, noise=0.002, seed=11
     )
+    if nan_from_step is not None:
+        first_bad_epoch = (nan_from_step - 1) // steps + 1
+        rows = [
+            (
+                t,
+                s,
+                math.nan
+                if (t.startswith("loss/") and t != epoch_tag and s >= nan_from_step)
+                or (t == epoch_tag and s >= first_bad_epoch)
+                else v,
+                w,
+            )
+            for t, s, v, w in rows
+        ]
     root.mkdir(parents=True)
     (root / "config.toml").write_text(
         f'[training_arguments]\noutput_dir = "model"\nlogging_dir = "log"\noutput_name = "{name}"\n'
@@ -334,11 +436,72 @@ def make_run(
             "ss_network_dim": "96",
             "ss_network_alpha": "72.0",
         }
-        write_safetensors(root / "model" / (f"{name}.safetensors" if last else f"{name}-{e:06d}.safetensors"), meta)
+        write_safetensors(
+            root / "model" / (f"{name}.safetensors" if last else f"{name}-{e:06d}.safetensors"),
+            meta,
+            nan_in=(1,) if e in nan_weights else (),
+        )
     return root
 
 
 ARTICLE_MEANS = [0.14, 0.12, 0.11, 0.105, 0.102, 0.095, 0.1, 0.099]  # lowest at epoch 6, as in the article
+
+
+# --- a diverged run (issue 15 item 8) -------------------------------------------------------------------------------
+
+
+def test_diverged_run_recommends_nothing(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "run", epochs=4, steps=5, nan_from_step=3, nan_weights=(1, 2, 3, 4))
+    rep = report_run(run)
+    assert rep.diverged is not None
+    assert (rep.diverged.epoch, rep.diverged.step, rep.diverged.value) == (1, 3, "nan")
+    assert rep.diverged.message == (
+        "the run diverged: the loss is nan from step 3, epoch 1 and every epoch's loss is NaN/inf, so no epoch is "
+        "recommended (lower the learning rate; with fp16, try bf16 or fp32)"
+    )
+    assert rep.picks == []
+    text = format_report(rep)
+    assert "DIVERGED: the run diverged: the loss is nan from step 3, epoch 1" in text
+    assert "no pick: the run diverged" in text and "<lora:" not in text and "pick: epoch" not in text
+    data = report_data(rep)
+    assert data["picks"] == [] and data["diverged"]["step"] == 3 and data["diverged"]["epoch"] == 1
+    assert data["diverged"]["message"] == rep.diverged.message
+    with pytest.raises(RunDiverged) as info:
+        require_recommendation(rep)
+    assert info.value.exit_code == 6 and str(info.value) == f"{run}: {rep.diverged.message}"
+    html = render_html(rep, plots=False)
+    assert "Diverged." in html and "No pick: the run diverged." in html and "&lt;lora:" not in html
+
+
+def test_divergence_in_a_later_epoch(tmp_path: Path) -> None:
+    """Epochs 1-2 are sound, 3-4 diverged: epoch 1 is still recommended, the final epoch is not."""
+    run = make_run(tmp_path / "run", epochs=4, steps=5, means=[0.1, 0.2, 0.3, 0.3], nan_from_step=12)
+    rep = report_run(run)
+    assert rep.diverged is None
+    require_recommendation(rep)  # no exception: there is a sound pick
+    best, final = rep.picks
+    assert (best.epoch, best.recommended, best.lora_name) == (1, True, "CharacterAI-1-A-000001")
+    assert best.a1111 == "<lora:CharacterAI-1-A-000001:0.8>"
+    assert (final.epoch, final.recommended, final.a1111) == (4, False, None)
+    assert final.problem == "its loss is nan: the training had diverged by epoch 4"
+    assert "pick: epoch 4 (final): not recommended: its loss is nan" in format_report(rep)
+
+
+def test_nan_weights_are_not_recommended_and_not_copied(tmp_path: Path) -> None:
+    """A file whose tensors hold NaN is named, not recommended, and not copied into A1111's folder."""
+    run = make_run(tmp_path / "run", epochs=3, steps=5, means=[0.1, 0.2, 0.3], nan_weights=(3,))
+    rep = report_run(run)
+    best, final = rep.picks
+    assert best.recommended and best.weights is not None and best.weights.ok
+    assert not final.recommended and final.a1111 is None
+    assert final.problem == (
+        "CharacterAI-1-A.safetensors: its weights hold NaN/inf in 1 of 3 tensors "
+        "(first: lora_unet_block_1.lora_down.weight): the LoRA is broken"
+    )
+    assert report_data(rep)["picks"][1]["weights_checked"]["non_finite"] == ["lora_unet_block_1.lora_down.weight"]
+    done = copy_picks(rep, tmp_path / "Lora")
+    assert [w.path.name for w in done] == ["CharacterAI-1-A-000001.safetensors"]
+    assert not (tmp_path / "Lora" / "CharacterAI-1-A.safetensors").exists()
 
 
 def test_article_shape_old_tag_picks_six_and_eight(tmp_path: Path) -> None:
@@ -362,10 +525,43 @@ def test_epochs_without_files(tmp_path: Path) -> None:
     assert "(no file)" in text
 
 
-def test_best_epoch_without_file_still_named(tmp_path: Path) -> None:
-    rep = report_run(make_run(tmp_path / "run", epochs=4, save_every=2, means=[0.1, 0.2, 0.3, 0.3]))
+def test_best_epoch_without_file_is_said_and_the_best_saved_epoch_is_picked(tmp_path: Path) -> None:
+    """Issue 15 item 3: never a pick (or a <lora:...> snippet) for a file that does not exist."""
+    run = make_run(tmp_path / "run", epochs=4, save_every=2, means=[0.1, 0.2, 0.3, 0.3])
+    rep = report_run(run)
     best = rep.picks[0]
-    assert best.epoch == 1 and best.checkpoint is None and best.lora_name == "CharacterAI-1-A-000001"
+    assert best.epoch == 1 and best.checkpoint is None and best.lora_name is None and best.a1111 is None
+    assert not best.recommended
+    assert best.problem == (
+        f"no checkpoint file for epoch 1 in {run / 'model'} "
+        "(not saved: save_every_n_epochs or save_last_n_epochs; or deleted, or overwritten)"
+    )
+    assert [(p.epoch, p.reasons, p.lora_name) for p in rep.picks[1:]] == [
+        (2, ["best with a file (rank 2)"], "CharacterAI-1-A-000002"),
+        (4, ["final"], "CharacterAI-1-A"),
+    ]
+    assert all(p.a1111 and p.recommended for p in rep.picks[1:])
+    text = format_report(rep)
+    assert "<lora:CharacterAI-1-A-000001" not in text
+    assert "pick: epoch 1 (best): not recommended: no checkpoint file for epoch 1" in text
+    data = report_data(rep)
+    assert [(p["epoch"], p["recommended"], p["a1111"] is None) for p in data["picks"]] == [
+        (1, False, True),
+        (2, True, False),
+        (4, True, False),
+    ]
+
+
+def test_extended_run_final_overwritten_is_not_recommended(tmp_path: Path) -> None:
+    """Issue 15 item 3, the report side: the run was extended 2 -> 3 epochs, and the old final file (epoch 2) was
+    overwritten by the new one; the log still ranks epoch 2 best, but no file holds it any more."""
+    run = make_run(tmp_path / "run", epochs=3, means=[0.2, 0.1, 0.3])
+    (run / "model" / "CharacterAI-1-A-000002.safetensors").unlink()
+    rep = report_run(run)
+    best = rep.picks[0]
+    assert (best.epoch, best.lora_name, best.a1111) == (2, None, None)
+    assert "no checkpoint file for epoch 2" in (best.problem or "")
+    assert "<lora:CharacterAI-1-A-000002:" not in format_report(rep)
 
 
 def test_checkpoint_from_another_training(tmp_path: Path) -> None:
@@ -560,9 +756,11 @@ def test_sweep_of_fixture_runs(runs: Path, tmp_path: Path) -> None:
     assert all("resolution" not in r.settings for r in rows)
     text = format_report(rep)
     assert text.startswith(f"sweep: {tmp_path / 'sweep'} (3 runs)")
-    head, *table = text.splitlines()[2:6]
-    col = head.index("num_epochs")
-    assert [line[col:].split()[0] for line in table] == ["4", "20", "3"]  # each value under its column name
+    lines = text.splitlines()
+    settings = lines[lines.index("settings that differ:") + 1 :]
+    for run, epochs in (("article-mini", 4), ("interrupted", 20), ("validation", 3)):
+        line = next(x for x in settings if x.startswith(f"  {run}: "))
+        assert f"num_epochs={epochs}," in line  # each run's differing settings on its own line
 
 
 def test_sweep_manifest_settings_and_failed_run(tmp_path: Path) -> None:
@@ -638,7 +836,7 @@ def test_copy_refuses_two_picks_with_one_name(runs: Path, tmp_path: Path) -> Non
 
 def test_copy_without_files(runs: Path, tmp_path: Path) -> None:
     shutil.copytree(runs / "article-mini" / "log", tmp_path / "logs")
-    with pytest.raises(ReportError, match="no picked epoch has a checkpoint file to copy"):
+    with pytest.raises(ReportError, match="no recommended pick has a checkpoint file to copy"):
         copy_picks(report_run(tmp_path / "logs"), tmp_path / "out")
 
 
@@ -667,7 +865,12 @@ def check_self_contained(html: str) -> _Collector:
     c.feed(html)
     c.close()
     for tag, key, value in c.refs:
-        assert value.startswith(("data:image/png;base64,", "#")), (tag, key, value[:60])
+        if tag == "a" and key == "href" and not value.startswith("#"):
+            # a thumbnail's link to its own sample file (click for full size): a local file, never the network
+            assert value.startswith("file:///") or "://" not in value, value
+            assert Path(unquote(value.removeprefix("file://"))).name.endswith(".png"), value
+            continue
+        assert value.startswith(("data:image/png;base64,", "data:image/jpeg;base64,", "#")), (tag, key, value[:60])
     assert "script" not in c.tags and "link" not in c.tags and "iframe" not in c.tags
     assert "url(" not in html  # no CSS fetches either
     return c
@@ -678,7 +881,12 @@ def test_html_report_is_self_contained(runs: Path, tmp_path: Path) -> None:
     html = render_html(rep)
     c = check_self_contained(html)
     images = [v for _, k, v in c.refs if k == "src"]
-    assert len(images) == 3  # steps, epoch bars, learning rate (no validation in this run)
+    assert len(images) == 2 + 3  # the samples of epochs 2 and 4; steps, epoch bars, learning rate (no validation)
+    sample_dir = runs / "article-mini" / "model" / "sample"
+    assert [v for t, k, v in c.refs if t == "a" and not v.startswith("#")] == [
+        (sample_dir / "testchar-1-A_e000002_00_20261125234204_42.png").resolve().as_uri(),
+        (sample_dir / "testchar-1-A_e000004_00_20261125234239_42.png").resolve().as_uri(),
+    ]
     text = " ".join(c.text)
     assert "testchar-1-A-000001.safetensors" in text and "<lora:testchar-1-A-000001:0.8>" in text
     assert "Which epoch to keep?" in text

@@ -41,6 +41,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Rank epochs from TensorBoard logs and map them to checkpoints.",
     ),
     "inspect": ("kohya_recipe.cli.report", "inspect_cmd", "Print a LoRA file's training metadata (no torch)."),
+    "tensorboard": ("kohya_recipe.cli.tensorboard", "tensorboard_cmd", "Start TensorBoard on a project's logs."),
 }
 
 

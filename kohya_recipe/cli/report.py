@@ -13,6 +13,7 @@ import click
 from kohya_recipe.cli.options import force_option, json_option
 from kohya_recipe.cli.output import emit, progress
 from kohya_recipe.report.a1111 import DEFAULT_WEIGHT
+from kohya_recipe.report.outputs import SAMPLE_MODES
 from kohya_recipe.report.ranking import DEFAULT_Z, METRICS
 
 
@@ -22,13 +23,17 @@ Examples:
   kohya-recipe report ./CharacterAI
   kohya-recipe report ./CharacterAI --pick-best 2 --copy-to ~/sd/models/Lora
   kohya-recipe report ./CharacterAI --html report.html --plots plots/
+  kohya-recipe report ./CharacterAI --html report.html --samples full --force
+  kohya-recipe report ./CharacterAI --csv epochs.csv
   kohya-recipe report ./CharacterAI/log --model-dir ./CharacterAI/model --json
   kohya-recipe report ./sweep-out            # a sweep: one comparison table across runs
 \b
 PATH is a kohya-recipe project, an sd-scripts run folder with its config.toml, a TensorBoard log folder or
 event file, or a sweep folder. Epochs are ranked by loss/validation/epoch_average when validation was on,
 else by loss/epoch_average (loss/epoch before sd-scripts 0.10); the best N epochs and the final one are
-picked, as the article does.
+picked, as the article does. The sample images sd-scripts made (model/sample/) are listed per epoch and shown
+as a grid of epochs x prompts in the HTML report. A pick is recommended only when its file exists and its
+weights are finite; a run whose every epoch loss is NaN/inf diverged: nothing is recommended, exit 6.
 """,
 )
 @click.argument("path", type=click.Path(path_type=Path))
@@ -37,10 +42,20 @@ picked, as the article does.
     "--html",
     "html_file",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write a self-contained HTML report (plots embedded).",
+    help="Write a self-contained HTML report: the sample images of every epoch, plots, picks.",
+)
+@click.option(
+    "--samples",
+    type=click.Choice(SAMPLE_MODES),
+    default="thumbs",
+    show_default=True,
+    help="With --html: embed sample thumbnails (a click opens the file), full-size images, or none.",
 )
 @click.option(
     "--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path), help="Write PNG plots into this folder."
+)
+@click.option(
+    "--csv", "csv_file", type=click.Path(dir_okay=False, path_type=Path), help="Write the epoch table as CSV."
 )
 @click.option(
     "--pick-best",
@@ -54,7 +69,7 @@ picked, as the article does.
     type=click.Path(file_okay=False, path_type=Path),
     help="Copy the picked checkpoints into this folder (e.g. A1111's models/Lora).",
 )
-@force_option("With --copy-to: replace different files of the same name.")
+@force_option("Replace existing --html/--csv/--plots files, and different files of the same name in --copy-to.")
 @click.option(
     "--metric",
     type=click.Choice(METRICS),
@@ -82,7 +97,9 @@ def report_cmd(
     path: Path,
     as_json: bool,
     html_file: Path | None,
+    samples: str,
     plots_dir: Path | None,
+    csv_file: Path | None,
     pick_best: int,
     copy_to: Path | None,
     force: bool,
@@ -93,7 +110,7 @@ def report_cmd(
     output_name: str | None,
 ) -> None:
     """Rank epochs from TensorBoard logs and map them to checkpoints."""
-    from kohya_recipe.report.build import build_report
+    from kohya_recipe.report.build import build_report, require_recommendation
     from kohya_recipe.report.outputs import write_outputs
     from kohya_recipe.report.text import format_report
 
@@ -101,8 +118,10 @@ def report_cmd(
     with progress("Reading runs", min_items=2) as bar:
         rep = build_report(path, **options, output_name=output_name, with_lr=bool(html_file or plots_dir), progress=bar)
     emit(rep, as_json, text=format_report)
-    for written in write_outputs(rep, plots_dir=plots_dir, html_file=html_file, copy_to=copy_to, force=force):
+    outputs = {"plots_dir": plots_dir, "html_file": html_file, "csv_file": csv_file, "copy_to": copy_to}
+    for written in write_outputs(rep, **outputs, force=force, samples=samples):
         click.echo(str(written), err=as_json)  # with --json, stdout carries only the JSON document
+    require_recommendation(rep)  # a diverged run: exit 6 after the report has said so
 
 
 @click.command(

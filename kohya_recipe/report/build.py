@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from kohya_recipe.report.events import EVENT_FILE_MARK
-from kohya_recipe.report.model import RunReport, SweepReport
+from kohya_recipe.report.model import RunReport, SweepReport, require_recommendation
 from kohya_recipe.report.run import report_run
 from kohya_recipe.report.sweep import find_sweep_runs, report_sweep
+
+__all__ = ["build_report", "require_recommendation"]
 
 
 def build_report(

@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from kohya_recipe.errors import EventsError
+from kohya_recipe.files import open_regular_file
 from kohya_recipe.report.proto import (
     Malformed,
     decode_event,
@@ -201,8 +202,10 @@ def read_event_file(
     """
     path = Path(path)
     try:
-        with path.open("rb") as fh:
+        with os.fdopen(open_regular_file(path), "rb") as fh:  # a FIFO named like an event file would block forever
             buf = fh.read()
+    except ValueError as exc:
+        raise EventsError(f"cannot read event file: {exc}", source=str(path)) from None
     except OSError as exc:
         raise EventsError(f"cannot read event file: {exc.strerror or exc}", source=str(path)) from None
     return parse_event_bytes(buf, path, prefixes, crc=crc)

@@ -12,20 +12,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kohya_recipe.errors import KohyaRecipeError
+from kohya_recipe.errors import ExitCode, KohyaRecipeError
 from kohya_recipe.report.checkpoints import Checkpoint, CheckpointSet
 from kohya_recipe.report.events import LogDir
 from kohya_recipe.report.ranking import EpochRow, Incomplete, Ranking, SegmentInfo
+from kohya_recipe.report.samples import SampleSet, SampleSettings
+from kohya_recipe.report.tensors import TensorScan
 from kohya_recipe.sdscripts.prompts import PromptLine
 
 SCHEMA = "kohya-recipe/report/1"
 NO_JSON = {"json": False}  # a field's metadata: kept out of the JSON
 # The sample prompt's JSON: the options an A1111 prompt shows (not PromptLine.guidance_scale or .dropped).
 PROMPT_KEYS = ("prompt", "negative", "width", "height", "steps", "cfg_scale", "seed", "sampler")
+SAMPLE_DIR_NAME = "sample"  # sd-scripts: <output_dir>/sample (library/train_util.py sample_images_common)
 
 
 class ReportError(KohyaRecipeError):
     """The report cannot be made or its outputs cannot be written."""
+
+
+class RunDiverged(ReportError):
+    """The run (every run of a sweep) diverged: nothing can be recommended. Raised after the report is shown."""
+
+    exit_code = ExitCode.RUN_DIVERGED
 
 
 @dataclass
@@ -38,6 +47,8 @@ class RunSource:
     model_dir: Path | None
     output_name: str | None
     sample: PromptLine | None = None  # the first sample prompt, for the A1111 snippets
+    prompts: list[PromptLine] = field(default_factory=list)  # every sample prompt, by the index in sample names
+    sampling: SampleSettings = field(default_factory=SampleSettings)
     recipe_settings: dict[str, Any] = field(default_factory=dict)  # the recipe's trigger, class token, preset
     warnings: list[str] = field(default_factory=list)
 
@@ -45,10 +56,19 @@ class RunSource:
     def name(self) -> str:
         return self.output_name or self.root.name
 
+    @property
+    def sample_dir(self) -> Path | None:
+        """Where sd-scripts saves the sample images: ``<output_dir>/sample``."""
+        return self.model_dir / SAMPLE_DIR_NAME if self.model_dir is not None else None
+
 
 @dataclass
 class Pick:
-    """A picked epoch: why, its checkpoint (if saved), and the A1111 prompt that uses it."""
+    """A picked epoch: why, its checkpoint (if saved), and the A1111 prompt that uses it.
+
+    ``problem`` says why the pick cannot be recommended (no file, a NaN loss, NaN/inf weights); such a pick has no
+    A1111 prompt: a ``<lora:...>`` tag for a file that does not exist, or holds broken weights, helps nobody.
+    """
 
     epoch: int
     reasons: list[str]
@@ -57,8 +77,29 @@ class Pick:
     lora_name: str | None
     a1111: str | None
     tied_with: list[int] = field(default_factory=list)
+    problem: str | None = None
+    weights: TensorScan | None = field(default=None, metadata=NO_JSON)
 
-    __json_properties__ = ("metric", "rank", "checkpoint")
+    __json_properties__ = ("metric", "rank", "checkpoint", "recommended", "weights_checked")
+
+    @property
+    def recommended(self) -> bool:
+        return self.problem is None
+
+    @property
+    def weights_checked(self) -> dict[str, Any] | None:
+        """The NaN/inf scan of the file: tensors scanned, those holding NaN/inf, dtypes not scanned."""
+        w = self.weights
+        if w is None:
+            return None
+        return {
+            "ok": w.ok,
+            "scanned": w.scanned,
+            "non_finite": w.non_finite,
+            "not_scanned": w.not_scanned,
+            "truncated": w.truncated,
+            "error": w.error,
+        }
 
     @property
     def checkpoint(self) -> Path | None:
@@ -76,6 +117,35 @@ class Pick:
     def is_final(self) -> bool:
         """The final (or, for a run that did not finish, the last) epoch."""
         return any(x.startswith(("final", "last")) for x in self.reasons)
+
+
+@dataclass
+class Divergence:
+    """Every epoch's loss is NaN/inf: the run diverged, and nothing can be recommended.
+
+    ``step`` is the first ``loss/current`` point that is NaN/inf (as logged: a resumed segment restarts at 1),
+    ``epoch`` the epoch it fell in.
+    """
+
+    epoch: int | None
+    step: int | None
+    segment: str | None
+    value: str  # "nan", "inf" or "-inf"
+
+    __json_properties__ = ("message",)
+
+    @property
+    def message(self) -> str:
+        where = []
+        if self.step is not None:
+            where.append(f"step {self.step}")
+        if self.epoch is not None:
+            where.append(f"epoch {self.epoch}")
+        since = f" from {', '.join(where)}" if where else ""
+        return (
+            f"the run diverged: the loss is {self.value}{since} and every epoch's loss is NaN/inf, so no epoch is "
+            "recommended (lower the learning rate; with fp16, try bf16 or fp32)"
+        )
 
 
 @dataclass
@@ -104,6 +174,8 @@ class RunReport:
     finished: bool
     warnings: list[str]
     weight: float = field(metadata=NO_JSON)
+    diverged: Divergence | None = None
+    samples: SampleSet | None = None
 
     __json_properties__ = (
         "schema",
@@ -255,3 +327,17 @@ class SweepReport:
     @property
     def path(self) -> Path:
         return self.root
+
+
+def require_recommendation(rep: RunReport | SweepReport) -> None:
+    """Raise :class:`RunDiverged` (exit 6) when the run diverged, or every run of the sweep did: the report has
+    said so and recommends nothing, and a script must not take that for success."""
+    runs = rep.runs if isinstance(rep, SweepReport) else [rep]
+    if not runs or any(r.diverged is None for r in runs):
+        return
+    if isinstance(rep, RunReport) and rep.diverged is not None:
+        raise RunDiverged(rep.diverged.message, source=str(rep.path))
+    raise RunDiverged(
+        "every run of the sweep diverged (every epoch's loss is NaN/inf): no epoch is recommended",
+        source=str(rep.path),
+    )

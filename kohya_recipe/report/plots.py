@@ -14,9 +14,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from kohya_recipe.files import atomic_write_bytes
 from kohya_recipe.report.events import TAG_AVERAGE, TAG_CURRENT, EventFile
-from kohya_recipe.report.model import ReportError, RunReport, SweepReport
+from kohya_recipe.report.model import RunReport, SweepReport
 
 PLOT_NAMES = ("loss_steps", "loss_epochs", "validation", "learning_rate")
 DEFAULT_SMOOTHING = 0.9  # TensorBoard's slider (default 0.6) is tuned for short runs; 0.9 suits 3,000+ steps
@@ -280,26 +279,13 @@ def sweep_plot(rep: SweepReport) -> dict[str, bytes]:
     return {"sweep_epochs": _png(fig)}
 
 
-def write_plots(rep: RunReport | SweepReport, out_dir: str | Path) -> list[Path]:
-    """Write the PNGs into ``out_dir`` (a sweep: ``sweep_epochs.png`` plus one sub-folder per run)."""
+def plot_files(rep: RunReport | SweepReport, out_dir: str | Path) -> dict[Path, bytes]:
+    """Every PNG the report has, by the path it goes to in ``out_dir`` (a sweep: ``sweep_epochs.png`` plus one
+    sub-folder per run). Nothing is written."""
     out = Path(out_dir)
-    written: list[Path] = []
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        if isinstance(rep, SweepReport):
-            for name, data in sweep_plot(rep).items():
-                written.append(_write(out / f"{name}.png", data))
-            for run_name, run in zip(rep.names, rep.runs, strict=True):
-                sub = out / run_name
-                sub.mkdir(exist_ok=True)
-                written.extend(_write(sub / f"{name}.png", data) for name, data in run_plots(run).items())
-        else:
-            written.extend(_write(out / f"{name}.png", data) for name, data in run_plots(rep).items())
-    except OSError as exc:
-        raise ReportError(f"cannot write plots: {exc.strerror or exc}", source=str(out)) from None
-    return written
-
-
-def _write(path: Path, data: bytes) -> Path:
-    atomic_write_bytes(path, data)
-    return path
+    if not isinstance(rep, SweepReport):
+        return {out / f"{name}.png": data for name, data in run_plots(rep).items()}
+    files = {out / f"{name}.png": data for name, data in sweep_plot(rep).items()}
+    for run_name, run in zip(rep.names, rep.runs, strict=True):
+        files.update({out / run_name / f"{name}.png": data for name, data in run_plots(run).items()})
+    return files

@@ -42,6 +42,7 @@ from kohya_recipe.report.events import (
 
 if TYPE_CHECKING:
     from kohya_recipe.report.checkpoints import EpochFile
+    from kohya_recipe.report.samplenames import SampleImage
 
 METRICS = ("auto", "validation", "train")
 # The tags ranking needs (prefixes): loss/average and lr/* only feed the plots, so the JSON path skips them.
@@ -77,7 +78,7 @@ def step_stats(values: list[float], steps: list[int]) -> StepStats | None:
 @dataclass
 class EpochRow:
     """One epoch: what the log says, its step statistics, (after ranking) its metric, rank and flags, and (in a
-    report) the checkpoint file that holds it."""
+    report) the checkpoint file that holds it and its sample images."""
 
     epoch: int
     segment: str | None = None
@@ -94,6 +95,7 @@ class EpochRow:
     best: bool = False
     notes: list[str] = field(default_factory=list)
     checkpoint: EpochFile | None = None
+    samples: list[SampleImage] = field(default_factory=list)  # the epoch's sample images, by prompt index
 
     @property
     def logged(self) -> bool:

@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from kohya_recipe.errors import EventsError
-from kohya_recipe.report.a1111 import DEFAULT_WEIGHT, a1111_snippet
+from kohya_recipe.report.a1111 import DEFAULT_WEIGHT
 from kohya_recipe.report.checkpoints import Checkpoint, CheckpointSet, scan_checkpoints
 from kohya_recipe.report.events import LogDir, read_log_dir
 from kohya_recipe.report.locate import locate_run
 from kohya_recipe.report.mapping import map_checkpoints
-from kohya_recipe.report.model import Pick, ReportError, RunReport, RunSource
+from kohya_recipe.report.model import ReportError, RunReport, RunSource
+from kohya_recipe.report.picks import choose_picks, find_divergence
 from kohya_recipe.report.ranking import (
     DEFAULT_TIE_RTOL,
     DEFAULT_Z,
@@ -26,6 +27,7 @@ from kohya_recipe.report.ranking import (
     span,
 )
 from kohya_recipe.report.safetensors_meta import lora_summary
+from kohya_recipe.report.samples import SampleSet, attach_samples, scan_samples
 
 # lora_summary keys shown as the run's settings and compared across the runs of a sweep
 SETTING_KEYS = (
@@ -81,18 +83,36 @@ def report_run(
     files = {r.epoch: r.checkpoint.checkpoint for r in ranking.rows if r.checkpoint is not None}
     finished = cset is not None and cset.final is not None
     warnings.extend(_state_warnings(ranking, cset, files, source))
+    diverged = find_divergence(log, ranking)
+    samples = _samples(source, ranking)
+    if samples is not None:
+        warnings.extend(samples.warnings)
     return RunReport(
         source=source,
         log=log,
         ranking=ranking,
         checkpoint_set=cset,
-        picks=_picks(ranking, files, cset, source, pick_best, weight, finished),
+        picks=[]
+        if diverged
+        else choose_picks(ranking, files, cset, source, pick_best=pick_best, weight=weight, finished=finished),
         settings=_settings(cset, files, source),
         num_epochs=cset.num_epochs if cset is not None else None,
         finished=finished,
         warnings=list(dict.fromkeys(warnings)),
         weight=weight,
+        diverged=diverged,
+        samples=samples,
     )
+
+
+def _samples(source: RunSource, ranking: Ranking) -> SampleSet | None:
+    """The run's sample images on their epochs (None when there is no checkpoint folder to look in)."""
+    folder = source.sample_dir
+    if folder is None:
+        return None
+    sset = scan_samples(folder, source.output_name, source.sampling, [p.prompt for p in source.prompts])
+    attach_samples(sset, ranking)
+    return sset
 
 
 def _scan_checkpoints(source: RunSource) -> CheckpointSet | None:
@@ -190,63 +210,6 @@ def _incomplete_warning(ranking: Ranking, files: dict[int, Checkpoint]) -> str:
             "cut short or damaged, or a running trainer has not flushed it yet"
         )
     return f"{which} did not finish: {steps} after the last epoch record — interrupted, or still training"
-
-
-def _expected_name(output_name: str | None, epoch: int, final: bool) -> str | None:
-    if not output_name:
-        return None
-    return output_name if final else f"{output_name}-{epoch:06d}"
-
-
-def _picks(
-    ranking: Ranking,
-    files: dict[int, Checkpoint],
-    cset: CheckpointSet | None,
-    source: RunSource,
-    pick_best: int,
-    weight: float,
-    finished: bool,
-) -> list[Pick]:
-    chosen: dict[int, list[str]] = {}
-    for ranked in ranking.ranked[: max(pick_best, 0)]:
-        chosen.setdefault(ranked.epoch, []).append("best" if ranked.rank == 1 else f"rank {ranked.rank}")
-    final_epoch: int | None = None
-    final_reason = "final"
-    if cset is not None and cset.final is not None and cset.final.epoch is not None:
-        final_epoch = cset.final.epoch
-    elif files:
-        final_epoch = max(files)
-        if not finished:
-            final_reason = "last saved (no final file: the run did not finish)"
-    elif ranking.last_epoch is not None:
-        final_epoch = ranking.last_epoch
-        # Without checkpoints to look at, a log that ends on an epoch record is taken as a finished run.
-        finished = ranking.incomplete is None
-        if not finished:
-            final_reason = "last logged (the run did not finish)"
-    if final_epoch is not None:
-        chosen.setdefault(final_epoch, []).append(final_reason)
-    picks = []
-    for epoch in sorted(chosen, key=lambda e: (0 if "best" in chosen[e] else 1, e)):
-        row = ranking.row(epoch)
-        cp = files.get(epoch)
-        is_final = (cp.kind == "final") if cp is not None else ("final" in chosen[epoch] and finished)
-        name = cp.stem if cp is not None else _expected_name(source.output_name, epoch, is_final)
-        tied = [
-            r.epoch for r in ranking.rows if row is not None and r.rank == row.rank and r.epoch != epoch and row.tied
-        ]
-        picks.append(
-            Pick(
-                epoch=epoch,
-                reasons=chosen[epoch],
-                row=row,
-                file=cp,
-                lora_name=name,
-                a1111=a1111_snippet(name, source.sample, weight) if name else None,
-                tied_with=tied,
-            )
-        )
-    return picks
 
 
 def _settings(cset: CheckpointSet | None, files: dict[int, Checkpoint], source: RunSource) -> dict[str, Any]:

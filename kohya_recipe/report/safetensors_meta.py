@@ -9,6 +9,7 @@ builds the dict, ``json.dumps`` the nested values and ends with ``{k: str(v) ...
 from __future__ import annotations
 
 import json
+import os
 import re
 import struct
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from kohya_recipe.errors import KohyaRecipeError
+from kohya_recipe.files import open_regular_file
 
 # The safetensors library refuses headers over 100 MB (safetensors/src/tensor.rs MAX_HEADER_SIZE).
 MAX_HEADER_SIZE = 100_000_000
@@ -86,7 +88,13 @@ def read_header(path: str | Path) -> SafetensorsHeader:
     path = Path(path)
     src = str(path)
     try:
-        with path.open("rb") as fh:
+        fd = open_regular_file(path)  # a FIFO or a device would block or never end
+    except ValueError as exc:
+        raise SafetensorsError(str(exc), source=src) from None
+    except OSError as exc:
+        raise SafetensorsError(f"cannot read: {exc.strerror or exc}", source=src) from None
+    try:
+        with os.fdopen(fd, "rb") as fh:
             size = fh.seek(0, 2)
             fh.seek(0)
             head = fh.read(8)
