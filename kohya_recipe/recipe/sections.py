@@ -256,11 +256,20 @@ class Optimizer(Strict):
 
 class Training(Strict):
     max_train_epochs: int = doc(
-        "Epochs to train. Always written: without it sd-scripts stops at its 1600-step default.",
+        "Epochs to train. Always written (unless max_train_steps is set): without it sd-scripts stops at its "
+        "1600-step default.",
         "8 is a good place to start; you may need more or less.",
         default=8,
         ge=1,
         le=100_000,
+        why=WHY_COUNT,
+    )
+    max_train_steps: int | None = doc(
+        "Train exactly this many steps instead of max_train_epochs epochs, which is then not written (sd-scripts "
+        "lets max_train_epochs override max_train_steps). For a kohya_ss GUI config that trained by steps.",
+        default=None,
+        ge=1,
+        le=100_000_000,
         why=WHY_COUNT,
     )
     batch_size: int = doc(

@@ -330,7 +330,7 @@ def project_facts(recipe: Recipe) -> ProjectFacts:
         family=recipe.model.family,
         script=recipe.script_name,
         caption_extension=recipe.dataset.caption_extension,
-        max_train_epochs=tr.max_train_epochs,
+        max_train_epochs=tr.max_train_epochs if tr.max_train_steps is None else None,
         save_every_n_epochs=tr.save_every_n_epochs,
         subsets=tuple(s.facts() for s in recipe.train_subsets()),
         sample_prompts=tuple(prompt_line(p) for p in recipe.samples.prompts),
