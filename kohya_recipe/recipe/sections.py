@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import field_validator, model_validator
 
 from kohya_recipe.recipe.fields import (
+    CAPTION_EXTENSION,
     SAFE_NAME,
     SCHEDULERS,
     SEED_MAX,
@@ -96,7 +97,8 @@ class Dataset(Strict):
         why=WHY_REPEATS,
     )
     caption_extension: CaptionExtension = doc(
-        "Caption file extension. Always written explicitly: sd-scripts' own default is `.caption`.",
+        "Caption file extension (`.txt`, `.caption`, `.cap`, or any other). Always written explicitly: "
+        "sd-scripts' own default is `.caption`.",
         "One .txt caption per image, named like the image.",
         default=".txt",
     )
@@ -120,6 +122,13 @@ class Dataset(Strict):
         "`<repeats>_<name class>` folders). Replaces `images`/`repeats` when set.",
         default_factory=list,
     )
+
+    @field_validator("caption_extension")
+    @classmethod
+    def _extension(cls, v: str) -> str:
+        if not CAPTION_EXTENSION.fullmatch(v):
+            raise ValueError(f"{v!r} is not a file extension like '.txt' (a dot, then letters, digits, '_', '-', '.')")
+        return v
 
     @model_validator(mode="after")
     def _one_way(self) -> Dataset:
