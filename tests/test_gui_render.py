@@ -295,7 +295,7 @@ def test_relative_step_adafactor_is_written_constant_and_says_why() -> None:
     data, notes = _render(_recipe())
     assert (data["lr_scheduler"], data["lr_warmup"], data["lr_warmup_steps"]) == ("constant", 0, 0)
     assert "--lr_warmup_steps" not in data["additional_parameters"]  # constant loads 0 in every form state
-    assert any(n.startswith('GUI JSON: lr_scheduler "constant" for the recipe\'s "adafactor"') for n in notes)
+    assert any(n.startswith('GUI JSON: lr_scheduler "constant", not "adafactor"') for n in notes)
     assert gui_json_notes(_recipe()) == notes
     # Adafactor with relative_step=False keeps its scheduler and carries its warmup like any other.
     opt = {"args": ["relative_step=False", "scale_parameter=False"], "scheduler": "cosine", "warmup_steps": 10}
@@ -309,7 +309,7 @@ def test_any_other_scheduler_carries_its_warmup_even_zero(warmup: float, words: 
     data, notes = _render(_recipe(optimizer=opt))
     assert data["additional_parameters"] == f"--lr_warmup_steps {warmup} --network_dim 96"
     assert words in data["additional_parameters"]
-    assert any("the GUI can put the form's previous values into these fields" in n for n in notes)
+    assert any("the GUI can load stale values into these fields" in n for n in notes)
     # A constant scheduler without warmup needs nothing: the GUI's constant branch zeroes the warmup itself.
     data, _ = _render(_recipe(optimizer={**opt, "scheduler": "constant", "warmup_steps": 0}))
     assert data["additional_parameters"] == "--network_dim 96"
@@ -329,7 +329,12 @@ def test_non_standard_lora_types_carry_the_rank_and_the_full_network_args() -> N
 def test_a_rank_above_the_slider_is_carried() -> None:
     data, notes = _render(_recipe(network={"rank": 1024, "alpha": 512}))
     assert data["network_dim"] == 512 and "--network_dim 1024" in data["additional_parameters"]
-    assert any("network_dim 1024 is above the GUI's maximum 512 for LoRA_type Standard" in n for n in notes)
+    assert any("network_dim 1024 is above 512, the most the GUI's slider takes in every form state" in n for n in notes)
+    # LoKr's slider goes to 100000, but only once the form has switched to LoKr: the field still says 512.
+    lokr = {"module": "lycoris.kohya", "args": ["algo=lokr", "factor=8", "conv_dim=100000"], "rank": 100000}
+    data, _ = _render(_recipe(network=lokr))
+    assert (data["network_dim"], data["conv_dim"]) == (512, 512)
+    assert "--network_dim 100000 --network_args preset=full conv_dim=100000" in data["additional_parameters"]
 
 
 def _recipe_path(key: str) -> str:

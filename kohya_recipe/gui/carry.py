@@ -64,8 +64,8 @@ def gui_workarounds(recipe: Recipe, form: dict[str, Any]) -> Workarounds:
     stale = _scheduler(recipe, form, w) + _network(recipe, form, w)
     if stale:
         w.notes.append(
-            f"GUI JSON: additional_parameters carries {w.text(*stale)}: loading a file, the GUI can put the form's "
-            "previous values into these fields (docs/gui.md); the command line wins"
+            f"GUI JSON: additional_parameters carries {w.text(*stale)}: the GUI can load stale values into these "
+            "fields (docs/gui.md)"
         )
     _zeros(form, w)
     _caption_extension(recipe, form, w)
@@ -77,9 +77,8 @@ def _scheduler(recipe: Recipe, form: dict[str, Any], w: Workarounds) -> list[str
     opt = recipe.optimizer
     if opt.is_adafactor and opt.relative_step and form["lr_scheduler"] != SAFE_SCHEDULER:
         w.notes.append(
-            f'GUI JSON: lr_scheduler "{SAFE_SCHEDULER}" for the recipe\'s "{opt.scheduler}": relative-step Adafactor '
-            "trains with sd-scripts' own adafactor schedule either way, and the GUI would load any other scheduler "
-            "with a stale 10 % warmup, which that schedule refuses"
+            f'GUI JSON: lr_scheduler "{SAFE_SCHEDULER}", not "{opt.scheduler}": relative-step Adafactor uses its own '
+            "schedule either way, and the GUI would give any other a stale 10 % warmup (docs/gui.md)"
         )
         form["lr_scheduler"] = SAFE_SCHEDULER
     if form["lr_scheduler"] == SAFE_SCHEDULER and not opt.warmup_steps:
@@ -89,13 +88,15 @@ def _scheduler(recipe: Recipe, form: dict[str, Any], w: Workarounds) -> list[str
     return ["lr_warmup_steps"]
 
 
-def _clamp(form: dict[str, Any], key: str, lora_type: str, w: Workarounds, carried: str) -> None:
-    """A value above its slider's maximum: the field says the maximum, the command line the value."""
-    hi = gui_field(key).maximum_for(lora_type)
+def _clamp(form: dict[str, Any], key: str, w: Workarounds, carried: str) -> None:
+    """A value above the slider's maximum: the field says the maximum, the command line the value. The maximum is
+    the one a form has before its LoRA type changes (512): the LyCORIS types whose slider goes higher only raise it
+    once their type is selected, and a form with Parameters open checks the loaded value before that."""
+    hi = gui_field(key).maximum
     if hi is not None and form[key] > hi:
         w.notes.append(
-            f"GUI JSON: {key} {form[key]} is above the GUI's maximum {whole(float(hi))} for LoRA_type {lora_type}: "
-            f"the field says {whole(float(hi))} and additional_parameters carries {carried}"
+            f"GUI JSON: {key} {form[key]} is above {whole(float(hi))}, the most the GUI's slider takes in every form "
+            f"state: the field says {whole(float(hi))} and additional_parameters carries {carried}"
         )
         form[key] = whole(float(hi))
 
@@ -120,8 +121,8 @@ def _network(recipe: Recipe, form: dict[str, Any], w: Workarounds) -> list[str]:
             w.carry("network_args", args, "network.args")
             carried.append("network_args")
         if "conv_dim" in form and isinstance(form["conv_dim"], int | float):
-            _clamp(form, "conv_dim", lora_type, w, "the full --network_args")
-    _clamp(form, "network_dim", lora_type, w, w.text("network_dim"))
+            _clamp(form, "conv_dim", w, "the full --network_args")
+    _clamp(form, "network_dim", w, w.text("network_dim"))
     return carried
 
 
