@@ -31,15 +31,30 @@ DATA = Path(__file__).parent / "data" / "gui" / "saved-by-gui"
 FIXTURES = sorted(DATA.glob("*.json"))
 RESAVED = DATA / "Standard-AdamW.resaved-by-current-gui.json"
 
-# Per fixture: the fields that do not come back as the file had them, and why (each is also reported).
+# Per fixture: the fields that do not come back as the file had them, and why (each is also reported, by the import
+# or by the render's notes). Every rendered JSON carries --network_dim in additional_parameters, and a warmup unless
+# the scheduler is constant (gui.carry: the GUI can load stale values into those fields).
 LOSSY = {
-    # ".txt2" is not a choice of the current GUI (it refuses to save); log_with "" without a logging_dir in a
-    # preset: the recipe keeps TensorBoard logging.
-    "SDXL - LoRA adafactor v1.0.json": {"caption_extension", "log_with"},
-    # ".none-use-foldername" is not a choice; a fixed 1600-step run cannot be said in epochs.
-    "SDXL-Standard-Adafactor.json": {"caption_extension", "max_train_steps"},
+    # ".txt2" is not a choice of the current GUI: the field is empty and the command line carries it; relative-step
+    # Adafactor is written with the constant scheduler; log_with "" without a logging_dir in a preset: the recipe
+    # keeps TensorBoard logging; a 0 multires discount trained as sd-scripts' 0.3.
+    "SDXL - LoRA adafactor v1.0.json": {
+        "additional_parameters",
+        "caption_extension",
+        "log_with",
+        "lr_scheduler",
+        "multires_noise_discount",
+    },
+    # ".none-use-foldername" is not a choice: carried on the command line.
+    "SDXL-Standard-Adafactor.json": {"additional_parameters", "caption_extension"},
+    "Standard-AdamW.json": {"additional_parameters"},
+    "Standard-AdamW.resaved-by-current-gui.json": {"additional_parameters"},
+    # iA3 rank 1024 is above the GUI's slider: the field says 512, the command line 1024.
+    "iA3-Prodigy-sd15.json": {"network_dim"},
+    # A 0 max_grad_norm and multires discount trained as sd-scripts' defaults (the GUI drops every 0).
+    "locon-Adafactor.json": {"additional_parameters", "max_grad_norm", "multires_noise_discount"},
     # sd-scripts' mem_eff_attn is not offered by the recipe (attention is sdpa/xformers/none).
-    "sd15 - EDG_LoraOptiSettings.json": {"mem_eff_attn"},
+    "sd15 - EDG_LoraOptiSettings.json": {"additional_parameters", "mem_eff_attn"},
 }
 
 
@@ -64,10 +79,11 @@ def test_every_saved_config_imports_and_reproduces_its_fields(path: Path) -> Non
     result = import_gui_json(path)
     assert isinstance(result.recipe, Recipe)
     migrated, _ = migrate_gui_values(_load(path), path.name)
-    rendered = render_gui_form(result.recipe, None, check=False).values
+    render = render_gui_form(result.recipe, None, check=False)
+    rendered = render.values
     changed = {k for k in migrated if k in rendered and not _same(migrated[k], rendered[k])}
     assert changed == LOSSY.get(path.name, set())
-    reported = " ".join(result.repairs + result.warnings)
+    reported = " ".join(result.repairs + result.warnings + result.notes + render.notes)
     for key in changed:
         assert key in reported, key
     # The recipe file written by `import` reads back as the same recipe.
@@ -80,9 +96,16 @@ def test_current_gui_file_round_trips_every_field() -> None:
     data = _load(RESAVED)
     result = import_gui_json(RESAVED)
     assert result.repairs == [] and result.unknown_keys == []
+    assert result.notes == [
+        "length: 4 epochs, the file's epoch with max_train_steps 0 (the GUI trains ceil(images x repeats / batch / "
+        "gradient accumulation x 4) steps, the same when the batches fill evenly; sd-scripts' own count also rounds "
+        "up each epoch's partly filled buckets)"
+    ]
     out = recipe_to_gui_json(result.recipe)
     assert set(out) == set(gui_keys()) == set(data) - {"save_as_bool"}
-    assert {k for k in out if not _same(out[k], data[k])} == set()
+    # Every field comes back; additional_parameters also carries what the GUI could load stale (gui.carry).
+    assert {k for k in out if not _same(out[k], data[k])} == {"additional_parameters"}
+    assert out["additional_parameters"] == "--lr_warmup_steps 0 --network_dim 8"
     r = result.recipe
     assert (r.training.batch_size, r.training.max_train_epochs, r.training.clip_skip) == (4, 4, 2)
     assert (r.network.rank, r.network.alpha, r.optimizer.type) == (8, 1.0, "AdamW")
@@ -118,7 +141,7 @@ def test_28_key_preset_with_a_rankless_lycoris_type() -> None:
     r = result.recipe
     assert r.network.module == "lycoris.kohya"
     assert "algo=ia3" in r.network.args and "train_on_input=True" in r.network.args
-    assert r.network.rank == 1024 and any("ignores it" in w for w in result.warnings)
+    assert r.network.rank == 1024 and any("ignores it" in n for n in result.notes)
     assert r.optimizer.args == [
         "d_coef=1.0",
         "weight_decay=0.01",
@@ -126,16 +149,26 @@ def test_28_key_preset_with_a_rankless_lycoris_type() -> None:
         "use_bias_correction=False",
     ]
     assert r.training.max_train_epochs == 300 and r.training.seed == 31337
-    # The GUI itself refuses network_dim 1024 for iA3: rendering it back says so.
-    with pytest.raises(GuiConfigError, match="network.rank: GUI field network_dim: 1024"):
-        recipe_to_gui_json(r)
+    assert r.model.base == "stable-diffusion-v1-5/stable-diffusion-v1-5"
+    assert any(n.startswith("pretrained_model_name_or_path is not in the file") for n in result.notes)
+    # The GUI itself refuses network_dim 1024 for iA3: the field says 512, the command line carries 1024.
+    out = recipe_to_gui_json(r)
+    assert out["network_dim"] == 512 and "--network_dim 1024" in out["additional_parameters"]
 
 
 def test_sdxl_preset_with_additional_parameters() -> None:
-    r = import_gui_json(DATA / "SDXL - LoRA adafactor v1.0.json").recipe
+    result = import_gui_json(DATA / "SDXL - LoRA adafactor v1.0.json")
+    r = result.recipe
     assert r.model.family == "sdxl" and r.extra["no_half_vae"] is True
     assert r.training.log_prefix == "xl-loha"  # from --log_prefix=xl-loha
-    assert r.training.max_train_epochs == 30 and r.dataset.caption_extension == ".txt"
+    # The old caption extension is kept (sd-scripts reads any), not rewritten.
+    assert r.training.max_train_epochs == 30 and r.dataset.caption_extension == ".txt2"
+    # A preset without a model: the SDXL base, not the fresh form's SD 1.5 model, and the notes say so.
+    assert r.model.base == "stabilityai/stable-diffusion-xl-base-1.0"
+    assert any("using the SDXL base 'stabilityai/stable-diffusion-xl-base-1.0'" in n for n in result.notes)
+    out = recipe_to_gui_json(r)
+    assert out["additional_parameters"] == "--log_prefix=xl-loha --network_dim 128 --caption_extension .txt2"
+    assert (out["caption_extension"], out["lr_scheduler"], out["lr_warmup"]) == ("", "constant", 0)
 
 
 def test_kohya_locon_and_unet_only() -> None:
@@ -261,8 +294,17 @@ def test_subject_and_repeats_come_from_the_image_folder(tmp_path: Path) -> None:
         ('{"LoRA_type": "LoRA-XL"}', 'config.json: LoRA_type: "LoRA-XL" is not a LoRA type of the GUI'),
         ('{"LoRA_type": "Flux1"}', "config.json: LoRA_type: 'Flux1' trains a model family kohya-recipe does not"),
         ('{"flux1_checkbox": true}', "config.json: flux1_checkbox: Flux.1 training is not supported"),
-        ('{"train_batch_size": 100}', "config.json: train_batch_size: 100 is outside the GUI's range 1..64"),
-        ('{"network_dim": 1024}', "config.json: network_dim: 1024 is outside the GUI's range 1..512"),
+        (
+            '{"train_batch_size": 100}',
+            "config.json: train_batch_size: 100 is outside the GUI's range 1..64; the GUI says "
+            '"train_batch_size: Value 100 is greater than maximum value 64."',
+        ),
+        ('{"network_dim": 0}', 'the GUI says "network_dim: Value 0 is less than minimum value 1."'),
+        (
+            '{"optimizer_args": "--optimizer_args decouple = True"}',
+            "optimizer_args: '--optimizer_args' is not key=value (no spaces around '='); the GUI says "
+            "\"'--optimizer_args decouple = True' is not a valid settings string.\"",
+        ),
         ('{"lr_scheduler": "cosine_annealing"}', 'config.json: lr_scheduler: "cosine_annealing" is not one of'),
         ('{"max_resolution": "big"}', "config.json: max_resolution: \"big\" is not 'W,H' or 'N'"),
         (
@@ -278,7 +320,7 @@ def test_bad_input_is_one_line_naming_file_and_key(tmp_path: Path, content: str,
         import_gui_json(path)
     message = str(info.value)
     assert "\n" not in message
-    assert message.startswith(str(path)) and words.split(": ", 1)[1] in message
+    assert message.startswith(str(path)) and words.split(": ", 1)[-1] in message
 
 
 def test_missing_file_and_folder(tmp_path: Path) -> None:

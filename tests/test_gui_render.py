@@ -15,15 +15,20 @@ from typing import Any
 
 import pytest
 
-from kohya_recipe.errors import GuiConfigError, RenderError
+from kohya_recipe.errors import GuiConfigError, RecipeError, RenderError
+from kohya_recipe.gui.carry import ZEROS_DECIDED_ELSEWHERE
+from kohya_recipe.gui.mapping import EXTRA_KEYS, RECIPE_FIELDS
 from kohya_recipe.gui.render import (
+    gui_json_notes,
     gui_json_text,
     preset_keys,
     recipe_to_gui_json,
     recipe_to_gui_preset,
+    render_gui_form,
     write_gui_json,
 )
 from kohya_recipe.kohya_ss.fields import check_gui_passthrough, gui_keys, validate_gui_values
+from kohya_recipe.kohya_ss.zeros import VERDICTS, FieldZero, field_zeros, zero_changes_training, zero_refused
 from kohya_recipe.recipe.loading import recipe_from_dict
 from kohya_recipe.recipe.models import Recipe
 from kohya_recipe.recipe.presets import load_preset
@@ -105,7 +110,10 @@ def test_article_semantics() -> None:
     assert "--w 512 --h 512 --s 35 --n Anime" in data["sample_prompts"]
     assert data["xformers"] == "sdpa"
     assert (data["network_dim"], data["network_alpha"]) == (96, 72)
-    assert (data["optimizer"], data["lr_scheduler"]) == ("Adafactor", "adafactor")
+    # Relative-step Adafactor trains sd-scripts' adafactor schedule whatever is asked; "constant" is the only
+    # scheduler the GUI loads without a stale warmup (gui.carry).
+    assert (data["optimizer"], data["lr_scheduler"]) == ("Adafactor", "constant")
+    assert data["additional_parameters"] == "--network_dim 96"
     assert data["optimizer_args"] == "scale_parameter=True relative_step=True warmup_init=True"
     assert data["max_resolution"] == "768,768"
     assert data["flip_aug"] is True and data["color_aug"] is True and data["cache_latents"] is False
@@ -139,9 +147,7 @@ def test_text_is_sorted_two_space_utf8_with_newline() -> None:
 @pytest.mark.parametrize(
     ("sections", "words"),
     [
-        ({"network": {"rank": 1024}}, "network.rank: GUI field network_dim: 1024 is outside the GUI's range 1..512"),
         ({"training": {"batch_size": 65}}, "training.batch_size: GUI field train_batch_size: 65 is outside"),
-        ({"network": {"alpha": 0.0}}, "network.alpha: 0 is below the GUI's network_alpha minimum"),
         ({"training": {"seed": 0}}, "training.seed: 0 means 'random' in the GUI"),
         ({"network": {"module": "networks.oft"}}, "network.module: 'networks.oft' has no LoRA type in the GUI"),
         ({"network": {"args": ["foo=1"]}}, "network.args: 'foo' has no field in the GUI for LoRA_type 'Standard'"),
@@ -210,7 +216,7 @@ def test_extra_options_land_in_their_fields_or_additional_parameters() -> None:
     data = recipe_to_gui_json(recipe, PROJECT)
     assert data["min_snr_gamma"] == 5
     assert data["noise_offset_type"] == "Multires" and data["multires_noise_iterations"] == 6
-    assert data["additional_parameters"] == "--log_prefix run1 --validation_split 0.1 --lowram"
+    assert data["additional_parameters"] == "--log_prefix run1 --validation_split 0.1 --lowram --network_dim 96"
     assert "either multires noise or training.noise_offset" in _gui_error(
         extra={"multires_noise_iterations": 6}, training={"noise_offset": 0.05}
     )
@@ -275,3 +281,135 @@ def test_write_gui_json_never_clobbers(tmp_path: Path) -> None:
         write_gui_json(recipe, tmp_path / "proj", target, preset_only=True)
     write_gui_json(recipe, None, target, preset_only=True, force=True)
     assert "train_data_dir" not in json.loads(target.read_text(encoding="utf-8"))
+
+
+# ---- What the JSON carries past the GUI (gui.carry) -------------------------------------------------------------
+
+
+def _render(recipe: Recipe) -> tuple[dict[str, Any], list[str]]:
+    result = render_gui_form(recipe, PROJECT)
+    return result.values, result.notes
+
+
+def test_relative_step_adafactor_is_written_constant_and_says_why() -> None:
+    data, notes = _render(_recipe())
+    assert (data["lr_scheduler"], data["lr_warmup"], data["lr_warmup_steps"]) == ("constant", 0, 0)
+    assert "--lr_warmup_steps" not in data["additional_parameters"]  # constant loads 0 in every form state
+    assert any(n.startswith('GUI JSON: lr_scheduler "constant", not "adafactor"') for n in notes)
+    assert gui_json_notes(_recipe()) == notes
+    # Adafactor with relative_step=False keeps its scheduler and carries its warmup like any other.
+    opt = {"args": ["relative_step=False", "scale_parameter=False"], "scheduler": "cosine", "warmup_steps": 10}
+    data, _ = _render(_recipe(optimizer=opt))
+    assert data["lr_scheduler"] == "cosine" and "--lr_warmup_steps 10" in data["additional_parameters"]
+
+
+@pytest.mark.parametrize(("warmup", "words"), [(0, "--lr_warmup_steps 0"), (0.05, "--lr_warmup_steps 0.05"), (7, "7")])
+def test_any_other_scheduler_carries_its_warmup_even_zero(warmup: float, words: str) -> None:
+    opt = {"type": "AdamW", "args": [], "scheduler": "linear", "warmup_steps": warmup}
+    data, notes = _render(_recipe(optimizer=opt))
+    assert data["additional_parameters"] == f"--lr_warmup_steps {warmup} --network_dim 96"
+    assert words in data["additional_parameters"]
+    assert any("the GUI can load stale values into these fields" in n for n in notes)
+    # A constant scheduler without warmup needs nothing: the GUI's constant branch zeroes the warmup itself.
+    data, _ = _render(_recipe(optimizer={**opt, "scheduler": "constant", "warmup_steps": 0}))
+    assert data["additional_parameters"] == "--network_dim 96"
+
+
+def test_non_standard_lora_types_carry_the_rank_and_the_full_network_args() -> None:
+    data, _ = _render(_recipe(network={"args": ["conv_dim=8", "conv_alpha=4"]}))
+    assert data["LoRA_type"] == "Kohya LoCon"
+    assert data["additional_parameters"] == "--network_dim 96 --network_args conv_dim=8 conv_alpha=4"
+    lycoris = {"module": "lycoris.kohya", "args": ["algo=loha", "conv_dim=8"]}
+    data, _ = _render(_recipe(network=lycoris))
+    args = data["additional_parameters"].split(" --network_args ")[1].split()
+    assert args[:3] == ["preset=full", "conv_dim=8", "conv_alpha=72"] and "algo=loha" in args
+    assert len(args) == len(set(args))  # the GUI's duplicate use_tucker once
+
+
+def test_a_rank_above_the_slider_is_carried() -> None:
+    data, notes = _render(_recipe(network={"rank": 1024, "alpha": 512}))
+    assert data["network_dim"] == 512 and "--network_dim 1024" in data["additional_parameters"]
+    assert any("network_dim 1024 is above 512, the most the GUI's slider takes in every form state" in n for n in notes)
+    # LoKr's slider goes to 100000, but only once the form has switched to LoKr: the field still says 512.
+    lokr = {"module": "lycoris.kohya", "args": ["algo=lokr", "factor=8", "conv_dim=100000"], "rank": 100000}
+    data, _ = _render(_recipe(network=lokr))
+    assert (data["network_dim"], data["conv_dim"]) == (512, 512)
+    assert "--network_dim 100000 --network_args preset=full conv_dim=100000" in data["additional_parameters"]
+
+
+def _recipe_path(key: str) -> str:
+    return f"extra.{EXTRA_KEYS[key]}" if key in EXTRA_KEYS else RECIPE_FIELDS[key]
+
+
+@pytest.mark.parametrize("zero", [z for z in zero_changes_training() if z.key not in ZEROS_DECIDED_ELSEWHERE])
+def test_every_zero_the_gui_drops_is_carried(zero: FieldZero) -> None:
+    section, name = _recipe_path(zero.key).split(".")
+    recipe = _recipe(**{section: {name: 0.0}})
+    data, notes = _render(recipe)
+    assert f"--{zero.option} 0" in data["additional_parameters"].split(" --network_dim")[0]
+    assert data[zero.key] == 0  # the form shows it too
+    assert any(f"sd-scripts would use {zero.option} {zero.default}" in n for n in notes)
+
+
+def test_the_zeros_table_covers_every_field_once() -> None:
+    zeros = field_zeros()
+    assert list(zeros) == list(gui_keys())
+    assert {z.verdict for z in zeros.values()} <= set(VERDICTS)
+    changes = {z.key for z in zero_changes_training()}
+    assert changes == {
+        "learning_rate",
+        "seed",
+        "lr_scheduler_power",
+        "max_grad_norm",
+        "prior_loss_weight",
+        "multires_noise_discount",
+        "huber_c",
+        "huber_scale",
+    }
+    assert all(z.default is not None for z in zero_changes_training() if z.key != "seed")
+
+
+@pytest.mark.parametrize("key", zero_refused())
+def test_a_zero_the_gui_refuses_never_reaches_the_json(key: str) -> None:
+    """Widgets whose minimum is above 0: the recipe refuses 0 there, or the render names the field."""
+    if key == "unit":  # DyLoRA's unit is a network argument
+        sections: dict[str, Any] = {"network": {"module": "networks.dylora", "args": ["unit=0"]}}
+    else:
+        section, name = _recipe_path(key).split(".")
+        sections = {section: {name: 0}}
+    try:
+        recipe = _recipe(**sections)
+    except RecipeError:
+        return
+    if key == "network_alpha":  # sd-scripts reads 0 as alpha = rank: written as the rank, with a note
+        data, notes = _render(recipe)
+        assert data["network_alpha"] == 96 and any("network_alpha 96 (the rank)" in n for n in notes)
+        return
+    with pytest.raises(GuiConfigError, match=key):
+        recipe_to_gui_json(recipe, PROJECT)
+
+
+def test_an_old_caption_extension_and_a_big_bucket_step_are_carried() -> None:
+    data, notes = _render(_recipe(dataset={"caption_extension": ".txt2"}, training={"bucket_reso_steps": 256}))
+    assert (data["caption_extension"], data["bucket_reso_steps"]) == ("", 128)
+    assert data["additional_parameters"] == "--network_dim 96 --caption_extension .txt2 --bucket_reso_steps 256"
+    assert any('caption_extension ".txt2" is not one of the GUI\'s choices' in n for n in notes)
+    assert any("bucket_reso_steps 256 is above the GUI's maximum 128" in n for n in notes)
+    assert validate_gui_values(data, "rendered", complete=True) == []
+
+
+def test_a_configs_own_additional_parameters_are_kept_and_nothing_is_written_twice() -> None:
+    opt = {"type": "AdamW", "args": [], "scheduler": "cosine", "warmup_steps": 0}
+    own = "--network_dim=96 --some_fork_option x"
+    data, _ = _render(_recipe(optimizer=opt, gui={"additional_parameters": own}))
+    assert data["additional_parameters"] == f"{own} --lr_warmup_steps 0"
+    # Once the recipe says otherwise, the checked options are the recipe's; the rest stays.
+    data, _ = _render(_recipe(optimizer=opt, network={"rank": 64}, gui={"additional_parameters": own}))
+    assert data["additional_parameters"] == "--lr_warmup_steps 0 --network_dim 64 --some_fork_option x"
+
+
+def test_a_step_count_is_written_as_steps() -> None:
+    data, _ = _render(_recipe(training={"max_train_steps": 160}))
+    assert (data["max_train_steps"], data["max_train_epochs"], data["epoch"]) == (160, 0, 8)
+    data, _ = _render(_recipe())
+    assert (data["max_train_steps"], data["max_train_epochs"], data["epoch"]) == (0, 8, 8)

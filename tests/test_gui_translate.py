@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from kohya_recipe.files import tomllib
-from kohya_recipe.gui.form import textbox_prompts
+from kohya_recipe.gui.form import split_additional, textbox_prompts
 from kohya_recipe.gui.importer import import_gui_json
 from kohya_recipe.gui.render import recipe_to_gui_json
 from kohya_recipe.gui.translate import (
@@ -142,8 +142,11 @@ LEGITIMATE_DIFFERENCES = {
     "max_timestep = 1000, max_token_length = 75, max_data_loader_n_workers, empty arg lists, ...)",
     "text_encoder_lr list": "the GUI writes text_encoder_lr = [te, te] and every learning rate explicitly; we "
     "leave out the ones equal to learning_rate (sd-scripts falls back to it)",
-    "relative-step Adafactor": "the GUI writes learning rates; sd-scripts sets them to None for Adafactor in "
-    "relative-step mode, and we leave them out",
+    "relative-step Adafactor": "the GUI writes learning rates and the constant scheduler (the only one it loads "
+    "without a stale warmup); sd-scripts sets the rates to None for Adafactor in relative-step mode and replaces "
+    "any scheduler with its adafactor one; we leave the rates out and write that scheduler",
+    "command line": "the GUI JSON carries options in additional_parameters (the rank, a warmup, zeros the GUI "
+    "drops; gui.carry); the GUI appends them after --config_file and sd-scripts lets them win over the TOML",
     "persistent_data_loader_workers": "the GUI writes the flag as int 1; we write true",
 }
 
@@ -182,6 +185,12 @@ def _our_training(recipe: Recipe, project: Path) -> tuple[dict[str, Any], set[st
 def _gui_training(gui: dict[str, Any], toml: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
     flat = dict(toml)
     applied = {"paths", "dataset", "sample_prompts"}
+    known, rest = split_additional(gui["additional_parameters"], sdxl=bool(gui["sdxl"]))
+    assert rest == []
+    for name, value in known:  # the command line after --config_file wins (sd-scripts read_config_from_file)
+        if flat.get(name) != value:
+            applied.add("command line")
+        flat[name] = value
     assert flat["sample_prompts"] == f"{gui['output_dir']}/sample/prompt.txt"
     flat["sample_prompts"] = _prompts(gui["sample_prompts"])
     if flat.get("logging_dir") and "log_with" not in flat:
@@ -225,6 +234,7 @@ def _effective(flat: dict[str, Any], sdxl: bool, applied: set[str]) -> dict[str,
     if relative_adafactor:
         if (lr, te, unet) != (specs["learning_rate"].default, None, None):
             applied.add("relative-step Adafactor")
+        out["lr_scheduler"] = "adafactor"  # library/train_util.py get_scheduler_fix: "use adafactor_scheduler"
     else:
         out["lr_text_encoder"] = lr if te is None else te
         out["lr_unet"] = lr if unet is None else unet
@@ -271,7 +281,7 @@ def _preset(name: str) -> Recipe:
 def test_article_preset_trains_the_same_through_the_gui(tmp_path: Path) -> None:
     applied = _compare(_preset("likeness-sd15"), tmp_path)
     # Every difference we list happens for the article's recipe, except the ones that need another recipe.
-    assert applied == set(LEGITIMATE_DIFFERENCES) - {"persistent_data_loader_workers", "log_with"}
+    assert applied == set(LEGITIMATE_DIFFERENCES) - {"persistent_data_loader_workers", "log_with", "command line"}
 
 
 @pytest.mark.parametrize("name", ["likeness-sdxl", "style-sd15"])
@@ -298,6 +308,7 @@ def test_a_recipe_with_more_options_trains_the_same_through_the_gui(tmp_path: Pa
         "unet_lr": 2e-4,
         "warmup_steps": 0.1,
         "scheduler_num_cycles": 3,
+        "max_grad_norm": 0.0,  # no clipping: the GUI drops the 0, the command line carries it
     }
     data["network"].update(args=["conv_dim=8", "conv_alpha=4"], dropout=0.1, train_unet_only=True)
     data["training"].update(seed=42, clip_skip=2, noise_offset=0.05, max_token_length=225, gradient_checkpointing=True)
@@ -311,4 +322,4 @@ def test_a_recipe_with_more_options_trains_the_same_through_the_gui(tmp_path: Pa
         "loss_type": "huber",
     }
     applied = _compare(recipe_from_dict(data, source="more"), tmp_path)
-    assert "persistent_data_loader_workers" in applied
+    assert "persistent_data_loader_workers" in applied and "command line" in applied

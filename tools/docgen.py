@@ -182,6 +182,11 @@ RULES: tuple[Rule, ...] = (
         "dataset.subsets[].class_tokens",
         "Class tokens become a folder name: no slash, control character or surrounding spaces.",
     ),
+    Rule(
+        "Dataset._extension",
+        "dataset.caption_extension",
+        "A file extension: a dot, then letters, digits, `_`, `-` or `.` (`.txt`, `.caption`, `.txt2`).",
+    ),
     Rule("Dataset._one_way", "dataset.images, dataset.subsets", "Set either `images` (one folder) or `subsets`."),
     Rule(
         "Dataset._one_way",

@@ -36,8 +36,10 @@ def import_cmd(config: str, output: str | None, force: bool, as_json: bool) -> N
     """Import a kohya_ss GUI JSON config into a recipe.
 
     Reads a LoRA-tab config or preset saved by any GUI version. It repairs what the GUI repairs when it loads
-    a file (numbers stored as text, legacy keys, boolean xformers, LoCon) and lists each repair. It reports keys
-    the GUI does not know, and warns about values that do not carry over exactly.
+    a file (numbers stored as text, legacy keys, boolean xformers, LoCon) and what the trainer would refuse
+    (bucket_reso_steps 1), and lists each repair with its reason. Notes say how the training length and a
+    missing base model were read (the recipe trains as long as the GUI would have). It reports keys the GUI does
+    not know, and warns about values that do not carry over exactly.
     """
     from kohya_recipe.gui.importer import import_recipe_file
 
@@ -50,10 +52,14 @@ def import_cmd(config: str, output: str | None, force: bool, as_json: bool) -> N
 
 
 def _report(result: RecipeImport) -> None:
-    """Repairs, unknown keys and warnings, on stderr."""
+    """Repairs, notes, unknown keys and warnings, on stderr."""
     if result.repairs:
-        click.echo("Repaired (as the GUI does when it loads the file):", err=True)
+        click.echo("Repaired:", err=True)
         for line in result.repairs:
+            click.echo(f"  {line}", err=True)
+    if result.notes:
+        click.echo("Notes:", err=True)
+        for line in result.notes:
             click.echo(f"  {line}", err=True)
     if result.unknown_keys:
         click.echo(f"Unknown keys (the GUI ignores them): {', '.join(result.unknown_keys)}", err=True)

@@ -116,6 +116,7 @@ def render_cmd(
     sample-prompts.txt, train.sh, the kohya_ss GUI JSON and the img/log/model layout, linking the images of
     dataset.images into img/<repeats>_<trigger> <class>/.
     """
+    from kohya_recipe.gui.render import gui_json_notes
     from kohya_recipe.recipe.advice import recipe_warnings
     from kohya_recipe.recipe.loading import load_recipe
     from kohya_recipe.render.project import format_render_result, render_project, write_gui_config
@@ -126,6 +127,7 @@ def render_cmd(
             recipe, gui_json, recipe_file=recipe_file, project=out, preset_only=preset_only, force=force
         )
         click.echo(f"Wrote {'GUI preset' if preset_only else 'GUI config'} {path}")
+        click.echo("".join(f"  {note}\n" for note in gui_json_notes(recipe)), nl=False)
         return warn(recipe_warnings(recipe))
     if preset_only or not out:
         raise click.UsageError(

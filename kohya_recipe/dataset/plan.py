@@ -547,9 +547,9 @@ def settings_from_recipe(recipe: Recipe) -> PlanSettings:
         batch_size=t.batch_size,
         grad_accum=t.gradient_accumulation_steps,
         num_processes=recipe.accelerate.num_processes,
-        max_train_epochs=t.max_train_epochs,
-        # The recipe always writes max_train_epochs (the trainer's 1600-step default is a trap).
-        max_train_steps=None,
+        # The recipe writes max_train_epochs (the trainer's 1600-step default is a trap) unless it sets steps.
+        max_train_epochs=t.max_train_epochs if t.max_train_steps is None else None,
+        max_train_steps=t.max_train_steps,
         validation_split=recipe.dataset.validation_split,
         validation_seed=recipe.dataset.validation_seed,
         cache_latents=t.cache_latents or t.cache_latents_to_disk,

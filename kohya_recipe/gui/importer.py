@@ -30,9 +30,10 @@ class ImportResult:
 
     recipe: Recipe
     source: str
-    repairs: list[str] = field(default_factory=list)  # what the GUI itself would have changed on load
+    repairs: list[str] = field(default_factory=list)  # values changed: as the GUI does on load, or for the trainer
     unknown_keys: list[str] = field(default_factory=list)  # keys the GUI does not know (it ignores them)
     warnings: list[str] = field(default_factory=list)  # values that do not carry over exactly, and advice
+    notes: list[str] = field(default_factory=list)  # how values were read: the length, a missing model, kept values
 
 
 @dataclass
@@ -45,6 +46,7 @@ class RecipeImport:
     repairs: list[str]
     unknown_keys: list[str]
     warnings: list[str]
+    notes: list[str]
     written: Path | None = None
     text: str = field(default="", metadata={"json": False})
 
@@ -90,7 +92,7 @@ def import_gui_values(data: dict[str, Any], source: str = "gui.json", *, base_di
     importer = FormImporter(data, source, base_dir)
     recipe = importer.build()
     warnings = importer.warnings + [w for w in recipe_warnings(recipe) if w not in importer.warnings]
-    return ImportResult(recipe, source, importer.repairs, unknown_keys(data), warnings)
+    return ImportResult(recipe, source, importer.repairs, unknown_keys(data), warnings, importer.notes)
 
 
 def import_gui_json(path: str | Path) -> ImportResult:
@@ -110,7 +112,9 @@ def recipe_toml_text(result: ImportResult) -> tuple[str, list[str]]:
     body = recipe_to_toml(result.recipe)
     header = (
         f"# Imported by kohya-recipe from the kohya_ss GUI config {Path(result.source).name}.\n"
-        "# Values the recipe does not model are kept in [extra] (sd-scripts options) and [gui] (GUI-only).\n\n"
+        "# Values the recipe does not model are kept in [extra] (sd-scripts options) and [gui] (GUI-only).\n"
+        + "".join(f"# {note}\n" for note in result.notes)
+        + "\n"
     )
     again = recipe_from_dict(loads_toml(body, source=result.source, error=GuiConfigError), source=result.source)
     return header + body, _toml_losses(result.recipe, again)
@@ -143,6 +147,7 @@ def import_recipe_file(config: str | Path, out: str | Path | None = None, *, for
         repairs=result.repairs,
         unknown_keys=result.unknown_keys,
         warnings=[*result.warnings, *toml_warnings],
+        notes=result.notes,
         written=written,
         text=text,
     )

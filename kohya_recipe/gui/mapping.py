@@ -137,7 +137,6 @@ _GUI_ONLY_FIELDS: dict[str, str] = {
     "optimizer": "optimizer.type",
     "lr_warmup": "optimizer.warmup_steps",
     "epoch": "training.max_train_epochs",
-    "max_train_steps": "training.max_train_epochs",
     "max_resolution": "training.resolution",
     "xformers": "training.attention",
     "sample_prompts": "samples.prompts",

@@ -10,11 +10,13 @@
    turn a value into its opposite (the string ``"false"`` in a Checkbox is true), loading stops with one line
    naming the file, the key and the reason.
 3. The widget checks the GUI makes on the next Save/Train (:func:`kohya_recipe.kohya_ss.fields.
-   validate_gui_values`): a value outside a dropdown's choices or a number outside its range is an error, with two
-   exceptions that the GUI's own shipped presets need: a ``caption_extension`` from the days it was a free text
-   box (``.txt2``, ``.none-use-foldername``) becomes ``.txt``, and ``network_dim`` above the slider maximum of a
-   LyCORIS type that has no rank (iA3, full fine-tuning) is kept with a warning. Model families kohya-recipe does
-   not train are refused here too.
+   validate_gui_values`): a value outside a dropdown's choices or a number outside its range is an error quoting
+   the GUI's own sentence, except where older GUIs accepted a value that sd-scripts still trains, which is kept
+   and noted (the GUI JSON kohya-recipe writes carries it on the command line, :mod:`kohya_recipe.gui.carry`): a
+   ``caption_extension`` from the days it was a free text box (``.txt2``, ``.none-use-foldername``), a
+   ``bucket_reso_steps`` above the slider (256), a ``network_dim``/``conv_dim`` above the slider. An
+   ``optimizer_args``/``lr_scheduler_args`` saved in its command-line form (``--optimizer_args "a=1" "b=2"``)
+   is repaired. Model families kohya-recipe does not train are refused here too.
 """
 
 from __future__ import annotations
@@ -29,8 +31,12 @@ from kohya_recipe.gui.mapping import FAMILY_FLAGS, LEGACY_LORA_TYPES, RANKLESS_L
 from kohya_recipe.kohya_ss.fields import (
     GuiField,
     GuiProblem,
+    args_problem,
+    args_refusal,
     describe,
+    gui_field,
     gui_fields,
+    gui_refusal,
     lora_types,
     unknown_gui_keys,
     validate_gui_values,
@@ -57,8 +63,10 @@ FLOAT_COERCED = dict.fromkeys(_FLOAT_KEYS, 0.0) | {"lr_scheduler_power": 1.0}
 # Written by the GUI's own 💾 button (the exclusion list misses it) and ignored on load: not "unknown".
 IGNORED_KNOWN_KEYS = frozenset({"save_as_bool"})
 
-# What a caption_extension the current GUI does not offer becomes (older GUIs had a free text box).
-FALLBACK_CAPTION_EXTENSION = ".txt"
+# Slider values above the maximum that sd-scripts trains: kept, and carried past the GUI on the command line.
+KEPT_ABOVE_MAXIMUM = frozenset({"network_dim", "conv_dim", "bucket_reso_steps"})
+# The args fields the GUI checks with validate_args_setting (key=value words).
+ARGS_KEYS = ("optimizer_args", "lr_scheduler_args")
 
 
 @dataclass
@@ -66,8 +74,9 @@ class LoadedConfig:
     """A GUI config as the GUI holds it once loaded, and what loading it took."""
 
     values: dict[str, Any]
-    repairs: list[str] = field(default_factory=list)  # what the GUI itself changes on load
+    repairs: list[str] = field(default_factory=list)  # what the GUI itself changes on load, or we must
     warnings: list[str] = field(default_factory=list)  # values it accepts that do not do what they say
+    notes: list[str] = field(default_factory=list)  # values kept although the current GUI refuses them
 
 
 def load_gui_values(data: dict[str, Any], source: str = "gui.json") -> LoadedConfig:
@@ -229,6 +238,11 @@ def _gradio_value(key: str, value: Any, f: GuiField, source: str) -> tuple[Any, 
             f"must be true or false, not {describe(value)} (the GUI would read it as {describe(bool(value))})",
         )
     if f.widget == "Textbox" and not isinstance(value, str):
+        if value is False:
+            return "", (
+                f'{key}: false read as "" (older GUIs saved false for an empty text; the current GUI would take '
+                'the text "False")'
+            )
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise _fail(source, key, f"must be text, not {describe(value)}")
         return str(value), f"{key}: {describe(value)} read as the text {describe(str(value))}"
@@ -287,21 +301,70 @@ def _refuse_unsupported(d: dict[str, Any], source: str) -> None:
         raise _fail(source, "v2", "v2 and sdxl are both set: a model is one or the other")
 
 
+def _gui_says(key: str, d: dict[str, Any]) -> str | None:
+    """The GUI's own sentence refusing ``d[key]`` (None when it has none)."""
+    if key in ARGS_KEYS and isinstance(d.get(key), str):
+        return args_refusal(d[key])
+    if key not in gui_fields():
+        return None
+    lora_type = d.get("LoRA_type") if isinstance(d.get("LoRA_type"), str) else None
+    said = gui_refusal(gui_field(key), d[key], lora_type=lora_type)
+    return f"{key}: {said}" if said else None
+
+
+def _quote(key: str, d: dict[str, Any]) -> str:
+    said = _gui_says(key, d)
+    return f' ("{said}")' if said else ""
+
+
+def _keep_caption_extension(d: dict[str, Any], loaded: LoadedConfig) -> None:
+    ext = d["caption_extension"]
+    meaning = (
+        ": no caption file has it, so sd-scripts captions each image with its folder's class tokens, as that old "
+        "choice meant"
+        if "none" in str(ext)
+        else ""
+    )
+    loaded.notes.append(
+        f"caption_extension: {describe(ext)} (a free-text value of older GUIs) is kept{meaning}; the current GUI "
+        f"refuses to train with it{_quote('caption_extension', d)}, so the GUI JSON kohya-recipe writes carries it "
+        "on the command line"
+    )
+
+
+def _repair_args(key: str, d: dict[str, Any], loaded: LoadedConfig) -> bool:
+    """``--optimizer_args "a=1" "b=2"`` (pasted from a command line; GUI v21 trained it) -> ``a=1 b=2``."""
+    text = d[key]
+    words = str(text).replace('"', "").split()
+    if not words or words[0] != f"--{key}" or args_problem(" ".join(words[1:])):
+        return False
+    d[key] = " ".join(words[1:])
+    loaded.repairs.append(
+        f"{key}: the leading --{key} and the quotes removed, giving {describe(d[key])} (older GUIs saved the "
+        f'command-line form and trained it; the current GUI refuses it: "{args_refusal(text)}")'
+    )
+    return True
+
+
 def _tolerated(p: GuiProblem, loaded: LoadedConfig) -> bool:
     """Handle the problems an import can live with (see the module docstring); False for a real error."""
     d = loaded.values
     if p.kind == "choice" and p.key == "caption_extension":
-        loaded.repairs.append(
-            f"caption_extension: {describe(d['caption_extension'])} (a free-text value of older GUIs) is not one of "
-            "the current GUI's choices, which refuses to save or train with it; using "
-            f"{FALLBACK_CAPTION_EXTENSION!r}"
+        _keep_caption_extension(d, loaded)
+    elif p.kind == "range" and p.key in KEPT_ABOVE_MAXIMUM and gui_field(p.key).maximum_for(None) is not None:
+        if d[p.key] < (gui_field(p.key).minimum or 0):
+            return False
+        why = (
+            f"{d['LoRA_type']} has no rank (LyCORIS ignores it)"
+            if p.key == "network_dim" and d.get("LoRA_type") in RANKLESS_LORA_TYPES
+            else "sd-scripts trains it"
         )
-        d["caption_extension"] = FALLBACK_CAPTION_EXTENSION
-    elif p.kind == "range" and p.key == "network_dim" and d.get("LoRA_type") in RANKLESS_LORA_TYPES:
-        loaded.warnings.append(
-            f"network_dim: {p.message}; {d['LoRA_type']} has no rank (LyCORIS ignores it), so the value is kept, "
-            "but the GUI refuses to save or train until it is lowered"
+        loaded.notes.append(
+            f"{p.key}: {describe(d[p.key])} is kept: {why}, but the current GUI refuses it{_quote(p.key, d)}, so "
+            "the GUI JSON kohya-recipe writes carries it on the command line"
         )
+    elif p.kind == "preflight" and p.key in ARGS_KEYS:
+        return _repair_args(p.key, d, loaded)
     elif p.severity == "warning":
         loaded.warnings.append(f"{p.key}: {p.message}")
     else:
@@ -318,7 +381,9 @@ def accept_gui_values(loaded: LoadedConfig, source: str) -> None:
     if errors:
         p = errors[0]
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise _fail(source, p.key, p.message + more)
+        said = _gui_says(p.key, loaded.values) if p.kind in ("range", "choice", "preflight") else None
+        quote = f'; the GUI says "{said}"' if said else ""
+        raise _fail(source, p.key, p.message + more + quote)
 
 
 def unknown_keys(data: dict[str, Any]) -> list[str]:

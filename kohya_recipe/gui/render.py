@@ -10,9 +10,12 @@ form):
 * **Inside every widget's choices and range** (``gui_fields``): the GUI loads anything but refuses to Save,
   Train or Print a value outside them. A recipe value the GUI cannot hold is a :class:`GuiConfigError` naming
   the recipe field and the GUI's limit.
-* **GUI semantics.** ``max_train_steps = 0`` (the GUI's default 1600 would cap the run), ``epoch`` and
-  ``max_train_epochs`` = the recipe's epochs, SD1.5 = every family checkbox false, ``model_list = "custom"``,
-  ``sample_prompts`` holds the prompt *text*, the folders are the project's (:mod:`kohya_recipe.layout`).
+* **GUI semantics.** The length explicitly: ``epoch`` and ``max_train_epochs`` = the recipe's epochs with
+  ``max_train_steps = 0`` (the GUI's default 1600 would cap the run), or the recipe's ``max_train_steps`` with
+  ``max_train_epochs = 0``; SD1.5 = every family checkbox false, ``model_list = "custom"``, ``sample_prompts``
+  holds the prompt *text*, the folders are the project's (:mod:`kohya_recipe.layout`).
+* **What the GUI would not train as loaded** (stale form values, dropped zeros, narrow widgets) is carried on the
+  command line, in ``additional_parameters`` (:mod:`kohya_recipe.gui.carry`); each such change is a note.
 
 ``recipe.gui`` holds what the recipe does not model: values of GUI-only fields (``model_list``, the Flux/SD3
 pages, accelerate's dynamo options, ...), the folders and output name of a config that was imported without a
@@ -30,7 +33,15 @@ from typing import Any
 
 from kohya_recipe.errors import GuiConfigError, RenderError
 from kohya_recipe.files import atomic_write_bytes
-from kohya_recipe.gui.form import cli_tokens, recipe_error, sample_prompts_text, split_additional, whole
+from kohya_recipe.gui.carry import Workarounds, gui_workarounds
+from kohya_recipe.gui.form import (
+    cli_options,
+    cli_tokens,
+    recipe_error,
+    sample_prompts_text,
+    split_additional,
+    whole,
+)
 from kohya_recipe.gui.mapping import (
     EXTRA_KEYS,
     FAMILY_FLAGS,
@@ -60,11 +71,14 @@ from kohya_recipe.sdscripts.options import option_specs
 
 @dataclass
 class GuiRender:
-    """A rendered form and which ``recipe.gui`` spellings were used or ignored (for the importer)."""
+    """A rendered form, which ``recipe.gui`` spellings were used or ignored (for the importer), the options carried
+    in ``additional_parameters`` (option -> its words) and the notes saying why."""
 
     values: dict[str, Any]
     used_spellings: list[str] = field(default_factory=list)
     stale_spellings: list[str] = field(default_factory=list)
+    carried: dict[str, list[str]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
 
 def _fresh_form() -> dict[str, Any]:
@@ -209,14 +223,7 @@ def _layout(recipe: Recipe, form: dict[str, Any], project_dir: str | Path | None
 def _network(recipe: Recipe, form: dict[str, Any]) -> None:
     network_fields(recipe, form)
     form["network_dim"] = recipe.network.rank
-    alpha = recipe.network.alpha
-    if alpha == 0:
-        raise recipe_error(
-            "network.alpha",
-            f"0 is below the GUI's network_alpha minimum 0.00001; sd-scripts treats 0 as alpha = rank, so write "
-            f"alpha = {recipe.network.rank}",
-        )
-    form["network_alpha"] = whole(float(alpha))
+    form["network_alpha"] = whole(float(recipe.network.alpha))  # 0: the rank (gui.carry)
     form["network_dropout"] = recipe.network.dropout or 0
     form["network_weights"] = recipe.network.weights or ""
 
@@ -244,13 +251,15 @@ def _optimizer(recipe: Recipe, form: dict[str, Any]) -> None:
 
 
 def _length(recipe: Recipe, form: dict[str, Any]) -> None:
-    """Epochs drive the run. max_train_steps = 0 makes the GUI compute steps from ``epoch`` (its default 1600
-    would cap the run: ``kohya_gui/lora_gui.py`` ``train_model``); max_train_epochs is written too because
-    sd-scripts lets it override those steps with its own bucket-aware count (the GUI's formula ignores partly
-    filled buckets)."""
-    form["epoch"] = recipe.training.max_train_epochs
-    form["max_train_epochs"] = recipe.training.max_train_epochs
-    form["max_train_steps"] = 0
+    """The length, explicitly. By epochs: max_train_steps = 0 makes the GUI compute steps from ``epoch`` (its
+    default 1600 would cap the run: ``kohya_gui/lora_gui.py`` ``train_model``), and max_train_epochs is written too
+    because sd-scripts lets it override those steps with its own bucket-aware count (the GUI's formula ignores
+    partly filled buckets). By steps: max_train_steps, and max_train_epochs = 0 (it would override them); ``epoch``
+    then feeds nothing the GUI passes on."""
+    tr = recipe.training
+    form["epoch"] = tr.max_train_epochs
+    form["max_train_epochs"] = tr.max_train_epochs if tr.max_train_steps is None else 0
+    form["max_train_steps"] = tr.max_train_steps or 0
     form["stop_text_encoder_training"] = 0
 
 
@@ -325,25 +334,32 @@ def _accelerate(recipe: Recipe, form: dict[str, Any]) -> None:
     form["dynamo_backend"] = acc.dynamo_backend
 
 
-def _additional(recipe: Recipe, form: dict[str, Any]) -> None:
-    """additional_parameters: the recipe's options without a GUI field, or the config's own text while it still
-    says the same about the options kohya-recipe can check."""
+def _additional(recipe: Recipe, form: dict[str, Any], carried: Workarounds) -> None:
+    """additional_parameters: the recipe's options without a GUI field and the options carried past the GUI
+    (:mod:`kohya_recipe.gui.carry`). A config's own text is kept while every option kohya-recipe can check in it
+    still says what the recipe says; the options it lacks are appended (never an option twice)."""
     tokens = _additional_parameters(recipe)
+    for option, words in carried.options.items():
+        tokens += [f"--{option}", *words]
     form["additional_parameters"] = " ".join(tokens)
     spelled = str(recipe.gui.get("additional_parameters", "")).strip()
-    if spelled:
-        sdxl = recipe.model.family == "sdxl"
-        known, rest = split_additional(spelled, sdxl=sdxl)
-        mine, _ = split_additional(form["additional_parameters"], sdxl=sdxl)
-        if sorted(map(repr, known)) == sorted(map(repr, mine)):
-            form["additional_parameters"] = spelled  # the config's own text, meaning the same
-        else:
-            # The recipe changed what the checked options say; keep only the options kohya-recipe cannot check.
-            form["additional_parameters"] = " ".join([*tokens, *rest])
+    if not spelled:
+        return
+    sdxl = recipe.model.family == "sdxl"
+    known, rest = split_additional(spelled, sdxl=sdxl)
+    mine, _ = split_additional(form["additional_parameters"], sdxl=sdxl)
+    if all(option in mine for option in known):
+        said = {name for name, _ in known}
+        parts = cli_options(form["additional_parameters"])
+        missing = [" ".join([f"--{name}", *words]) for name, words in parts if name not in said]
+        form["additional_parameters"] = " ".join([spelled, *missing])  # the config's own text, meaning the same
+    else:
+        # The recipe changed what the checked options say; keep only the options kohya-recipe cannot check.
+        form["additional_parameters"] = " ".join([*tokens, *rest])
 
 
-def _base_form(recipe: Recipe, project_dir: str | Path | None) -> dict[str, Any]:
-    """The canonical form for ``recipe`` (no spellings applied yet)."""
+def _base_form(recipe: Recipe, project_dir: str | Path | None) -> tuple[dict[str, Any], Workarounds]:
+    """The canonical form for ``recipe`` (no spellings applied yet) and what it carries past the GUI."""
     form = _fresh_form()
     form["model_list"] = "custom"  # a hidden legacy field; the GUI's update_my_data forces "custom" anyway
     # GUI-only values first; everything the recipe decides is written over them below.
@@ -356,8 +372,9 @@ def _base_form(recipe: Recipe, project_dir: str | Path | None) -> dict[str, Any]
         section(recipe, form)
     # sd-scripts options the recipe keeps in `extra` (the form holds their fresh values otherwise).
     _extra_fields(recipe, form)
-    _additional(recipe, form)
-    return form
+    carried = gui_workarounds(recipe, form)
+    _additional(recipe, form, carried)
+    return form, carried
 
 
 def _problem_field(p: GuiProblem) -> str:
@@ -376,9 +393,9 @@ def render_gui_form(recipe: Recipe, project_dir: str | Path | None = None, *, ch
     With ``check`` (the default) any value the GUI would refuse raises :class:`GuiConfigError` naming the recipe
     field, the GUI key and its limit.
     """
-    form = _base_form(recipe, project_dir)
+    form, carried = _base_form(recipe, project_dir)
     spellings = apply_spellings(recipe, form, project=project_dir is not None)
-    result = GuiRender(values=form, used_spellings=spellings.used, stale_spellings=spellings.stale)
+    result = GuiRender(form, spellings.used, spellings.stale, carried.options, carried.notes)
     if check:
         problems = [p for p in validate_gui_values(form, "gui", complete=True) if p.severity == "error"]
         if problems:
@@ -398,6 +415,12 @@ def recipe_to_gui_json(recipe: Recipe, project_dir: str | Path | None = None) ->
     """
     values = render_gui_form(recipe, project_dir).values
     return dict(sorted(values.items()))
+
+
+def gui_json_notes(recipe: Recipe) -> list[str]:
+    """What the GUI JSON for ``recipe`` does differently from the recipe's own words so that the GUI trains them,
+    one line each (:mod:`kohya_recipe.gui.carry`)."""
+    return render_gui_form(recipe, None).notes
 
 
 def preset_keys() -> list[str]:
@@ -458,6 +481,7 @@ def write_gui_json(
 __all__ = [
     "LAYOUT_KEYS",
     "GuiRender",
+    "gui_json_notes",
     "gui_json_text",
     "recipe_to_gui_json",
     "recipe_to_gui_preset",

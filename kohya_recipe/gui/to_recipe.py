@@ -32,6 +32,14 @@ from kohya_recipe.gui.mapping import (
 )
 from kohya_recipe.gui.migrate import load_gui_values
 from kohya_recipe.gui.network import network_args_from_form
+from kohya_recipe.gui.readings import (
+    base_note,
+    dropped_zeros,
+    family_base,
+    gui_length,
+    trainer_bucket_reso_steps,
+    zero_note,
+)
 from kohya_recipe.gui.render import render_gui_form
 from kohya_recipe.kohya_ss.fields import (
     describe,
@@ -85,6 +93,7 @@ class FormImporter:
         loaded = load_gui_values(data, source)
         self.repairs = loaded.repairs
         self.warnings = loaded.warnings
+        self.notes = loaded.notes  # how values were read where the file's words are not what the GUI trained
         self.lost: set[str] = set()  # keys already explained in a warning
         # The keys the file sets, in the GUI's registry order.
         self.present = dict.fromkeys(k for k in gui_fields() if loaded.values.get(k) is not None)
@@ -93,6 +102,17 @@ class FormImporter:
         self.data: dict[str, Any] = {}
         self.gui: dict[str, Any] = {}  # recipe.gui
         self.extra: dict[str, Any] = {}  # recipe.extra
+        # additional_parameters options that replace what a field said: option -> (recipe field, the field's value)
+        self.overridden: dict[str, tuple[str, Any]] = {}
+        self._zeros()
+
+    def _zeros(self) -> None:
+        """A 0 the GUI's TOML drops trained as sd-scripts' default: the form holds that default from here on."""
+        known, _ = split_additional(self.form["additional_parameters"], sdxl=bool(self.form["sdxl"]))
+        for z in dropped_zeros(self.form, self.present, {name for name, _ in known}):
+            self.form[z.key] = z.default
+            self.repairs.append(zero_note(z))
+            self.lost.add(z.key)
 
     def error(self, key: str, message: str) -> GuiConfigError:
         return GuiConfigError(message, source=self.source, field=key)
@@ -103,18 +123,17 @@ class FormImporter:
 
     def _full_form(self, values: dict[str, Any]) -> dict[str, Any]:
         """Every field: the file's value, or what a freshly started GUI's form shows (what applying a preset
-        there gives; a key the file does not set keeps whatever the form shows). Except: max_train_steps 0
-        instead of the form's 1600, which would cap the run, and the recipe's base model instead of the form's
-        runwayml repository, which is no longer on the Hugging Face hub."""
+        there gives; a key the file does not set keeps whatever the form shows). Except the base model: the form's
+        runwayml repository is no longer on the Hugging Face hub, and is SD 1.5 whatever the family (see
+        ``_model``). The form's max_train_steps (1600) stays: it is what the GUI trains (``readings.gui_length``)."""
         base = {k: ("" if v is None else v) for k, v in gui_defaults().items()}
-        base["max_train_steps"] = 0
-        base["pretrained_model_name_or_path"] = Recipe().model.base
+        base["pretrained_model_name_or_path"] = ""
         missing = [k for k in gui_fields() if k not in self.present]
         if missing:
             shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
             self.warnings.append(
                 f"{len(missing)} of the GUI's {len(gui_fields())} fields are not in the file ({shown}): they take "
-                "a fresh GUI form's values (max_train_steps 0, and the recipe's base model)"
+                "a fresh GUI form's values (the length and base model: see the notes)"
             )
         return {k: (values[k] if k in self.present else base[k]) for k in gui_fields()}
 
@@ -137,19 +156,32 @@ class FormImporter:
         self.data["extra"] = self.extra
         self.data["gui"] = self.gui
         recipe = self._validate(self.data)
+        opt = recipe.optimizer
+        if opt.is_adafactor and opt.relative_step and opt.scheduler != "adafactor":
+            # sd-scripts replaces the scheduler itself (library/train_util.py get_scheduler_fix logs "use
+            # adafactor_scheduler"); the GUI JSON kohya-recipe writes says "constant" for it (gui.carry).
+            self.repairs.append(
+                f"lr_scheduler: {opt.scheduler!r} read as 'adafactor': relative-step Adafactor trains with "
+                "sd-scripts' adafactor schedule whatever is asked"
+            )
+            self.data["optimizer"]["scheduler"] = "adafactor"
+            recipe = self._validate(self.data)
         return self._spellings(recipe, self.data)
 
     def _model(self) -> None:
         form = self.form
         family = "sdxl" if form["sdxl"] else ("sd2" if form["v2"] else "sd15")
+        base = form["pretrained_model_name_or_path"]
+        if not base:
+            base = family_base(family, bool(form["v_parameterization"]), Recipe().model.base)
+            self.notes.append(base_note(family, base, in_file="pretrained_model_name_or_path" in self.present))
+            self.lost.add("pretrained_model_name_or_path")
         self.data["model"] = {
-            "base": form["pretrained_model_name_or_path"] or Recipe().model.base,
+            "base": base,
             "family": family,
             "v_parameterization": bool(form["v_parameterization"]),
             "vae": form["vae"] or None,
         }
-        if "pretrained_model_name_or_path" in self.present and not form["pretrained_model_name_or_path"]:
-            self.warn("pretrained_model_name_or_path", f"empty; using {self.data['model']['base']!r}")
 
     def _network(self) -> None:
         form = self.form
@@ -280,15 +312,18 @@ class FormImporter:
         res = parse_resolution(form["max_resolution"])
         if res is None:
             raise self.error("max_resolution", f"{describe(form['max_resolution'])} is not 'W,H' or 'N'")
-        epochs = int(form["max_train_epochs"]) or int(form["epoch"])
-        if epochs < 1:
-            raise self.error("epoch", f"{form['epoch']}: at least one epoch is needed")
-        if not form["max_train_epochs"] and form["max_train_steps"]:
-            self.warn(
-                "max_train_steps",
-                f"{form['max_train_steps']}: in the GUI this fixed step count decides the length, not epoch = "
-                f"{form['epoch']}; the recipe trains by epochs ({epochs}); check the epoch count",
-            )
+        try:
+            epochs, steps, length = gui_length(form, self.present)
+        except ValueError as exc:
+            raise self.error("epoch", str(exc)) from None
+        self.notes.append(length)
+        family = "sdxl" if form["sdxl"] else ("sd2" if form["v2"] else "sd15")
+        bucket_steps = int(form["bucket_reso_steps"])
+        repaired = trainer_bucket_reso_steps(bucket_steps, family, enable_bucket=bool(form["enable_bucket"]))
+        if repaired is not None:
+            bucket_steps, why = repaired
+            self.repairs.append(why)
+            self.lost.add("bucket_reso_steps")
         if form["mixed_precision"] not in ("no", "fp16", "bf16"):
             raise self.error(
                 "mixed_precision", f"{form['mixed_precision']!r} is not supported by the recipe (no, fp16, bf16)"
@@ -307,13 +342,14 @@ class FormImporter:
         n_workers = int(form["max_data_loader_n_workers"])
         data["training"] = {
             "max_train_epochs": epochs,
+            "max_train_steps": steps,
             "batch_size": int(form["train_batch_size"]),
             "gradient_accumulation_steps": int(form["gradient_accumulation_steps"]),
             "resolution": list(res),
             "enable_bucket": bool(form["enable_bucket"]),
             "min_bucket_reso": int(form["min_bucket_reso"]),
             "max_bucket_reso": int(form["max_bucket_reso"]),
-            "bucket_reso_steps": int(form["bucket_reso_steps"]),
+            "bucket_reso_steps": bucket_steps,
             "bucket_no_upscale": bool(form["bucket_no_upscale"]),
             "mixed_precision": form["mixed_precision"],
             "save_precision": form["save_precision"],
@@ -438,10 +474,12 @@ class FormImporter:
             if name in RECIPE_CLI_OPTIONS:
                 _set_path(data, RECIPE_CLI_OPTIONS[name], value)
             elif name in SDSCRIPTS_FIELDS:
-                _set_path(data, SDSCRIPTS_FIELDS[name], value)
-                self.warnings.append(
-                    f"additional_parameters: --{name} overrides the GUI's own field; kept as {SDSCRIPTS_FIELDS[name]}"
-                )
+                path = SDSCRIPTS_FIELDS[name]
+                section, field_name = path.split(".")
+                before = data.get(section, {}).get(field_name)
+                _set_path(data, path, value)
+                if before != value:
+                    self.overridden[name] = (path, before)
             else:
                 extra[name] = value
         if rest:
@@ -461,9 +499,32 @@ class FormImporter:
                 field=gui_key or exc.field,
             ) from None
 
+    def _overrides(self, carried: dict[str, list[str]], rendered: dict[str, Any]) -> None:
+        """Say which additional_parameters options replaced what a field said, unless the file is what kohya-recipe
+        writes itself: the field holding what the GUI can show, the command line the value (``gui.carry``)."""
+        for name, (path, before) in self.overridden.items():
+            if name == "network_args":
+                keys = sorted(active_network_keys(self.form["LoRA_type"]))
+            else:
+                keys = [k for k in (name, "lr_warmup" if name == "lr_warmup_steps" else "") if k in self.form]
+            if name in carried and all(_same(rendered[k], self.form[k]) for k in keys):
+                continue
+            self.warnings.append(
+                f"additional_parameters: --{name} overrides the GUI's own field ({describe(before)}); kept as {path}"
+            )
+
     def _spellings(self, recipe: Recipe, data: dict[str, Any]) -> Recipe:
         """Keep the file's own spelling of values the recipe holds canonically, where it means the same."""
-        rendered = render_gui_form(recipe, None, check=False).values
+        text = recipe.gui.get("additional_parameters")
+        if text is not None:
+            # The text kohya-recipe itself writes for this recipe needs no spelling.
+            bare = {k: v for k, v in recipe.gui.items() if k != "additional_parameters"}
+            plain = recipe.model_copy(update={"gui": bare})
+            if render_gui_form(plain, None, check=False).values["additional_parameters"] == text:
+                recipe, data["gui"] = plain, bare
+        first = render_gui_form(recipe, None, check=False)
+        self._overrides(first.carried, first.values)
+        rendered = first.values
         candidates = {
             k: self.form[k]
             for k in self.present

@@ -227,6 +227,25 @@ def _number_problem(
     return None
 
 
+def gui_refusal(field: GuiField, value: Any, *, lora_type: str | None = None) -> str | None:
+    """The GUI's own sentence refusing ``value`` on Save/Train/Print (gradio 6's ``Number``/``Slider`` bounds check
+    and ``Dropdown`` choice check), for quoting; ``None`` when the widget takes it or says nothing of its own."""
+    if field.numeric and _is_number(value):
+        lo, hi = field.minimum, field.maximum_for(lora_type)
+        if lo is not None and value < lo:
+            return f"Value {value} is less than minimum value {_num(lo)}."
+        if hi is not None and value > hi:
+            return f"Value {value} is greater than maximum value {_num(hi)}."
+    if field.widget == "Dropdown" and field.fixed_choices and value not in (field.choices or ()):
+        return f"Value: {value} is not in the list of choices: {list(field.choices or ())}"
+    return None
+
+
+def args_refusal(text: str) -> str:
+    """The GUI's sentence refusing an ``optimizer_args``/``lr_scheduler_args`` text (``validate_args_setting``)."""
+    return f"'{text}' is not a valid settings string."
+
+
 _WIDGET_CHECKS = {
     "Checkbox": _checkbox_problem,
     "Textbox": _textbox_problem,
@@ -255,7 +274,7 @@ def check_value(
 _KV_TOKEN = re.compile(r"^[^\s=]+=\S+$")
 
 
-def _args_problem(text: str) -> str | None:
+def args_problem(text: str) -> str | None:
     """``kohya_gui/common_gui.py`` ``validate_args_setting`` (called by train_model): empty, or key=value tokens
     split by single spaces, no spaces around '='."""
     if text == "":
@@ -273,7 +292,7 @@ def _args_preflight(values: dict[str, Any]) -> list[tuple[str, str, Severity]]:
     for key in ("optimizer_args", "lr_scheduler_args"):
         text = values.get(key)
         if isinstance(text, str):
-            why = _args_problem(text)
+            why = args_problem(text)
             if why:
                 out.append((key, why, "error"))
     return out

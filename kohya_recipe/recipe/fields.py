@@ -18,7 +18,10 @@ Family = Literal["sd15", "sd2", "sdxl"]
 MixedPrecision = Literal["no", "fp16", "bf16"]
 SavePrecision = Literal["float", "fp16", "bf16"]
 Attention = Literal["sdpa", "xformers", "none"]
-CaptionExtension = Literal[".txt", ".caption", ".cap"]
+# Any extension sd-scripts accepts: ".txt", ".caption", ".cap", and what older kohya_ss GUIs let users type
+# (".txt2"; ".none-use-foldername", an extension without files, so the folder name's class tokens caption).
+CaptionExtension = str
+CAPTION_EXTENSION = re.compile(r"\.[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 LogWith = Literal["tensorboard", "wandb", "all"]
 Purpose = Literal["likeness", "style", "concept"]
 # sd-scripts --sample_sampler choices (library/train_util.py add_training_arguments).

@@ -34,6 +34,7 @@ SDSCRIPTS_FIELDS: dict[str, str] = {
     "lr_scheduler_power": "optimizer.scheduler_power",
     "max_grad_norm": "optimizer.max_grad_norm",
     "max_train_epochs": "training.max_train_epochs",
+    "max_train_steps": "training.max_train_steps",
     "train_batch_size": "training.batch_size",
     "gradient_accumulation_steps": "training.gradient_accumulation_steps",
     "enable_bucket": "training.enable_bucket",
@@ -89,7 +90,6 @@ DERIVED_OPTIONS = frozenset(
         "save_model_as",
         "dataset_repeats",
         "in_json",
-        "max_train_steps",
         "resume",
         "output_config",
     }

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import field_validator, model_validator
 
 from kohya_recipe.recipe.fields import (
+    CAPTION_EXTENSION,
     SAFE_NAME,
     SCHEDULERS,
     SEED_MAX,
@@ -96,7 +97,8 @@ class Dataset(Strict):
         why=WHY_REPEATS,
     )
     caption_extension: CaptionExtension = doc(
-        "Caption file extension. Always written explicitly: sd-scripts' own default is `.caption`.",
+        "Caption file extension (`.txt`, `.caption`, `.cap`, or any other). Always written explicitly: "
+        "sd-scripts' own default is `.caption`.",
         "One .txt caption per image, named like the image.",
         default=".txt",
     )
@@ -120,6 +122,13 @@ class Dataset(Strict):
         "`<repeats>_<name class>` folders). Replaces `images`/`repeats` when set.",
         default_factory=list,
     )
+
+    @field_validator("caption_extension")
+    @classmethod
+    def _extension(cls, v: str) -> str:
+        if not CAPTION_EXTENSION.fullmatch(v):
+            raise ValueError(f"{v!r} is not a file extension like '.txt' (a dot, then letters, digits, '_', '-', '.')")
+        return v
 
     @model_validator(mode="after")
     def _one_way(self) -> Dataset:
@@ -256,11 +265,20 @@ class Optimizer(Strict):
 
 class Training(Strict):
     max_train_epochs: int = doc(
-        "Epochs to train. Always written: without it sd-scripts stops at its 1600-step default.",
+        "Epochs to train. Always written (unless max_train_steps is set): without it sd-scripts stops at its "
+        "1600-step default.",
         "8 is a good place to start; you may need more or less.",
         default=8,
         ge=1,
         le=100_000,
+        why=WHY_COUNT,
+    )
+    max_train_steps: int | None = doc(
+        "Train exactly this many steps instead of max_train_epochs epochs, which is then not written (sd-scripts "
+        "lets max_train_epochs override max_train_steps). For a kohya_ss GUI config that trained by steps.",
+        default=None,
+        ge=1,
+        le=100_000_000,
         why=WHY_COUNT,
     )
     batch_size: int = doc(

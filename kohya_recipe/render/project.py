@@ -200,7 +200,7 @@ def _source_items(recipe: Recipe, src: Path, dest_rel: str, warnings: list[str])
     return items
 
 
-def _generated_items(recipe: Recipe, root: Path, warnings: list[str]) -> list[Item]:
+def _generated_items(recipe: Recipe, root: Path, warnings: list[str], notes: list[str]) -> list[Item]:
     from kohya_recipe.render.config import config_toml
     from kohya_recipe.render.dataset import dataset_toml
     from kohya_recipe.render.prompts import render_prompts
@@ -218,18 +218,20 @@ def _generated_items(recipe: Recipe, root: Path, warnings: list[str]) -> list[It
     if recipe.samples.prompts:
         items.append(Item(PROMPTS_FILE, "generated", render_prompts(recipe).encode()))
     try:
-        items.append(_gui_item(recipe, root))
+        items.append(_gui_item(recipe, root, notes))
     except GuiConfigError as exc:
         # sd-scripts can train it; only the GUI's widgets cannot hold a value. Say so, skip the JSON.
         warnings.append(f"no kohya_ss GUI JSON written: {exc}")
     return items
 
 
-def _gui_item(recipe: Recipe, root: Path) -> Item:
-    """The kohya_ss GUI JSON for the project (``<output_name>.json``)."""
-    from kohya_recipe.gui.render import gui_json_text, recipe_to_gui_json
+def _gui_item(recipe: Recipe, root: Path, notes: list[str]) -> Item:
+    """The kohya_ss GUI JSON for the project (``<output_name>.json``); ``notes`` gets what it does for the GUI."""
+    from kohya_recipe.gui.render import gui_json_text, render_gui_form
 
-    text = gui_json_text(recipe_to_gui_json(recipe, root))
+    rendered = render_gui_form(recipe, root)
+    notes += rendered.notes
+    text = gui_json_text(dict(sorted(rendered.values.items())))
     return Item(f"{recipe.output.output_name}.json", "generated", text.encode())
 
 
@@ -255,7 +257,7 @@ def _same_recipe_file(item: Item, path: Path, recipe: Recipe) -> bool:
 def _project_items(recipe: Recipe, root: Path, sync_images: bool, result: RenderResult) -> tuple[list[str], list[Item]]:
     """The folders and files of the project ``recipe`` renders into ``root``."""
     folders = [IMG_DIR, LOG_DIR, MODEL_DIR]
-    items = _generated_items(recipe, root, result.warnings)
+    items = _generated_items(recipe, root, result.warnings, result.notes)
     for sub in recipe.train_subsets():
         parent = sub.folder.partition("/")[0]
         folders += [f for f in (parent, sub.folder) if f not in folders]
@@ -330,7 +332,7 @@ def project_facts(recipe: Recipe) -> ProjectFacts:
         family=recipe.model.family,
         script=recipe.script_name,
         caption_extension=recipe.dataset.caption_extension,
-        max_train_epochs=tr.max_train_epochs,
+        max_train_epochs=tr.max_train_epochs if tr.max_train_steps is None else None,
         save_every_n_epochs=tr.save_every_n_epochs,
         subsets=tuple(s.facts() for s in recipe.train_subsets()),
         sample_prompts=tuple(prompt_line(p) for p in recipe.samples.prompts),
@@ -403,7 +405,7 @@ def build_project(
     if not prompts_given:
         recipe = _own_sample_prompts(recipe, data, notes)
     result = render_project(recipe, out_dir, force=force, dry_run=dry_run, copy_images=copy_images)
-    result.notes = notes
+    result.notes = [*notes, *result.notes]
     result.plan = plan_recipe(recipe)
     return result
 

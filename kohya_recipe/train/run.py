@@ -404,7 +404,8 @@ def _prepare_and_run(
             "doctor`): it will ignore them"
         )
     state: ResumeState | None = None
-    epochs = project.recipe.training.max_train_epochs
+    training = project.recipe.training
+    epochs = training.max_train_epochs if training.max_train_steps is None else None
     if resume:
         state = find_resume_state(project)
         if state is None:
