@@ -17,6 +17,7 @@ class ExitCode(enum.IntEnum):
     USAGE = 2  # click usage error (unknown option, missing argument)
     CHECK_FAILED = 3  # `check` found errors in the dataset
     TRAINER_FAILED = 4  # the trainer ran but did not produce the final checkpoint
+    NOT_ON_NODE = 5  # a Ray job's project folder does not exist on its node (no shared filesystem there)
     INTERRUPTED = 130  # Ctrl-C / SIGINT (128 + 2, the shell convention)
 
 
