@@ -192,6 +192,8 @@ def format_ray_summary(result: RayRunResult) -> str:
             f"Detached from Ray at {result.address}; running or waiting: {jobs}. `queue list` shows their states, "
             "`queue run --ray` follows them again."
         )
+    if not result.entries:
+        return f"Nothing to run on Ray ({result.address})."
     lines = [
         f"Queue on Ray ({result.address}) finished in {result.wall_seconds:.0f} s: {len(result.done)} done, "
         f"{len(result.failed)} failed."
@@ -248,16 +250,49 @@ def _project_needs(entry: QueueEntry) -> tuple[str, int, bool]:
     return project.output_name, project.recipe.accelerate.num_processes, resume
 
 
+class _Signals:
+    """Ctrl-C means "stop the jobs I own" (a second one: leave them stopping); SIGTERM and SIGHUP (a closed
+    terminal) mean "detach"."""
+
+    def __init__(self) -> None:
+        self.stops = 0
+        self.detach = False
+        self.wake = threading.Event()
+
+    def on_interrupt(self, *_: Any) -> None:
+        self.stops += 1
+        self.wake.set()
+        if self.stops > 1:
+            raise KeyboardInterrupt  # the stops are requested already; leave them stopping
+
+    def on_detach(self, *_: Any) -> None:
+        self.detach = True
+        self.wake.set()
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        handlers = {signal.SIGINT: self.on_interrupt, signal.SIGTERM: self.on_detach}
+        if hasattr(signal, "SIGHUP"):
+            handlers[signal.SIGHUP] = self.on_detach
+        previous: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
+        try:
+            yield
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+
 class _RaySession:
     """One ``queue run --ray``: reattach, submit, follow, stop on Ctrl-C."""
 
-    def __init__(self, queue: Queue, jobs: RayJobs, options: RayOptions, log: Callable[[str], None]) -> None:
-        self.queue, self.jobs, self.options, self.log = queue, jobs, options, log
+    def __init__(
+        self, queue: Queue, jobs: RayJobs, options: RayOptions, log: Callable[[str], None], signals: _Signals
+    ) -> None:
+        self.queue, self.jobs, self.options, self.log, self.signals = queue, jobs, options, log, signals
         self.pid, self.host = os.getpid(), socket.gethostname()
         self.watched: set[int] = set()
-        self.stops = 0
-        self.detach_signal = False
-        self.wake = threading.Event()
         self.t0 = time.monotonic()
         self.display: FollowDisplay | None = None
         self.gpus_per_node = node_gpus(jobs.address)
@@ -361,6 +396,8 @@ class _RaySession:
         for entry in state.entries:
             if entry.status not in _RUNNABLE:
                 continue
+            if self.signals.stops or self.signals.detach:
+                return
             if not self.options.detach and waiting >= self.options.max_waiting:
                 return
             claim = self._claim(entry.id)
@@ -415,22 +452,23 @@ class _RaySession:
     def follow(self) -> RayRunResult:
         self.display = follow_display(quiet=self.options.quiet)
         while True:
-            if not self.stops:
-                self.submit_runnable()
+            self.submit_runnable()
             entries = self.refresh()
             self.display.show(entries, self.header(entries))
-            if self.detach_signal:
+            if self.signals.detach:
                 self.say("detached: the jobs go on; `queue run --ray` follows them again")
                 return self.result(detached=True)
-            if self.stops:
+            if self.signals.stops:
                 return self.stop_mine()
             if not any(e.on_ray or e.status in _RUNNABLE for e in entries):
                 return self.result()
-            self.wake.wait(self.options.poll)
-            self.wake.clear()
+            self.signals.wake.wait(self.options.poll)
+            self.signals.wake.clear()
 
     def stop_mine(self) -> RayRunResult:
-        mine = [e for e in self.queue.read().entries if self.mine(e)]
+        # The waiting ones first: a running one that stops frees its GPU, and a waiting job could start on it
+        # before its own stop arrives.
+        mine = sorted((e for e in self.queue.read().entries if self.mine(e)), key=lambda e: e.ray_status == "RUNNING")
         self.say(f"stopping {len(mine)} run(s) on Ray (Ctrl-C again to leave them stopping)…")
         for entry in mine:
             if entry.ray_job:
@@ -445,37 +483,6 @@ class _RaySession:
             time.sleep(0.5)
         return self.result(interrupted=True)
 
-    # -- signals -------------------------------------------------------------------------------------------
-
-    def on_interrupt(self, *_: Any) -> None:
-        self.stops += 1
-        self.wake.set()
-        if self.stops > 1:
-            raise KeyboardInterrupt  # the stops are requested; leave them stopping
-
-    def on_detach(self, *_: Any) -> None:
-        self.detach_signal = True
-        self.wake.set()
-
-
-def _with_handlers(session: _RaySession, body: Callable[[], RayRunResult]) -> RayRunResult:
-    """Run ``body`` with Ctrl-C meaning "stop my jobs" and SIGTERM/SIGHUP meaning "detach"."""
-    handlers = {signal.SIGINT: session.on_interrupt, signal.SIGTERM: session.on_detach}
-    if hasattr(signal, "SIGHUP"):
-        handlers[signal.SIGHUP] = session.on_detach
-    previous: dict[int, Any] = {}
-    if threading.current_thread() is threading.main_thread():
-        previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
-    try:
-        return body()
-    except KeyboardInterrupt:
-        return session.result(interrupted=True)
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-        if session.display is not None:
-            session.display.close()
-
 
 def run_on_ray(
     queue_file: str | os.PathLike[str] | None, options: RayOptions, *, log: Callable[[str], None] | None = None
@@ -483,20 +490,30 @@ def run_on_ray(
     """Submit the queue's runnable entries as Ray jobs and follow them (module docstring); with
     ``options.detach`` only submit. Reattaches to entries a previous client left running on the same cluster."""
     say = log or (lambda _msg: None)
-    jobs = connect(options.address)
-    queue = Queue(queue_file)
-    session = _RaySession(queue, jobs, options, say)
-    state = queue.read()
+    signals = _Signals()
+    with signals.installed():
+        session = _RaySession(Queue(queue_file), connect(options.address), options, say, signals)
+        try:
+            return _run(session)
+        except KeyboardInterrupt:  # a second Ctrl-C: the stops are requested, the jobs are left stopping
+            return session.result(interrupted=True)
+        finally:
+            if session.display is not None:
+                session.display.close()
+
+
+def _run(session: _RaySession) -> RayRunResult:
+    state = session.queue.read()
     elsewhere = sorted({e.ray_address or "?" for e in state.entries if e.on_ray and not session.ours(e)})
     if elsewhere:
-        say(f"queue: entries running on another Ray cluster ({', '.join(elsewhere)}) are not followed here")
+        session.say(f"queue: entries running on another Ray cluster ({', '.join(elsewhere)}) are not followed here")
     session.watched = {e.id for e in state.entries if session.ours(e) or e.status in _RUNNABLE}
     session.refresh()
-    if options.detach:
-        session.submit_runnable()
-        _note_waiting(session)
-        return session.result(detached=True)
-    return _with_handlers(session, session.follow)
+    if not session.options.detach:
+        return session.follow()
+    session.submit_runnable()
+    _note_waiting(session)
+    return session.result(detached=True, interrupted=session.signals.stops > 0)
 
 
 def _note_waiting(session: _RaySession) -> None:

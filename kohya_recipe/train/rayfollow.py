@@ -69,8 +69,8 @@ def _clock(seconds: float) -> str:
     return f"{hours}{whole // 60 % 60:02d}:{whole % 60:02d}"
 
 
-def progress_cells(state: ProgressState | None) -> list[str]:
-    """EPOCH, STEP, LOSS and ETA of a run (empty before its log says anything)."""
+def progress_cells(state: ProgressState | None, *, running: bool = True) -> list[str]:
+    """EPOCH, STEP, LOSS and ETA (while ``running``) of a run; empty before its log says anything."""
     if state is None:
         return ["", "", "", ""]
     epoch = f"{state.epoch}/{state.epochs}" if state.epoch is not None and state.epochs else ""
@@ -85,7 +85,7 @@ def progress_cells(state: ProgressState | None) -> list[str]:
         elif state.remaining and state.remaining != "?":
             eta = state.remaining
     loss = f"{state.avr_loss:.3f}" if state.avr_loss is not None else ""
-    return [epoch, step, loss, eta]
+    return [epoch, step, loss, eta if running else ""]
 
 
 def state_label(entry: QueueEntry) -> str:
@@ -124,7 +124,8 @@ class Follower:
 
     def row(self, entry: QueueEntry) -> list[str]:
         name = entry.name or Path(entry.project).name
-        return [str(entry.id), name, state_label(entry), *progress_cells(self.states.get(entry.id)), _node(entry)]
+        cells = progress_cells(self.states.get(entry.id), running=entry.on_ray)
+        return [str(entry.id), name, state_label(entry), *cells, _node(entry)]
 
 
 class FollowDisplay:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,10 @@ def train_ray_job(
     from kohya_recipe.train.run import train_project
 
     root = check_project_on_node(project)
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        # Ray stops a job with SIGINT (raystate.STOP_ENV). A node whose `ray start` ran in the background of a
+        # script passes SIGINT on as ignored, and the trainer would inherit that and never stop: undo it.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     record = train_project(root, sd_scripts=sd_scripts, python=python, resume=resume, quiet=quiet, scheduled_gpus=True)
     context = ray_context()
     record.data["ray"] = context

@@ -13,9 +13,9 @@ Ray says                                                   the entry
 ``PENDING`` (waiting for GPUs) / ``RUNNING``               ``running`` (``ray_status`` tells which)
 ``SUCCEEDED``                                              ``done`` (outcome, exit and record from the run's
                                                            own ``runs/*.json``)
-``STOPPED`` after it ran / exit 130                        ``interrupted`` (resumes with ``--resume``)
-``STOPPED`` before it ran; ``FAILED`` by the start         ``pending`` again, the attempt given back (it
-timeout (``RAY_JOB_START_TIMEOUT_SECONDS``)                never ran; submitted again under a new id)
+``STOPPED`` after ``train`` started / exit 130             ``interrupted`` (resumes with ``--resume``)
+``STOPPED`` before ``train`` opened its log; ``FAILED`` by   ``pending`` again, the attempt given back (it
+the start timeout (``RAY_JOB_START_TIMEOUT_SECONDS``)      never ran; submitted again under a new id)
 ``FAILED``, supervisor died with its node                  ``interrupted``
 ``FAILED``, exit 5 / 127 / other                           ``failed``: project not on the node (needs a shared
                                                            filesystem) / kohya-recipe not on the node / the
@@ -41,7 +41,7 @@ from typing import Any
 
 from kohya_recipe.errors import ExitCode, KohyaRecipeError
 from kohya_recipe.files import read_json
-from kohya_recipe.layout import RUNS_DIR
+from kohya_recipe.layout import LOG_DIR, RUNS_DIR
 from kohya_recipe.train.liveness import pid_alive
 from kohya_recipe.train.queuefile import DONE, FAILED, INTERRUPTED, PENDING, RUNNING, QueueEntry, QueueError, now
 from kohya_recipe.train.rayjob import SHARED_FS_RULE
@@ -161,9 +161,22 @@ def owner_gone(entry: QueueEntry) -> bool:
     return entry.host == socket.gethostname() and not pid_alive(entry.pid)
 
 
+def _since(entry: QueueEntry) -> float:
+    return entry.started.timestamp() - _RECORD_SLACK if entry.started else 0.0
+
+
+def attempt_started(entry: QueueEntry) -> bool:
+    """Whether the entry's latest attempt got as far as ``train`` opening its log (``PROJECT/log/train-*.log``):
+    a job stopped before that never trained, whatever Ray says of its node."""
+    try:
+        return any(p.stat().st_mtime >= _since(entry) for p in (Path(entry.project) / LOG_DIR).glob("train-*.log"))
+    except OSError:
+        return False
+
+
 def attempt_record(entry: QueueEntry) -> tuple[Path, dict[str, Any]] | None:
     """The run record (``PROJECT/runs/*.json``) the entry's latest attempt wrote, if any."""
-    since = entry.started.timestamp() - _RECORD_SLACK if entry.started else 0.0
+    since = _since(entry)
     runs = Path(entry.project) / RUNS_DIR
     try:
         candidates = sorted(p for p in runs.glob("*.json") if p.is_file() and p.stat().st_mtime >= since)
@@ -229,8 +242,9 @@ def settle(entry: QueueEntry, view: JobView | None) -> None:
     if view.status == "SUCCEEDED":
         _finish(entry, DONE, exit_code=view.exit_code)
     elif view.status == "STOPPED" or view.exit_code == ExitCode.INTERRUPTED:
-        if view.node_ip is None:
-            _give_back(entry, None)  # stopped while it still waited for GPUs
+        if not attempt_started(entry):
+            # stopped while it waited for GPUs (Ray then still starts its supervisor, only to stop it)
+            _give_back(entry, None)
         else:
             _finish(entry, INTERRUPTED, exit_code=view.exit_code)
     elif view.error_type in _NEVER_RAN:
@@ -252,7 +266,8 @@ def failure_message(view: JobView) -> str:
             "environment that has kohya-recipe on its PATH"
         )
     if view.exit_code is None:
-        return f"Ray could not run the job ({view.error_type or 'no exit code'}): {view.last_line}"
+        what = f"Ray ended the job on node {node}" if view.node_ip else "Ray could not start the job"
+        return f"{what} ({view.error_type or 'no exit code'}): {view.last_line}"
     return f"exit {view.exit_code} on node {node}: {view.last_line}"
 
 

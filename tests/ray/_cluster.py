@@ -131,6 +131,9 @@ class LocalRayCluster:
         # nodes is the one installed with the tests.
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
         env.update({MARKER: self.token, "RAY_USAGE_STATS_ENABLED": "0"})
+        # Ray kills workers (job supervisors included) when the *machine* is above 95% memory; on a shared CI
+        # machine that is other work's memory, not the test's: the OOM killer is off in test clusters.
+        env["RAY_memory_monitor_refresh_ms"] = "0"
         env.update(self.env)
         return env
 
@@ -281,6 +284,7 @@ def _main(argv: list[str]) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # a shell's `&` starts it with SIGINT ignored
     t0 = time.monotonic()
     with local_ray_cluster() as cluster:
         print(f"head up in {time.monotonic() - t0:.1f} s: {cluster.address}  (temp {cluster.temp_dir})", flush=True)
