@@ -16,14 +16,16 @@ no ``working_dir`` is shipped. Ray is imported only here, inside :func:`connect`
   resumes them from their ``-state`` folder. A second Ctrl-C leaves them stopping. SIGTERM and SIGHUP (a closed
   terminal) only detach: the jobs go on.
 - **A job waiting for GPUs fails after the head's ``RAY_JOB_START_TIMEOUT_SECONDS``** (900 s by default, one
-  value for the whole cluster). While following, at most ``max_waiting`` of the queue's jobs wait in Ray's queue
-  at a time; the next is submitted when one starts, so no job waits long. ``--detach`` submits everything at
-  once; a job that times out that way never ran and goes back to ``pending`` (submitted again by the next run).
+  value for the whole cluster). While following, the queue submits as many runs as the cluster has GPUs for, and
+  at most ``max_waiting`` beyond that; the next is submitted when one starts, so no job waits long. ``--detach``
+  submits everything at once; a job that times out that way never ran and goes back to ``pending`` (submitted
+  again by the next run).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shlex
 import signal
@@ -66,6 +68,7 @@ from kohya_recipe.train.raystate import (
 INSTALL_HINT = "pip install 'kohya-recipe[ray]'"
 _API_ENV = "RAY_API_SERVER_ADDRESS"
 _RUNNABLE = (PENDING, INTERRUPTED)
+_NO_ROOM = object()  # _claim: the run would only wait in Ray's queue; submit it later
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -158,7 +161,7 @@ class RayOptions:
     python: str | None = None
     quiet: bool = False
     poll: float = 1.0
-    max_waiting: int = 1  # jobs of this queue waiting in Ray's queue at once while following
+    max_waiting: int = 1  # jobs of this queue waiting in Ray's queue beyond the cluster's GPUs, while following
     give_up_after: float = 120.0  # seconds without an answer from the cluster before following stops
 
 
@@ -293,6 +296,7 @@ class _RaySession:
         self.queue, self.jobs, self.options, self.log, self.signals = queue, jobs, options, log, signals
         self.pid, self.host = os.getpid(), socket.gethostname()
         self.watched: set[int] = set()
+        self.gpus_of: dict[int, int] = {}  # GPUs each entry submitted here asked for
         self.t0 = time.monotonic()
         self.display: FollowDisplay | None = None
         self.gpus_per_node = node_gpus(jobs.address)
@@ -319,8 +323,9 @@ class _RaySession:
 
     # -- claim and submit ----------------------------------------------------------------------------------
 
-    def _claim(self, entry_id: int) -> _Claim | None:
-        """Under the edit lock: mark a runnable entry running on Ray, its submission id recorded first."""
+    def _claim(self, entry_id: int, room: Callable[[int], bool]) -> _Claim | object | None:
+        """Under the edit lock: mark a runnable entry running on Ray, its submission id recorded first. Returns
+        ``None`` when it is not runnable (any more), :data:`_NO_ROOM` when ``room(gpus)`` says not now."""
         with self.queue.edit() as state:
             entry = state.get(entry_id)
             if entry is None or entry.status not in _RUNNABLE:
@@ -331,6 +336,8 @@ class _RaySession:
                 entry.status, entry.finished, entry.last_outcome, entry.last_error = FAILED, now(), FAILED, str(exc)
                 self.say(f"{entry.label}: failed: {exc}")
                 return None
+            if not room(gpus):
+                return _NO_ROOM
             job_id = entry.ray_job if entry.ray_status == UNSENT and entry.ray_job else job_id_for(entry)
             entry.status, entry.attempts, entry.started, entry.finished = RUNNING, entry.attempts + 1, now(), None
             entry.pid, entry.host, entry.gpus, entry.resumed, entry.name = self.pid, self.host, None, resume, name
@@ -391,21 +398,34 @@ class _RaySession:
             )
 
     def submit_runnable(self) -> None:
-        state = self.queue.read()
-        waiting = sum(1 for e in state.entries if self.ours(e) and e.ray_status != "RUNNING")
-        for entry in state.entries:
+        """Claim and submit runnable entries in queue order while there is room (see :meth:`_room`)."""
+        live = [e for e in self.queue.read().entries if self.ours(e)]
+        waiting = sum(1 for e in live if e.ray_status != "RUNNING")
+        held = sum(self.gpus_of.get(e.id, 1) for e in live)
+        for entry in self.queue.read().entries:
             if entry.status not in _RUNNABLE:
                 continue
             if self.signals.stops or self.signals.detach:
                 return
-            if not self.options.detach and waiting >= self.options.max_waiting:
+            claim = self._claim(entry.id, functools.partial(self._room, waiting, held))
+            if claim is _NO_ROOM:
                 return
-            claim = self._claim(entry.id)
-            if claim is None:
+            if not isinstance(claim, _Claim):
                 continue
             self.watched.add(entry.id)
+            self.gpus_of[entry.id] = claim.gpus
             self._send(claim)
-            waiting += 1
+            waiting, held = waiting + 1, held + claim.gpus
+
+    def _room(self, waiting: int, held: int, gpus: int) -> bool:
+        """Whether to submit a run of ``gpus`` GPUs now. ``--detach``: always. Following: while the cluster's
+        GPUs are not all spoken for by this queue's live jobs (then they start at once), plus ``max_waiting``
+        jobs beyond that, so that no job waits in Ray's queue long enough to hit the start timeout (a job that
+        does is submitted again anyway)."""
+        if self.options.detach or waiting < self.options.max_waiting:
+            return True
+        total = sum(self.gpus_per_node) if self.gpus_per_node is not None else None
+        return total is not None and held + gpus <= total
 
     # -- following -----------------------------------------------------------------------------------------
 
