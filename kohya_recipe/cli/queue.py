@@ -139,8 +139,10 @@ Examples:
 @_queue_file_option
 @json_option
 def queue_list_cmd(queue_file: str | None, as_json: bool) -> None:
-    """Show the queue: id, status, attempts, run name, project and the last outcome (Ray entries: as their
-    cluster says now)."""
+    """Show the queue: id, status, attempts, run name, project and the last outcome.
+
+    Entries running as Ray jobs (`queue run --ray`) are shown as their cluster has them now.
+    """
     from kohya_recipe.train.queue_edit import format_queue
 
     emit(queue_listing(queue_file), as_json, format_queue)
@@ -154,7 +156,7 @@ Examples:
   kohya-recipe queue run --sd-scripts ~/kohya_ss/sd-scripts --quiet
   nohup kohya-recipe queue run --quiet > queue.log 2>&1 &
   kohya-recipe queue run --ray http://head:8265          # each entry a Ray job, as many at once as GPUs
-  kohya-recipe queue run --ray --detach --json          # $RAY_ADDRESS; submit and return
+  kohya-recipe queue run --ray --detach --json           # $RAY_ADDRESS; submit and return
 
 \b
 Exit codes: 0 every run succeeded (or nothing to run), 4 at least one run failed (the others still ran),
@@ -182,7 +184,10 @@ def queue_run_cmd(
     ray_env: tuple[str, ...] = (),
     ray_resources: tuple[str, ...] = (),
 ) -> None:
-    """Train the queued runs one after another until the queue is empty (or, with --ray, as Ray jobs)."""
+    """Train the queued runs one after another until the queue is empty.
+
+    With --ray, each run is a Ray job on a cluster instead, as many at once as it has GPUs (docs/cluster.md).
+    """
     from kohya_recipe.train.runqueue import format_run_summary, run_queue
 
     if wants_ray(ray, detach, ray_env, ray_resources):

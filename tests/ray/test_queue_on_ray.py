@@ -229,3 +229,45 @@ def test_detach_then_list_and_the_local_runner_leaves_ray_jobs_alone(ray_address
 
     assert wait_for(both_done, timeout=TIMEOUT)
     assert [len(records(p)) for p in (a, b)] == [1, 1]
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["--ray"], {}, "Error: no Ray cluster given: pass --ray http://HEAD:8265 or set RAY_ADDRESS"),
+        (
+            ["--ray"],
+            {"RAY_ADDRESS": "http://127.0.0.1:{port}"},
+            "Error: cannot reach the Ray cluster at http://127.0.0.1:{port}: ",
+        ),
+        (["--ray", "http://127.0.0.1:{port}"], {}, "Error: cannot reach the Ray cluster at http://127.0.0.1:{port}: "),
+    ],
+    ids=["no address", "RAY_ADDRESS unreachable", "--ray unreachable"],
+)
+def test_a_cluster_that_is_not_there_is_one_line_and_exit_1(
+    tmp_path: Path, args: list[str], env: dict[str, str], message: str
+) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    base = {k: v for k, v in subprocess_env().items() if k not in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS")}
+    full = {**base, **{k: v.format(port=port) for k, v in env.items()}}
+    queue = tmp_path / "queue.toml"
+    proc = run(
+        [
+            sys.executable,
+            "-m",
+            "kohya_recipe",
+            "queue",
+            "run",
+            "--queue-file",
+            str(queue),
+            *(a.format(port=port) for a in args),
+        ],
+        env=full,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(message.format(port=port)) and proc.stderr.count("\n") == 1
+    assert not queue.exists()
