@@ -283,3 +283,12 @@ def test_the_summary_says_what_ran_and_why_each_failure_failed() -> None:
     assert format_ray_summary(RayRunResult("http://h:8265", [live], detached=True)).startswith(
         f"Detached from Ray at http://h:8265; running or waiting: #3 C ({SUBMISSION})."
     )
+
+
+def test_the_cli_modules_and_train_import_nothing_of_ray() -> None:
+    probe = (
+        "import sys, kohya_recipe.cli.queue, kohya_recipe.cli.train, kohya_recipe.cli.cluster, kohya_recipe.train.run; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'ray' or m.startswith('kohya_recipe.train.ray')))"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=subprocess_env())
+    assert (proc.returncode, proc.stdout.strip()) == (0, "[]"), proc.stderr[-2000:]
