@@ -19,6 +19,7 @@ class ExitCode(enum.IntEnum):
     TRAINER_FAILED = 4  # the trainer ran but did not produce the final checkpoint
     PARTIAL = 5  # a caption command changed some files and failed on others (1: it changed nothing)
     RUN_DIVERGED = 6  # `report`: every epoch's loss is NaN/inf, so no epoch is recommended
+    NOT_ON_NODE = 7  # a Ray job's project folder does not exist on its node (no shared filesystem there)
     INTERRUPTED = 130  # Ctrl-C / SIGINT (128 + 2, the shell convention)
 
 

@@ -80,8 +80,8 @@ def test_duplicate_ids_and_missing_keys(qfile: Path) -> None:
         parse_queue('[[entries]]\nid = 1\nproject = "/a"\n[[entries]]\nid = 1\nproject = "/b"\n', "q")
     with pytest.raises(QueueError, match=r"^q: entries\[0\]: missing required key 'project'$"):
         parse_queue("[[entries]]\nid = 1\n", "q")
-    with pytest.raises(QueueError, match=r"^q: schema_version 2 is not supported"):
-        parse_queue("schema_version = 2\n", "q")
+    with pytest.raises(QueueError, match=r"^q: schema_version 3 is not supported"):
+        parse_queue("schema_version = 3\n", "q")
 
 
 @pytest.mark.parametrize(

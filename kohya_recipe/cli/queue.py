@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
+from kohya_recipe.cli.cluster import queue_listing, ray_run_options, run_queue_on_ray, wants_ray
 from kohya_recipe.cli.options import dry_run_option, force_option, json_option, out_option, set_option
 from kohya_recipe.cli.output import echo_json, emit, progress, warn
 from kohya_recipe.cli.train import python_option, quiet_option, sd_scripts_option
@@ -140,10 +141,13 @@ Examples:
 @_queue_file_option
 @json_option
 def queue_list_cmd(queue_file: str | None, as_json: bool) -> None:
-    """Show the queue: id, status, attempts, run name, project and the last outcome."""
-    from kohya_recipe.train.queue_edit import format_queue, show_queue
+    """Show the queue: id, status, attempts, run name, project and the last outcome.
 
-    emit(show_queue(queue_file), as_json, format_queue)
+    Entries running as Ray jobs (`queue run --ray`) are shown as their cluster has them now.
+    """
+    from kohya_recipe.train.queue_edit import format_queue
+
+    emit(queue_listing(queue_file), as_json, format_queue)
 
 
 @queue_group.command(
@@ -153,18 +157,21 @@ Examples:
   kohya-recipe queue run
   kohya-recipe queue run --sd-scripts ~/kohya_ss/sd-scripts --quiet
   nohup kohya-recipe queue run --quiet > queue.log 2>&1 &
+  kohya-recipe queue run --ray http://head:8265          # each entry a Ray job, as many at once as GPUs
+  kohya-recipe queue run --ray --detach --json           # $RAY_ADDRESS; submit and return
 
 \b
 Exit codes: 0 every run succeeded (or nothing to run), 4 at least one run failed (the others still ran),
 130 stopped with Ctrl-C (the current entry resumes on the next `queue run`). Only one `queue run` trains on
 a GPU set at a time (the recipe's accelerate.gpu_ids; none = all GPUs); a second one trains entries for
-other GPUs or exits.
+other GPUs or exits. Entries running as Ray jobs are left to Ray (docs/cluster.md).
 """,
 )
 @_queue_file_option
 @sd_scripts_option
 @python_option
 @quiet_option
+@ray_run_options
 @json_option
 @click.pass_context
 def queue_run_cmd(
@@ -174,10 +181,19 @@ def queue_run_cmd(
     python: str | None,
     quiet: bool,
     as_json: bool,
+    ray: str | None = None,
+    detach: bool = False,
+    ray_env: tuple[str, ...] = (),
+    ray_resources: tuple[str, ...] = (),
 ) -> None:
-    """Train the queued runs one after another until the queue is empty."""
+    """Train the queued runs one after another until the queue is empty.
+
+    With --ray, each run is a Ray job on a cluster instead, as many at once as it has GPUs (docs/cluster.md).
+    """
     from kohya_recipe.train.runqueue import format_run_summary, run_queue
 
+    if wants_ray(ray, detach, ray_env, ray_resources):
+        return run_queue_on_ray(ctx)
     result = run_queue(queue_file, sd_scripts=sd_scripts, python=python, quiet=quiet, log=_say)
     if as_json:
         echo_json(result)

@@ -45,7 +45,8 @@ Examples:
 
 \b
 Exit codes: 0 trained (final checkpoint written), 1 nothing launched (bad project, no sd-scripts,
-no accelerate), 4 the trainer failed, 130 interrupted (checkpoints kept; --resume continues).
+no accelerate), 4 the trainer failed, 7 (a Ray job only) the project folder is not on the node,
+130 interrupted (checkpoints kept; --resume continues).
 """
 )
 @click.argument("project", type=click.Path(file_okay=False), default=".")
@@ -56,6 +57,7 @@ no accelerate), 4 the trainer failed, 130 interrupted (checkpoints kept; --resum
 @quiet_option
 @click.option("--verbose", "-v", is_flag=True, help="Show the trainer's raw output instead of the progress bar.")
 @json_option
+@click.option("--ray-job", "ray_job", is_flag=True, hidden=True)  # the entrypoint of `queue run --ray` jobs
 def train_cmd(
     project: str,
     sd_scripts: str | None,
@@ -65,6 +67,7 @@ def train_cmd(
     quiet: bool,
     verbose: bool,
     as_json: bool,
+    ray_job: bool = False,
 ) -> None:
     """Train a rendered PROJECT headless with sd-scripts.
 
@@ -75,9 +78,14 @@ def train_cmd(
     """
     from kohya_recipe.train.run import format_run, train_project
 
-    record = train_project(
-        project, sd_scripts=sd_scripts, python=python, resume=resume, dry_run=dry_run, quiet=quiet, verbose=verbose
-    )
+    if ray_job:  # on a Ray node: the project must be here, Ray's GPU choice wins (train/rayjob.py)
+        from kohya_recipe.train.rayjob import train_ray_job
+
+        record = train_ray_job(project, sd_scripts=sd_scripts, python=python, resume=resume, quiet=quiet)
+    else:
+        record = train_project(
+            project, sd_scripts=sd_scripts, python=python, resume=resume, dry_run=dry_run, quiet=quiet, verbose=verbose
+        )
     emit(record.data, as_json, lambda _: format_run(record))
     record.raise_for_outcome()
 

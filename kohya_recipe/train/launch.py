@@ -343,6 +343,7 @@ def build_launch(
     resume_dir: str | os.PathLike[str] | None = None,
     *,
     base_env: Mapping[str, str] | None = None,
+    scheduled: bool = False,
 ) -> LaunchCommand:
     """The training command for ``project`` (pure: reads nothing from disk).
 
@@ -350,6 +351,10 @@ def build_launch(
     --dynamo_backend no --num_cpu_threads_per_process T [--multi_gpu --gpu_ids …] <sd-scripts>/<script>
     --config_file config.toml --dataset_config dataset.toml [--resume <state>]``, run in the project folder
     (the rendered configs use paths relative to it).
+
+    ``scheduled``: a scheduler (Ray) chose the GPUs and set ``CUDA_VISIBLE_DEVICES``; accelerate's ``--gpu_ids``
+    would replace that choice (two runs on one GPU), so it is left out, and a multi-GPU run gets a free
+    rendezvous port (two runs on one node would both take the default 29500).
     """
     from kohya_recipe.render.command import accelerate_args, script_args
 
@@ -358,6 +363,8 @@ def build_launch(
     flags = accelerate_args(project.recipe)
     if flags[:2] == ["accelerate", "launch"]:
         flags = flags[2:]
+    if scheduled:
+        flags = _scheduled_flags(flags, multi_gpu=project.recipe.accelerate.num_processes > 1)
     resume: str | None = None
     if resume_dir is not None:
         resume_path = Path(resume_dir)
@@ -383,3 +390,24 @@ def build_launch(
         overrides["TF_CPP_MIN_LOG_LEVEL"] = "2"  # as the kohya_ss GUI does: silence TensorFlow's start-up noise
     env = {**source, **overrides}
     return LaunchCommand(argv=argv, env=env, cwd=root, env_overrides=overrides)
+
+
+def _scheduled_flags(flags: list[str], *, multi_gpu: bool) -> list[str]:
+    """``flags`` without ``--gpu_ids``/``--main_process_port`` (and their values), plus a free port when
+    ``multi_gpu``."""
+    out: list[str] = []
+    skip = False
+    for flag in flags:
+        if skip:
+            skip = False
+        elif flag in ("--gpu_ids", "--main_process_port"):
+            skip = True
+        else:
+            out.append(flag)
+    if multi_gpu:
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            out += ["--main_process_port", str(probe.getsockname()[1])]
+    return out

@@ -170,6 +170,12 @@ def remove_from_queue(ids: Iterable[int], queue_file: str | os.PathLike[str] | N
             if entry is None:
                 known = ", ".join(str(e.id) for e in state.entries) or "none"
                 raise QueueError(f"no entry #{entry_id} (ids in the queue: {known})", source=str(queue.path))
+            if entry.on_ray:
+                raise QueueError(
+                    f"entry {entry.label} runs as Ray job {entry.ray_job}; stop it first (Ctrl-C in `queue run "
+                    f"--ray`, or `ray job stop {entry.ray_job}`) and let `queue list` see it stopped",
+                    source=str(queue.path),
+                )
             if entry.status == RUNNING and runner_alive(queue, entry):
                 raise QueueError(
                     f"entry {entry.label} is being trained by `queue run` (pid {entry.pid}); stop it with Ctrl-C first",
@@ -212,6 +218,9 @@ def _when(moment: datetime | None) -> str:
 
 def _last(entry: QueueEntry, state: str) -> str:
     """The LAST column: who trains a running entry since when, else the latest outcome."""
+    if entry.on_ray:
+        where = f"on {entry.ray_node} " if entry.ray_node and entry.ray_status == "RUNNING" else ""
+        return f"Ray job {entry.ray_job} {where}since {_when(entry.started)}"
     if entry.status == RUNNING:
         owner = f"pid {entry.pid}" + (f" on {entry.host}" if entry.host else "")
         gone = " (runner gone; resumes on next `queue run`)" if "stale" in state else ""
@@ -228,6 +237,11 @@ def _last(entry: QueueEntry, state: str) -> str:
     return text
 
 
+def _ray_state(entry: QueueEntry) -> str:
+    """A Ray entry's status: running on a node, or still waiting in Ray's queue (or being submitted)."""
+    return "running (Ray)" if entry.ray_status == "RUNNING" else "pending (Ray)"
+
+
 def format_queue(listing: QueueListing) -> str:
     """``queue list``: id, status (``running (stale)`` when its runner is gone), tries, run, project, last."""
     entries = listing.entries
@@ -235,7 +249,7 @@ def format_queue(listing: QueueListing) -> str:
         return "\n".join(fit_lines([f"The queue is empty ({listing.queue_file})."]))
     rows = []
     for e in entries:
-        state = entry_state(e)
+        state = _ray_state(e) if e.on_ray else entry_state(e)
         rows.append([str(e.id), state, str(e.attempts), e.name or Path(e.project).name, e.project, _last(e, state)])
     head = f"Queue {listing.queue_file}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}"
     table = format_table(["ID", "STATUS", "TRIES", "RUN", "PROJECT", "LAST"], rows, right=[0, 2])

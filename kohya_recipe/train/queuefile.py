@@ -25,6 +25,9 @@ from kohya_recipe.files import atomic_write_text, loads_toml, read_text
 from kohya_recipe.train.locks import FileLock, GpuLock
 
 SCHEMA_VERSION = 1
+# A queue holding Ray entries is written as version 2, so an older kohya-recipe refuses it instead of training a
+# live Ray job's project a second time on its own machine; without Ray entries the file stays version 1.
+RAY_SCHEMA_VERSION = 2
 QUEUE_ENV = "KOHYA_RECIPE_QUEUE"
 
 PENDING = "pending"
@@ -86,6 +89,17 @@ class QueueEntry(BaseModel):
     last_exit_code: int | None = None
     last_run: str | None = None  # path of the run record JSON (PROJECT/runs/<timestamp>.json)
     last_error: str | None = None
+    # Ray (`queue run --ray`): the latest submission id, the dashboard it went to, Ray's status at the last look
+    # (plus SUBMITTING/UNSENT/LOST, see train/raystate.py) and the node it ran on. pid/host name the client.
+    ray_job: str | None = None
+    ray_address: str | None = None
+    ray_status: str | None = None
+    ray_node: str | None = None
+
+    @property
+    def on_ray(self) -> bool:
+        """A Ray job holds this entry: the local runner must leave it alone (train/raystate.py settles it)."""
+        return self.status == RUNNING and self.ray_job is not None
 
     @property
     def label(self) -> str:
@@ -119,6 +133,10 @@ _FIELD_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "last_exit_code": ((int,), "an integer"),
     "last_run": ((str,), "a string"),
     "last_error": ((str,), "a string"),
+    "ray_job": ((str,), "a string"),
+    "ray_address": ((str,), "a string"),
+    "ray_status": ((str,), "a string"),
+    "ray_node": ((str,), "a string"),
 }
 
 
@@ -135,8 +153,9 @@ class QueueState:
 
 def queue_file_data(state: QueueState) -> dict[str, Any]:
     """What the queue file holds (written with tomli-w): the schema version, the next id, the entries."""
+    ray = any(e.ray_job is not None for e in state.entries)
     return {
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": RAY_SCHEMA_VERSION if ray else SCHEMA_VERSION,
         "next_id": state.next_id,
         "entries": [e.model_dump() for e in state.entries],
     }
@@ -193,9 +212,10 @@ def parse_queue(text: str, source: str) -> QueueState:
     if unknown:
         raise QueueError(f"unknown key '{unknown[0]}'", source=source)
     version = data.get("schema_version", SCHEMA_VERSION)
-    if version != SCHEMA_VERSION:
+    if version not in (SCHEMA_VERSION, RAY_SCHEMA_VERSION):
         raise QueueError(
-            f"schema_version {version!r} is not supported (this kohya-recipe reads {SCHEMA_VERSION})",
+            f"schema_version {version!r} is not supported (this kohya-recipe reads {SCHEMA_VERSION} and "
+            f"{RAY_SCHEMA_VERSION})",
             source=source,
         )
     raw_entries = data.get("entries", [])

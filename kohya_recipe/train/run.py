@@ -357,8 +357,12 @@ def train_project(
     display: Display | None = None,
     interrupt_grace: float | None = None,
     terminate_grace: float | None = None,
+    scheduled_gpus: bool = False,
 ) -> RunRecord:
     """Train the project in ``project_dir`` with sd-scripts and return the run's record.
+
+    ``scheduled_gpus``: a scheduler (Ray) assigned the GPUs through ``CUDA_VISIBLE_DEVICES``
+    (:func:`~kohya_recipe.train.launch.build_launch` ``scheduled``).
 
     Raises :class:`~kohya_recipe.errors.KohyaRecipeError` subclasses only when nothing could be launched (no
     project, no sd-scripts, no Python with accelerate, nothing to resume, log folder not writable). A run that
@@ -368,7 +372,9 @@ def train_project(
     disp = display if display is not None else choose_display(quiet=quiet, verbose=verbose)
     # One train per project, taken before re-rendering so a running trainer's files are not rewritten under it.
     with contextlib.nullcontext() if dry_run else project_lock(project):
-        return _prepare_and_run(project, sd_scripts, python, resume, dry_run, disp, interrupt_grace, terminate_grace)
+        return _prepare_and_run(
+            project, sd_scripts, python, resume, dry_run, disp, interrupt_grace, terminate_grace, scheduled_gpus
+        )
 
 
 def _prepare_and_run(
@@ -380,6 +386,7 @@ def _prepare_and_run(
     disp: Display,
     interrupt_grace: float | None,
     terminate_grace: float | None,
+    scheduled_gpus: bool = False,
 ) -> RunRecord:
     notes: list[str] = []
     refuse_special_files(project)
@@ -421,7 +428,7 @@ def _prepare_and_run(
                 "training.max_train_epochs to train further",
                 source=str(state.path),
             )
-    cmd = build_launch(project, sd, py, resume_dir=state.path if state else None)
+    cmd = build_launch(project, sd, py, resume_dir=state.path if state else None, scheduled=scheduled_gpus)
     if dry_run:
         plan: dict[str, Any] = {
             "project": str(project.root),

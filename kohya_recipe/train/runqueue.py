@@ -102,8 +102,8 @@ def _pick_next(
     the way and appended to ``failed``."""
     waiting: list[QueueEntry] = []
     for entry in state.entries:
-        if entry.status not in (PENDING, INTERRUPTED, RUNNING):
-            continue
+        if entry.status not in (PENDING, INTERRUPTED, RUNNING) or entry.on_ray:
+            continue  # done/failed, or a Ray job trains it (`queue list` refreshes it from the cluster)
         recovered = False
         if entry.status == RUNNING:
             if runner_alive(queue, entry):
@@ -138,6 +138,7 @@ def _pick_next(
         entry.gpus = info.gpus
         entry.resumed = resume
         entry.name = info.output_name
+        entry.ray_job = entry.ray_address = entry.ray_status = entry.ray_node = None  # trained here now
         return pick, waiting
     return None, waiting
 
