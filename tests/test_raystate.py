@@ -159,7 +159,7 @@ def test_a_node_that_died_under_a_run_interrupts_it(tmp_path: Path) -> None:
     ("code", "message", "expected"),
     [
         (
-            5,
+            7,
             "Error: project folder /shared/a does not exist on this node (host n2): ...",
             f"the project is not visible on node {NODE}: a Ray cluster needs the projects on a filesystem every "
             "node mounts at the same path",

@@ -149,8 +149,10 @@ def test_ctrl_c_stops_the_runs_and_the_next_run_resumes_them(ray_address: str, t
         ("pending", 0),  # it was still waiting for a GPU: that attempt does not count
     ]
     stopped = records(a)[-1]
-    # Ray's stop reached `train` as a Ctrl-C: forwarded, the trainer died of SIGINT, checkpoints kept
-    assert (stopped["outcome"], stopped["signals_sent"], stopped["exit_code"]) == ("interrupted", ["SIGINT"], -2)
+    # Ray's stop is a Ctrl-C to the whole tree: Ray signals `train` and the trainer alike (psutil children), so
+    # the trainer dies of SIGINT whether or not `train` had forwarded its own first (a race); checkpoints kept
+    assert (stopped["outcome"], stopped["exit_code"]) == ("interrupted", -2)
+    assert stopped["signals_sent"] in ([], ["SIGINT"])
     assert records(c) == []
 
     again = run(kohya_recipe_args("queue", "run", "--queue-file", queue, address=ray_address, step=0.2))
