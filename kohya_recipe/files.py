@@ -115,14 +115,39 @@ def read_text(path: Path, *, error: ErrorClass = KohyaRecipeError, max_bytes: in
     return text.removeprefix(_BOM)
 
 
+#: The deepest nesting of tables/lists a file we read may have. Ours and the GUI's go 3 levels deep; a TOML file of
+#: dotted keys parses to any depth without recursion, but copying or walking it later would overflow Python's stack.
+MAX_NESTING = 64
+
+
+def too_deep(value: Any) -> bool:
+    """Whether ``value`` nests dicts/lists deeper than :data:`MAX_NESTING` (walked without recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth >= MAX_NESTING:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
 def loads_toml(text: str, *, source: str | None = None, error: ErrorClass = KohyaRecipeError) -> dict[str, Any]:
     """Parse TOML text; a syntax error or absurd nesting is one ``error`` naming ``source``."""
     try:
-        return tomllib.loads(text.removeprefix(_BOM))
+        data = tomllib.loads(text.removeprefix(_BOM))
     except tomllib.TOMLDecodeError as exc:
         raise error(f"invalid TOML: {exc}", source=source) from None
     except RecursionError:
-        raise error("invalid TOML: nested too deeply", source=source) from None
+        data = None
+    if data is None or too_deep(data):
+        raise error(f"invalid TOML: nested more than {MAX_NESTING} levels deep", source=source)
+    return data
 
 
 def read_toml(path: Path, *, error: ErrorClass = KohyaRecipeError) -> dict[str, Any]:
@@ -133,11 +158,14 @@ def read_toml(path: Path, *, error: ErrorClass = KohyaRecipeError) -> dict[str, 
 def loads_json(text: str, *, source: str | None = None, error: ErrorClass = KohyaRecipeError) -> Any:
     """Parse JSON text; a syntax error or absurd nesting is one ``error`` naming ``source``."""
     try:
-        return json.loads(text)
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise error(f"invalid JSON: {exc}", source=source) from None
     except RecursionError:
-        raise error("invalid JSON: nested too deeply", source=source) from None
+        raise error(f"invalid JSON: nested more than {MAX_NESTING} levels deep", source=source) from None
+    if too_deep(data):
+        raise error(f"invalid JSON: nested more than {MAX_NESTING} levels deep", source=source)
+    return data
 
 
 def read_json(path: Path, *, error: ErrorClass = KohyaRecipeError) -> Any:

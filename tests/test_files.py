@@ -49,11 +49,22 @@ def test_missing_file_and_folder_are_named(tmp_path: Path) -> None:
 
 
 def test_deep_json_is_an_error_not_a_recursion_traceback(tmp_path: Path) -> None:
-    with pytest.raises(KohyaRecipeError, match="nested too deeply"):
+    with pytest.raises(KohyaRecipeError, match="nested more than 64 levels deep"):
         loads_json("[" * 100_000 + "]" * 100_000, source="x.json")
+    with pytest.raises(KohyaRecipeError, match=r"^x.json: invalid JSON: nested more than 64 levels deep$"):
+        loads_json("[" * 65 + "]" * 65, source="x.json")  # parses, but later walks and copies would overflow
+    assert isinstance(loads_json("[" * 64 + "]" * 64), list)  # 64 levels are fine
     path = tmp_path / "x.json"
     atomic_write_text(path, '{"a": [1, 2]}')
     assert read_json(path) == {"a": [1, 2]}
+
+
+def test_deep_toml_of_dotted_keys_is_an_error() -> None:
+    # tomllib builds any depth of dotted keys without recursion; deep_merge's copy would then overflow the stack
+    deep = "a" + ".a" * 5000 + " = 1"
+    with pytest.raises(KohyaRecipeError, match=r"^r.toml: invalid TOML: nested more than 64 levels deep$"):
+        loads_toml(deep, source="r.toml")
+    assert loads_toml("a" + ".a" * 63 + " = 1")["a"]["a"]
 
 
 def test_loads_toml_names_its_source() -> None:

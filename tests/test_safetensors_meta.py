@@ -128,3 +128,13 @@ def test_truncated_body_is_a_warning(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(SafetensorsError, match="cannot read"):
         read_header(tmp_path / "nope.safetensors")
+
+
+def test_a_deeply_nested_header_is_one_line(tmp_path: Path) -> None:
+    """Issue 14: a header of 100,000 nested lists was a RecursionError traceback in `inspect`."""
+    for depth in (100_000, 65):
+        raw = ('{"t": ' + "[" * depth + "]" * depth + "}").encode()
+        path = tmp_path / f"deep{depth}.safetensors"
+        path.write_bytes(struct.pack("<Q", len(raw)) + raw)
+        with pytest.raises(SafetensorsError, match=r"the header nests more than 64 levels$"):
+            read_header(path)

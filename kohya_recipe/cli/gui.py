@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from kohya_recipe.cli.options import force_option, json_option
+from kohya_recipe.cli.options import force_option, json_option, out_option
 from kohya_recipe.cli.output import echo_json, warn
 
 if TYPE_CHECKING:
@@ -23,16 +23,10 @@ Examples:
 """
 )
 @click.argument("config", type=click.Path(dir_okay=False))
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Write the recipe here (default: print it).",
-)
-@force_option("Overwrite an existing --output file.")
+@out_option("Write the recipe here (default: print it).")
+@force_option("Overwrite an existing --out file.")
 @json_option
-def import_cmd(config: str, output: str | None, force: bool, as_json: bool) -> None:
+def import_cmd(config: str, out: str | None, force: bool, as_json: bool) -> None:
     """Import a kohya_ss GUI JSON config into a recipe.
 
     Reads a LoRA-tab config or preset saved by any GUI version. It repairs what the GUI repairs when it loads
@@ -43,7 +37,7 @@ def import_cmd(config: str, output: str | None, force: bool, as_json: bool) -> N
     """
     from kohya_recipe.gui.importer import import_recipe_file
 
-    result = import_recipe_file(config, output, force=force)
+    result = import_recipe_file(config, out, force=force)
     if as_json:
         echo_json(result)
         return

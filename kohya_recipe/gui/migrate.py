@@ -188,6 +188,8 @@ def _coerce_numbers(d: dict[str, Any], source: str) -> list[str]:
 def _legacy_names(d: dict[str, Any], source: str) -> list[str]:
     """The renamed LoRA type, LoRA file formats and attention setting."""
     repairs = []
+    if d.get("LoRA_type") is not None and not isinstance(d["LoRA_type"], str):
+        raise _fail(source, "LoRA_type", f"must be the name of a LoRA type, not {describe(d['LoRA_type'])}")
     if d.get("LoRA_type") in LEGACY_LORA_TYPES:
         old = d["LoRA_type"]
         d["LoRA_type"] = LEGACY_LORA_TYPES[old]
