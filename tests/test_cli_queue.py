@@ -522,3 +522,27 @@ def test_fifos_in_place_of_the_queue_lock_files(tmp_path: Path, qfile: Path) -> 
         f"Error: {qfile}.gpus.lock: not a regular file: a lock file must be one; remove it (it is only a lock file)\n",
     )
     assert [e.status for e in list_queue(qfile)] == [PENDING]
+
+
+def test_queue_add_list_remove_fit_80_columns(tmp_path: Path) -> None:
+    """Issue 15 item 5: at 80 columns no line of `queue add`, `queue list` or `queue remove` is wider, even with
+    deep project paths; --json is the same at any width."""
+    deep = tmp_path / ("a-rather-long-folder-name-" * 4) / "sweeps"
+    deep.mkdir(parents=True)
+    made = [make_project(deep, letter) for letter in "AB"]
+    qf = tmp_path / "queue.toml"
+    narrow = {"COLUMNS": "80"}
+    outputs = [
+        run_cli("queue", "add", *made, "--queue-file", qf, env=narrow),
+        run_cli("queue", "add", made[0], "--queue-file", qf, env=narrow),  # "already queued" on stderr
+        run_cli("queue", "list", "--queue-file", qf, env=narrow),
+    ]
+    wide_json = run_cli("queue", "list", "--queue-file", qf, "--json", env={"COLUMNS": "300"})[1]
+    assert run_cli("queue", "list", "--queue-file", qf, "--json", env=narrow)[1] == wide_json
+    outputs.append(run_cli("queue", "remove", "2", "--queue-file", qf, env=narrow))
+    assert [code for code, _, _ in outputs] == [0, 0, 0, 0]
+    listing = outputs[2][1]
+    assert "CharacterAI-1-A" in listing and "CharacterAI-1-B" in listing
+    lines = [line for _, out, err in outputs for line in (out + err).splitlines()]
+    assert len(str(made[0])) > 80 and lines
+    assert max(len(line) for line in lines) <= 80, [line for line in lines if len(line) > 80]
