@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests._train_util import FAKE_SD_SCRIPTS, FAKE_SITE  # noqa: E402
 from tests.ray._cluster import LocalRayCluster, http_json  # noqa: E402
+from tests.real.conftest import Trainer  # noqa: E402
 
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "DIFFUSERS_OFFLINE": "1"}
 
@@ -86,17 +87,8 @@ def recipe(folder: Path, args: argparse.Namespace) -> Path:
 
 
 def real_sets(harness: Path) -> list[str]:
-    """The harness README's overrides: random SD 1.5 weights, local tokenizers, 64 px, fp32, sdpa."""
-    return [
-        f"model.base={harness / 'models' / 'sd15-random'}",
-        f"extra.tokenizer_cache_dir={harness / 'tokenizers'}",
-        "training.resolution=64",
-        "training.min_bucket_reso=64",
-        "training.max_bucket_reso=128",
-        "training.mixed_precision=no",
-        "training.save_precision=float",
-        "training.attention=sdpa",
-    ]
+    """The harness README's overrides (random SD 1.5 weights, local tokenizers, 64 px, fp32, sdpa), as tests/real."""
+    return Trainer(harness).sets()
 
 
 def sweep(work: Path, name: str, args: argparse.Namespace) -> tuple[Path, list[Path]]:
