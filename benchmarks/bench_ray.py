@@ -207,7 +207,9 @@ def main() -> int:
     args = parser.parse_args()
     args.epochs = args.epochs or (2 if args.real else 6)
     work = Path(tempfile.mkdtemp(prefix="kr-bench-ray-"))
-    env = {"PYTHONPATH": os.pathsep.join([str(ROOT), str(FAKE_SITE)])}
+    # The fake trainer's `accelerate` lives in FAKE_SITE; a real trainer's Python must not see it (it would import
+    # the fake instead of its own: "No module named 'accelerate.utils'").
+    env = {} if args.real else {"PYTHONPATH": os.pathsep.join([str(ROOT), str(FAKE_SITE)])}
     cluster = LocalRayCluster(num_cpus=2, num_gpus=args.gpus, env=env)
     try:
         t0 = time.monotonic()
