@@ -37,18 +37,20 @@ from typing import Any
 import pytest
 
 from kohya_recipe.recipe.loading import load_recipe
-from kohya_recipe.recipe.models import Recipe
 from kohya_recipe.report.safetensors_meta import read_metadata
-from tests.real.conftest import Gui, Trainer, kohya_recipe
-from tests.real.gui_loop import (
+from tests._gui_util import (
+    BUCKET_ONE,
     RELEVANT_KEYS,
-    CachedGui,
-    GuiResult,
+    STALE_RANK,
+    STALE_WARMUP,
     differences,
-    kv,
+    explain,
+    gui_steps_for,
     localize,
-    train_with_extra,
+    trains_the_recipe,
 )
+from tests.real.conftest import Gui, Trainer, kohya_recipe
+from tests.real.gui_loop import CachedGui, GuiResult, train_with_extra
 
 DATA = Path(__file__).parents[1] / "data" / "gui"
 GUI_REPO = sorted((DATA / "gui-repo").glob("*/*.json"))
@@ -92,38 +94,6 @@ def recorded_gui(result: GuiResult) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def cached_gui(gui: Gui) -> CachedGui:
     return CachedGui(gui)
-
-
-def _recipe_length(recipe: Recipe) -> str:
-    tr = recipe.training
-    return f"{tr.max_train_steps} steps" if tr.max_train_steps else f"{tr.max_train_epochs} epochs"
-
-
-def trains_the_recipe(
-    values: dict[str, Any], recipe: Recipe, gui_steps: int | None = None
-) -> dict[str, tuple[Any, Any]]:
-    """Where the GUI's effective values differ from the recipe's (rank, conv_dim, warmup, scheduler, length).
-    ``gui_steps``: the steps the GUI computes itself for the recipe's epochs (a config rendered with its own
-    ``max_train_epochs = 0`` spelling trains that count, which is the same epochs when the batches fill evenly)."""
-    opt, net = recipe.optimizer, recipe.network
-    length = _recipe_length(recipe)
-    if gui_steps is not None and values.get("_length") == f"{gui_steps} steps" and length.endswith("epochs"):
-        length = f"{gui_steps} steps"
-    want: dict[str, Any] = {
-        "network_dim": float(net.rank),
-        "lr_warmup_steps": float(opt.warmup_steps) or None,
-        "lr_scheduler": "adafactor" if opt.is_adafactor and opt.relative_step else opt.scheduler,
-        "_length": length,
-    }
-    if want["lr_scheduler"] == "constant":
-        want["lr_scheduler"] = None  # sd-scripts' default: dropped by effective()
-    args = kv(net.args)
-    got_args = values.get("network_args", {})
-    out = {k: (values.get(k), v) for k, v in want.items() if values.get(k) != v}
-    for name in ("conv_dim", "conv_alpha"):
-        if name in args and got_args.get(name) != args[name]:
-            out[f"network_args.{name}"] = (got_args.get(name), args[name])
-    return out
 
 
 # ---- 1. every preset's GUI JSON, loaded into a fresh form, and trained ------------------------------------------
@@ -264,39 +234,6 @@ def test_what_the_form_cannot_hold_reaches_the_trainer(
 
 # ---- 3. round trips of the GUI repository's configs ---------------------------------------------------------------
 
-# Why the original (A) and the round trip (B) may differ, and who is right. Every other difference fails the test.
-STALE_RANK = (
-    "B is right: A has the GUI's stale rank (a fresh form's network_dim 8 / conv_dim 1; the file says otherwise)"
-)
-STALE_WARMUP = "B is right: A has the GUI's stale warmup (a fresh form's 10 %; the file says otherwise)"
-BUCKET_ONE = "B is right: the trainer refuses bucket_reso_steps 1 ('it must be divisible by 64/32')"
-
-
-def explain(key: str, a: Any, original: dict[str, Any]) -> str | None:
-    """Why A's value of ``key`` differs from B's, when it is a known fault of the GUI or the file."""
-    lora_type = original.get("LoRA_type", "Standard")
-    if key in ("network_dim", "network_args") and lora_type not in ("Standard", None):
-        stale = a == 8.0 if key == "network_dim" else isinstance(a, dict) and a.get("conv_dim") == 1.0
-        return STALE_RANK if stale else None
-    if key == "lr_warmup_steps" and a == 0.1:
-        said = (original.get("lr_warmup"), original.get("lr_warmup_steps"))
-        return STALE_WARMUP if said not in ((10, 0), ("10", "0"), (10, None)) else None
-    if key == "bucket_reso_steps" and a == 1.0:
-        return BUCKET_ONE
-    return None
-
-
-def gui_steps_for(rendered: dict[str, Any], base: Path | None) -> int | None:
-    """The steps the GUI computes itself from a rendered form (train_model's formula), when it computes any."""
-    from kohya_recipe.gui.translate import count_dataset_steps, gui_max_train_steps
-
-    form = {**(json.loads(base.read_text(encoding="utf-8")) if base else {}), **rendered}
-    if form.get("max_train_epochs") or form.get("max_train_steps") or form.get("dataset_config"):
-        return None
-    form.setdefault("reg_data_dir", "")
-    found = count_dataset_steps(str(form.get("train_data_dir", "")))
-    return None if found is None else gui_max_train_steps(form, found)
-
 
 def _name(path: Path) -> str:
     return f"{path.parent.name}/{path.name}"
@@ -360,7 +297,8 @@ def test_round_trip_of_the_gui_repositorys_config(path: Path, cached_gui: Cached
     assert b_open.ok, b_open.line
     assert differences(b_open.effective(), b.effective()) == {}
     recipe = load_recipe(work / "recipe.toml")
-    gui_steps = gui_steps_for(json.loads((work / "rendered.json").read_text(encoding="utf-8")), base)
+    rendered_form = json.loads((work / "rendered.json").read_text(encoding="utf-8"))
+    gui_steps = gui_steps_for({**(json.loads(base.read_text(encoding="utf-8")) if base else {}), **rendered_form})
     diff = differences(a.effective(), b.effective()) if a.ok else {}
     why = {key: explain(key, values[0], original) for key, values in diff.items()}
     outcome.update(
