@@ -151,7 +151,7 @@ def test_gui_repository_config_round_trips_as_the_gui_trained_it(path: Path, pla
     if a["exit"] != 0 and not a["reason"].startswith("TypeError"):  # the GUI refused it: the import says why
         assert gui_sentence(a["reason"]) in said(report)
     preset = path.parent.name == "presets"
-    render = ["render", tmp_path / "recipe.toml", "--gui-json", tmp_path / "rendered.json", "--force"]
+    render: list[str | Path] = ["render", tmp_path / "recipe.toml", "--gui-json", tmp_path / "rendered.json", "--force"]
     code, _, err = run_cli(*render, *(["--preset-only"] if preset else []))
     assert code == 0, err
     base = {"train_data_dir": str(places.data), "output_dir": "", "logging_dir": ""} if preset else None
@@ -260,7 +260,7 @@ def test_user_saved_configs_the_gui_refuses_are_repaired_or_kept_saying_why() ->
 
 
 def _build(places: Places, preset: str, out: Path, *extra: str) -> Path:
-    args = ["build", places.data / SUBSET, "--preset", preset, "--trigger", "dkx", "--class", "man"]
+    args: list[str | Path] = ["build", places.data / SUBSET, "--preset", preset, "--trigger", "dkx", "--class", "man"]
     code, _, err = run_cli(*args, *extra, "--out", out, "--force")
     assert code == 0, err
     return out / "dkx-1-A.json"
