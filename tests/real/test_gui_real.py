@@ -16,7 +16,7 @@ Run with the harnesses (see conftest.py; skipped without them)::
    GUI loads that (B); A and B train the same (training-relevant keys, as sd-scripts sees them), apart from the
    differences ``explain`` accepts, each a known fault of A's side; B trains what the recipe says.
 4. The 27 real user-saved configs: every one the GUI loads imports; where the GUI refuses, import refuses quoting
-   it or repairs/keeps the value and says so.
+   it or repairs/keeps the value and says so. Each imported one the GUI loads round-trips as in 3.
 
 GUI runs are cached by input (gui_loop.CachedGui). ``KOHYA_RECIPE_REAL_RECORD=1`` also writes what the GUI (and the
 trainer) did to tests/data/gui/recorded/, which the unit tests (test_gui_configs.py) check without the harnesses.
@@ -352,7 +352,12 @@ def test_user_saved_config_imports_where_the_gui_loads_it(
     (work / "localized.json").write_text(json.dumps(local, indent=2), encoding="utf-8")
     result = cached_gui.check(work / "localized.json", work / "gui")
     outcome.update(localized=localized, gui=recorded_gui(result))
+    if imported.returncode == 0 and result.ok:
+        outcome.update(_user_saved_round_trip(work, cached_gui, original, result))
     record(f"user-saved/{path.stem}.json", outcome)
+    if "differences" in outcome:  # what the GUI trains from our JSON is what it trained from the original ...
+        assert {key: d for key, d in outcome["differences"].items() if d["why"] is None} == {}
+        assert outcome["trains_the_recipe"] == {}  # ... apart from its known faults, and what the recipe says
     if imported.returncode != 0:
         assert "trains a model family kohya-recipe does not support" in imported.stderr or not result.ok
         if not result.ok:
@@ -362,3 +367,25 @@ def test_user_saved_config_imports_where_the_gui_loads_it(
         report = json.loads(imported.stdout)
         said = " ".join(report["repairs"] + report["notes"] + report["warnings"])
         assert result.sentence in said, (result.reason, said)
+
+
+def _user_saved_round_trip(work: Path, cached_gui: CachedGui, original: dict[str, Any], a: GuiResult) -> dict[str, Any]:
+    """import -> render --gui-json -> the GUI (B), compared with what the GUI trained from the original (A)."""
+    imported = kohya_recipe("import", str(work / "localized.json"), "-o", str(work / "recipe.toml"))
+    assert imported.returncode == 0, imported.stderr
+    render = ["render", str(work / "recipe.toml"), "--gui-json", str(work / "rendered.json"), "--force"]
+    rendered = kohya_recipe(*render)
+    assert rendered.returncode == 0, rendered.stderr
+    b = cached_gui.check(work / "rendered.json", work / "B")
+    assert b.ok, b.line
+    diff = differences(a.effective(), b.effective())
+    gui_steps = gui_steps_for(json.loads((work / "rendered.json").read_text(encoding="utf-8")))
+    return {
+        "B": recorded_gui(b),
+        "gui_steps": gui_steps,
+        "differences": {
+            key: {"A": values[0], "B": values[1], "why": explain(key, values[0], original)}
+            for key, values in diff.items()
+        },
+        "trains_the_recipe": trains_the_recipe(b.effective(), load_recipe(work / "recipe.toml"), gui_steps),
+    }
