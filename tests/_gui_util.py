@@ -336,3 +336,24 @@ def trains_the_recipe(
         if name in args and got_args.get(name) != args[name]:
             out[f"network_args.{name}"] = (got_args.get(name), args[name])
     return out
+
+
+# A recipe using what the GUI's form cannot hold: a scheduler with no warmup after the form's 10 %, Kohya LoCon
+# (conv_dim after a fresh form's 1), zeros the GUI drops (max_grad_norm, huber_c, prior_loss_weight).
+CARRIED_RECIPE = """
+[optimizer]
+type = "AdamW"
+args = []
+scheduler = "cosine"
+warmup_steps = 0
+learning_rate = 0.0001
+max_grad_norm = 0.0
+
+[network]
+args = ["conv_dim=8", "conv_alpha=4"]
+
+[extra]
+loss_type = "huber"
+huber_c = 0.0
+prior_loss_weight = 0.0
+"""

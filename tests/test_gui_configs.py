@@ -34,6 +34,7 @@ from kohya_recipe.recipe.loading import load_recipe
 from tests._cli_util import run_cli
 from tests._gui_util import (
     BUCKET_ONE,
+    CARRIED_RECIPE,
     STALE_RANK,
     STALE_WARMUP,
     differences,
@@ -150,6 +151,8 @@ def test_gui_repository_config_round_trips_as_the_gui_trained_it(path: Path, pla
     a = rec["A"]
     if a["exit"] != 0 and not a["reason"].startswith("TypeError"):  # the GUI refused it: the import says why
         assert gui_sentence(a["reason"]) in said(report)
+    if rec["moved_to_command_line"]:  # it refused a value older GUIs trained: the import keeps it, quoting the GUI
+        assert gui_sentence(rec["moved_to_command_line"]["refused"]) in said(report)
     preset = path.parent.name == "presets"
     render: list[str | Path] = ["render", tmp_path / "recipe.toml", "--gui-json", tmp_path / "rendered.json", "--force"]
     code, _, err = run_cli(*render, *(["--preset-only"] if preset else []))
@@ -224,13 +227,21 @@ def test_user_saved_config_imports_where_the_gui_loads_it(path: Path, places: Pl
     assert_repairs_named(report, original)
     if gui["exit"] != 0:  # the GUI refuses a value the trainer takes: import repairs or keeps it, quoting the GUI
         assert gui_sentence(gui["reason"]) in said(report)
+    if "A" not in rec:  # the GUI trains no form of it (a repaired optimizer_args: older GUIs passed it as text)
+        assert gui["exit"] != 0
         return
     code, _, err = run_cli("render", tmp_path / "recipe.toml", "--gui-json", tmp_path / "rendered.json", "--force")
     assert code == 0, err
     ours = gui_trains(places, tmp_path / "rendered.json")
-    diff = differences(recorded_effective(gui), ours)
-    assert {key: values for key, values in diff.items() if explain(key, values[0], original) is None} == {}
+    # As for the GUI repository's configs: what the GUI trained from our JSON, and from the original apart from
+    # its recorded faults, and what the recipe says.
+    assert differences(recorded_effective(rec["B"]), ours) == {}
+    diff = differences(recorded_effective(rec["A"]), ours)
+    why = {key: explain(key, values[0], original) for key, values in diff.items()}
+    assert why == {key: value["why"] for key, value in rec["differences"].items()}
+    assert None not in why.values()
     steps = gui_steps_for(json.loads((tmp_path / "rendered.json").read_text(encoding="utf-8")), places.gui_root)
+    assert steps == rec["gui_steps"]
     assert trains_the_recipe(ours, load_recipe(tmp_path / "recipe.toml"), steps) == {}
 
 
@@ -280,3 +291,43 @@ def test_preset_gui_json_trains_what_the_recorded_gui_trained(preset: str, place
     assert trains_the_recipe(ours, recipe) == {}
     # The carried values are on the command line, where the GUI's stale form values cannot reach them.
     assert rec["gui"]["fresh"]["extra"][:2] == ["--network_dim", str(recipe.network.rank)]
+
+
+@pytest.mark.parametrize("preset", ("likeness-sd15", "style-sd15"))
+def test_preset_trained_from_the_guis_toml_in_the_real_trainer(preset: str, places: Places, tmp_path: Path) -> None:
+    """The recorded real training of the GUI's TOML (and command line) for our JSON: exit 0, 10 steps, our rank, and
+    relative-step Adafactor's own schedule without the stale warmup that used to stop sd-scripts."""
+    rec = recorded(f"presets-train/{preset}.json")
+    _build(places, preset, tmp_path / "project")
+    recipe = load_recipe(tmp_path / "project" / "resolved-recipe.toml")
+    assert (rec["trainer_exit"], rec["metadata"]["ss_max_train_steps"]) == (0, "10")
+    assert rec["metadata"]["ss_network_dim"] == str(recipe.network.rank)
+    assert float(rec["metadata"]["ss_lr_warmup_steps"]) == 0
+    assert rec["metadata"]["ss_lr_scheduler"].startswith("adafactor")
+    assert rec["gui"]["extra"] == ["--network_dim", str(recipe.network.rank)]
+
+
+def test_what_the_form_cannot_hold_reaches_the_trainer(places: Places, tmp_path: Path) -> None:
+    """A warmup of 0 with cosine, Kohya LoCon's conv_dim, and zeros the GUI drops: our JSON carries them on the command
+    line, the recorded GUI's TOML lacks them and its command line has them, and the real trainer trained them."""
+    (tmp_path / "recipe.toml").write_text(CARRIED_RECIPE, encoding="utf-8")
+    config = _build(places, "likeness-sd15", tmp_path / "project", "--recipe", str(tmp_path / "recipe.toml"))
+    rec = recorded("carried.json")
+    ours, theirs = gui_trains(places, config), recorded_effective(rec["gui"])
+    # The project folders are each run's own (the recording's under the real tests' work folder).
+    assert [d.pop("train_data_dir").endswith("/project/img") for d in (ours, theirs)] == [True, True]
+    assert differences(theirs, ours) == {}
+    assert {key: ours.get(key) for key in ("max_grad_norm", "huber_c", "prior_loss_weight", "lr_warmup_steps")} == {
+        "max_grad_norm": 0.0,
+        "huber_c": 0.0,
+        "prior_loss_weight": 0.0,
+        "lr_warmup_steps": None,  # 0: sd-scripts' default, so effective() leaves it out
+    }
+    assert ours["network_args"] == {"conv_dim": 8.0, "conv_alpha": 4.0}
+    assert not {"max_grad_norm", "huber_c", "prior_loss_weight"} & set(rec["gui"]["toml"])
+    meta = rec["metadata"]
+    assert (rec["trainer_exit"], meta["ss_network_dim"], meta["ss_lr_scheduler"]) == (0, "96", "cosine")
+    assert json.loads(meta["ss_network_args"]) == {"conv_dim": "8", "conv_alpha": "4", "dropout": None}
+    assert [
+        float(meta[k]) for k in ("ss_lr_warmup_steps", "ss_max_grad_norm", "ss_huber_c", "ss_prior_loss_weight")
+    ] == [0.0] * 4

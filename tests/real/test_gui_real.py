@@ -40,11 +40,13 @@ from kohya_recipe.recipe.loading import load_recipe
 from kohya_recipe.report.safetensors_meta import read_metadata
 from tests._gui_util import (
     BUCKET_ONE,
+    CARRIED_RECIPE,
     RELEVANT_KEYS,
     STALE_RANK,
     STALE_WARMUP,
     differences,
     explain,
+    gui_sentence,
     gui_steps_for,
     localize,
     trains_the_recipe,
@@ -189,24 +191,6 @@ def _meta(meta: dict[str, str]) -> dict[str, str]:
 
 # ---- 2. what the form cannot hold reaches the trainer ------------------------------------------------------------
 
-CARRIED_RECIPE = """
-[optimizer]
-type = "AdamW"
-args = []
-scheduler = "cosine"
-warmup_steps = 0
-learning_rate = 0.0001
-max_grad_norm = 0.0
-
-[network]
-args = ["conv_dim=8", "conv_alpha=4"]
-
-[extra]
-loss_type = "huber"
-huber_c = 0.0
-prior_loss_weight = 0.0
-"""
-
 
 def test_what_the_form_cannot_hold_reaches_the_trainer(
     cached_gui: CachedGui, trainer: Trainer, real_data: Path
@@ -225,7 +209,9 @@ def test_what_the_form_cannot_hold_reaches_the_trainer(
     )
     assert done.returncode == 0, done.stderr[-3000:]
     meta = read_metadata(next((work / "run" / "model").glob("*.safetensors")))
-    assert (meta["ss_network_dim"], json.loads(meta["ss_network_args"])) == ("96", {"conv_dim": "8", "conv_alpha": "4"})
+    # sd-scripts adds its (unset) network_dropout as "dropout" to every network's arguments (train_network.py).
+    args = {"conv_dim": "8", "conv_alpha": "4", "dropout": None}
+    assert (meta["ss_network_dim"], json.loads(meta["ss_network_args"])) == ("96", args)
     assert float(meta["ss_lr_warmup_steps"]) == 0 and meta["ss_lr_scheduler"] == "cosine"
     assert float(meta["ss_max_grad_norm"]) == 0 and float(meta["ss_huber_c"]) == 0
     assert float(meta["ss_prior_loss_weight"]) == 0
@@ -251,14 +237,34 @@ def _preset_base(work: Path, real_data: Path) -> Path:
     return path
 
 
-def _caption_moved(config: dict[str, Any], reason: str) -> dict[str, Any] | None:
-    """An older GUI's caption extension the current GUI refuses: the original as that GUI trained it (the value on
-    the command line, the field empty)."""
-    if "caption_extension: Value:" not in reason:
+# Values older GUIs trained that the current GUI refuses, and the in-range value a field takes when the value itself
+# goes on the command line (which sd-scripts lets win over the TOML): how the original trained, in the current GUI.
+MOVABLE = {"caption_extension": "", "bucket_reso_steps": 128}
+
+
+def _moved_to_command_line(config: dict[str, Any], reason: str) -> tuple[str, dict[str, Any]] | None:
+    """An older GUI's value the current GUI refuses (its reason): the original as that GUI trained it."""
+    key = reason.split(":", 1)[0]
+    if key not in MOVABLE or key not in config:
         return None
-    ext = config["caption_extension"]
-    extra = f"{config.get('additional_parameters', '')} --caption_extension {ext}".strip()
-    return {**config, "caption_extension": "", "additional_parameters": extra}
+    extra = f"{config.get('additional_parameters', '')} --{key} {config[key]}".strip()
+    return key, {**config, key: MOVABLE[key], "additional_parameters": extra}
+
+
+def _original(
+    cached_gui: CachedGui, work: Path, local: dict[str, Any], base: Path | None
+) -> tuple[Path, GuiResult, dict[str, str] | None]:
+    """The GUI on the localized original (A), or on the original as an older GUI trained it where the current GUI
+    refuses a value sd-scripts trains (then also the key moved and the GUI's reason for refusing the original)."""
+    a_config = work / "original.json"
+    a = cached_gui.check(a_config, work / "A", base=base)
+    moved = None if a.ok else _moved_to_command_line(local, a.reason)
+    if moved is None:
+        return a_config, a, None
+    a_config = work / "original-as-trained.json"
+    a_config.write_text(json.dumps(moved[1], indent=2), encoding="utf-8")
+    moved_a = cached_gui.check(a_config, work / "A", base=base)
+    return a_config, moved_a, {"key": moved[0], "refused": a.reason}
 
 
 @pytest.mark.parametrize("path", GUI_REPO, ids=_name)
@@ -269,24 +275,20 @@ def test_round_trip_of_the_gui_repositorys_config(path: Path, cached_gui: Cached
     original = json.loads(path.read_text(encoding="utf-8"))
     local, localized = localize(original, gui_root=gui.root / "kohya_ss", data=real_data / "darius", work=work / "out")
     (work / "original.json").write_text(json.dumps(local, indent=2), encoding="utf-8")
-    a_config = work / "original.json"
-    a = cached_gui.check(a_config, work / "A", base=base)
-    moved = None if a.ok else _caption_moved(local, a.reason)
-    if moved is not None:
-        a_config = work / "original-as-trained.json"
-        a_config.write_text(json.dumps(moved, indent=2), encoding="utf-8")
-        a = cached_gui.check(a_config, work / "A", base=base)
+    a_config, a, moved = _original(cached_gui, work, local, base)
     imported = kohya_recipe("import", str(work / "original.json"), "-o", str(work / "recipe.toml"), "--json")
-    outcome: dict[str, Any] = {"localized": localized, "caption_moved": moved is not None, "A": recorded_gui(a)}
+    outcome: dict[str, Any] = {"localized": localized, "moved_to_command_line": moved, "A": recorded_gui(a)}
     if imported.returncode != 0:
         outcome["import"] = imported.stderr.strip()
         record(f"gui-repo/{_name(path)}", outcome)
         assert "trains a model family kohya-recipe does not support" in imported.stderr
         return
     report = json.loads(imported.stdout)
+    said = " ".join(report["repairs"] + report["notes"] + report["warnings"])
     if not a.ok and not a.reason.startswith("TypeError"):  # the GUI refuses the file: import says why, quoting it
-        said = " ".join(report["repairs"] + report["notes"] + report["warnings"])
         assert a.sentence in said, (a.reason, said)
+    if moved is not None:  # ... also where it refuses a value older GUIs trained
+        assert gui_sentence(moved["refused"]) in said, (moved, said)
     render = ["render", str(work / "recipe.toml"), "--gui-json", str(work / "rendered.json"), "--force"]
     rendered = kohya_recipe(*render, *(["--preset-only"] if preset else []))
     assert rendered.returncode == 0, rendered.stderr
@@ -349,11 +351,14 @@ def test_user_saved_config_imports_where_the_gui_loads_it(
     if "output_dir" not in local:  # a preset-like file: the GUI wants an output folder
         local.update(train_data_dir=str(real_data / "darius"), output_dir=str(work / "out" / "model"))
         localized += ["train_data_dir", "output_dir"]
-    (work / "localized.json").write_text(json.dumps(local, indent=2), encoding="utf-8")
-    result = cached_gui.check(work / "localized.json", work / "gui")
+    (work / "original.json").write_text(json.dumps(local, indent=2), encoding="utf-8")
+    result = cached_gui.check(work / "original.json", work / "gui")
     outcome.update(localized=localized, gui=recorded_gui(result))
-    if imported.returncode == 0 and result.ok:
-        outcome.update(_user_saved_round_trip(work, cached_gui, original, result))
+    if imported.returncode == 0:
+        _, a, moved = _original(cached_gui, work, local, None)
+        if a.ok:
+            outcome.update(moved_to_command_line=moved, A=recorded_gui(a))
+            outcome.update(_user_saved_round_trip(work, cached_gui, original, a))
     record(f"user-saved/{path.stem}.json", outcome)
     if "differences" in outcome:  # what the GUI trains from our JSON is what it trained from the original ...
         assert {key: d for key, d in outcome["differences"].items() if d["why"] is None} == {}
@@ -371,7 +376,7 @@ def test_user_saved_config_imports_where_the_gui_loads_it(
 
 def _user_saved_round_trip(work: Path, cached_gui: CachedGui, original: dict[str, Any], a: GuiResult) -> dict[str, Any]:
     """import -> render --gui-json -> the GUI (B), compared with what the GUI trained from the original (A)."""
-    imported = kohya_recipe("import", str(work / "localized.json"), "-o", str(work / "recipe.toml"))
+    imported = kohya_recipe("import", str(work / "original.json"), "-o", str(work / "recipe.toml"))
     assert imported.returncode == 0, imported.stderr
     render = ["render", str(work / "recipe.toml"), "--gui-json", str(work / "rendered.json"), "--force"]
     rendered = kohya_recipe(*render)
