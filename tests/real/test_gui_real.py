@@ -16,7 +16,7 @@ Run with the harnesses (see conftest.py; skipped without them)::
    GUI loads that (B); A and B train the same (training-relevant keys, as sd-scripts sees them), apart from the
    differences ``explain`` accepts, each a known fault of A's side; B trains what the recipe says.
 4. The 27 real user-saved configs: every one the GUI loads imports; where the GUI refuses, import refuses quoting
-   it or repairs/keeps the value and says so.
+   it or repairs/keeps the value and says so. Each imported one the GUI loads round-trips as in 3.
 
 GUI runs are cached by input (gui_loop.CachedGui). ``KOHYA_RECIPE_REAL_RECORD=1`` also writes what the GUI (and the
 trainer) did to tests/data/gui/recorded/, which the unit tests (test_gui_configs.py) check without the harnesses.
@@ -37,18 +37,22 @@ from typing import Any
 import pytest
 
 from kohya_recipe.recipe.loading import load_recipe
-from kohya_recipe.recipe.models import Recipe
 from kohya_recipe.report.safetensors_meta import read_metadata
-from tests.real.conftest import Gui, Trainer, kohya_recipe
-from tests.real.gui_loop import (
+from tests._gui_util import (
+    BUCKET_ONE,
+    CARRIED_RECIPE,
     RELEVANT_KEYS,
-    CachedGui,
-    GuiResult,
+    STALE_RANK,
+    STALE_WARMUP,
     differences,
-    kv,
+    explain,
+    gui_sentence,
+    gui_steps_for,
     localize,
-    train_with_extra,
+    trains_the_recipe,
 )
+from tests.real.conftest import Gui, Trainer, kohya_recipe
+from tests.real.gui_loop import CachedGui, GuiResult, train_with_extra
 
 DATA = Path(__file__).parents[1] / "data" / "gui"
 GUI_REPO = sorted((DATA / "gui-repo").glob("*/*.json"))
@@ -92,38 +96,6 @@ def recorded_gui(result: GuiResult) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def cached_gui(gui: Gui) -> CachedGui:
     return CachedGui(gui)
-
-
-def _recipe_length(recipe: Recipe) -> str:
-    tr = recipe.training
-    return f"{tr.max_train_steps} steps" if tr.max_train_steps else f"{tr.max_train_epochs} epochs"
-
-
-def trains_the_recipe(
-    values: dict[str, Any], recipe: Recipe, gui_steps: int | None = None
-) -> dict[str, tuple[Any, Any]]:
-    """Where the GUI's effective values differ from the recipe's (rank, conv_dim, warmup, scheduler, length).
-    ``gui_steps``: the steps the GUI computes itself for the recipe's epochs (a config rendered with its own
-    ``max_train_epochs = 0`` spelling trains that count, which is the same epochs when the batches fill evenly)."""
-    opt, net = recipe.optimizer, recipe.network
-    length = _recipe_length(recipe)
-    if gui_steps is not None and values.get("_length") == f"{gui_steps} steps" and length.endswith("epochs"):
-        length = f"{gui_steps} steps"
-    want: dict[str, Any] = {
-        "network_dim": float(net.rank),
-        "lr_warmup_steps": float(opt.warmup_steps) or None,
-        "lr_scheduler": "adafactor" if opt.is_adafactor and opt.relative_step else opt.scheduler,
-        "_length": length,
-    }
-    if want["lr_scheduler"] == "constant":
-        want["lr_scheduler"] = None  # sd-scripts' default: dropped by effective()
-    args = kv(net.args)
-    got_args = values.get("network_args", {})
-    out = {k: (values.get(k), v) for k, v in want.items() if values.get(k) != v}
-    for name in ("conv_dim", "conv_alpha"):
-        if name in args and got_args.get(name) != args[name]:
-            out[f"network_args.{name}"] = (got_args.get(name), args[name])
-    return out
 
 
 # ---- 1. every preset's GUI JSON, loaded into a fresh form, and trained ------------------------------------------
@@ -219,24 +191,6 @@ def _meta(meta: dict[str, str]) -> dict[str, str]:
 
 # ---- 2. what the form cannot hold reaches the trainer ------------------------------------------------------------
 
-CARRIED_RECIPE = """
-[optimizer]
-type = "AdamW"
-args = []
-scheduler = "cosine"
-warmup_steps = 0
-learning_rate = 0.0001
-max_grad_norm = 0.0
-
-[network]
-args = ["conv_dim=8", "conv_alpha=4"]
-
-[extra]
-loss_type = "huber"
-huber_c = 0.0
-prior_loss_weight = 0.0
-"""
-
 
 def test_what_the_form_cannot_hold_reaches_the_trainer(
     cached_gui: CachedGui, trainer: Trainer, real_data: Path
@@ -255,7 +209,9 @@ def test_what_the_form_cannot_hold_reaches_the_trainer(
     )
     assert done.returncode == 0, done.stderr[-3000:]
     meta = read_metadata(next((work / "run" / "model").glob("*.safetensors")))
-    assert (meta["ss_network_dim"], json.loads(meta["ss_network_args"])) == ("96", {"conv_dim": "8", "conv_alpha": "4"})
+    # sd-scripts adds its (unset) network_dropout as "dropout" to every network's arguments (train_network.py).
+    args = {"conv_dim": "8", "conv_alpha": "4", "dropout": None}
+    assert (meta["ss_network_dim"], json.loads(meta["ss_network_args"])) == ("96", args)
     assert float(meta["ss_lr_warmup_steps"]) == 0 and meta["ss_lr_scheduler"] == "cosine"
     assert float(meta["ss_max_grad_norm"]) == 0 and float(meta["ss_huber_c"]) == 0
     assert float(meta["ss_prior_loss_weight"]) == 0
@@ -263,39 +219,6 @@ def test_what_the_form_cannot_hold_reaches_the_trainer(
 
 
 # ---- 3. round trips of the GUI repository's configs ---------------------------------------------------------------
-
-# Why the original (A) and the round trip (B) may differ, and who is right. Every other difference fails the test.
-STALE_RANK = (
-    "B is right: A has the GUI's stale rank (a fresh form's network_dim 8 / conv_dim 1; the file says otherwise)"
-)
-STALE_WARMUP = "B is right: A has the GUI's stale warmup (a fresh form's 10 %; the file says otherwise)"
-BUCKET_ONE = "B is right: the trainer refuses bucket_reso_steps 1 ('it must be divisible by 64/32')"
-
-
-def explain(key: str, a: Any, original: dict[str, Any]) -> str | None:
-    """Why A's value of ``key`` differs from B's, when it is a known fault of the GUI or the file."""
-    lora_type = original.get("LoRA_type", "Standard")
-    if key in ("network_dim", "network_args") and lora_type not in ("Standard", None):
-        stale = a == 8.0 if key == "network_dim" else isinstance(a, dict) and a.get("conv_dim") == 1.0
-        return STALE_RANK if stale else None
-    if key == "lr_warmup_steps" and a == 0.1:
-        said = (original.get("lr_warmup"), original.get("lr_warmup_steps"))
-        return STALE_WARMUP if said not in ((10, 0), ("10", "0"), (10, None)) else None
-    if key == "bucket_reso_steps" and a == 1.0:
-        return BUCKET_ONE
-    return None
-
-
-def gui_steps_for(rendered: dict[str, Any], base: Path | None) -> int | None:
-    """The steps the GUI computes itself from a rendered form (train_model's formula), when it computes any."""
-    from kohya_recipe.gui.translate import count_dataset_steps, gui_max_train_steps
-
-    form = {**(json.loads(base.read_text(encoding="utf-8")) if base else {}), **rendered}
-    if form.get("max_train_epochs") or form.get("max_train_steps") or form.get("dataset_config"):
-        return None
-    form.setdefault("reg_data_dir", "")
-    found = count_dataset_steps(str(form.get("train_data_dir", "")))
-    return None if found is None else gui_max_train_steps(form, found)
 
 
 def _name(path: Path) -> str:
@@ -314,14 +237,34 @@ def _preset_base(work: Path, real_data: Path) -> Path:
     return path
 
 
-def _caption_moved(config: dict[str, Any], reason: str) -> dict[str, Any] | None:
-    """An older GUI's caption extension the current GUI refuses: the original as that GUI trained it (the value on
-    the command line, the field empty)."""
-    if "caption_extension: Value:" not in reason:
+# Values older GUIs trained that the current GUI refuses, and the in-range value a field takes when the value itself
+# goes on the command line (which sd-scripts lets win over the TOML): how the original trained, in the current GUI.
+MOVABLE = {"caption_extension": "", "bucket_reso_steps": 128}
+
+
+def _moved_to_command_line(config: dict[str, Any], reason: str) -> tuple[str, dict[str, Any]] | None:
+    """An older GUI's value the current GUI refuses (its reason): the original as that GUI trained it."""
+    key = reason.split(":", 1)[0]
+    if key not in MOVABLE or key not in config:
         return None
-    ext = config["caption_extension"]
-    extra = f"{config.get('additional_parameters', '')} --caption_extension {ext}".strip()
-    return {**config, "caption_extension": "", "additional_parameters": extra}
+    extra = f"{config.get('additional_parameters', '')} --{key} {config[key]}".strip()
+    return key, {**config, key: MOVABLE[key], "additional_parameters": extra}
+
+
+def _original(
+    cached_gui: CachedGui, work: Path, local: dict[str, Any], base: Path | None
+) -> tuple[Path, GuiResult, dict[str, str] | None]:
+    """The GUI on the localized original (A), or on the original as an older GUI trained it where the current GUI
+    refuses a value sd-scripts trains (then also the key moved and the GUI's reason for refusing the original)."""
+    a_config = work / "original.json"
+    a = cached_gui.check(a_config, work / "A", base=base)
+    moved = None if a.ok else _moved_to_command_line(local, a.reason)
+    if moved is None:
+        return a_config, a, None
+    a_config = work / "original-as-trained.json"
+    a_config.write_text(json.dumps(moved[1], indent=2), encoding="utf-8")
+    moved_a = cached_gui.check(a_config, work / "A", base=base)
+    return a_config, moved_a, {"key": moved[0], "refused": a.reason}
 
 
 @pytest.mark.parametrize("path", GUI_REPO, ids=_name)
@@ -332,24 +275,20 @@ def test_round_trip_of_the_gui_repositorys_config(path: Path, cached_gui: Cached
     original = json.loads(path.read_text(encoding="utf-8"))
     local, localized = localize(original, gui_root=gui.root / "kohya_ss", data=real_data / "darius", work=work / "out")
     (work / "original.json").write_text(json.dumps(local, indent=2), encoding="utf-8")
-    a_config = work / "original.json"
-    a = cached_gui.check(a_config, work / "A", base=base)
-    moved = None if a.ok else _caption_moved(local, a.reason)
-    if moved is not None:
-        a_config = work / "original-as-trained.json"
-        a_config.write_text(json.dumps(moved, indent=2), encoding="utf-8")
-        a = cached_gui.check(a_config, work / "A", base=base)
+    a_config, a, moved = _original(cached_gui, work, local, base)
     imported = kohya_recipe("import", str(work / "original.json"), "-o", str(work / "recipe.toml"), "--json")
-    outcome: dict[str, Any] = {"localized": localized, "caption_moved": moved is not None, "A": recorded_gui(a)}
+    outcome: dict[str, Any] = {"localized": localized, "moved_to_command_line": moved, "A": recorded_gui(a)}
     if imported.returncode != 0:
         outcome["import"] = imported.stderr.strip()
         record(f"gui-repo/{_name(path)}", outcome)
         assert "trains a model family kohya-recipe does not support" in imported.stderr
         return
     report = json.loads(imported.stdout)
+    said = " ".join(report["repairs"] + report["notes"] + report["warnings"])
     if not a.ok and not a.reason.startswith("TypeError"):  # the GUI refuses the file: import says why, quoting it
-        said = " ".join(report["repairs"] + report["notes"] + report["warnings"])
         assert a.sentence in said, (a.reason, said)
+    if moved is not None:  # ... also where it refuses a value older GUIs trained
+        assert gui_sentence(moved["refused"]) in said, (moved, said)
     render = ["render", str(work / "recipe.toml"), "--gui-json", str(work / "rendered.json"), "--force"]
     rendered = kohya_recipe(*render, *(["--preset-only"] if preset else []))
     assert rendered.returncode == 0, rendered.stderr
@@ -360,7 +299,8 @@ def test_round_trip_of_the_gui_repositorys_config(path: Path, cached_gui: Cached
     assert b_open.ok, b_open.line
     assert differences(b_open.effective(), b.effective()) == {}
     recipe = load_recipe(work / "recipe.toml")
-    gui_steps = gui_steps_for(json.loads((work / "rendered.json").read_text(encoding="utf-8")), base)
+    rendered_form = json.loads((work / "rendered.json").read_text(encoding="utf-8"))
+    gui_steps = gui_steps_for({**(json.loads(base.read_text(encoding="utf-8")) if base else {}), **rendered_form})
     diff = differences(a.effective(), b.effective()) if a.ok else {}
     why = {key: explain(key, values[0], original) for key, values in diff.items()}
     outcome.update(
@@ -411,10 +351,18 @@ def test_user_saved_config_imports_where_the_gui_loads_it(
     if "output_dir" not in local:  # a preset-like file: the GUI wants an output folder
         local.update(train_data_dir=str(real_data / "darius"), output_dir=str(work / "out" / "model"))
         localized += ["train_data_dir", "output_dir"]
-    (work / "localized.json").write_text(json.dumps(local, indent=2), encoding="utf-8")
-    result = cached_gui.check(work / "localized.json", work / "gui")
+    (work / "original.json").write_text(json.dumps(local, indent=2), encoding="utf-8")
+    result = cached_gui.check(work / "original.json", work / "gui")
     outcome.update(localized=localized, gui=recorded_gui(result))
+    if imported.returncode == 0:
+        _, a, moved = _original(cached_gui, work, local, None)
+        if a.ok:
+            outcome.update(moved_to_command_line=moved, A=recorded_gui(a))
+            outcome.update(_user_saved_round_trip(work, cached_gui, original, a))
     record(f"user-saved/{path.stem}.json", outcome)
+    if "differences" in outcome:  # what the GUI trains from our JSON is what it trained from the original ...
+        assert {key: d for key, d in outcome["differences"].items() if d["why"] is None} == {}
+        assert outcome["trains_the_recipe"] == {}  # ... apart from its known faults, and what the recipe says
     if imported.returncode != 0:
         assert "trains a model family kohya-recipe does not support" in imported.stderr or not result.ok
         if not result.ok:
@@ -424,3 +372,25 @@ def test_user_saved_config_imports_where_the_gui_loads_it(
         report = json.loads(imported.stdout)
         said = " ".join(report["repairs"] + report["notes"] + report["warnings"])
         assert result.sentence in said, (result.reason, said)
+
+
+def _user_saved_round_trip(work: Path, cached_gui: CachedGui, original: dict[str, Any], a: GuiResult) -> dict[str, Any]:
+    """import -> render --gui-json -> the GUI (B), compared with what the GUI trained from the original (A)."""
+    imported = kohya_recipe("import", str(work / "original.json"), "-o", str(work / "recipe.toml"))
+    assert imported.returncode == 0, imported.stderr
+    render = ["render", str(work / "recipe.toml"), "--gui-json", str(work / "rendered.json"), "--force"]
+    rendered = kohya_recipe(*render)
+    assert rendered.returncode == 0, rendered.stderr
+    b = cached_gui.check(work / "rendered.json", work / "B")
+    assert b.ok, b.line
+    diff = differences(a.effective(), b.effective())
+    gui_steps = gui_steps_for(json.loads((work / "rendered.json").read_text(encoding="utf-8")))
+    return {
+        "B": recorded_gui(b),
+        "gui_steps": gui_steps,
+        "differences": {
+            key: {"A": values[0], "B": values[1], "why": explain(key, values[0], original)}
+            for key, values in diff.items()
+        },
+        "trains_the_recipe": trains_the_recipe(b.effective(), load_recipe(work / "recipe.toml"), gui_steps),
+    }
