@@ -21,6 +21,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "CharacterAI"
 IMAGES = ("01-front", "02-front", "20-front", "30-side-left")
 EPOCHS = 3
 RECIPE = """\
+preset = "likeness-sd15"  # the article's: an epoch file and TensorBoard events every epoch
 [dataset]
 repeats = 1
 [network]
