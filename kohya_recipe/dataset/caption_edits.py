@@ -390,31 +390,36 @@ def _no_caption(image: Path, ext: str) -> str:
 
 
 def _edit(
-    paths: Sequence[Path],
-    edit: Callable[[Caption], list[str] | None],
+    edit: Callable[[Caption], list[str]],
+    *,
+    match: Sequence[str],
+    root: str | Path,
+    extension: str | None,
+    where: Sequence[str],
     dry_run: bool,
-    problems: Sequence[CaptionChange] = (),
-    extension: str = ".txt",
 ) -> EditReport:
+    """Apply ``edit`` (the new tags of a caption) to the captions ``match`` names that hold the ``where`` tags."""
+    ext = _default_extension(root, extension)
+    paths, problems = resolve_caption_targets(match, root=Path(root), extension=ext)
     report = EditReport(list(problems), dry_run=dry_run)
     if not dry_run:
-        report.removed = remove_leftovers((p.parent for p in paths), [extension])
+        report.removed = remove_leftovers((p.parent for p in paths), [ext])
     with _stop_between_files() as stop:
         for i, path in enumerate(paths):
             if _stopped(report, stop, len(paths) - i):
                 break
-            report.changes.append(_edit_one(path, edit, dry_run))
+            report.changes.append(_edit_one(path, edit, where, dry_run))
     return report
 
 
-def _edit_one(path: Path, edit: Callable[[Caption], list[str] | None], dry_run: bool) -> CaptionChange:
+def _edit_one(path: Path, edit: Callable[[Caption], list[str]], where: Sequence[str], dry_run: bool) -> CaptionChange:
     try:
         current = read_caption(path)
     except CaptionError as exc:
         return CaptionChange(path, "failed", f"{exc.message}; left untouched")
-    new_tags = edit(current)
-    if new_tags is None:
+    if not _where_ok(current, where):
         return CaptionChange(path, "skipped", "does not contain the --where tags")
+    new_tags = edit(current)
     new = current.with_tags(new_tags).render()
     # Same tags: nothing to write, even if the file's separators are inconsistent (its style is kept).
     if tuple(new_tags) == current.tags or new == current.raw:
@@ -445,12 +450,8 @@ def add_tags(
     wanted = [t.strip() for t in tags if t.strip()]
     if not wanted or any("," in t for t in wanted):
         raise DatasetError("tags to add must be non-empty and contain no comma (pass several arguments)")
-    ext = _default_extension(root, extension)
-    paths, problems = resolve_caption_targets(match, root=Path(root), extension=ext)
 
-    def edit(caption: Caption) -> list[str] | None:
-        if not _where_ok(caption, where):
-            return None
+    def edit(caption: Caption) -> list[str]:
         have = {normalize_tag(t) for t in caption.tags}
         missing = []
         for t in wanted:
@@ -459,7 +460,7 @@ def add_tags(
                 have.add(normalize_tag(t))
         return [*missing, *caption.tags] if front else [*caption.tags, *missing]
 
-    return _edit(paths, edit, dry_run, problems, ext)
+    return _edit(edit, match=match, root=root, extension=extension, where=where, dry_run=dry_run)
 
 
 def remove_tags(
@@ -476,15 +477,11 @@ def remove_tags(
     patterns = [t.strip() for t in tags if t.strip()]
     if not patterns:
         raise DatasetError("give at least one tag to remove")
-    ext = _default_extension(root, extension)
-    paths, problems = resolve_caption_targets(match, root=Path(root), extension=ext)
 
-    def edit(caption: Caption) -> list[str] | None:
-        if not _where_ok(caption, where):
-            return None
+    def edit(caption: Caption) -> list[str]:
         return [t for t in caption.tags if not any(tag_matches(t, p) for p in patterns)]
 
-    return _edit(paths, edit, dry_run, problems, ext)
+    return _edit(edit, match=match, root=root, extension=extension, where=where, dry_run=dry_run)
 
 
 def _default_extension(root: str | Path, extension: str | None) -> str:
