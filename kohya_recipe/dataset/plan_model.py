@@ -167,7 +167,20 @@ class PlanWarning:
 
 
 @dataclass(frozen=True)
-class Plan:
+class Steps:
+    """The batch and step counts of a plan (:class:`Plan` holds them, with their meaning)."""
+
+    batches_per_epoch: int
+    batches_per_epoch_per_process: int
+    steps_per_epoch: int
+    max_train_steps: int
+    max_train_steps_source: Literal["epochs", "max_train_steps", "default"]
+    num_epochs: int
+    last_epoch_steps: int
+
+
+@dataclass(frozen=True)
+class Plan(Steps):
     """The bucket-aware step plan, equal to what sd-scripts prints before its first step.
 
     ``batches_per_epoch`` is the dataset length B (all processes); ``batches_per_epoch_per_process`` is what
@@ -188,13 +201,6 @@ class Plan:
     num_train_images: int
     num_reg_images: int
     num_validation_images: int
-    batches_per_epoch: int
-    batches_per_epoch_per_process: int
-    steps_per_epoch: int
-    max_train_steps: int
-    max_train_steps_source: Literal["epochs", "max_train_steps", "default"]
-    num_epochs: int
-    last_epoch_steps: int
     mean_ar_error: float | None
     validation_mean_ar_error: float | None
     formula: str
@@ -205,14 +211,3 @@ class Plan:
     def errors(self) -> tuple[PlanWarning, ...]:
         """The findings sd-scripts would stop or crash on."""
         return tuple(w for w in self.warnings if w.severity == "error")
-
-
-@dataclass(frozen=True)
-class Steps:
-    batches_per_epoch: int
-    batches_per_epoch_per_process: int
-    steps_per_epoch: int
-    max_train_steps: int
-    max_train_steps_source: Literal["epochs", "max_train_steps", "default"]
-    num_epochs: int
-    last_epoch_steps: int
