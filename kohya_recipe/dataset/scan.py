@@ -214,7 +214,7 @@ def scan_folder(folder: Path) -> FolderScan:
                 scan.nested.append((path, n))
         elif looks_like_image(path):
             low = suffix.lower()
-            if low in (".png", ".jpg", ".jpeg", ".webp", ".bmp"):
+            if low in TRAINER_IMAGE_EXTENSIONS:
                 reason = f"mixed-case extension '{suffix}': sd-scripts matches only '{low}' or '{low.upper()}'"
             elif low in (".avif", ".jxl"):
                 plugin = "pillow_avif" if low == ".avif" else "jxlpy or pillow_jxl"
