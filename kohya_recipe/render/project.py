@@ -439,22 +439,26 @@ def _subset_notes(found: list[dict[str, Any]], repeats: int, repeats_given: bool
     return [f"kept the repeats and class tokens of the kohya folder(s): {folders}"]
 
 
-def user_sets(recipe_file: str | Path | None, sets: list[str] | tuple[str, ...], section: str, key: str) -> bool:
-    """Whether the user set ``section.key`` (in their own recipe file or a ``--set``), not just a preset."""
+def _own_tables(recipe_file: str | Path | None) -> dict[str, Any]:
+    """The user's own recipe file as written (no preset under it); empty without one."""
+    return {} if recipe_file is None else read_toml(Path(recipe_file), error=RecipeError)
+
+
+def user_sets(own: dict[str, Any], sets: list[str] | tuple[str, ...], section: str, key: str) -> bool:
+    """Whether the user set ``section.key`` (in their own recipe file, ``own`` as read by :func:`_own_tables`, or a
+    ``--set``), not just a preset."""
     from kohya_recipe.recipe.loading import resolve_set_key
 
     path = f"{section}.{key}"
     if any(resolve_set_key(item.partition("=")[0].strip()).startswith(path) for item in sets):
         return True
-    if recipe_file is None:
-        return False
-    own = read_toml(Path(recipe_file), error=RecipeError).get(section)
-    return isinstance(own, dict) and key in own
+    table = own.get(section)
+    return isinstance(table, dict) and key in table
 
 
 def repeats_given(recipe_file: str | Path | None, sets: list[str] | tuple[str, ...]) -> bool:
     """Whether the user set ``dataset.repeats`` (in their recipe file or a ``--set``), not just a preset."""
-    return user_sets(recipe_file, sets, "dataset", "repeats")
+    return user_sets(_own_tables(recipe_file), sets, "dataset", "repeats")
 
 
 def build_from_folder(
@@ -475,9 +479,10 @@ def build_from_folder(
     from kohya_recipe.recipe.loading import resolve_recipe
 
     recipe = resolve_recipe(recipe_file, preset=preset, trigger=trigger, class_token=class_token, sets=sets)
+    own = _own_tables(recipe_file)
     given = {
-        "repeats_given": repeats_given(recipe_file, sets),
-        "prompts_given": user_sets(recipe_file, sets, "samples", "prompts"),
+        "repeats_given": user_sets(own, sets, "dataset", "repeats"),
+        "prompts_given": user_sets(own, sets, "samples", "prompts"),
     }
     opts = {"force": force, "dry_run": dry_run, "copy_images": copy_images}
     return build_project(images, out_dir, recipe, **given, **opts)
