@@ -216,6 +216,10 @@ _BLOCK_ARGS = (
     NetArg("module_dropout", "module_dropout", "float"),
 )
 
+# The kohya types' conv and tucker fields (no LyCORIS default: the GUI writes them only when set).
+_KOHYA_CONV = (NetArg("conv_dim", "conv_dim", "int"), NetArg("conv_alpha", "conv_alpha", "float"))
+_KOHYA_TUCKER = NetArg("use_tucker", "use_tucker", "bool")
+
 LORAPLUS_ARGS = tuple(
     NetArg(k, k, "float") for k in ("loraplus_lr_ratio", "loraplus_unet_lr_ratio", "loraplus_text_encoder_lr_ratio")
 )
@@ -246,40 +250,12 @@ LORA_TYPES: dict[str, LoraType] = {
         LoraType("Standard", "networks.lora", _BLOCK_ARGS, always=False),
         LoraType("Kohya LoCon", "networks.lora", _BLOCK_ARGS, always=False),
         LoraType("LoRA-FA", "networks.lora_fa", _BLOCK_ARGS, always=False),
-        LoraType(
-            "Kohya DyLoRA",
-            "networks.dylora",
-            (
-                NetArg("conv_dim", "conv_dim", "int"),
-                NetArg("conv_alpha", "conv_alpha", "float"),
-                *_BLOCK_ARGS,
-                NetArg("unit", "unit", "int"),
-            ),
-            always=False,
-        ),
-        LoraType(
-            "Kohya LoHa",
-            "networks.loha",
-            (
-                NetArg("conv_dim", "conv_dim", "int"),
-                NetArg("conv_alpha", "conv_alpha", "float"),
-                NetArg("use_tucker", "use_tucker", "bool"),
-                _RD,
-                _MD,
-            ),
-            always=False,
-        ),
+        LoraType("Kohya DyLoRA", "networks.dylora", (*_KOHYA_CONV, *_BLOCK_ARGS, NetArg("unit", "unit", "int")), False),
+        LoraType("Kohya LoHa", "networks.loha", (*_KOHYA_CONV, _KOHYA_TUCKER, _RD, _MD), always=False),
         LoraType(
             "Kohya LoKr",
             "networks.lokr",
-            (
-                NetArg("conv_dim", "conv_dim", "int"),
-                NetArg("conv_alpha", "conv_alpha", "float"),
-                NetArg("use_tucker", "use_tucker", "bool"),
-                NetArg("factor", "factor", "int"),
-                _RD,
-                _MD,
-            ),
+            (*_KOHYA_CONV, _KOHYA_TUCKER, NetArg("factor", "factor", "int"), _RD, _MD),
             always=False,
         ),
         LoraType("LyCORIS/LoCon", "lycoris.kohya", (*_LOCON_ARGS, _TN), True, "locon"),
@@ -356,14 +332,11 @@ SDSCRIPTS_UNSET_EQUIVALENT: dict[str, Any] = {
 }
 
 
-# Kohya LoCon is networks.lora with conv_dim/conv_alpha in network_args (kohya_gui/lora_gui.py train_model).
-_KOHYA_LOCON_ARGS = (NetArg("conv_dim", "conv_dim", "int"), NetArg("conv_alpha", "conv_alpha", "float"))
-
-
 def network_args_of(lora_type: str) -> dict[str, NetArg]:
     """Every ``network_args`` entry the GUI can build for ``lora_type``, by its name in network_args."""
     t = LORA_TYPES[lora_type]
-    extra = _KOHYA_LOCON_ARGS if lora_type == "Kohya LoCon" else ()
+    # Kohya LoCon is networks.lora with conv_dim/conv_alpha in network_args (kohya_gui/lora_gui.py train_model).
+    extra = _KOHYA_CONV if lora_type == "Kohya LoCon" else ()
     return {a.name: a for a in (*t.args, *LORAPLUS_ARGS, *extra)}
 
 
