@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from kohya_recipe.recipe.models import Recipe
+from kohya_recipe.sdscripts.buckets import BucketFields
 from kohya_recipe.sdscripts.options import option_specs
 
 # The keys that decide what is trained (length, batch, learning rates, optimizer and args, network,
@@ -53,14 +54,7 @@ RELEVANT: dict[str, tuple[str, ...]] = {
         "dim_from_weights",
         "scale_weight_norms",
     ),
-    "resolution": (
-        "resolution",
-        "enable_bucket",
-        "min_bucket_reso",
-        "max_bucket_reso",
-        "bucket_reso_steps",
-        "bucket_no_upscale",
-    ),
+    "resolution": BucketFields.BUCKET_FIELDS,
     "precision": ("mixed_precision", "save_precision", "full_fp16", "full_bf16", "fp8_base", "no_half_vae"),
     "model": ("pretrained_model_name_or_path", "v2", "v_parameterization", "clip_skip", "vae", "_script"),
     "loss and noise": (

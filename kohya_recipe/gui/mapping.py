@@ -196,8 +196,7 @@ class LoraType:
     name: str
     module: str
     args: tuple[NetArg, ...]
-    always: bool  # LyCORIS types write every arg; kohya types only the truthy ones
-    algo: str | None = None
+    algo: str | None = None  # LyCORIS types (an algo) write every arg; kohya types only the truthy ones
 
 
 _BLOCK_KEYS = (
@@ -215,6 +214,10 @@ _BLOCK_ARGS = (
     NetArg("rank_dropout", "rank_dropout", "float"),
     NetArg("module_dropout", "module_dropout", "float"),
 )
+
+# The kohya types' conv and tucker fields (no LyCORIS default: the GUI writes them only when set).
+_KOHYA_CONV = (NetArg("conv_dim", "conv_dim", "int"), NetArg("conv_alpha", "conv_alpha", "float"))
+_KOHYA_TUCKER = NetArg("use_tucker", "use_tucker", "bool")
 
 LORAPLUS_ARGS = tuple(
     NetArg(k, k, "float") for k in ("loraplus_lr_ratio", "loraplus_unet_lr_ratio", "loraplus_text_encoder_lr_ratio")
@@ -243,47 +246,18 @@ _LOCON_ARGS = (_P, _CD, _CA, _TU, _RD, _BY, _DW, _MD, _TU, _US, _RS)
 LORA_TYPES: dict[str, LoraType] = {
     t.name: t
     for t in (
-        LoraType("Standard", "networks.lora", _BLOCK_ARGS, always=False),
-        LoraType("Kohya LoCon", "networks.lora", _BLOCK_ARGS, always=False),
-        LoraType("LoRA-FA", "networks.lora_fa", _BLOCK_ARGS, always=False),
-        LoraType(
-            "Kohya DyLoRA",
-            "networks.dylora",
-            (
-                NetArg("conv_dim", "conv_dim", "int"),
-                NetArg("conv_alpha", "conv_alpha", "float"),
-                *_BLOCK_ARGS,
-                NetArg("unit", "unit", "int"),
-            ),
-            always=False,
-        ),
-        LoraType(
-            "Kohya LoHa",
-            "networks.loha",
-            (
-                NetArg("conv_dim", "conv_dim", "int"),
-                NetArg("conv_alpha", "conv_alpha", "float"),
-                NetArg("use_tucker", "use_tucker", "bool"),
-                _RD,
-                _MD,
-            ),
-            always=False,
-        ),
+        LoraType("Standard", "networks.lora", _BLOCK_ARGS),
+        LoraType("Kohya LoCon", "networks.lora", _BLOCK_ARGS),
+        LoraType("LoRA-FA", "networks.lora_fa", _BLOCK_ARGS),
+        LoraType("Kohya DyLoRA", "networks.dylora", (*_KOHYA_CONV, *_BLOCK_ARGS, NetArg("unit", "unit", "int"))),
+        LoraType("Kohya LoHa", "networks.loha", (*_KOHYA_CONV, _KOHYA_TUCKER, _RD, _MD)),
         LoraType(
             "Kohya LoKr",
             "networks.lokr",
-            (
-                NetArg("conv_dim", "conv_dim", "int"),
-                NetArg("conv_alpha", "conv_alpha", "float"),
-                NetArg("use_tucker", "use_tucker", "bool"),
-                NetArg("factor", "factor", "int"),
-                _RD,
-                _MD,
-            ),
-            always=False,
+            (*_KOHYA_CONV, _KOHYA_TUCKER, NetArg("factor", "factor", "int"), _RD, _MD),
         ),
-        LoraType("LyCORIS/LoCon", "lycoris.kohya", (*_LOCON_ARGS, _TN), True, "locon"),
-        LoraType("LyCORIS/LoHa", "lycoris.kohya", (*_LOCON_ARGS, _TN), True, "loha"),
+        LoraType("LyCORIS/LoCon", "lycoris.kohya", (*_LOCON_ARGS, _TN), "locon"),
+        LoraType("LyCORIS/LoHa", "lycoris.kohya", (*_LOCON_ARGS, _TN), "loha"),
         LoraType(
             "LyCORIS/LoKr",
             "lycoris.kohya",
@@ -303,10 +277,9 @@ LORA_TYPES: dict[str, LoraType] = {
                 _RS,
                 _TN,
             ),
-            True,
             "lokr",
         ),
-        LoraType("LyCORIS/BOFT", "lycoris.kohya", (_P, _CD, _CA, _MD, _TU, _RD, _RS, _TN), True, "boft"),
+        LoraType("LyCORIS/BOFT", "lycoris.kohya", (_P, _CD, _CA, _MD, _TU, _RD, _RS, _TN), "boft"),
         LoraType(
             "LyCORIS/Diag-OFT",
             "lycoris.kohya",
@@ -322,22 +295,20 @@ LORA_TYPES: dict[str, LoraType] = {
                 _ly("rescaled", "rescaled", "bool", False),
                 _TN,
             ),
-            True,
             "diag-oft",
         ),
         LoraType(
             "LyCORIS/DyLoRA",
             "lycoris.kohya",
             (_P, _CD, _CA, _TU, _ly("block_size", "unit", "int", 4), _RD, _MD, _TN),
-            True,
             "dylora",
         ),
-        LoraType("LyCORIS/GLoRA", "lycoris.kohya", (_P, _CD, _CA, _TU, _RD, _MD, _RS, _TN), True, "glora"),
+        LoraType("LyCORIS/GLoRA", "lycoris.kohya", (_P, _CD, _CA, _TU, _RD, _MD, _RS, _TN), "glora"),
         # train_on_input has no LyCORIS default we can vouch for: it must be given explicitly.
         LoraType(
-            "LyCORIS/iA3", "lycoris.kohya", (_P, _CD, _CA, _ly("train_on_input", "train_on_input", "bool")), True, "ia3"
+            "LyCORIS/iA3", "lycoris.kohya", (_P, _CD, _CA, _ly("train_on_input", "train_on_input", "bool")), "ia3"
         ),
-        LoraType("LyCORIS/Native Fine-Tuning", "lycoris.kohya", (_P, _RD, _MD, _RS, _TN), True, "full"),
+        LoraType("LyCORIS/Native Fine-Tuning", "lycoris.kohya", (_P, _RD, _MD, _RS, _TN), "full"),
     )
 }
 # "LoCon" is the GUI's pre-LyCORIS name, migrated on load (update_my_data).
@@ -356,14 +327,11 @@ SDSCRIPTS_UNSET_EQUIVALENT: dict[str, Any] = {
 }
 
 
-# Kohya LoCon is networks.lora with conv_dim/conv_alpha in network_args (kohya_gui/lora_gui.py train_model).
-_KOHYA_LOCON_ARGS = (NetArg("conv_dim", "conv_dim", "int"), NetArg("conv_alpha", "conv_alpha", "float"))
-
-
 def network_args_of(lora_type: str) -> dict[str, NetArg]:
     """Every ``network_args`` entry the GUI can build for ``lora_type``, by its name in network_args."""
     t = LORA_TYPES[lora_type]
-    extra = _KOHYA_LOCON_ARGS if lora_type == "Kohya LoCon" else ()
+    # Kohya LoCon is networks.lora with conv_dim/conv_alpha in network_args (kohya_gui/lora_gui.py train_model).
+    extra = _KOHYA_CONV if lora_type == "Kohya LoCon" else ()
     return {a.name: a for a in (*t.args, *LORAPLUS_ARGS, *extra)}
 
 

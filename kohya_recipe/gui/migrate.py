@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kohya_recipe.errors import GuiConfigError
+from kohya_recipe.gui.form import gui_split
 from kohya_recipe.gui.mapping import FAMILY_FLAGS, LEGACY_LORA_TYPES, RANKLESS_LORA_TYPES, UNSUPPORTED_LORA_TYPES
 from kohya_recipe.kohya_ss.fields import (
     GuiField,
@@ -337,7 +338,7 @@ def _keep_caption_extension(d: dict[str, Any], loaded: LoadedConfig) -> None:
 def _repair_args(key: str, d: dict[str, Any], loaded: LoadedConfig) -> bool:
     """``--optimizer_args "a=1" "b=2"`` (pasted from a command line; GUI v21 trained it) -> ``a=1 b=2``."""
     text = d[key]
-    words = str(text).replace('"', "").split()
+    words = gui_split(text)
     if not words or words[0] != f"--{key}" or args_problem(" ".join(words[1:])):
         return False
     d[key] = " ".join(words[1:])

@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from kohya_recipe.gui.form import gui_split
+from kohya_recipe.gui.form import gui_split, whole
 from kohya_recipe.gui.mapping import LORA_TYPES
 from kohya_recipe.gui.network import network_args_from_form
 from kohya_recipe.sdscripts.folders import parse_repeats_folder
@@ -127,10 +127,7 @@ def from_browser(values: dict[str, Any]) -> dict[str, Any]:
     """The form as the GUI's Python code receives it: the values travel through the browser as JavaScript
     numbers, which do not tell 1.0 from 1, so a whole float arrives as an int. The real GUI output shows it:
     the resaved file's ``"max_grad_norm": 1.0`` becomes ``max_grad_norm = 1`` in the TOML."""
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        out[key] = int(value) if isinstance(value, float) and value.is_integer() else value
-    return out
+    return {key: whole(value) for key, value in values.items()}
 
 
 def count_dataset_steps(train_data_dir: str | Path, *, cwd: str | Path | None = None) -> int | None:
