@@ -357,6 +357,17 @@ def test_killed_queue_run_continues_where_it_stopped(tmp_path: Path, qfile: Path
 # writes sd-scripts' real file names, state folders and exit codes)
 
 
+def _start_real_queue_run(qfile: Path, **popen: Any) -> subprocess.Popen[Any]:
+    """``python -m kohya_recipe queue run --quiet`` on the fake sd-scripts, in a process of its own."""
+    from tests._train_util import FAKE_SD_SCRIPTS
+
+    argv = [PYTHON, "-m", "kohya_recipe", "queue", "run", "--queue-file", str(qfile)]
+    argv += ["--sd-scripts", str(FAKE_SD_SCRIPTS), "--quiet"]
+    env = subprocess_env()
+    env["PYTHONPATH"] = os.pathsep.join([os.environ["PYTHONPATH"], env["PYTHONPATH"]])
+    return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, **popen)
+
+
 def test_real_queue_run_killed_and_resumed_with_the_fake_trainer(
     tmp_path: Path, qfile: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -369,23 +380,9 @@ def test_real_queue_run_killed_and_resumed_with_the_fake_trainer(
     slow = make_train_project(tmp_path, "slow", training={"save_state": True, "max_train_epochs": 40})
     quick = make_train_project(tmp_path, "quick")
     add_to_queue([slow, quick], qfile)
-    argv = [
-        PYTHON,
-        "-m",
-        "kohya_recipe",
-        "queue",
-        "run",
-        "--queue-file",
-        str(qfile),
-        "--sd-scripts",
-        str(FAKE_SD_SCRIPTS),
-        "--quiet",
-    ]
-    env = subprocess_env()
-    env["PYTHONPATH"] = os.pathsep.join([os.environ["PYTHONPATH"], env["PYTHONPATH"]])
     stderr = tmp_path / "queue-run.err"
     with stderr.open("wb") as err_file:
-        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=err_file)
+        proc = _start_real_queue_run(qfile, stderr=err_file)
     state = slow / "model" / "testchar-1-A-000001-state"
     try:
         started = wait_for(lambda: (state / "train_state.json").is_file(), proc=proc)
@@ -426,21 +423,7 @@ def test_real_queue_run_ctrl_c_exits_130_and_resumes_next_time(
     fake_env(monkeypatch, step_seconds=0.1)  # 40 epochs: far more than the time to Ctrl-C after epoch 1
     slow = make_train_project(tmp_path, "slow", training={"save_state": True, "max_train_epochs": 40})
     add_to_queue([slow], qfile)
-    argv = [
-        PYTHON,
-        "-m",
-        "kohya_recipe",
-        "queue",
-        "run",
-        "--queue-file",
-        str(qfile),
-        "--sd-scripts",
-        str(FAKE_SD_SCRIPTS),
-        "--quiet",
-    ]
-    env = subprocess_env()
-    env["PYTHONPATH"] = os.pathsep.join([os.environ["PYTHONPATH"], env["PYTHONPATH"]])
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = _start_real_queue_run(qfile, stderr=subprocess.PIPE, text=True)
     try:
         state = slow / "model" / "testchar-1-A-000001-state" / "train_state.json"
         # stderr is a pipe read only at the end: --quiet writes one short line per epoch, far below its buffer

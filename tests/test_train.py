@@ -616,13 +616,19 @@ def _extend_to(root: Path, epochs: int) -> None:
     recipe.write_text(text)
 
 
+def _finished_two_epoch_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project (save_state) the fake trainer has trained to its final file, epoch 2."""
+    fake_env(monkeypatch)
+    root = make_project(tmp_path, training={"max_train_epochs": 2, "save_state": True})
+    assert _train(root).ok
+    return root
+
+
 def test_extending_a_finished_run_keeps_its_final_file_under_its_epoch_name(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fake_env(monkeypatch)
-    root = make_project(tmp_path, training={"max_train_epochs": 2, "save_state": True})
+    root = _finished_two_epoch_run(tmp_path, monkeypatch)
     model = root / "model"
-    assert _train(root).ok
     old_final = (model / "testchar-1-A.safetensors").read_bytes()
     assert safetensors_metadata(model / "testchar-1-A.safetensors")["ss_epoch"] == "2"
     assert not (model / "testchar-1-A-000002.safetensors").exists()  # sd-scripts never numbers the last epoch
@@ -654,10 +660,8 @@ def test_extending_a_finished_run_keeps_its_final_file_under_its_epoch_name(
 def test_a_different_file_under_the_epoch_name_is_never_overwritten(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fake_env(monkeypatch)
-    root = make_project(tmp_path, training={"max_train_epochs": 2, "save_state": True})
+    root = _finished_two_epoch_run(tmp_path, monkeypatch)
     model = root / "model"
-    assert _train(root).ok
     mine = model / "testchar-1-A-000002.safetensors"
     mine.write_bytes(b"the user's own file")
     final = (model / "testchar-1-A.safetensors").read_bytes()

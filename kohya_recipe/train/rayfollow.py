@@ -17,6 +17,7 @@ from typing import IO, Any
 
 from kohya_recipe.layout import LOG_DIR
 from kohya_recipe.text import format_table
+from kohya_recipe.train.eta import format_seconds
 from kohya_recipe.train.progress import ProgressParser, ProgressState
 from kohya_recipe.train.queuefile import QueueEntry
 
@@ -63,12 +64,6 @@ class RunProgress:
         return self.parser.state
 
 
-def _clock(seconds: float) -> str:
-    whole = int(seconds)
-    hours = f"{whole // 3600}:" if whole >= 3600 else ""
-    return f"{hours}{whole // 60 % 60:02d}:{whole % 60:02d}"
-
-
 def progress_cells(state: ProgressState | None, *, running: bool = True) -> list[str]:
     """EPOCH, STEP, LOSS and ETA (while ``running``) of a run; empty before its log says anything."""
     if state is None:
@@ -81,7 +76,7 @@ def progress_cells(state: ProgressState | None, *, running: bool = True) -> list
         step = f"{current}/{state.total_steps}"
         per_step = state.seconds_per_step
         if done and per_step is not None:
-            eta = _clock((state.total_steps - current) * per_step)
+            eta = format_seconds((state.total_steps - current) * per_step)
         elif state.remaining and state.remaining != "?":
             eta = state.remaining
     loss = f"{state.avr_loss:.3f}" if state.avr_loss is not None else ""

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from kohya_recipe.errors import ExitCode, KohyaRecipeError
-from kohya_recipe.files import atomic_write_bytes, read_json
+from kohya_recipe.files import read_json
 
 #: Set by Ray in every job's environment: the job config (its metadata holds ``job_submission_id``).
 RAY_JOB_CONFIG_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
@@ -70,7 +70,7 @@ def train_ray_job(
     quiet: bool = True,
 ) -> Any:
     """Check the project is here, train it with Ray's GPUs, add the ``ray`` section to the run record."""
-    from kohya_recipe.train.run import train_project
+    from kohya_recipe.train.run import train_project, write_record
 
     root = check_project_on_node(project)
     if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
@@ -83,6 +83,5 @@ def train_ray_job(
     if record.path is not None:
         data = read_json(record.path)
         data["ray"] = context
-        text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-        atomic_write_bytes(record.path, text.encode())
+        write_record(record.path, data)
     return record

@@ -216,7 +216,8 @@ def _iso(ts: float) -> str:
     return _dt.datetime.fromtimestamp(ts).astimezone().isoformat(timespec="seconds")
 
 
-def _write_record(path: Path, data: dict[str, Any]) -> None:
+def write_record(path: Path, data: dict[str, Any]) -> None:
+    """Write a run record (``PROJECT/runs/<stamp>.json``) atomically; an OS error is one :class:`TrainerSetupError`."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode())
@@ -555,7 +556,7 @@ def _run(
         "signals_sent": result.signals_sent,
         "log_truncated": result.log_truncated,
     }
-    _write_record(record_file, data)
+    write_record(record_file, data)
     data["record"] = _rel(record_file, root)
     return RunRecord(root, outcome.outcome, message, cmd, result.exit_code, record_file, log_file, data)
 

@@ -205,28 +205,18 @@ def test_detach_then_list_and_the_local_runner_leaves_ray_jobs_alone(ray_address
         "PYTHONPATH": os.pathsep.join([subprocess_env()["PYTHONPATH"], str(FAKE_SD_SCRIPTS / "site")]),
     }
     local = run(
-        [
-            sys.executable,
-            "-m",
-            "kohya_recipe",
-            "queue",
-            "run",
-            "--queue-file",
-            str(queue),
-            "--sd-scripts",
-            str(FAKE_SD_SCRIPTS),
-            "--python",
-            sys.executable,
-        ],
+        kohya_recipe_args(
+            "queue", "run", "--queue-file", queue, "--sd-scripts", FAKE_SD_SCRIPTS, "--python", sys.executable
+        ),
         env=local_env,
     )
     assert (local.returncode, local.stderr.strip().splitlines()[-1]) == (0, "Nothing to run.")
 
-    listing = run([sys.executable, "-m", "kohya_recipe", "queue", "list", "--queue-file", str(queue)])
+    listing = run(kohya_recipe_args("queue", "list", "--queue-file", queue))
     assert "(Ray)" in listing.stdout and "Ray job kohya-recipe-1-" in listing.stdout
 
     def both_done() -> bool:
-        out = run([sys.executable, "-m", "kohya_recipe", "queue", "list", "--queue-file", str(queue), "--json"])
+        out = run(kohya_recipe_args("queue", "list", "--queue-file", queue, "--json"))
         return [e["status"] for e in json.loads(out.stdout)["entries"]] == ["done", "done"]
 
     assert wait_for(both_done, timeout=TIMEOUT)
@@ -257,19 +247,7 @@ def test_a_cluster_that_is_not_there_is_one_line_and_exit_1(
     base = {k: v for k, v in subprocess_env().items() if k not in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS")}
     full = {**base, **{k: v.format(port=port) for k, v in env.items()}}
     queue = tmp_path / "queue.toml"
-    proc = run(
-        [
-            sys.executable,
-            "-m",
-            "kohya_recipe",
-            "queue",
-            "run",
-            "--queue-file",
-            str(queue),
-            *(a.format(port=port) for a in args),
-        ],
-        env=full,
-    )
+    proc = run(kohya_recipe_args("queue", "run", "--queue-file", queue, *(a.format(port=port) for a in args)), env=full)
     assert proc.returncode == 1
     assert proc.stderr.startswith(message.format(port=port)) and proc.stderr.count("\n") == 1
     assert not queue.exists()
