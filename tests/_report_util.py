@@ -49,6 +49,13 @@ def materialise_run(name: str, dest: Path) -> Path:
     return out
 
 
+def materialise_runs(dest: Path, names: tuple[str, ...] = RUNS) -> Path:
+    """:func:`materialise_run` for each of ``names`` into ``dest``; returns ``dest``."""
+    for name in names:
+        materialise_run(name, dest)
+    return dest
+
+
 def write_safetensors(
     path: Path, metadata: dict[str, str] | None, tensors: int = 3, *, nan_in: tuple[int, ...] = ()
 ) -> Path:

@@ -7,17 +7,14 @@ import os
 from pathlib import Path
 
 import pytest
-from _report_util import materialise_run, write_safetensors
+from _report_util import materialise_runs, write_safetensors
 
 from kohya_recipe.report.checkpoints import scan_checkpoints
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("runs")
-    for name in ("article-mini", "interrupted", "validation", "resume"):
-        materialise_run(name, root)
-    return root
+    return materialise_runs(tmp_path_factory.mktemp("runs"))
 
 
 def names(cset) -> dict[int, str]:  # type: ignore[no-untyped-def]

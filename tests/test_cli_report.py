@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from _report_util import materialise_run, synthetic_rows, write_run
+from _report_util import materialise_runs, synthetic_rows, write_run
 from click.testing import CliRunner
 
 from kohya_recipe.cli import cli, main
@@ -19,10 +19,7 @@ from kohya_recipe.report.events import write_scalars
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("runs")
-    for name in ("article-mini", "interrupted", "validation"):
-        materialise_run(name, root)
-    return root
+    return materialise_runs(tmp_path_factory.mktemp("runs"), ("article-mini", "interrupted", "validation"))
 
 
 def run_main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

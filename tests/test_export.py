@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from _report_util import materialise_run, synthetic_rows, write_run
+from _report_util import materialise_runs, synthetic_rows, write_run
 
 import kohya_recipe as kr
 from kohya_recipe.report.build import build_report
@@ -24,10 +24,7 @@ pd = pytest.importorskip("pandas", reason="pandas is the extra read_scalars need
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("runs")
-    for name in ("article-mini", "resume", "validation"):
-        materialise_run(name, root)
-    return root
+    return materialise_runs(tmp_path_factory.mktemp("runs"), ("article-mini", "resume", "validation"))
 
 
 def test_read_scalars_is_exported_and_matches_the_reader(runs: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _report_util import materialise_run, synthetic_rows, write_run
+from _report_util import materialise_runs, synthetic_rows, write_run
 
 from kohya_recipe.report.build import build_report
 from kohya_recipe.report.outputs import write_plots
@@ -27,10 +27,7 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("runs")
-    for name in ("article-mini", "validation", "resume", "interrupted"):
-        materialise_run(name, root)
-    return root
+    return materialise_runs(tmp_path_factory.mktemp("runs"), ("article-mini", "validation", "resume", "interrupted"))
 
 
 def test_ema_matches_tensorboard_smoothing() -> None:

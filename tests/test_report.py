@@ -12,7 +12,14 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
-from _report_util import materialise_run, record_offsets, report_data, synthetic_rows, write_run, write_safetensors
+from _report_util import (
+    materialise_runs,
+    record_offsets,
+    report_data,
+    synthetic_rows,
+    write_run,
+    write_safetensors,
+)
 
 from kohya_recipe.errors import EventsError
 from kohya_recipe.layout import FACTS
@@ -40,10 +47,7 @@ ARTICLE_PROMPT = "1girl, testchar, braided hair, photo, realistic, 8K, HDR"  # t
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("runs")
-    for name in ("article-mini", "interrupted", "validation", "resume"):
-        materialise_run(name, root)
-    return root
+    return materialise_runs(tmp_path_factory.mktemp("runs"))
 
 
 def picks(rep: RunReport) -> list[tuple[int, list[str], str | None]]:

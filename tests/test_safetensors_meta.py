@@ -9,7 +9,7 @@ import struct
 from pathlib import Path
 
 import pytest
-from _report_util import materialise_run, write_safetensors
+from _report_util import materialise_runs, write_safetensors
 
 from kohya_recipe.report.safetensors_meta import (
     SafetensorsError,
@@ -22,10 +22,7 @@ from kohya_recipe.report.safetensors_meta import (
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("runs")
-    materialise_run("article-mini", root)
-    materialise_run("validation", root)
-    return root
+    return materialise_runs(tmp_path_factory.mktemp("runs"), ("article-mini", "validation"))
 
 
 def test_real_final_file(runs: Path) -> None:

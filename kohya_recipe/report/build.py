@@ -22,8 +22,9 @@ def build_report(
     The other arguments go to :func:`kohya_recipe.report.run.report_run`.
     """
     p = Path(path)
-    if p.exists() and find_sweep_runs(p) is not None and not _has_direct_log(p):
-        return report_sweep(p, progress=progress, **kwargs)
+    members = find_sweep_runs(p) if p.exists() else None
+    if members is not None and not _has_direct_log(p):
+        return report_sweep(p, progress=progress, members=members, **kwargs)
     return report_run(p, **kwargs)
 
 

@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 from kohya_recipe import __version__
 from kohya_recipe.report.model import RunReport, SweepReport
-from kohya_recipe.report.plots import run_plots, sweep_plot
+from kohya_recipe.report.plots import ReportPlots, report_plots
 from kohya_recipe.report.samplenames import SampleImage
 from kohya_recipe.templating import render_template
 
@@ -65,16 +65,22 @@ class SweepGrid:
 
 
 def render_html(
-    rep: RunReport | SweepReport, *, plots: bool = True, samples: str = "thumbs", html_path: Path | None = None
+    rep: RunReport | SweepReport,
+    *,
+    plots: bool = True,
+    samples: str = "thumbs",
+    html_path: Path | None = None,
+    drawn: ReportPlots | None = None,
 ) -> str:
     """The HTML report of a run or a sweep; ``plots=False`` leaves the plots out (and matplotlib unloaded).
 
     ``samples``: "thumbs" (default), "full" or "off". ``html_path``: where the page will be written, so that a
-    thumbnail's link to its file is relative to it (else the link is an absolute file: URI).
+    thumbnail's link to its file is relative to it (else the link is an absolute file: URI). ``drawn``: the plots,
+    if already drawn (:func:`kohya_recipe.report.plots.report_plots`).
     """
     runs = rep.runs if isinstance(rep, SweepReport) else [rep]
     names = rep.names if isinstance(rep, SweepReport) else [rep.name]
-    images = _images(rep, runs) if plots else {}
+    images = _images(rep, drawn if drawn is not None else report_plots(rep)) if plots else {}
     embed = _Embedder(samples, html_path)
     grids = [_run_grid(run, embed) for run in runs]
     sweep_grids = _sweep_grids(runs, embed) if isinstance(rep, SweepReport) else []
@@ -92,11 +98,11 @@ def render_html(
     )
 
 
-def _images(rep: RunReport | SweepReport, runs: list[RunReport]) -> dict[str, dict[str, str]]:
+def _images(rep: RunReport | SweepReport, drawn: ReportPlots) -> dict[str, dict[str, str]]:
     """Base64 PNGs by run position (runs of a sweep may share an output name) and ``__sweep__``."""
-    images = {str(i): _b64(run_plots(run)) for i, run in enumerate(runs)}
+    images = {str(i): _b64(pngs) for i, pngs in enumerate(drawn.runs)}
     if isinstance(rep, SweepReport):
-        images["__sweep__"] = _b64(sweep_plot(rep))
+        images["__sweep__"] = _b64(drawn.sweep)
     return images
 
 

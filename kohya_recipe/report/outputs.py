@@ -54,14 +54,16 @@ def write_outputs(
     is done. Nothing is written when a target exists and ``force`` is not given, or a copy cannot be made."""
     files: dict[Path, bytes] = {}
     plots: dict[Path, bytes] = {}
-    if plots_dir is not None:
-        from kohya_recipe.report.plots import plot_files  # matplotlib loads only for --plots/--html
+    if plots_dir is not None or html_file is not None:
+        from kohya_recipe.report.plots import plot_files, report_plots  # matplotlib loads only for --plots/--html
 
-        plots = plot_files(rep, plots_dir)
-    if html_file is not None:
-        from kohya_recipe.report.html import render_html  # jinja2 and Pillow load only for --html
+        drawn = report_plots(rep)  # once, for both the PNG files and the HTML report
+        if plots_dir is not None:
+            plots = plot_files(rep, plots_dir, drawn)
+        if html_file is not None:
+            from kohya_recipe.report.html import render_html  # jinja2 and Pillow load only for --html
 
-        files[html_file] = render_html(rep, samples=samples, html_path=html_file).encode("utf-8")
+            files[html_file] = render_html(rep, samples=samples, html_path=html_file, drawn=drawn).encode("utf-8")
     if csv_file is not None:
         from kohya_recipe.report.export import csv_text
 

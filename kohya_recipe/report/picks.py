@@ -16,7 +16,7 @@ from kohya_recipe.report.checkpoints import Checkpoint, CheckpointSet
 from kohya_recipe.report.events import TAG_CURRENT, LogDir
 from kohya_recipe.report.model import Divergence, Pick, RunSource
 from kohya_recipe.report.ranking import EpochRow, Ranking
-from kohya_recipe.report.tensors import TensorScan, scan_tensors
+from kohya_recipe.report.tensors import scan_tensors
 
 
 def _raw_loss(row: EpochRow, metric: str) -> float | None:
@@ -60,7 +60,6 @@ def choose_picks(
     final = _final(ranking, files, cset, finished)
     if final is not None:
         chosen.setdefault(final[0], []).append(final[1])
-    scans: dict[int, TensorScan] = {}
     picks = []
     for epoch in sorted(chosen, key=lambda e: (0 if "best" in chosen[e] else 1, e)):
         row = ranking.row(epoch)
@@ -74,7 +73,7 @@ def choose_picks(
             a1111=None,
             tied_with=_tied_with(ranking, row),
         )
-        pick.problem = _problem(pick, ranking, cset, scans)
+        pick.problem = _problem(pick, ranking, cset)
         if pick.problem is None and pick.lora_name:
             pick.a1111 = a1111_snippet(pick.lora_name, source.sample, weight)
         picks.append(pick)
@@ -115,7 +114,7 @@ def _final(
     return None
 
 
-def _problem(pick: Pick, ranking: Ranking, cset: CheckpointSet | None, scans: dict[int, TensorScan]) -> str | None:
+def _problem(pick: Pick, ranking: Ranking, cset: CheckpointSet | None) -> str | None:
     """Why ``pick`` cannot be recommended, or None."""
     row = pick.row
     loss = _raw_loss(row, ranking.metric) if row is not None else None
@@ -132,9 +131,6 @@ def _problem(pick: Pick, ranking: Ranking, cset: CheckpointSet | None, scans: di
         return f"{pick.file.path.name} is gone (deleted or moved since the folder was read)"
     if pick.file.path.suffix != ".safetensors":
         return None  # .ckpt/.pt: a pickle, not scanned (no torch here)
-    scan = scans.get(pick.epoch)
-    if scan is None:
-        scan = scans[pick.epoch] = scan_tensors(pick.file.path, pick.file.header)
-    pick.weights = scan
-    problem = scan.problem
+    pick.weights = scan_tensors(pick.file.path, pick.file.header)
+    problem = pick.weights.problem
     return f"{pick.file.path.name}: {problem}" if problem else None

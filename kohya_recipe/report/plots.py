@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -279,13 +280,31 @@ def sweep_plot(rep: SweepReport) -> dict[str, bytes]:
     return {"sweep_epochs": _png(fig)}
 
 
-def plot_files(rep: RunReport | SweepReport, out_dir: str | Path) -> dict[Path, bytes]:
+@dataclass
+class ReportPlots:
+    """Every plot of a report, drawn once: each run's (in the report's order) and, for a sweep, the comparison."""
+
+    runs: list[dict[str, bytes]]
+    sweep: dict[str, bytes]
+
+
+def report_plots(rep: RunReport | SweepReport) -> ReportPlots:
+    """Draw every plot of ``rep`` (the PNG files and the HTML report both use them)."""
+    if isinstance(rep, SweepReport):
+        return ReportPlots(runs=[run_plots(run) for run in rep.runs], sweep=sweep_plot(rep))
+    return ReportPlots(runs=[run_plots(rep)], sweep={})
+
+
+def plot_files(
+    rep: RunReport | SweepReport, out_dir: str | Path, drawn: ReportPlots | None = None
+) -> dict[Path, bytes]:
     """Every PNG the report has, by the path it goes to in ``out_dir`` (a sweep: ``sweep_epochs.png`` plus one
-    sub-folder per run). Nothing is written."""
+    sub-folder per run); ``drawn``: the plots, if already drawn. Nothing is written."""
+    drawn = drawn if drawn is not None else report_plots(rep)
     out = Path(out_dir)
     if not isinstance(rep, SweepReport):
-        return {out / f"{name}.png": data for name, data in run_plots(rep).items()}
-    files = {out / f"{name}.png": data for name, data in sweep_plot(rep).items()}
-    for run_name, run in zip(rep.names, rep.runs, strict=True):
-        files.update({out / run_name / f"{name}.png": data for name, data in run_plots(run).items()})
+        return {out / f"{name}.png": data for name, data in drawn.runs[0].items()}
+    files = {out / f"{name}.png": data for name, data in drawn.sweep.items()}
+    for run_name, pngs in zip(rep.names, drawn.runs, strict=True):
+        files.update({out / run_name / f"{name}.png": data for name, data in pngs.items()})
     return files

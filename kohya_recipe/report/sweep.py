@@ -53,15 +53,23 @@ def _sweep_settings(members: list[SweepMember], runs: list[RunReport], names: li
     return {name: {k: run.settings.get(k) for k in differ} for name, run in zip(names, runs, strict=True)}
 
 
-def report_sweep(path: str | Path, *, progress: Callable[[int, int], None] | None = None, **kwargs: Any) -> SweepReport:
+def report_sweep(
+    path: str | Path,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    members: list[SweepMember] | None = None,
+    **kwargs: Any,
+) -> SweepReport:
     """Report every run of a sweep folder; a run that cannot be read is listed with its error, not fatal.
 
-    ``progress(done, total)`` is called after each run; the other arguments go to :func:`report_run`.
+    ``progress(done, total)`` is called after each run; ``members``: the runs, when the caller has already found
+    them (:func:`find_sweep_runs`); the other arguments go to :func:`report_run`.
     """
     path = Path(path)
     if path.is_file():
         path = path.parent
-    members = find_sweep_runs(path)
+    if members is None:
+        members = find_sweep_runs(path)
     if not members:
         raise ReportError("not a sweep folder (no sweep.toml and no run folders in it)", source=str(path))
     runs: list[RunReport] = []
