@@ -205,7 +205,9 @@ def test_missing_interpreter_is_a_setup_error(tmp_path: Path, monkeypatch: pytes
 
 
 def test_live_bar_on_a_tty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    fake_env(monkeypatch)
+    # 18 steps of 0.05 s: the run spans several of the bar's 0.1 s redraws, so a frame with the bar is always drawn
+    # (with instant steps the whole run could fit between two redraws: the test failed 1 run in 4)
+    fake_env(monkeypatch, step_seconds=0.05)
     monkeypatch.setenv("COLUMNS", "200")  # rich sizes the live display from it (the 80-column case: test_display)
     project, cmd = _command(tmp_path)
     tty = _Tty()
