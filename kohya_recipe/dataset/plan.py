@@ -548,7 +548,7 @@ def settings_from_recipe(recipe: Recipe) -> PlanSettings:
         grad_accum=t.gradient_accumulation_steps,
         num_processes=recipe.accelerate.num_processes,
         # The recipe writes max_train_epochs (the trainer's 1600-step default is a trap) unless it sets steps.
-        max_train_epochs=t.max_train_epochs if t.max_train_steps is None else None,
+        max_train_epochs=t.epoch_limit,
         max_train_steps=t.max_train_steps,
         validation_split=recipe.dataset.validation_split,
         validation_seed=recipe.dataset.validation_seed,

@@ -258,7 +258,7 @@ def _length(recipe: Recipe, form: dict[str, Any]) -> None:
     then feeds nothing the GUI passes on."""
     tr = recipe.training
     form["epoch"] = tr.max_train_epochs
-    form["max_train_epochs"] = tr.max_train_epochs if tr.max_train_steps is None else 0
+    form["max_train_epochs"] = tr.epoch_limit or 0
     form["max_train_steps"] = tr.max_train_steps or 0
     form["stop_text_encoder_training"] = 0
 

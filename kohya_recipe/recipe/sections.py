@@ -339,6 +339,12 @@ class Training(Strict):
     )
     log_prefix: str | None = doc("Prefix of the timestamped log folder.", default=None)
 
+    @property
+    def epoch_limit(self) -> int | None:
+        """The max_train_epochs sd-scripts is given: none when max_train_steps sets the length (sd-scripts lets
+        max_train_epochs override max_train_steps, so it is then not written)."""
+        return self.max_train_epochs if self.max_train_steps is None else None
+
     @model_validator(mode="after")
     def _buckets(self) -> Training:
         w, h = self.resolution

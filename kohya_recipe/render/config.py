@@ -76,7 +76,7 @@ def config_values(recipe: Recipe) -> dict[str, Any]:
     flat["sample_prompts"] = PROMPTS_FILE if recipe.samples.prompts else None
     # Always explicit: without max_train_epochs sd-scripts stops at its 1600-step default (--max_train_steps in
     # library/train_util.py add_training_arguments). A fixed step count replaces it (max_train_epochs would win).
-    flat["max_train_epochs"] = tr.max_train_epochs if tr.max_train_steps is None else None
+    flat["max_train_epochs"] = tr.epoch_limit
     flat["mixed_precision"] = tr.mixed_precision
     flat["caption_extension"] = recipe.dataset.caption_extension
     flat["keep_tokens"] = recipe.augmentation.keep_tokens or None

@@ -33,6 +33,7 @@ from kohya_recipe.recipe.loading import recipe_from_dict, recipe_to_toml
 from kohya_recipe.recipe.models import Recipe
 from kohya_recipe.render.prompts import prompt_line
 from kohya_recipe.render.safewrite import Item, read_manifest, refuse_conflicts, sort_items, write_items
+from kohya_recipe.sdscripts.folders import has_trainer_images
 
 
 @dataclass(frozen=True)
@@ -235,15 +236,6 @@ def _gui_item(recipe: Recipe, root: Path, notes: list[str]) -> Item:
     return Item(f"{recipe.output.output_name}.json", "generated", text.encode())
 
 
-def _has_trainer_images(folder: Path) -> bool:
-    from kohya_recipe.sdscripts.folders import is_trainer_image
-
-    try:
-        return any(p.is_file() and is_trainer_image(p) for p in folder.iterdir())
-    except OSError:
-        return False
-
-
 def _same_recipe_file(item: Item, path: Path, recipe: Recipe) -> bool:
     """Whether ``path`` is the resolved recipe and, edited by the user, still means ``recipe``."""
     if item.rel != RESOLVED_RECIPE:
@@ -267,7 +259,7 @@ def _project_items(recipe: Recipe, root: Path, sync_images: bool, result: Render
             src = Path(sub.source)
             if not (root / sub.folder).exists() or src.resolve() != (root / sub.folder).resolve():
                 items += _source_items(recipe, src, sub.folder, result.warnings)
-        elif not _has_trainer_images(root / sub.folder):
+        elif not has_trainer_images(root / sub.folder):
             # sd-scripts logs "No data found" and exits 0 on an empty dataset (train_network.py NetworkTrainer.train
             # checks len(train_dataset_group) == 0): say it now.
             result.warnings.append(
@@ -332,7 +324,7 @@ def project_facts(recipe: Recipe) -> ProjectFacts:
         family=recipe.model.family,
         script=recipe.script_name,
         caption_extension=recipe.dataset.caption_extension,
-        max_train_epochs=tr.max_train_epochs if tr.max_train_steps is None else None,
+        max_train_epochs=tr.epoch_limit,
         save_every_n_epochs=tr.save_every_n_epochs,
         subsets=tuple(s.facts() for s in recipe.train_subsets()),
         sample_prompts=tuple(prompt_line(p) for p in recipe.samples.prompts),
@@ -352,7 +344,7 @@ def kohya_subsets(folder: Path) -> list[dict[str, Any]] | None:
     """
     from kohya_recipe.sdscripts.folders import parse_repeats_folder
 
-    if _has_trainer_images(folder):
+    if has_trainer_images(folder):
         own = parse_repeats_folder(folder.name)
         return [_subset(folder, own.repeats, own.class_tokens)] if own.trained else None
     try:
@@ -362,7 +354,7 @@ def kohya_subsets(folder: Path) -> list[dict[str, Any]] | None:
     found = []
     for sub in subdirs:
         parsed = parse_repeats_folder(sub.name)
-        if parsed.trained and _has_trainer_images(sub):
+        if parsed.trained and has_trainer_images(sub):
             found.append(_subset(sub, parsed.repeats, parsed.class_tokens))
     return found or None
 

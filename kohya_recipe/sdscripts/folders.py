@@ -50,3 +50,11 @@ def repeats_folder_name(repeats: int, class_tokens: str) -> str:
 def is_trainer_image(path: Path) -> bool:
     """True when sd-scripts would pick ``path`` up as an image (exact-case extension match)."""
     return path.suffix in TRAINER_IMAGE_EXTENSIONS
+
+
+def has_trainer_images(folder: Path) -> bool:
+    """True when ``folder`` holds a file sd-scripts would train on (False when it cannot be listed)."""
+    try:
+        return any(p.is_file() and is_trainer_image(p) for p in folder.iterdir())
+    except OSError:
+        return False

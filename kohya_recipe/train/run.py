@@ -28,6 +28,7 @@ from kohya_recipe.layout import (
     RESOLVED_RECIPE,
     STATE_DIR,
 )
+from kohya_recipe.sdscripts.folders import has_trainer_images
 from kohya_recipe.train.display import Display, choose_display
 from kohya_recipe.train.doctor import cached_unknown_keys
 from kohya_recipe.train.eta import SampleSchedule
@@ -262,15 +263,6 @@ def refuse_special_files(project: Project) -> None:
             continue  # missing (rendered next) or unreadable (the step that reads it says so)
 
 
-def _has_images(folder: Path) -> bool:
-    from kohya_recipe.sdscripts.folders import is_trainer_image
-
-    try:
-        return any(p.is_file() and is_trainer_image(p) for p in folder.iterdir())
-    except OSError:
-        return False
-
-
 def ensure_rendered(project: Project, *, dry_run: bool = False, notes: list[str] | None = None) -> list[str]:
     """Bring the rendered files up to date with the recipe; return what was (or, with ``dry_run``, would be)
     written.
@@ -284,7 +276,7 @@ def ensure_rendered(project: Project, *, dry_run: bool = False, notes: list[str]
 
     # Link the images again only when the subset folder is new or empty (e.g. dataset.repeats changed the
     # "<repeats>_<trigger> <class>" name); otherwise caption edits made inside the project stay untouched.
-    sync = bool(project.recipe.dataset.images) and not _has_images(project.subset_dir)
+    sync = bool(project.recipe.dataset.images) and not has_trainer_images(project.subset_dir)
     try:
         planned = render_project(project.recipe, project.root, dry_run=True, sync_images=sync)
     except RenderError as exc:
@@ -413,7 +405,7 @@ def _prepare_and_run(
         )
     state: ResumeState | None = None
     training = project.recipe.training
-    epochs = training.max_train_epochs if training.max_train_steps is None else None
+    epochs = training.epoch_limit
     if resume:
         state = find_resume_state(project)
         if state is None:
