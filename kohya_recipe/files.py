@@ -14,6 +14,7 @@ import re
 import stat
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +121,22 @@ def read_text(path: Path, *, error: ErrorClass = KohyaRecipeError, max_bytes: in
 MAX_NESTING = 64
 
 
-def too_deep(value: Any) -> bool:
+class TooDeep(Exception):
+    """Parsed data nests more than :data:`MAX_NESTING` levels, or too deep for the parser itself."""
+
+
+def parse_bounded(parse: Callable[[str], Any], text: str) -> Any:
+    """``parse(text)``; :class:`TooDeep` when the result nests more than :data:`MAX_NESTING` levels."""
+    try:
+        data = parse(text)
+    except RecursionError:
+        raise TooDeep from None
+    if _too_deep(data):
+        raise TooDeep
+    return data
+
+
+def _too_deep(value: Any) -> bool:
     """Whether ``value`` nests dicts/lists deeper than :data:`MAX_NESTING` (walked without recursion)."""
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
@@ -140,13 +156,11 @@ def too_deep(value: Any) -> bool:
 def loads_toml(text: str, *, source: str | None = None, error: ErrorClass = KohyaRecipeError) -> dict[str, Any]:
     """Parse TOML text; a syntax error or absurd nesting is one ``error`` naming ``source``."""
     try:
-        data = tomllib.loads(text.removeprefix(_BOM))
+        data: dict[str, Any] = parse_bounded(tomllib.loads, text.removeprefix(_BOM))
     except tomllib.TOMLDecodeError as exc:
         raise error(f"invalid TOML: {exc}", source=source) from None
-    except RecursionError:
-        data = None
-    if data is None or too_deep(data):
-        raise error(f"invalid TOML: nested more than {MAX_NESTING} levels deep", source=source)
+    except TooDeep:
+        raise error(f"invalid TOML: nested more than {MAX_NESTING} levels deep", source=source) from None
     return data
 
 
@@ -158,14 +172,11 @@ def read_toml(path: Path, *, error: ErrorClass = KohyaRecipeError) -> dict[str, 
 def loads_json(text: str, *, source: str | None = None, error: ErrorClass = KohyaRecipeError) -> Any:
     """Parse JSON text; a syntax error or absurd nesting is one ``error`` naming ``source``."""
     try:
-        data = json.loads(text)
+        return parse_bounded(json.loads, text)
     except json.JSONDecodeError as exc:
         raise error(f"invalid JSON: {exc}", source=source) from None
-    except RecursionError:
+    except TooDeep:
         raise error(f"invalid JSON: nested more than {MAX_NESTING} levels deep", source=source) from None
-    if too_deep(data):
-        raise error(f"invalid JSON: nested more than {MAX_NESTING} levels deep", source=source)
-    return data
 
 
 def read_json(path: Path, *, error: ErrorClass = KohyaRecipeError) -> Any:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from kohya_recipe.errors import KohyaRecipeError
-from kohya_recipe.files import MAX_NESTING, open_regular_file, too_deep
+from kohya_recipe.files import MAX_NESTING, TooDeep, open_regular_file, parse_bounded
 
 # The safetensors library refuses headers over 100 MB (safetensors/src/tensor.rs MAX_HEADER_SIZE).
 MAX_HEADER_SIZE = 100_000_000
@@ -78,10 +78,9 @@ class SafetensorsHeader:
         if raw is None:
             return None
         try:
-            value = json.loads(raw)
-        except (ValueError, RecursionError):
+            return parse_bounded(json.loads, raw)
+        except (ValueError, TooDeep):
             return None
-        return None if too_deep(value) else value
 
 
 def read_header(path: str | Path) -> SafetensorsHeader:
@@ -112,16 +111,13 @@ def read_header(path: str | Path) -> SafetensorsHeader:
     except OSError as exc:
         raise SafetensorsError(f"cannot read: {exc.strerror or exc}", source=src) from None
     try:
-        header = json.loads(raw.decode("utf-8"))
+        header = parse_bounded(json.loads, raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise SafetensorsError("not a safetensors file: the header is not UTF-8 JSON", source=src) from None
-    except RecursionError:
-        header = None
-        deep = True
-    else:
-        deep = too_deep(header)
-    if deep:
-        raise SafetensorsError(f"not a safetensors file: the header nests more than {MAX_NESTING} levels", source=src)
+    except TooDeep:
+        raise SafetensorsError(
+            f"not a safetensors file: the header nests more than {MAX_NESTING} levels", source=src
+        ) from None
     if not isinstance(header, dict):
         raise SafetensorsError("not a safetensors file: the header is not a JSON object", source=src)
     meta_raw = header.pop("__metadata__", None) or {}
